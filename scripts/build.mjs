@@ -1,0 +1,59 @@
+// Bundles the extension, the CLI, each webview app and the tests with esbuild.
+// onnxruntime-node stays external (its .node binary cannot be bundled) and ships in node_modules;
+// vscode is provided by the editor.
+import * as esbuild from 'esbuild';
+import { readdirSync, statSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+const production = process.argv.includes('--production');
+const withTests = !production;
+
+function listTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...listTests(p));
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+const node = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: !production,
+  minify: production,
+  external: ['vscode', 'onnxruntime-node'],
+  logLevel: 'warning',
+};
+
+rmSync('dist', { recursive: true, force: true });
+const jobs = [
+  esbuild.build({ ...node, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
+  esbuild.build({
+    ...node,
+    entryPoints: ['src/cli/main.ts'],
+    outfile: 'dist/cli.js',
+    banner: { js: '#!/usr/bin/env node' },
+  }),
+  esbuild.build({
+    bundle: true,
+    platform: 'browser',
+    target: 'es2022',
+    format: 'iife',
+    sourcemap: false,
+    minify: production,
+    entryPoints: { dashboard: 'webview/dashboard/main.ts' },
+    outdir: 'dist/webview',
+    logLevel: 'warning',
+  }),
+];
+if (withTests) {
+  rmSync('out', { recursive: true, force: true });
+  jobs.push(
+    esbuild.build({ ...node, entryPoints: listTests('test'), outbase: 'test', outdir: 'out/test' }),
+  );
+}
+await Promise.all(jobs);

@@ -1,0 +1,266 @@
+import { readFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../core/config/load';
+import { readManifest } from '../core/data/shards';
+import { listExperts } from '../core/adapters/store';
+import { resolveBaseModelDir } from '../core/models/base';
+import { productLayout, workspaceLayout } from '../core/paths';
+import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
+import { offsetAt } from '../core/inference/prompt';
+import { choosePython } from '../core/trainer/python';
+import { spawnTrainer, describeFailure } from '../core/trainer/process';
+import { startTraining } from '../core/trainer/train';
+import { buildWorkspaceData, initWorkspace } from '../core/workspace';
+import { MoaError, errorMessage } from '../core/util/errors';
+import { ProgressPrinter } from './progress';
+
+/** Exit codes: 0 ok, 1 the work failed, 2 bad usage, 3 training stopped before the end. */
+const EXIT = { ok: 0, failed: 1, usage: 2, stopped: 3 } as const;
+
+const HELP: Record<string, string> = {
+  '': `moa — Mixture-of-LoRAs experts for your workspace
+
+usage: moa <command> [options]
+
+commands:
+  init        write .moa/moa.json with domains suggested from the workspace's files
+  data        tokenize each domain's files into train/val shards
+  train       train one LoRA expert per domain (python -m moa_trainer train)
+  complete    complete a file at a position with the routed expert
+  experts     list the experts (moa experts list)
+  doctor      check Python, torch and the device
+
+common options: --workspace DIR (default: current folder), --json, --help
+run "moa <command> --help" for a command's options`,
+  init: `usage: moa init [--workspace DIR] [--force] [--json]
+Scans the workspace (honouring .gitignore) and writes .moa/moa.json with one domain per language
+that has enough files, base model builtin:moa-tiny. Refuses to overwrite without --force.`,
+  data: `usage: moa data [--workspace DIR] [--json]
+Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and prints counts.`,
+  train: `usage: moa train [--steps N] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
+Trains every domain's expert together on the frozen base and writes .moa/experts/<domain>/ in
+PEFT layout. --json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,
+  complete: `usage: moa complete <file> --line L --col C [--max-tokens N] [--temperature T] [--seed S] [--python PATH] [--json]
+Completes <file> at line L, column C (both 1-based, as editors show them) with the expert that
+label routing picks for the file's domain, and prints the completion.`,
+  experts: `usage: moa experts list [--workspace DIR] [--json]`,
+  doctor: `usage: moa doctor [--python PATH] [--json]
+Runs the trainer's environment check: Python, torch, device, GPU.`,
+};
+
+const OPTIONS = {
+  workspace: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  force: { type: 'boolean' },
+  steps: { type: 'string' },
+  python: { type: 'string' },
+  device: { type: 'string' },
+  line: { type: 'string' },
+  col: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  seed: { type: 'string' },
+} as const;
+
+type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+class UsageError extends Error {}
+
+function intOption(values: Values, name: keyof Values, fallback?: number, min = 0): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
+  return n;
+}
+
+const productRoot = resolve(__dirname, '..');
+const product = productLayout(productRoot);
+
+function print(values: Values, human: string, json: unknown): void {
+  process.stdout.write((values.json ? JSON.stringify(json) : human) + '\n');
+}
+
+async function cmdInit(values: Values): Promise<number> {
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const { config, scannedFiles } = initWorkspace(layout, { force: values.force });
+  const lines = [`wrote ${layout.configFile} (${scannedFiles} files scanned)`, `base model: ${config.baseModel}`];
+  for (const d of config.domains) lines.push(`  domain ${d.name.padEnd(14)} ${d.include.join(' ')}`);
+  if (config.domains.length === 0) lines.push('  no domain found: add one to .moa/moa.json by hand');
+  print(values, lines.join('\n'), { config: layout.configFile, domains: config.domains, scannedFiles });
+  return EXIT.ok;
+}
+
+async function cmdData(values: Values): Promise<number> {
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const manifest = buildWorkspaceData(layout, product);
+  const lines = ['domain          files      bytes   train tok     val tok'];
+  for (const d of manifest.domains) {
+    lines.push(`${d.domain.padEnd(14)} ${String(d.files).padStart(6)} ${String(d.bytes).padStart(10)} ${String(d.trainTokens).padStart(11)} ${String(d.valTokens).padStart(11)}`);
+  }
+  const skipped = Object.entries(manifest.skipped).map(([k, v]) => `${v} ${k}`).join(', ');
+  if (skipped) lines.push(`skipped: ${skipped}`);
+  if (manifest.unassigned) lines.push(`${manifest.unassigned} files matched no domain`);
+  print(values, lines.join('\n'), manifest);
+  return EXIT.ok;
+}
+
+async function cmdTrain(values: Values): Promise<number> {
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const { config, warnings } = loadConfig(layout.configFile);
+  warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
+  const manifest = readManifest(layout) ?? buildWorkspaceData(layout, product);
+  const python = choosePython(productRoot, values.python).command;
+  const progress = new ProgressPrinter(process.stdout);
+  const session = startTraining({
+    layout,
+    product,
+    config,
+    manifest,
+    baseModelDir: resolveBaseModelDir(config.baseModel, product, layout.root),
+    python,
+    steps: intOption(values, 'steps', undefined, 1),
+    device: values.device,
+    onEvent: (e) => {
+      if (values.json) return void process.stdout.write(JSON.stringify(e) + '\n');
+      if (e.type === 'step') progress.step(e);
+      else if (e.type === 'hello') process.stdout.write(`trainer: torch ${e.torch} on ${e.device}${e.gpu ? ` (${e.gpu})` : ''}\n`);
+      else if (e.type === 'plan') process.stdout.write(`plan: ${e.experts.length} experts (${e.experts.join(', ')}), ${e.steps} steps\n`);
+      else if (e.type === 'artifact') {
+        progress.end();
+        process.stdout.write(`wrote ${e.kind} ${e.name}: ${relative(layout.root, e.path) || e.path}\n`);
+      } else if (e.type === 'eval') {
+        progress.end();
+        process.stdout.write(`eval ${e.expert} on ${e.domain}: loss ${e.loss.toFixed(4)}\n`);
+      }
+    },
+    onLog: (line) => process.env['MOA_VERBOSE'] && process.stderr.write(line + '\n'),
+  });
+  const onSignal = () => session.stop();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const exit = await session.exited;
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  progress.end();
+  if (!exit.done) {
+    process.stderr.write(`moa train: ${describeFailure(exit)}\nrun: ${session.run.dir}\n`);
+    return EXIT.failed;
+  }
+  if (!values.json) process.stdout.write(`run ${session.run.id} ${exit.done.stopped ? 'stopped' : 'finished'}\n`);
+  return exit.done.stopped ? EXIT.stopped : EXIT.ok;
+}
+
+async function cmdComplete(values: Values, positionals: string[]): Promise<number> {
+  const file = positionals[0];
+  if (!file) throw new UsageError('moa complete needs a file');
+  const line = intOption(values, 'line', undefined, 1);
+  const col = intOption(values, 'col', undefined, 1);
+  if (line === undefined || col === undefined) throw new UsageError('moa complete needs --line and --col (1-based)');
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const { config } = loadConfig(layout.configFile);
+  const abs = resolve(file);
+  const rel = relative(layout.root, abs).split('\\').join('/');
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch {
+    throw new MoaError(`${abs}: cannot read the file`);
+  }
+  const service = new CompletionService(layout, product, config, choosePython(productRoot, values.python).command, (l) => process.env['MOA_VERBOSE'] && process.stderr.write(l + '\n'));
+  try {
+    const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
+    if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError('--temperature must be a number ≥ 0');
+    const c = await service.complete(rel, text.slice(0, offsetAt(text, line, col)), {
+      ...DEFAULT_COMPLETE,
+      maxNewTokens: intOption(values, 'max-tokens', DEFAULT_COMPLETE.maxNewTokens, 1)!,
+      temperature,
+      seed: intOption(values, 'seed', 0)!,
+    });
+    if (values.json) print(values, '', { file: rel, line, col, ...c });
+    else {
+      process.stderr.write(`route: ${c.route.reason}\n`);
+      process.stdout.write(c.text + '\n');
+      process.stderr.write(`${c.tokens} tokens, first token ${c.prefillMs.toFixed(0)} ms, total ${c.totalMs.toFixed(0)} ms (${c.stopReason})\n`);
+    }
+    return EXIT.ok;
+  } finally {
+    await service.dispose();
+  }
+}
+
+async function cmdExperts(values: Values, positionals: string[]): Promise<number> {
+  const sub = positionals[0] ?? 'list';
+  if (sub !== 'list') throw new UsageError(`unknown "moa experts ${sub}" (only "list" exists so far)`);
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const experts = listExperts(layout.expertsDir);
+  const lines = experts.map((e) =>
+    e.status === 'ok'
+      ? `${e.name.padEnd(14)} ok      r=${e.r} alpha=${e.alpha} ${e.targetModules?.join(',')} loss=${e.meta.train_loss?.toFixed(3) ?? '?'}`
+      : `${e.name.padEnd(14)} broken  ${e.reason}`,
+  );
+  print(values, lines.join('\n') || 'no experts yet: run "moa train"', experts);
+  return EXIT.ok;
+}
+
+async function cmdDoctor(values: Values): Promise<number> {
+  const python = choosePython(productRoot, values.python);
+  const proc = spawnTrainer({ python: python.command, trainerDir: product.trainerDir, command: 'doctor', cwd: process.cwd(), onEvent: (e) => {
+    if (e.type === 'hello') {
+      print(values, `python: ${python.command} (${python.source})\ntorch: ${e.torch}\ndevice: ${e.device}${e.gpu ? ` — ${e.gpu}, ${e.gpu_memory_gb} GB` : ' (no CUDA GPU: training runs on CPU)'}`, { ...e, python: python.command, pythonSource: python.source, pythonVersion: e.python });
+    }
+  } });
+  const exit = await proc.exited;
+  if (!exit.done) {
+    process.stderr.write(`moa doctor: ${describeFailure(exit)}\n`);
+    return EXIT.failed;
+  }
+  return EXIT.ok;
+}
+
+const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
+  init: cmdInit,
+  data: cmdData,
+  train: cmdTrain,
+  complete: cmdComplete,
+  experts: cmdExperts,
+  doctor: cmdDoctor,
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(HELP[''] + '\n');
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    process.stderr.write(`moa: unknown command "${command}"\n\n${HELP['']}\n`);
+    return EXIT.usage;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: OPTIONS, allowPositionals: true, strict: true });
+    if (values.help) {
+      process.stdout.write(HELP[command] + '\n');
+      return EXIT.ok;
+    }
+    return await run(values as Values, positionals);
+  } catch (e) {
+    if (e instanceof UsageError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`moa ${command}: ${errorMessage(e)}\n\n${HELP[command]}\n`);
+      return EXIT.usage;
+    }
+    if (e instanceof MoaError) {
+      process.stderr.write(`moa ${command}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`);
+      return EXIT.failed;
+    }
+    process.stderr.write(`moa ${command}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return EXIT.failed;
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

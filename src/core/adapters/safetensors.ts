@@ -1,0 +1,153 @@
+import { readFileSync, statSync } from 'node:fs';
+import { MoaError } from '../util/errors';
+import { writeFileAtomic } from '../util/atomic';
+
+export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
+
+const DTYPE_BYTES: Record<Dtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+/** A header beyond this is not an adapter, it is an attack or a corrupt file. */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+
+export interface TensorInfo {
+  dtype: Dtype;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+export interface SafetensorsFile {
+  file: string;
+  tensors: Map<string, TensorInfo>;
+  metadata: Record<string, string>;
+  /** The data section (after the header). */
+  data: Uint8Array;
+}
+
+function fail(file: string, problem: string): never {
+  throw new MoaError(`${file}: invalid safetensors: ${problem}`);
+}
+
+/** Parses and bounds-checks a safetensors buffer; names the file in every error. */
+export function parseSafetensors(file: string, buf: Uint8Array): SafetensorsFile {
+  if (buf.length < 8) fail(file, `file is ${buf.length} bytes, shorter than the 8-byte header length`);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const headerLen = view.getBigUint64(0, true);
+  if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
+  const n = Number(headerLen);
+  if (8 + n > buf.length) fail(file, `header length ${n} runs past the end of the file (${buf.length} bytes)`);
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n)));
+  } catch (e) {
+    fail(file, `header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail(file, 'header is not a JSON object');
+  const data = buf.subarray(8 + n);
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+  for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
+    if (name === '__metadata__') {
+      if (typeof raw === 'object' && raw !== null) metadata = raw as Record<string, string>;
+      continue;
+    }
+    const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (typeof t !== 'object' || t === null) fail(file, `tensor "${name}" entry is not an object`);
+    if (typeof t.dtype !== 'string' || !(t.dtype in DTYPE_BYTES)) fail(file, `tensor "${name}" has unsupported dtype ${JSON.stringify(t.dtype)}`);
+    const dtype = t.dtype as Dtype;
+    if (!Array.isArray(t.shape) || t.shape.some((d) => typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)) {
+      fail(file, `tensor "${name}" has an invalid shape ${JSON.stringify(t.shape)}`);
+    }
+    const shape = t.shape as number[];
+    const off = t.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || off.some((o) => typeof o !== 'number' || !Number.isSafeInteger(o) || o < 0)) {
+      fail(file, `tensor "${name}" has invalid data_offsets ${JSON.stringify(off)}`);
+    }
+    const [begin, end] = off as [number, number];
+    if (begin > end || end > data.length) fail(file, `tensor "${name}" data [${begin}, ${end}) lies outside the ${data.length}-byte data section`);
+    const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+    if (end - begin !== expected) fail(file, `tensor "${name}" holds ${end - begin} bytes but ${dtype}${JSON.stringify(shape)} needs ${expected}`);
+    tensors.set(name, { dtype, shape, begin, end });
+  }
+  return { file, tensors, metadata, data };
+}
+
+export function readSafetensors(file: string, maxBytes = 4 * 1024 ** 3): SafetensorsFile {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    throw new MoaError(`${file}: missing`);
+  }
+  if (size > maxBytes) throw new MoaError(`${file}: ${size} bytes is larger than the ${maxBytes}-byte limit`);
+  return parseSafetensors(file, readFileSync(file));
+}
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * 2 ** -14 * (f / 1024);
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * 2 ** (e - 15) * (1 + f / 1024);
+}
+
+/** A tensor's values as float32, converting F16/BF16/F64. */
+export function tensorToFloat32(st: SafetensorsFile, name: string): Float32Array {
+  const t = st.tensors.get(name);
+  if (!t) throw new MoaError(`${st.file}: tensor "${name}" is missing`);
+  const bytes = st.data.subarray(t.begin, t.end);
+  const count = t.shape.reduce((a, b) => a * b, 1);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(count);
+  switch (t.dtype) {
+    case 'F32':
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
+      return out;
+    case 'F64':
+      for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
+      return out;
+    case 'F16':
+      for (let i = 0; i < count; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+      return out;
+    case 'BF16': {
+      const u = new Uint32Array(1);
+      const f = new Float32Array(u.buffer);
+      for (let i = 0; i < count; i++) {
+        u[0] = dv.getUint16(i * 2, true) << 16;
+        out[i] = f[0]!;
+      }
+      return out;
+    }
+    default:
+      throw new MoaError(`${st.file}: tensor "${name}" is ${t.dtype}, not a floating-point tensor`);
+  }
+}
+
+/** Writes F32 tensors as safetensors (keys sorted, as the reference implementation does). */
+export function writeSafetensorsF32(file: string, tensors: Map<string, { shape: number[]; data: Float32Array }>, metadata: Record<string, string> = {}): void {
+  const names = [...tensors.keys()].sort();
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) header['__metadata__'] = metadata;
+  let offset = 0;
+  for (const name of names) {
+    const t = tensors.get(name)!;
+    const n = t.data.length * 4;
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n] };
+    offset += n;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const headerBytes = Buffer.from(json, 'utf8');
+  const out = new Uint8Array(8 + headerBytes.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  out.set(headerBytes, 8);
+  let pos = 8 + headerBytes.length;
+  for (const name of names) {
+    const t = tensors.get(name)!;
+    const dv = new DataView(out.buffer, pos, t.data.length * 4);
+    for (let i = 0; i < t.data.length; i++) dv.setFloat32(i * 4, t.data[i]!, true);
+    pos += t.data.length * 4;
+  }
+  writeFileAtomic(file, out);
+}

@@ -1,0 +1,57 @@
+/** The shape of `.moa/moa.json` (version 1). */
+export type RoutingMode = 'label' | 'learned' | 'pinned' | 'off';
+
+export interface DomainConfig {
+  name: string;
+  include: string[];
+  exclude: string[];
+  languages: string[];
+}
+
+export interface LoraConfig {
+  r: number;
+  alpha: number;
+  dropout: number;
+  targetModules: string[];
+}
+
+export interface TrainingConfig {
+  steps: number;
+  batchSize: number;
+  seqLen: number;
+  lr: number;
+  warmupSteps: number;
+  seed: number;
+}
+
+export interface DataConfig {
+  maxFileBytes: number;
+  valFraction: number;
+}
+
+export interface MoaConfig {
+  version: 1;
+  baseModel: string;
+  domains: DomainConfig[];
+  lora: LoraConfig;
+  training: TrainingConfig;
+  data: DataConfig;
+  routing: { mode: RoutingMode };
+}
+
+export const ROUTING_MODES: readonly RoutingMode[] = ['label', 'learned', 'pinned', 'off'];
+export const ATTENTION_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
+
+export const DEFAULT_BASE_MODEL = 'builtin:moa-tiny';
+
+export function defaultLora(): LoraConfig {
+  return { r: 8, alpha: 16, dropout: 0, targetModules: [...ATTENTION_MODULES] };
+}
+
+export function defaultTraining(): TrainingConfig {
+  return { steps: 200, batchSize: 8, seqLen: 128, lr: 2e-3, warmupSteps: 10, seed: 0 };
+}
+
+export function defaultData(): DataConfig {
+  return { maxFileBytes: 1024 * 1024, valFraction: 0.1 };
+}

@@ -1,0 +1,115 @@
+import { closeSync, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import ignore, { type Ignore } from 'ignore';
+
+/** Folders never worth training on: dependencies, build outputs, tool state, MoA's own files. */
+export const DEFAULT_EXCLUDES = [
+  '.git', '.hg', '.svn', '.moa', 'node_modules', 'dist', 'out', 'build', 'target', '.venv', 'venv',
+  '__pycache__', '.pytest_cache', '.mypy_cache', '.tox', '.next', '.cache', 'coverage',
+];
+
+export type SkipReason = 'gitignored' | 'excluded' | 'too-large' | 'binary' | 'symlink' | 'unreadable';
+
+export interface ScannedFile {
+  relPath: string;
+  absPath: string;
+  size: number;
+}
+
+export interface ScanOptions {
+  maxFileBytes: number;
+  onSkip?: (relPath: string, reason: SkipReason) => void;
+}
+
+interface IgnoreScope {
+  base: string;
+  ig: Ignore;
+}
+
+function readGitignore(dir: string): Ignore | undefined {
+  const file = join(dir, '.gitignore');
+  if (!existsSync(file)) return undefined;
+  try {
+    return ignore().add(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function isIgnored(scopes: IgnoreScope[], relPath: string, isDir: boolean): boolean {
+  for (const s of scopes) {
+    const local = s.base ? relPath.slice(s.base.length + 1) : relPath;
+    if (s.ig.ignores(isDir ? local + '/' : local)) return true;
+  }
+  return false;
+}
+
+/** NUL in the first 8 KiB is how git decides a file is binary; we do the same. */
+export function looksBinary(absPath: string): boolean {
+  const fd = openSync(absPath, 'r');
+  try {
+    const buf = Buffer.alloc(8192);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).includes(0);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Walks a workspace, honouring nested .gitignore files and the default excludes; yields files in a
+ * stable order, one at a time, so memory does not grow with the workspace. Symlinks are not followed
+ * (no loops, nothing outside the workspace).
+ */
+export function* scanWorkspace(root: string, opts: ScanOptions): Generator<ScannedFile> {
+  const skip = opts.onSkip ?? (() => undefined);
+  function* walk(dirRel: string, scopes: IgnoreScope[]): Generator<ScannedFile> {
+    const dirAbs = dirRel ? join(root, dirRel) : root;
+    const own = readGitignore(dirAbs);
+    const here = own ? [...scopes, { base: dirRel, ig: own }] : scopes;
+    let names: string[];
+    try {
+      names = readdirSync(dirAbs).sort();
+    } catch {
+      skip(dirRel || '.', 'unreadable');
+      return;
+    }
+    for (const name of names) {
+      const rel = dirRel ? `${dirRel}/${name}` : name;
+      const abs = join(dirAbs, name);
+      let st;
+      try {
+        st = lstatSync(abs);
+      } catch {
+        skip(rel, 'unreadable');
+        continue;
+      }
+      if (st.isSymbolicLink()) {
+        skip(rel, 'symlink');
+        continue;
+      }
+      if (st.isDirectory()) {
+        if (DEFAULT_EXCLUDES.includes(name)) skip(rel, 'excluded');
+        else if (isIgnored(here, rel, true)) skip(rel, 'gitignored');
+        else yield* walk(rel, here);
+        continue;
+      }
+      if (!st.isFile()) continue;
+      if (name === '.gitignore') continue;
+      if (isIgnored(here, rel, false)) skip(rel, 'gitignored');
+      else if (st.size > opts.maxFileBytes) skip(rel, 'too-large');
+      else {
+        let binary: boolean;
+        try {
+          binary = looksBinary(abs);
+        } catch {
+          skip(rel, 'unreadable');
+          continue;
+        }
+        if (binary) skip(rel, 'binary');
+        else yield { relPath: rel, absPath: abs, size: st.size };
+      }
+    }
+  }
+  yield* walk('', []);
+}

@@ -1,0 +1,40 @@
+import type { DomainConfig } from '../config/schema';
+import { domainNameOfLanguage, extensionsOfLanguages, languageOfPath } from './languages';
+
+export interface FileSample {
+  relPath: string;
+  size: number;
+}
+
+export interface SuggestOptions {
+  /** A language needs at least this many files … */
+  minFiles: number;
+  /** … and this many bytes to become a domain: a lone config file is not a domain. */
+  minBytes: number;
+}
+
+export const DEFAULT_SUGGEST: SuggestOptions = { minFiles: 2, minBytes: 2048 };
+
+/** Domains from a language histogram of the workspace, largest first. Pure: the scan happens elsewhere. */
+export function suggestDomains(files: Iterable<FileSample>, opts: SuggestOptions = DEFAULT_SUGGEST): DomainConfig[] {
+  const hist = new Map<string, { files: number; bytes: number; languages: Set<string> }>();
+  for (const f of files) {
+    const lang = languageOfPath(f.relPath);
+    if (!lang || lang === 'json' || lang === 'plaintext') continue;
+    const name = domainNameOfLanguage(lang);
+    const h = hist.get(name) ?? { files: 0, bytes: 0, languages: new Set<string>() };
+    h.files += 1;
+    h.bytes += f.size;
+    h.languages.add(lang);
+    hist.set(name, h);
+  }
+  return [...hist.entries()]
+    .filter(([, h]) => h.files >= opts.minFiles && h.bytes >= opts.minBytes)
+    .sort((a, b) => b[1].bytes - a[1].bytes || a[0].localeCompare(b[0]))
+    .map(([name, h]) => {
+      const languages = [...h.languages].sort();
+      const exts = extensionsOfLanguages(languages).map((e) => e.slice(1)).sort();
+      const include = exts.length === 1 ? [`**/*.${exts[0]}`] : [`**/*.{${exts.join(',')}}`];
+      return { name, include, exclude: [], languages };
+    });
+}

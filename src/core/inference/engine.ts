@@ -1,0 +1,121 @@
+import type { InferenceSession, Tensor } from 'onnxruntime-node';
+import { MoaError } from '../util/errors';
+import type { ExpertStack } from './expertStack';
+import type { OnnxModelInfo } from './modelInfo';
+import { sampleToken, seededRandom, type SamplingOptions } from './sampling';
+
+type Ort = typeof import('onnxruntime-node');
+
+let ortModule: Promise<Ort> | undefined;
+/** onnxruntime-node is loaded on first use only: never at extension activation. */
+export function loadOrt(): Promise<Ort> {
+  ortModule ??= import('onnxruntime-node');
+  return ortModule;
+}
+
+export interface GenerateOptions extends SamplingOptions {
+  stack: ExpertStack;
+  /** Routing weight per stacked expert. */
+  expertWeights: number[];
+  maxNewTokens: number;
+  seed: number;
+  /** Called with the ids generated so far; true stops generation (the stop rule). */
+  shouldStop?: (generated: number[]) => boolean;
+  signal?: AbortSignal;
+}
+
+export interface GenerateResult {
+  tokens: number[];
+  stopReason: 'eos' | 'max-tokens' | 'stop-rule' | 'cancelled';
+  prefillMs: number;
+  totalMs: number;
+}
+
+/** One onnxruntime session for a base model; experts and routing travel as inputs, never as a new session. */
+export class OnnxEngine {
+  private constructor(
+    private readonly ort: Ort,
+    private readonly session: InferenceSession,
+    readonly info: OnnxModelInfo,
+  ) {}
+
+  static async load(onnxPath: string, info: OnnxModelInfo): Promise<OnnxEngine> {
+    const ort = await loadOrt();
+    let session: InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(onnxPath, { graphOptimizationLevel: 'all' });
+    } catch (e) {
+      throw new MoaError(`${onnxPath}: onnxruntime could not load the model (${e instanceof Error ? e.message : String(e)})`, 'Delete the folder to re-export it.');
+    }
+    return new OnnxEngine(ort, session, info);
+  }
+
+  private expertFeeds(stack: ExpertStack, weights: number[]): Record<string, Tensor> {
+    const E = Math.max(1, stack.names.length);
+    if (weights.length !== E) throw new MoaError(`routing gave ${weights.length} weights for ${E} stacked experts`);
+    const feeds: Record<string, Tensor> = { expert_weights: new this.ort.Tensor('float32', Float32Array.from(weights), [1, E]) };
+    for (const [m, t] of stack.modules) {
+      feeds[`lora.${m}.A`] = new this.ort.Tensor('float32', t.A, t.dimsA);
+      feeds[`lora.${m}.B`] = new this.ort.Tensor('float32', t.B, t.dimsB);
+    }
+    return feeds;
+  }
+
+  /** Prefill on the prompt, then decode one token at a time with the KV cache. */
+  async generate(prompt: ArrayLike<number>, opts: GenerateOptions): Promise<GenerateResult> {
+    const t0 = performance.now();
+    const { ort, info } = this;
+    const random = seededRandom(opts.seed);
+    const fixed = this.expertFeeds(opts.stack, opts.expertWeights);
+    const past: Record<string, Tensor> = {};
+    for (let i = 0; i < info.numLayers; i++) {
+      for (const kv of ['key', 'value']) {
+        past[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, info.numKvHeads, 0, info.headDim]);
+      }
+    }
+    const tokens: number[] = [];
+    let input = Array.from(prompt);
+    let pastLen = 0;
+    let prefillMs = 0;
+    let stopReason: GenerateResult['stopReason'] = 'max-tokens';
+    for (let step = 0; step < opts.maxNewTokens; step++) {
+      if (opts.signal?.aborted) {
+        stopReason = 'cancelled';
+        break;
+      }
+      const seq = input.length;
+      const total = pastLen + seq;
+      const feeds: Record<string, Tensor> = {
+        ...fixed,
+        ...past,
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(input, (x) => BigInt(x)), [1, seq]),
+        attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
+        position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: seq }, (_, i) => BigInt(pastLen + i)), [1, seq]),
+      };
+      const out = await this.session.run(feeds);
+      if (step === 0) prefillMs = performance.now() - t0;
+      const logits = out['logits']!.data as Float32Array;
+      const row = logits.subarray((seq - 1) * info.vocabSize, seq * info.vocabSize);
+      const next = sampleToken(row, opts, random);
+      for (let i = 0; i < info.numLayers; i++) {
+        for (const kv of ['key', 'value']) past[`past_key_values.${i}.${kv}`] = out[`present.${i}.${kv}`]!;
+      }
+      pastLen = total;
+      if (next === info.eosTokenId) {
+        stopReason = 'eos';
+        break;
+      }
+      tokens.push(next);
+      if (opts.shouldStop?.(tokens)) {
+        stopReason = 'stop-rule';
+        break;
+      }
+      input = [next];
+    }
+    return { tokens, stopReason, prefillMs, totalMs: performance.now() - t0 };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,60 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { ATTENTION_MODULES } from '../config/schema';
+import type { ProductLayout, WorkspaceLayout } from '../paths';
+import { MoaError } from '../util/errors';
+import { writeJsonAtomic } from '../util/atomic';
+import { describeFailure, spawnTrainer } from '../trainer/process';
+
+/** Bumped whenever the exported graph changes shape or inputs, so old caches are not reused. */
+export const EXPORT_FORMAT = 1;
+
+export interface OnnxExport {
+  dir: string;
+  onnxPath: string;
+  infoPath: string;
+}
+
+/** The export depends only on the base weights and the graph format: experts are inputs. */
+export function exportKey(baseModelDir: string): string {
+  const h = createHash('sha256').update(`format-${EXPORT_FORMAT}\0${ATTENTION_MODULES.join(',')}\0`);
+  h.update(readFileSync(join(baseModelDir, 'config.json')));
+  const weights = join(baseModelDir, 'model.safetensors');
+  if (existsSync(weights)) {
+    const st = statSync(weights);
+    h.update(`\0${st.size}\0${st.mtimeMs}`);
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+export function onnxExportFor(layout: WorkspaceLayout, baseModelDir: string): OnnxExport {
+  const dir = join(layout.onnxDir, exportKey(baseModelDir));
+  return { dir, onnxPath: join(dir, 'model.onnx'), infoPath: join(dir, 'model.json') };
+}
+
+/** Returns the cached export, running `moa_trainer export` once when it is missing. */
+export async function ensureOnnxExport(
+  layout: WorkspaceLayout,
+  product: ProductLayout,
+  baseModelDir: string,
+  python: string,
+  onLog?: (line: string) => void,
+): Promise<OnnxExport> {
+  const exp = onnxExportFor(layout, baseModelDir);
+  if (existsSync(exp.onnxPath) && existsSync(exp.infoPath)) return exp;
+  const configPath = join(exp.dir, 'export-config.json');
+  writeJsonAtomic(configPath, { v: 1, base_model: baseModelDir, out: exp.onnxPath, target_modules: [...ATTENTION_MODULES], opset: 17 });
+  const proc = spawnTrainer({
+    python,
+    trainerDir: product.trainerDir,
+    command: 'export',
+    configPath,
+    cwd: layout.root,
+    onNoise: onLog,
+    onStderr: (t) => onLog?.(t.trimEnd()),
+  });
+  const exit = await proc.exited;
+  if (!exit.done || !existsSync(exp.onnxPath)) throw new MoaError(`ONNX export of ${baseModelDir} failed: ${describeFailure(exit)}`);
+  return exp;
+}

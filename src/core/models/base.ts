@@ -1,0 +1,73 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import type { ProductLayout } from '../paths';
+import { MoaError } from '../util/errors';
+
+export interface BaseModelInfo {
+  /** As written in the config: `builtin:moa-tiny` or a path. */
+  name: string;
+  dir: string;
+  modelType: string;
+  vocabSize: number;
+  hiddenSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  intermediateSize: number;
+  tiedEmbeddings: boolean;
+  /** Parameters counted from the shapes in config.json (embeddings once when tied). */
+  parameters: number;
+}
+
+const BUILTIN_PREFIX = 'builtin:';
+
+export function resolveBaseModelDir(name: string, product: ProductLayout, workspaceRoot: string): string {
+  if (name.startsWith(BUILTIN_PREFIX)) {
+    const id = name.slice(BUILTIN_PREFIX.length);
+    if (!/^[a-z0-9-]+$/.test(id)) throw new MoaError(`unknown built-in model "${name}"`);
+    return join(product.modelsDir, id);
+  }
+  return isAbsolute(name) ? name : resolve(workspaceRoot, name);
+}
+
+export function readBaseModel(name: string, dir: string): BaseModelInfo {
+  const file = join(dir, 'config.json');
+  if (!existsSync(file)) {
+    throw new MoaError(`${file}: missing (base model "${name}" must be a folder with config.json, model.safetensors and tokenizer.json)`);
+  }
+  let c: Record<string, unknown>;
+  try {
+    c = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new MoaError(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+  }
+  const int = (k: string, fallback?: number): number => {
+    const v = c[k] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new MoaError(`${file}: "${k}" must be a positive integer`);
+    return v;
+  };
+  const hidden = int('hidden_size');
+  const heads = int('num_attention_heads');
+  const kvHeads = int('num_key_value_heads', heads);
+  const layers = int('num_hidden_layers');
+  const inter = int('intermediate_size');
+  const vocab = int('vocab_size');
+  const headDim = typeof c['head_dim'] === 'number' ? (c['head_dim'] as number) : hidden / heads;
+  const tied = c['tie_word_embeddings'] === true;
+  const attn = hidden * heads * headDim * 2 + hidden * kvHeads * headDim * 2;
+  const perLayer = attn + 3 * hidden * inter + 2 * hidden;
+  const parameters = vocab * hidden * (tied ? 1 : 2) + layers * perLayer + hidden;
+  return {
+    name,
+    dir,
+    modelType: typeof c['model_type'] === 'string' ? (c['model_type'] as string) : 'unknown',
+    vocabSize: vocab,
+    hiddenSize: hidden,
+    numLayers: layers,
+    numHeads: heads,
+    numKvHeads: kvHeads,
+    intermediateSize: inter,
+    tiedEmbeddings: tied,
+    parameters,
+  };
+}

@@ -1,0 +1,29 @@
+import type { Tokenizer } from './types';
+
+/** The built-in byte-level vocabulary: ids 0–255 are bytes, then BOS and EOS. */
+export class ByteTokenizer implements Tokenizer {
+  readonly id = 'moa-bytes-v1';
+  readonly vocabSize: number;
+  private readonly encoder = new TextEncoder();
+
+  constructor(
+    readonly bosId = 256,
+    readonly eosId = 257,
+    vocabSize = 258,
+  ) {
+    this.vocabSize = vocabSize;
+  }
+
+  encode(text: string): Uint32Array {
+    return Uint32Array.from(this.encoder.encode(text));
+  }
+
+  decodeBytes(ids: ArrayLike<number>): Uint8Array {
+    const out: number[] = [];
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (id >= 0 && id < 256) out.push(id);
+    }
+    return Uint8Array.from(out);
+  }
+}

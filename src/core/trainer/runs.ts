@@ -1,0 +1,85 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { WorkspaceLayout } from '../paths';
+import { MoaError } from '../util/errors';
+import { writeJsonAtomic } from '../util/atomic';
+import { parseTrainerEvent, type TrainerEvent } from './events';
+
+export interface RunInfo {
+  id: string;
+  dir: string;
+  eventsFile: string;
+}
+
+export function newRunId(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  const stamp = `${now.getUTCFullYear()}${p(now.getUTCMonth() + 1)}${p(now.getUTCDate())}-${p(now.getUTCHours())}${p(now.getUTCMinutes())}${p(now.getUTCSeconds())}`;
+  return `${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+export function createRun(layout: WorkspaceLayout, meta: Record<string, unknown>): RunInfo {
+  const id = newRunId();
+  const dir = join(layout.runsDir, id);
+  mkdirSync(join(dir, 'checkpoints'), { recursive: true });
+  writeJsonAtomic(join(dir, 'run.json'), { v: 1, id, created: new Date().toISOString(), status: 'running', ...meta });
+  return { id, dir, eventsFile: join(dir, 'events.jsonl') };
+}
+
+export function finishRun(run: RunInfo, status: 'done' | 'stopped' | 'failed', extra: Record<string, unknown> = {}): void {
+  const file = join(run.dir, 'run.json');
+  const prev = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  writeJsonAtomic(file, { ...prev, status, finished: new Date().toISOString(), ...extra });
+}
+
+/** Every event goes to disk as it arrives, so a restarted editor can redraw the whole history. */
+export function appendEvent(run: RunInfo, event: TrainerEvent): void {
+  appendFileSync(run.eventsFile, JSON.stringify({ v: 1, ...event }) + '\n');
+}
+
+export function readRunEvents(eventsFile: string): TrainerEvent[] {
+  if (!existsSync(eventsFile)) return [];
+  const out: TrainerEvent[] = [];
+  for (const line of readFileSync(eventsFile, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const parsed = parseTrainerEvent(JSON.parse(line));
+      if (parsed.ok) out.push(parsed.event);
+    } catch {
+      // a torn last line after a crash is skipped, the rest of the history still loads
+    }
+  }
+  return out;
+}
+
+export function listRuns(layout: WorkspaceLayout): string[] {
+  if (!existsSync(layout.runsDir)) return [];
+  return readdirSync(layout.runsDir).filter((n) => /^\d{8}-\d{6}-[0-9a-f]{4}$/.test(n)).sort();
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** One training run per workspace. A lock whose owner died is taken over, so a crash never leaves it stuck. */
+export function acquireRunLock(layout: WorkspaceLayout, runId: string): () => void {
+  mkdirSync(layout.runsDir, { recursive: true });
+  const file = join(layout.runsDir, 'train.lock');
+  if (existsSync(file)) {
+    try {
+      const held = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; run: string };
+      if (held.pid !== process.pid && pidAlive(held.pid)) {
+        throw new MoaError(`${file}: run ${held.run} (pid ${held.pid}) is still training in this workspace`, 'Wait for it or cancel it first.');
+      }
+    } catch (e) {
+      if (e instanceof MoaError) throw e;
+    }
+  }
+  writeFileSync(file, JSON.stringify({ pid: process.pid, run: runId }));
+  return () => rmSync(file, { force: true });
+}

@@ -1,0 +1,137 @@
+import * as vscode from 'vscode';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { TrainerEvent } from '../core/trainer/events';
+import { listRuns, readRunEvents } from '../core/trainer/runs';
+import { parseWebviewMessage, type DashboardEval, type DashboardStep, type HostMessage } from '../../webview/dashboard/protocol';
+import type { TrainingController } from './training';
+import type { MoaWorkspace } from './workspace';
+
+function toStep(e: TrainerEvent & { type: 'step' }): DashboardStep {
+  return { expert: e.expert, stage: e.stage, step: e.step, steps: e.steps, loss: e.loss, lr: e.lr, tokensPerS: e.tokens_per_s, elapsedS: e.elapsed_s };
+}
+
+function toEval(e: TrainerEvent & { type: 'eval' }): DashboardEval {
+  return { expert: e.expert, step: e.step ?? 0, loss: e.loss };
+}
+
+/** The training dashboard's host: one panel, fed from the live run or, after a reload, from events.jsonl. */
+export class DashboardPanel implements vscode.Disposable {
+  private static current?: DashboardPanel;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  static show(context: vscode.ExtensionContext, ws: MoaWorkspace, training: TrainingController): DashboardPanel {
+    if (DashboardPanel.current) {
+      DashboardPanel.current.panel.reveal(vscode.ViewColumn.Beside, true);
+      return DashboardPanel.current;
+    }
+    const panel = vscode.window.createWebviewPanel('moa.dashboard', 'MoA Training', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
+      enableScripts: true,
+      retainContextWhenHidden: true,
+      localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(context.extensionUri, 'media')],
+    });
+    DashboardPanel.current = new DashboardPanel(panel, context, ws, training);
+    return DashboardPanel.current;
+  }
+
+  private constructor(
+    private readonly panel: vscode.WebviewPanel,
+    context: vscode.ExtensionContext,
+    private readonly ws: MoaWorkspace,
+    private readonly training: TrainingController,
+  ) {
+    panel.webview.html = this.html(context);
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      panel.webview.onDidReceiveMessage((raw: unknown) => {
+        const msg = parseWebviewMessage(raw);
+        if (!msg) return void ws.log.warn(`dashboard: ignored an invalid message ${JSON.stringify(raw)?.slice(0, 200)}`);
+        if (msg.type === 'ready') this.post(this.snapshot());
+        else if (msg.type === 'stop') training.stop();
+      }),
+      training.onEvent((e) => {
+        if (e.type === 'step') this.post({ type: 'step', step: toStep(e) });
+        else if (e.type === 'eval') this.post({ type: 'eval', eval: toEval(e) });
+        else if (e.type === 'hello') this.post({ type: 'status', status: training.status, device: e.gpu ?? e.device });
+      }),
+      training.onStatus((status) => {
+        if (status === 'running') this.post(this.snapshot());
+        else this.post({ type: 'status', status });
+      }),
+    );
+  }
+
+  /** The whole history of the current (or latest) run, read from its events.jsonl. */
+  private snapshot(): HostMessage {
+    const file = this.training.runEventsFile ?? this.latestRunEvents();
+    const events = file ? readRunEvents(file) : [];
+    const hello = events.find((e): e is TrainerEvent & { type: 'hello' } => e.type === 'hello');
+    const done = events.find((e): e is TrainerEvent & { type: 'done' } => e.type === 'done');
+    const status = this.training.running ? this.training.status : done ? (done.stopped ? 'stopped' : 'done') : events.length ? 'ended' : 'idle';
+    return {
+      type: 'reset',
+      runId: this.training.runId,
+      status,
+      device: hello ? (hello.gpu ?? hello.device) : null,
+      steps: events.filter((e): e is TrainerEvent & { type: 'step' } => e.type === 'step').map(toStep),
+      evals: events.filter((e): e is TrainerEvent & { type: 'eval' } => e.type === 'eval').map(toEval),
+    };
+  }
+
+  private latestRunEvents(): string | null {
+    const runs = listRuns(this.ws.layout);
+    const last = runs[runs.length - 1];
+    return last ? join(this.ws.layout.runsDir, last, 'events.jsonl') : null;
+  }
+
+  private post(m: HostMessage): void {
+    void this.panel.webview.postMessage(m);
+  }
+
+  private html(context: vscode.ExtensionContext): string {
+    const webview = this.panel.webview;
+    const nonce = randomBytes(16).toString('base64');
+    const script = webview.asWebviewUri(vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'dashboard.js'));
+    const style = webview.asWebviewUri(vscode.Uri.joinPath(context.extensionUri, 'media', 'dashboard.css'));
+    const csp = [
+      "default-src 'none'",
+      `script-src 'nonce-${nonce}'`,
+      `style-src ${webview.cspSource}`,
+      `font-src ${webview.cspSource}`,
+      `img-src ${webview.cspSource} data:`,
+    ].join('; ');
+    return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="UTF-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<link rel="stylesheet" href="${style}">
+<title>MoA Training</title>
+</head>
+<body>
+<header>
+  <h1>MoA training</h1>
+  <vscode-button id="stop" appearance="secondary" disabled>Stop</vscode-button>
+</header>
+<section class="stats">
+  <div><label>Status</label><span id="status">idle</span></div>
+  <div><label>Device</label><span id="device">—</span></div>
+  <div><label>Step</label><span id="progress">—</span></div>
+  <div><label>Learning rate</label><span id="lr">—</span></div>
+  <div><label>Tokens/s</label><span id="tps">—</span></div>
+  <div><label>ETA</label><span id="eta">—</span></div>
+</section>
+<div id="legend"></div>
+<canvas id="chart" aria-label="Loss per expert"></canvas>
+<script nonce="${nonce}" src="${script}"></script>
+</body>
+</html>`;
+  }
+
+  dispose(): void {
+    DashboardPanel.current = undefined;
+    this.disposables.forEach((d) => d.dispose());
+    this.panel.dispose();
+  }
+}

@@ -1,0 +1,80 @@
+import * as vscode from 'vscode';
+import { readManifest } from '../core/data/shards';
+import { resolveBaseModelDir } from '../core/models/base';
+import type { TrainerEvent } from '../core/trainer/events';
+import { describeFailure } from '../core/trainer/process';
+import { startTraining, type TrainingSession } from '../core/trainer/train';
+import { buildWorkspaceData } from '../core/workspace';
+import type { MoaWorkspace } from './workspace';
+
+export type TrainingStatus = 'idle' | 'running' | 'stopping' | 'done' | 'stopped' | 'failed';
+
+/** Owns the one training process of the window and fans its events out to the views. */
+export class TrainingController implements vscode.Disposable {
+  private session?: TrainingSession;
+  private readonly events = new vscode.EventEmitter<TrainerEvent>();
+  private readonly statusChanged = new vscode.EventEmitter<TrainingStatus>();
+  readonly onEvent = this.events.event;
+  readonly onStatus = this.statusChanged.event;
+  status: TrainingStatus = 'idle';
+  runId: string | null = null;
+  runEventsFile: string | null = null;
+
+  constructor(private readonly ws: MoaWorkspace) {}
+
+  private setStatus(s: TrainingStatus): void {
+    this.status = s;
+    this.statusChanged.fire(s);
+  }
+
+  get running(): boolean {
+    return this.session !== undefined;
+  }
+
+  start(steps: number): TrainingSession {
+    if (this.session) throw new Error('A training run is already going in this window.');
+    const config = this.ws.config();
+    const manifest = readManifest(this.ws.layout) ?? buildWorkspaceData(this.ws.layout, this.ws.product);
+    const session = startTraining({
+      layout: this.ws.layout,
+      product: this.ws.product,
+      config,
+      manifest,
+      baseModelDir: resolveBaseModelDir(config.baseModel, this.ws.product, this.ws.layout.root),
+      python: this.ws.python(),
+      steps,
+      onEvent: (e) => this.events.fire(e),
+      onLog: (line) => this.ws.log.info(`[trainer] ${line}`),
+    });
+    this.session = session;
+    this.runId = session.run.id;
+    this.runEventsFile = session.run.eventsFile;
+    this.setStatus('running');
+    this.ws.log.info(`training run ${session.run.id} started (${steps} steps)`);
+    void session.exited.then((exit) => {
+      this.session = undefined;
+      if (exit.done) {
+        this.setStatus(exit.done.stopped ? 'stopped' : 'done');
+        this.ws.log.info(`training run ${session.run.id} ${exit.done.stopped ? 'stopped' : 'finished'}`);
+      } else {
+        this.setStatus('failed');
+        const why = describeFailure(exit);
+        this.ws.log.error(`training run ${session.run.id} failed: ${why}`);
+        void vscode.window.showErrorMessage(`MoA training failed: ${why.split('\n')[0]}`, 'Open Log').then((a) => a && this.ws.log.show());
+      }
+    });
+    return session;
+  }
+
+  stop(): void {
+    if (!this.session) return;
+    this.setStatus('stopping');
+    this.session.stop();
+  }
+
+  dispose(): void {
+    this.session?.stop();
+    this.events.dispose();
+    this.statusChanged.dispose();
+  }
+}

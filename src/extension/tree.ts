@@ -1,0 +1,110 @@
+import * as vscode from 'vscode';
+import { listExperts, type ExpertSummary } from '../core/adapters/store';
+import { readManifest } from '../core/data/shards';
+import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
+import { errorMessage } from '../core/util/errors';
+import type { TrainingController } from './training';
+import type { MoaWorkspace } from './workspace';
+
+type Node =
+  | { kind: 'base'; label: string; description: string; tooltip: string }
+  | { kind: 'domain'; name: string; description: string; expert?: ExpertSummary }
+  | { kind: 'expert'; expert?: ExpertSummary; domain: string; training: boolean }
+  | { kind: 'message'; label: string; icon: string; tooltip?: string };
+
+function compact(n: number): string {
+  return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
+}
+
+/** Sidebar tree: base model, then each domain with its expert. */
+export class ExpertsTree implements vscode.TreeDataProvider<Node> {
+  private readonly changed = new vscode.EventEmitter<void>();
+  readonly onDidChangeTreeData = this.changed.event;
+
+  constructor(
+    private readonly ws: MoaWorkspace,
+    private readonly training: TrainingController,
+  ) {}
+
+  refresh(): void {
+    this.changed.fire();
+  }
+
+  getChildren(node?: Node): Node[] {
+    if (!node) return this.roots();
+    if (node.kind === 'domain') return [{ kind: 'expert', expert: node.expert, domain: node.name, training: this.training.running }];
+    return [];
+  }
+
+  private roots(): Node[] {
+    if (!this.ws.hasConfig()) return [];
+    let config;
+    try {
+      config = this.ws.config();
+    } catch (e) {
+      return [{ kind: 'message', label: 'Config has errors', icon: 'error', tooltip: errorMessage(e) }];
+    }
+    const nodes: Node[] = [];
+    try {
+      const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, this.ws.product, this.ws.layout.root));
+      nodes.push({ kind: 'base', label: config.baseModel, description: `${compact(base.parameters)} params · ${base.modelType}`, tooltip: `${base.dir}\n${base.numLayers} layers, hidden ${base.hiddenSize}, vocab ${base.vocabSize}` });
+    } catch (e) {
+      nodes.push({ kind: 'message', label: `Base model ${config.baseModel} unavailable`, icon: 'error', tooltip: errorMessage(e) });
+    }
+    const manifest = readManifest(this.ws.layout);
+    const experts = new Map(listExperts(this.ws.layout.expertsDir).map((e) => [e.name, e]));
+    for (const d of config.domains) {
+      const stats = manifest?.domains.find((s) => s.domain === d.name);
+      const description = stats ? `${stats.files} files · ${compact(stats.trainTokens + stats.valTokens)} tokens` : 'no dataset yet';
+      nodes.push({ kind: 'domain', name: d.name, description, expert: experts.get(d.name) });
+    }
+    return nodes;
+  }
+
+  getTreeItem(node: Node): vscode.TreeItem {
+    switch (node.kind) {
+      case 'base': {
+        const item = new vscode.TreeItem(node.label);
+        item.description = node.description;
+        item.tooltip = node.tooltip;
+        item.iconPath = new vscode.ThemeIcon('circuit-board');
+        item.contextValue = 'moa.base';
+        return item;
+      }
+      case 'domain': {
+        const item = new vscode.TreeItem(node.name, vscode.TreeItemCollapsibleState.Expanded);
+        item.description = node.description;
+        item.iconPath = new vscode.ThemeIcon('symbol-folder');
+        item.contextValue = 'moa.domain';
+        item.id = `domain:${node.name}`;
+        return item;
+      }
+      case 'expert': {
+        const e = node.expert;
+        const item = new vscode.TreeItem(e ? `expert ${e.name}` : 'no expert yet');
+        item.id = `expert:${node.domain}`;
+        if (!e) {
+          item.description = node.training ? 'training…' : 'run "Train All Experts"';
+          item.iconPath = new vscode.ThemeIcon(node.training ? 'loading~spin' : 'circle-outline');
+        } else if (e.status === 'broken') {
+          item.description = 'broken';
+          item.tooltip = e.reason;
+          item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
+        } else {
+          const loss = e.meta.val_loss ?? e.meta.train_loss;
+          item.description = `attached · r=${e.r} α=${e.alpha}${loss !== undefined ? ` · loss ${loss.toFixed(3)}` : ''}`;
+          item.tooltip = `${e.dir}\ntargets: ${e.targetModules?.join(', ')}\n${e.sizeBytes} bytes\nsteps: ${e.meta.steps ?? '?'}, run ${e.meta.run_id ?? '?'}`;
+          item.iconPath = new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed'));
+        }
+        item.contextValue = e ? `moa.expert.${e.status}` : 'moa.expert.none';
+        return item;
+      }
+      case 'message': {
+        const item = new vscode.TreeItem(node.label);
+        item.iconPath = new vscode.ThemeIcon(node.icon);
+        item.tooltip = node.tooltip;
+        return item;
+      }
+    }
+  }
+}

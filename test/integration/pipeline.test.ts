@@ -1,0 +1,139 @@
+// The walking skeleton end to end, all real: the `moa` CLI bundle, the PyTorch trainer in .venv,
+// the ONNX export and onnxruntime-node, on a temporary two-domain workspace.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { readSafetensors } from '../../src/core/adapters/safetensors';
+import { readBaseModel } from '../../src/core/models/base';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+
+const root = repoRoot();
+const cli = join(root, 'dist', 'cli.js');
+let ws: { root: string; cleanup: () => void };
+
+function pythonFile(i: number): string {
+  return `import os\nimport sys\n\n\ndef load_${i}(path, limit=${i + 3}):\n    """Read the first lines of a file."""\n    with open(path) as handle:\n        lines = handle.readlines()\n    return [line.strip() for line in lines[:limit]]\n\n\nclass Store${i}:\n    def __init__(self, name):\n        self.name = name\n        self.items = {}\n\n    def put(self, key, value):\n        self.items[key] = value\n        return len(self.items)\n\n    def get(self, key, default=None):\n        return self.items.get(key, default)\n`;
+}
+
+function markdownFile(i: number): string {
+  return `# Guide ${i}\n\nThis guide explains how to set up the project on a new machine.\n\n## Install\n\nRun the installer and follow the prompts. The default options work for most people.\n\n## Usage\n\n- Open the dashboard from the menu.\n- Pick a workspace and press **Start**.\n- Read the [reference](https://example.invalid/ref-${i}) for every option.\n\n> Note: the first run downloads nothing and takes a minute.\n`;
+}
+
+function moa(args: string[], input?: string) {
+  const r = spawnSync(process.execPath, [cli, ...args, '--workspace', ws.root], { cwd: ws.root, encoding: 'utf8', input, timeout: 600_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(() => {
+  const files: Record<string, string> = { '.gitignore': 'build/\n', 'build/skip.py': pythonFile(99) };
+  for (let i = 0; i < 12; i++) files[`src/mod${i}.py`] = pythonFile(i);
+  for (let i = 0; i < 12; i++) files[`docs/guide${i}.md`] = markdownFile(i);
+  ws = tempWorkspace(files);
+});
+
+after(() => ws.cleanup());
+
+test('moa init suggests one domain per language and the built-in base model', () => {
+  const r = moa(['init', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  assert.deepEqual(out.domains.map((d: { name: string }) => d.name).sort(), ['markdown', 'python']);
+  const config = JSON.parse(readFileSync(join(ws.root, '.moa', 'moa.json'), 'utf8'));
+  assert.equal(config.baseModel, 'builtin:moa-tiny');
+  const again = moa(['init']);
+  assert.equal(again.code, 1, 'never overwrites without --force');
+  assert.match(again.stderr, /already exists/);
+});
+
+test('moa data tokenizes each domain and reports counts', () => {
+  const r = moa(['data', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const m = JSON.parse(r.stdout);
+  const py = m.domains.find((d: { domain: string }) => d.domain === 'python');
+  assert.equal(py.files, 12, 'build/ is gitignored');
+  assert.equal(py.trainTokens + py.valTokens, py.bytes + 2 * py.files);
+  const human = moa(['data']);
+  assert.match(human.stdout, /python\s+12\s/);
+  assert.match(human.stdout, /markdown\s+12\s/);
+});
+
+test('moa train writes one PEFT expert per domain', () => {
+  const r = moa(['train', '--steps', '6', '--json']);
+  assert.equal(r.code, 0, r.stderr + r.stdout);
+  const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const steps = events.filter((e) => e.type === 'step');
+  assert.deepEqual([...new Set(steps.map((e) => e.expert))].sort(), ['markdown', 'python']);
+  assert.equal(Math.max(...steps.map((e) => e.step)), 6);
+  assert.ok(steps.every((e) => Number.isFinite(e.loss) && e.tokens_per_s > 0));
+  assert.equal(events[events.length - 1].type, 'done');
+
+  const base = readBaseModel('builtin:moa-tiny', join(root, 'models', 'moa-tiny'));
+  const headDim = base.hiddenSize / base.numHeads;
+  for (const domain of ['python', 'markdown']) {
+    const dir = join(ws.root, '.moa', 'experts', domain);
+    const cfg = JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8'));
+    assert.equal(cfg.peft_type, 'LORA');
+    assert.deepEqual([...cfg.target_modules].sort(), ['k_proj', 'o_proj', 'q_proj', 'v_proj']);
+    const st = readSafetensors(join(dir, 'adapter_model.safetensors'));
+    assert.equal(st.tensors.size, base.numLayers * 4 * 2);
+    for (let l = 0; l < base.numLayers; l++) {
+      const p = `base_model.model.model.layers.${l}.self_attn`;
+      assert.deepEqual(st.tensors.get(`${p}.q_proj.lora_A.weight`)?.shape, [cfg.r, base.hiddenSize]);
+      assert.deepEqual(st.tensors.get(`${p}.q_proj.lora_B.weight`)?.shape, [base.numHeads * headDim, cfg.r]);
+      assert.deepEqual(st.tensors.get(`${p}.k_proj.lora_B.weight`)?.shape, [base.numKvHeads * headDim, cfg.r]);
+      assert.deepEqual(st.tensors.get(`${p}.o_proj.lora_A.weight`)?.shape, [cfg.r, base.numHeads * headDim]);
+    }
+    const meta = JSON.parse(readFileSync(join(dir, 'expert.json'), 'utf8'));
+    assert.equal(meta.domain, domain);
+    assert.equal(meta.steps, 6);
+  }
+  const runs = readdirSync(join(ws.root, '.moa', 'runs')).filter((n) => /^\d{8}-/.test(n));
+  const run = JSON.parse(readFileSync(join(ws.root, '.moa', 'runs', runs[runs.length - 1]!, 'run.json'), 'utf8'));
+  assert.equal(run.status, 'done');
+  const persisted = readFileSync(join(ws.root, '.moa', 'runs', runs[runs.length - 1]!, 'events.jsonl'), 'utf8').trim().split('\n');
+  assert.equal(persisted.length, events.length, 'every event is persisted');
+});
+
+test('moa complete routes to the file\'s expert and generates text with onnxruntime-node', () => {
+  const file = join(ws.root, 'src', 'mod3.py');
+  const r = moa(['complete', file, '--line', '14', '--col', '1', '--max-tokens', '24', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout);
+  assert.equal(c.route.domain, 'python');
+  assert.deepEqual(c.route.experts, [{ name: 'python', weight: 1 }]);
+  assert.ok(c.tokens > 0, 'the model generated tokens');
+  assert.ok(c.text.length > 0, 'non-empty completion');
+  const onnxDirs = readdirSync(join(ws.root, '.moa', 'cache', 'onnx'));
+  assert.equal(onnxDirs.length, 1);
+  const onnx = join(ws.root, '.moa', 'cache', 'onnx', onnxDirs[0]!, 'model.onnx');
+  const mtime = statSync(onnx).mtimeMs;
+  const again = moa(['complete', file, '--line', '14', '--col', '1', '--max-tokens', '24', '--json']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).text, c.text, 'greedy decoding is deterministic');
+  assert.equal(statSync(onnx).mtimeMs, mtime, 'the export is cached, not redone');
+  const md = moa(['complete', join(ws.root, 'docs', 'guide1.md'), '--line', '5', '--col', '1', '--json']);
+  assert.equal(JSON.parse(md.stdout).route.domain, 'markdown');
+});
+
+test('stopping a run (SIGINT) ends it gracefully with a checkpoint and the experts written', async () => {
+  const child = spawn(process.execPath, [cli, 'train', '--steps', '100000', '--json', '--workspace', ws.root], { cwd: ws.root });
+  let out = '';
+  let stopped = false;
+  child.stdout.on('data', (b: Buffer) => {
+    out += b.toString();
+    if (!stopped && out.includes('"type":"step"')) {
+      stopped = true;
+      child.kill('SIGINT');
+    }
+  });
+  const code = await new Promise<number | null>((res) => child.on('close', res));
+  assert.equal(code, 3, 'exit code 3 = stopped before the end');
+  const events = out.trim().split('\n').map((l) => JSON.parse(l));
+  const done = events.find((e) => e.type === 'done');
+  assert.equal(done?.stopped, true);
+  assert.ok(events.some((e) => e.type === 'checkpoint'), 'a checkpoint was written at stop');
+  assert.ok(existsSync(join(ws.root, '.moa', 'experts', 'python', 'adapter_model.safetensors')));
+  assert.ok(!existsSync(join(ws.root, '.moa', 'runs', 'train.lock')), 'the run lock is released');
+});

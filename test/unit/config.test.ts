@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateConfig, formatProblems } from '../../src/core/config/validate';
+import { loadConfig } from '../../src/core/config/load';
+import { tempWorkspace } from '../helpers/tmp';
+import { join } from 'node:path';
+
+test('a minimal config gets every default', () => {
+  const r = validateConfig({ domains: [{ name: 'py', include: ['**/*.py'] }] });
+  assert.deepEqual(r.errors, []);
+  assert.equal(r.config?.baseModel, 'builtin:moa-tiny');
+  assert.equal(r.config?.lora.r, 8);
+  assert.deepEqual(r.config?.lora.targetModules, ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
+  assert.equal(r.config?.routing.mode, 'label');
+  assert.deepEqual(r.config?.domains[0]?.exclude, []);
+});
+
+test('errors carry the JSON path and what was expected', () => {
+  const r = validateConfig({ domains: [{ name: 'Bad Name', include: ['x'] }, { name: 'ok' }], lora: { r: 0 }, routing: { mode: 'magic' } });
+  assert.equal(r.config, undefined);
+  const paths = r.errors.map((e) => e.path);
+  assert.ok(paths.includes('$.domains[0].name'), paths.join());
+  assert.ok(paths.includes('$.domains[1]'), paths.join());
+  assert.ok(paths.includes('$.lora.r'));
+  assert.ok(paths.includes('$.routing.mode'));
+  assert.match(r.errors.find((e) => e.path === '$.lora.r')!.message, /integer from 1/);
+});
+
+test('unknown keys warn and never fail', () => {
+  const r = validateConfig({ domains: [{ name: 'md', languages: ['markdown'], colour: 'red' }], extra: 1 });
+  assert.ok(r.config);
+  assert.deepEqual(r.warnings.map((w) => w.path).sort(), ['$.domains[0].colour', '$.extra']);
+});
+
+test('duplicate domain names are rejected', () => {
+  const r = validateConfig({ domains: [{ name: 'a', include: ['*'] }, { name: 'a', include: ['*'] }] });
+  assert.match(formatProblems('moa.json', r.errors), /moa\.json: \$\.domains\[1\]\.name: duplicate/);
+});
+
+test('loadConfig names the file for broken JSON and for a missing config', () => {
+  const ws = tempWorkspace({ '.moa/moa.json': '{ "domains": [' });
+  try {
+    const file = join(ws.root, '.moa/moa.json');
+    assert.throws(() => loadConfig(file), (e: Error) => e.message.includes(file) && /not valid JSON/.test(e.message));
+    assert.throws(() => loadConfig(join(ws.root, 'nope.json')), /no MoA config/);
+  } finally {
+    ws.cleanup();
+  }
+});

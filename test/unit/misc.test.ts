@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { progressLine, formatSeconds } from '../../src/cli/progress';
+import { parseWebviewMessage } from '../../webview/dashboard/protocol';
+import { choosePython } from '../../src/core/trainer/python';
+import { newRunId, acquireRunLock } from '../../src/core/trainer/runs';
+import { workspaceLayout } from '../../src/core/paths';
+import { writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempWorkspace } from '../helpers/tmp';
+import type { StepEvent } from '../../src/core/trainer/events';
+
+test('progress line shows the bar, every expert\'s loss and the ETA', () => {
+  const s = (expert: string, loss: number): StepEvent => ({ type: 'step', stage: 'experts', expert, step: 5, steps: 10, loss, lr: 1e-3, tokens_per_s: 1234, elapsed_s: 10 });
+  const line = progressLine(new Map([['py', s('py', 1.23456)], ['md', s('md', 2)]]), 10);
+  assert.match(line, /█{5}░{5} 5\/10/);
+  assert.match(line, /py 1\.235 {2}md 2\.000/);
+  assert.match(line, /ETA 10s/);
+  assert.equal(formatSeconds(125), '2m05s');
+});
+
+test('webview messages other than the two known shapes are rejected', () => {
+  assert.deepEqual(parseWebviewMessage({ type: 'stop' }), { type: 'stop' });
+  for (const bad of [null, 'stop', [], { type: 'stop', extra: 1 }, { type: 'exec', cmd: 'rm' }, { type: 1 }]) {
+    assert.equal(parseWebviewMessage(bad), undefined);
+  }
+});
+
+test('python choice: explicit, then MOA_PYTHON, then python3', () => {
+  assert.deepEqual(choosePython('/nowhere', '/usr/bin/py'), { command: '/usr/bin/py', source: 'explicit' });
+  assert.equal(choosePython('/nowhere', undefined, { MOA_PYTHON: '/x/python' }).source, 'environment');
+  assert.deepEqual(choosePython('/nowhere', undefined, {}), { command: 'python3', source: 'path' });
+});
+
+test('run ids sort by time; a lock held by a dead process is taken over, a live one refuses', () => {
+  assert.match(newRunId(new Date(Date.UTC(2026, 0, 2, 3, 4, 5))), /^20260102-030405-[0-9a-f]{4}$/);
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    mkdirSync(layout.runsDir, { recursive: true });
+    writeFileSync(join(layout.runsDir, 'train.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, run: 'old' }));
+    const release = acquireRunLock(layout, 'new');
+    release();
+    writeFileSync(join(layout.runsDir, 'train.lock'), JSON.stringify({ pid: process.ppid, run: 'live' }));
+    assert.throws(() => acquireRunLock(layout, 'x'), /still training/);
+  } finally {
+    ws.cleanup();
+  }
+});

@@ -1,0 +1,168 @@
+"""`export`: the decoder with KV cache as ONNX, LoRA experts and routing weights as graph inputs.
+
+Names follow Optimum / transformers.js (input_ids, attention_mask, position_ids,
+past_key_values.{i}.key|value -> logits, present.{i}.key|value) plus lora.{m}.A
+[layers, experts, r, in], lora.{m}.B [layers, experts, out, r] and expert_weights
+[batch, experts]. The graph applies no LoRA scaling: the caller folds alpha/r into B, so one
+graph serves experts of any rank and alpha, and attaching or mixing never re-exports.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import Tensor, nn
+
+from .config import Fields, read_json_config
+from .errors import TrainerError
+from .fsutil import FILE_MODE, atomic_write_json
+from .hf_folder import load_base_model
+from .lora import mixed_delta
+from .model import MODULE_PARENT, CausalLM
+from .protocol import emit
+from .runtime import hello
+
+# The TorchScript exporter writes one protobuf; past 2 GB it needs external data files, which
+# the atomic rename below does not cover yet.
+MAX_EXPORT_BYTES = 1900 * 1024 * 1024
+
+
+class OnnxDecoder(nn.Module):
+    def __init__(self, model: CausalLM, target_modules: list[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.targets = list(target_modules)
+        self.num_layers = model.config.num_hidden_layers
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
+                *rest: Tensor) -> tuple[Tensor, ...]:
+        n = self.num_layers
+        past = [(rest[2 * i], rest[2 * i + 1]) for i in range(n)]
+        stacks = {m: (rest[2 * n + 2 * j], rest[2 * n + 2 * j + 1]) for j, m in enumerate(self.targets)}
+        weights = rest[2 * n + 2 * len(self.targets)]
+
+        def adapter(layer: int, module: str, x: Tensor) -> Optional[Tensor]:
+            if module not in stacks:
+                return None
+            a, b = stacks[module]
+            return mixed_delta(x, a[layer], b[layer], weights)
+
+        out = self.model(input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                         past_key_values=past, adapter=adapter, use_cache=True)
+        assert out.present is not None
+        return (out.logits, *[t for kv in out.present for t in kv])
+
+
+def io_names(num_layers: int, targets: list[str]) -> tuple[list[str], list[str]]:
+    inputs = ["input_ids", "attention_mask", "position_ids"]
+    inputs += [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+    inputs += [f"lora.{m}.{ab}" for m in targets for ab in ("A", "B")]
+    inputs.append("expert_weights")
+    outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+    return inputs, outputs
+
+
+def dynamic_axes(num_layers: int, targets: list[str]) -> dict[str, dict[int, str]]:
+    axes: dict[str, dict[int, str]] = {
+        "input_ids": {0: "batch", 1: "seq"},
+        "attention_mask": {0: "batch", 1: "total"},
+        "position_ids": {0: "batch", 1: "seq"},
+        "expert_weights": {0: "batch", 1: "experts"},
+        "logits": {0: "batch", 1: "seq"},
+    }
+    for i in range(num_layers):
+        for kv in ("key", "value"):
+            axes[f"past_key_values.{i}.{kv}"] = {0: "batch", 2: "past"}
+            axes[f"present.{i}.{kv}"] = {0: "batch", 2: "total"}
+    for m in targets:
+        axes[f"lora.{m}.A"] = {1: "experts", 2: "rank"}
+        axes[f"lora.{m}.B"] = {1: "experts", 3: "rank"}
+    return axes
+
+
+def sample_inputs(model: CausalLM, targets: list[str], batch: int = 2, seq: int = 3, past: int = 4,
+                  experts: int = 2, rank: int = 3) -> tuple[Tensor, ...]:
+    """Trace inputs; every dynamic size differs from the others so none gets baked in."""
+    cfg = model.config
+    dims = cfg.module_dims()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, cfg.vocab_size, (batch, seq), generator=g)
+    mask = torch.ones(batch, past + seq, dtype=torch.long)
+    pos = (torch.arange(seq) + past)[None].expand(batch, seq).contiguous()
+    kv = [torch.randn(batch, cfg.num_key_value_heads, past, cfg.head_dim, generator=g)
+          for _ in range(2 * cfg.num_hidden_layers)]
+    lora: list[Tensor] = []
+    for m in targets:
+        i, o = dims[m]
+        lora.append(torch.randn(cfg.num_hidden_layers, experts, rank, i, generator=g) * 0.01)
+        lora.append(torch.randn(cfg.num_hidden_layers, experts, o, rank, generator=g) * 0.01)
+    weights = torch.rand(batch, experts, generator=g)
+    return (ids, mask, pos, *kv, *lora, weights)
+
+
+def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17) -> None:
+    """Export to a temp file beside `out`, then rename: readers never see a partial model."""
+    unknown = [m for m in targets if m not in MODULE_PARENT]
+    if unknown:
+        raise TrainerError(f"export: unknown target_modules {unknown}",
+                           f"choose from {', '.join(MODULE_PARENT)}")
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    if size > MAX_EXPORT_BYTES:
+        raise TrainerError(f"export: the model has {size / 2**30:.1f} GiB of weights; ONNX export "
+                           "over 2 GB (external data) is not supported yet", None)
+    model = model.float().eval()
+    wrapper = OnnxDecoder(model, targets)
+    inputs, outputs = io_names(model.config.num_hidden_layers, targets)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(tmp, FILE_MODE)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # Tracer warnings about shape-dependent Python values are expected here: every
+            # such value is derived from an input shape and recorded as a Shape op.
+            warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+            torch.onnx.export(wrapper, sample_inputs(model, targets), tmp, input_names=inputs,
+                              output_names=outputs, dynamic_axes=dynamic_axes(model.config.num_hidden_layers, targets),
+                              opset_version=opset, do_constant_folding=True, dynamo=False)
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def model_json(model: CausalLM, targets: list[str], opset: int) -> dict[str, Any]:
+    cfg = model.config
+    dims = cfg.module_dims()
+    return {"v": 1, "num_layers": cfg.num_hidden_layers, "num_heads": cfg.num_attention_heads,
+            "num_kv_heads": cfg.num_key_value_heads, "head_dim": cfg.head_dim,
+            "hidden_size": cfg.hidden_size, "vocab_size": cfg.vocab_size, "target_modules": targets,
+            "modules": {m: {"in": dims[m][0], "out": dims[m][1]} for m in targets},
+            "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
+            "max_position_embeddings": cfg.max_position_embeddings, "opset": opset,
+            "lora_scaling": "none (fold alpha/r into B)"}
+
+
+def run(config_path: str) -> None:
+    start = time.perf_counter()
+    raw, source = read_json_config(config_path)
+    f = Fields(raw, source)
+    base = f.str("base_model", required=True)
+    out = Path(f.str("out", required=True))
+    targets = [str(m) for m in (f.list("target_modules") or ["q_proj", "k_proj", "v_proj", "o_proj"])]
+    opset = f.int("opset", 17, minimum=14)
+    hello(torch.device("cpu"))
+    model = load_base_model(base)
+    export_onnx(model, targets, out, opset)
+    meta_path = out.with_suffix(".json")  # model.onnx -> model.json, as PROTOCOL.md names it
+    atomic_write_json(meta_path, model_json(model, targets, opset))
+    emit("artifact", kind="onnx", name=out.name, path=str(out))
+    emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(out),
+         model_json=str(meta_path), bytes=out.stat().st_size)

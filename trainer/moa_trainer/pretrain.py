@@ -1,0 +1,195 @@
+"""`pretrain`: train a small byte-level base model from scratch and write it as an HF folder.
+
+This is how the built-in `models/moa-tiny` is made (config: models/moa-tiny.pretrain.json).
+Relative paths in the config resolve against its `base_dir`, itself relative to the config
+file, so the recipe runs from any working directory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+
+from .config import Fields, read_json_config
+from .corpus import BOS, EOS, VOCAB, build, parse_sources
+from .data import WindowSampler, fixed_windows
+from .errors import TrainerError
+from .fsutil import DIR_MODE, atomic_write_json
+from .hf_folder import save_model_files
+from .model import CausalLM, ModelConfig, count_params, init_weights
+from .protocol import StopFlag, emit
+from .runtime import autocast, hello, pick_device, set_threads
+from .schedule import lr_at
+
+STAGE = "pretrain"
+
+
+def byte_tokenizer_json() -> dict[str, Any]:
+    def special(i: int, text: str) -> dict[str, Any]:
+        return {"id": i, "content": text, "single_word": False, "lstrip": False, "rstrip": False,
+                "normalized": False, "special": True}
+
+    return {"version": "1.0",
+            "moa": {"type": "bytes", "vocab_size": VOCAB, "bos_token_id": BOS, "eos_token_id": EOS},
+            "added_tokens": [special(BOS, "<s>"), special(EOS, "</s>")]}
+
+
+def _model_config(raw: dict[str, Any], source: str) -> ModelConfig:
+    d = {"model_type": "llama", "vocab_size": VOCAB, "bos_token_id": BOS, "eos_token_id": EOS,
+         "tie_word_embeddings": True, **raw}
+    cfg = ModelConfig.from_hf(d, f"{source}: model")
+    if cfg.vocab_size != VOCAB:
+        raise TrainerError(f"{source}: model.vocab_size must be {VOCAB} for the byte-level tokenizer", None)
+    return cfg
+
+
+@torch.no_grad()
+def held_out_loss(model: CausalLM, windows: torch.Tensor, batch: int, device: torch.device) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for chunk in windows.split(batch):
+        chunk = chunk.to(device)
+        with autocast(device):
+            logits = model(chunk[:, :-1]).logits
+        total += float(F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten(), reduction="sum"))
+        count += chunk[:, 1:].numel()
+    model.train()
+    return total / count
+
+
+def _write_folder(out: Path, model: CausalLM, record: dict[str, Any]) -> None:
+    """Build the folder beside `out`, then swap it in, so `out` is never half written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    os.chmod(tmp, DIR_MODE)
+    old: Optional[Path] = None
+    try:
+        save_model_files(model, tmp)
+        atomic_write_json(tmp / "tokenizer.json", byte_tokenizer_json())
+        atomic_write_json(tmp / "pretrain.json", record)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old / out.name, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def run(config_path: str, stop: StopFlag) -> None:
+    start = time.perf_counter()
+    raw, source = read_json_config(config_path)
+    f = Fields(raw, source)
+    base_dir = (Path(config_path).resolve().parent / f.str("base_dir", ".")).resolve()
+    out = base_dir / f.str("out", required=True)
+    corpus_cfg = Fields(f.dict("corpus", required=True), f"{source}: corpus")
+    sources = parse_sources(corpus_cfg.list("sources", required=True), base_dir, source)
+    val_percent = corpus_cfg.int("val_percent", 5, minimum=0)
+    mcfg = _model_config(f.dict("model", required=True), source)
+    steps = f.int("steps", required=True, minimum=1)
+    batch = f.int("batch_size", 16, minimum=1)
+    seq_len = f.int("seq_len", 256, minimum=1)
+    peak_lr = f.float("lr", 3e-3)
+    warmup = f.int("warmup_steps", 100, minimum=0)
+    weight_decay = f.float("weight_decay", 0.1)
+    seed = f.int("seed", 0)
+    eval_every = f.int("eval_every", 0, minimum=0)
+    eval_windows = f.int("eval_windows", 64, minimum=1)
+    log_every = f.int("log_every", 10, minimum=1)
+    max_seconds = f.float("max_seconds", 0.0)
+    set_threads(f.int("threads", 0, minimum=0))
+    device = pick_device(f.str("device", "auto"))
+    hello(device)
+
+    corpus = build(sources, val_percent)
+    window = seq_len + 1
+    if len(corpus.val) < window:
+        raise TrainerError(f"{source}: the held-out split has {len(corpus.val)} tokens, less than one window",
+                           "raise corpus.val_percent or the byte caps")
+    sampler = WindowSampler(corpus.train, window, seed, "pretrain", "corpus (train split)", VOCAB)
+    val_quick = fixed_windows(corpus.val, window, eval_windows, "pretrain", "corpus (val split)", VOCAB)
+
+    torch.manual_seed(seed)
+    model = CausalLM(mcfg)
+    init_weights(model)
+    model.to(device).train()
+    params = count_params(model)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=peak_lr, betas=(0.9, 0.95))
+    emit("plan", stage=STAGE, experts=[], steps=steps, batch_size=batch, seq_len=seq_len,
+         tokens=steps * batch * seq_len, params_trainable=params, params_base=params,
+         corpus_train_tokens=len(corpus.train), corpus_val_tokens=len(corpus.val))
+
+    train_time, tokens, steps_done, loss_val = 0.0, 0, 0, float("nan")
+    budget_hit = False
+    for step in range(1, steps + 1):
+        if stop.is_set():
+            break
+        # With a wall budget, the schedule follows whichever is further along, steps or time,
+        # so a slower machine still anneals fully instead of stopping at a high learning rate.
+        pace = step if not max_seconds else max(step, math.ceil(steps * train_time / max_seconds))
+        if pace > steps:
+            budget_hit = True
+            break
+        t0 = time.perf_counter()
+        lr = lr_at(pace, steps, warmup, peak_lr)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        xy = sampler.sample(batch).to(device)
+        with autocast(device):
+            logits = model(xy[:, :-1]).logits
+        loss = F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        loss_val = loss.item()
+        train_time += time.perf_counter() - t0
+        tokens += batch * seq_len
+        steps_done = step
+        if step % log_every == 0 or step == 1 or step == steps:
+            emit("step", stage=STAGE, expert="base", step=step, steps=steps, loss=loss_val, lr=lr,
+                 tokens_per_s=tokens / train_time, elapsed_s=round(time.perf_counter() - start, 3))
+        if eval_every and step % eval_every == 0 and step != steps:
+            emit("eval", stage=STAGE, expert="base", domain="held-out",
+                 loss=held_out_loss(model, val_quick, batch, device), step=step)
+    if steps_done == 0:
+        emit("done", stopped=True, elapsed_s=round(time.perf_counter() - start, 3), stage=STAGE, steps_done=0)
+        return
+
+    stopped = stop.is_set() and steps_done < steps
+    # The reported figure uses every held-out window (non-overlapping), unless stopping early.
+    val_windows = val_quick if stopped else fixed_windows(
+        corpus.val, window, len(corpus.val) // window, "pretrain", "corpus (val split)", VOCAB)
+    val_loss = held_out_loss(model, val_windows, batch, device)
+    bpb = val_loss / math.log(2)
+    emit("eval", stage=STAGE, expert="base", domain="held-out", loss=val_loss, step=steps_done)
+    record = {
+        "v": 1, "recipe": f"python -m moa_trainer pretrain --config {config_path}",
+        "config": raw, "params": params, "steps_done": steps_done, "tokens_seen": tokens,
+        "train_seconds": round(train_time, 1), "tokens_per_s": round(tokens / train_time, 1),
+        "final_train_loss": loss_val, "val_loss": val_loss, "val_bits_per_byte": bpb,
+        "val_tokens_evaluated": int(val_windows[:, 1:].numel()),
+        "corpus": [vars(s) for s in corpus.stats], "stopped": stopped, "budget_hit": budget_hit,
+        "torch": torch.__version__, "device": device.type, "threads": torch.get_num_threads(),
+    }
+    _write_folder(out, model.float(), record)
+    emit("artifact", kind="base", name=out.name, path=str(out))
+    emit("done", stopped=stopped, elapsed_s=round(time.perf_counter() - start, 3), stage=STAGE,
+         steps_done=steps_done, tokens_seen=tokens, params=params, val_loss=val_loss,
+         val_bits_per_byte=bpb, budget_hit=budget_hit, path=str(out),
+         corpus_bytes=sum(s.bytes for s in corpus.stats))

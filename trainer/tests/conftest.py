@@ -1,0 +1,98 @@
+"""Shared fixtures: a small random Llama folder, uint32 shards, and a trainer subprocess runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pytest
+import torch
+
+TRAINER_DIR = Path(__file__).resolve().parents[1]
+REPO_ROOT = TRAINER_DIR.parent
+sys.path.insert(0, str(TRAINER_DIR))
+
+from moa_trainer.fsutil import atomic_write_json  # noqa: E402
+from moa_trainer.hf_folder import save_model_files  # noqa: E402
+from moa_trainer.model import CausalLM, ModelConfig, init_weights  # noqa: E402
+from moa_trainer.pretrain import byte_tokenizer_json  # noqa: E402
+
+torch.set_num_threads(1)
+
+TINY = ModelConfig(vocab_size=258, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                   num_attention_heads=4, num_key_value_heads=2, head_dim=8, rms_norm_eps=1e-5,
+                   rope_theta=500.0, max_position_embeddings=256, tie_word_embeddings=True,
+                   bos_token_id=256, eos_token_id=257)
+
+
+def random_model(cfg: ModelConfig = TINY, seed: int = 0, std: float = 0.2) -> CausalLM:
+    """A wide init (std 0.2) so logits differ clearly between inputs and adapters."""
+    torch.manual_seed(seed)
+    model = CausalLM(cfg)
+    init_weights(model, std)
+    for name, p in model.named_parameters():
+        if name.endswith("bias") or "norm" in name:
+            with torch.no_grad():
+                p.add_(torch.randn_like(p) * 0.1)
+    return model.eval()
+
+
+def write_model_dir(folder: Path, model: CausalLM) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model_files(model, folder)
+    atomic_write_json(folder / "tokenizer.json", byte_tokenizer_json())
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model_dir(tmp_path_factory.mktemp("tiny-model"), random_model())
+
+
+def write_shard(path: Path, tokens: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(np.asarray(tokens, dtype="<u4").tobytes())
+    return path
+
+
+def domain_tokens(seed: int, n: int, lo: int, hi: int) -> np.ndarray:
+    """A domain with its own byte range, so each expert has something distinct to learn."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(lo, hi, size=n).astype(np.uint32)
+
+
+def trainer_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(TRAINER_DIR)
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def parse_events(stdout: str) -> list[dict[str, Any]]:
+    events = []
+    for line in stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("v") == 1 and "type" in obj:
+            events.append(obj)
+    return events
+
+
+def run_trainer(args: list[str], timeout: float = 120, input_text: Optional[str] = None,
+                env: Optional[dict[str, str]] = None) -> tuple[int, list[dict[str, Any]], str, str]:
+    proc = subprocess.run([sys.executable, "-m", "moa_trainer", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env or trainer_env(), input=input_text or "")
+    return proc.returncode, parse_events(proc.stdout), proc.stdout, proc.stderr
+
+
+def write_config(path: Path, cfg: dict[str, Any]) -> str:
+    path.write_text(json.dumps(cfg), encoding="utf-8")
+    return str(path)
