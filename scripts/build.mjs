@@ -45,7 +45,7 @@ const jobs = [
     format: 'iife',
     sourcemap: false,
     minify: production,
-    entryPoints: { dashboard: 'webview/dashboard/main.ts' },
+    entryPoints: { dashboard: 'webview/dashboard/main.ts', inspector: 'webview/inspector/main.ts' },
     outdir: 'dist/webview',
     logLevel: 'warning',
   }),

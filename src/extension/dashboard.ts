@@ -1,11 +1,11 @@
 import * as vscode from 'vscode';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { TrainerEvent } from '../core/trainer/events';
 import { listRuns, readRunEvents } from '../core/trainer/runs';
 import { parseWebviewMessage, type DashboardEval, type DashboardStep, type HostMessage } from '../../webview/dashboard/protocol';
 import type { TrainingController } from './training';
 import type { MoaWorkspace } from './workspace';
+import { webviewHtml, webviewOptions } from './webviewHtml';
 
 function toStep(e: TrainerEvent & { type: 'step' }): DashboardStep {
   return { expert: e.expert, stage: e.stage, step: e.step, steps: e.steps, loss: e.loss, lr: e.lr, tokensPerS: e.tokens_per_s, elapsedS: e.elapsed_s };
@@ -25,11 +25,7 @@ export class DashboardPanel implements vscode.Disposable {
       DashboardPanel.current.panel.reveal(vscode.ViewColumn.Beside, true);
       return DashboardPanel.current;
     }
-    const panel = vscode.window.createWebviewPanel('moa.dashboard', 'MoA Training', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, {
-      enableScripts: true,
-      retainContextWhenHidden: true,
-      localResourceRoots: [vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview'), vscode.Uri.joinPath(context.extensionUri, 'media')],
-    });
+    const panel = vscode.window.createWebviewPanel('moa.dashboard', 'MoA Training', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, webviewOptions(context.extensionUri));
     DashboardPanel.current = new DashboardPanel(panel, context, ws, training);
     return DashboardPanel.current;
   }
@@ -89,28 +85,7 @@ export class DashboardPanel implements vscode.Disposable {
   }
 
   private html(context: vscode.ExtensionContext): string {
-    const webview = this.panel.webview;
-    const nonce = randomBytes(16).toString('base64');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(context.extensionUri, 'dist', 'webview', 'dashboard.js'));
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(context.extensionUri, 'media', 'dashboard.css'));
-    const csp = [
-      "default-src 'none'",
-      `script-src 'nonce-${nonce}'`,
-      `style-src ${webview.cspSource}`,
-      `font-src ${webview.cspSource}`,
-      `img-src ${webview.cspSource} data:`,
-    ].join('; ');
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="UTF-8">
-<meta http-equiv="Content-Security-Policy" content="${csp}">
-<meta name="viewport" content="width=device-width, initial-scale=1.0">
-<link rel="stylesheet" href="${style}">
-<title>MoA Training</title>
-</head>
-<body>
-<header>
+    return webviewHtml(this.panel.webview, context.extensionUri, 'dashboard', 'MoA Training', `<header>
   <h1>MoA training</h1>
   <vscode-button id="stop" appearance="secondary" disabled>Stop</vscode-button>
 </header>
@@ -123,10 +98,7 @@ export class DashboardPanel implements vscode.Disposable {
   <div><label>ETA</label><span id="eta">—</span></div>
 </section>
 <div id="legend"></div>
-<canvas id="chart" aria-label="Loss per expert"></canvas>
-<script nonce="${nonce}" src="${script}"></script>
-</body>
-</html>`;
+<canvas id="chart" aria-label="Loss per expert"></canvas>`);
   }
 
   dispose(): void {

@@ -3,16 +3,20 @@ import { watchMoaFolders } from '../core/adapters/watch';
 import { errorMessage, MoaError } from '../core/util/errors';
 import { buildWorkspaceData, initWorkspace } from '../core/workspace';
 import { DashboardPanel } from './dashboard';
+import { InspectorPanel } from './inspector';
+import { listExperts } from '../core/adapters/store';
+import { setRoutingMode } from '../core/config/edit';
+import type { RoutingMode } from '../core/config/schema';
 import { MoaInlineProvider } from './inline';
 import { TrainingController } from './training';
 import { ExpertsTree } from './tree';
 import { MoaWorkspace } from './workspace';
 
 /** Runs a command body, turning any failure into a notification with a way to the log. */
-function guarded(log: vscode.LogOutputChannel, fn: () => unknown): () => Promise<void> {
-  return async () => {
+function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown): (...args: never[]) => Promise<void> {
+  return async (...args: never[]) => {
     try {
-      await fn();
+      await fn(...args);
     } catch (e) {
       log.error(errorMessage(e));
       const hint = e instanceof MoaError && e.hint ? ` ${e.hint}` : '';
@@ -20,6 +24,12 @@ function guarded(log: vscode.LogOutputChannel, fn: () => unknown): () => Promise
       if (action) log.show();
     }
   };
+}
+
+/** A tree node (from a context menu) that names an expert, if it is one. */
+function expertNameOf(node: unknown): string | undefined {
+  const n = node as { kind?: string; expert?: { name?: string; status?: string } } | undefined;
+  return n?.kind === 'expert' && n.expert?.status === 'ok' ? n.expert.name : undefined;
 }
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -36,7 +46,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const inline = new MoaInlineProvider(ws);
   context.subscriptions.push(training, inline, vscode.window.registerTreeDataProvider('moa.experts', tree));
 
-  const watcher = watchMoaFolders([ws.layout.moaDir], () => {
+  const watcher = watchMoaFolders(ws.layout.moaDir, () => {
     void vscode.commands.executeCommand('setContext', 'moa.hasConfig', ws.hasConfig());
     tree.refresh();
     inline.reset();
@@ -49,7 +59,7 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.window.onDidChangeActiveTextEditor((ed) => inline.showRoute(ed?.document)),
   );
 
-  const cmd = (id: string, fn: () => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, guarded(log, fn)));
+  const cmd = (id: string, fn: (...args: never[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, guarded(log, fn)));
   cmd('moa.init', () => {
     const { config } = initWorkspace(ws.layout);
     void vscode.commands.executeCommand('setContext', 'moa.hasConfig', true);
@@ -75,6 +85,36 @@ export function activate(context: vscode.ExtensionContext): void {
   cmd('moa.cancelTraining', () => training.stop());
   cmd('moa.showDashboard', () => DashboardPanel.show(context, ws, training));
   cmd('moa.refresh', () => tree.refresh());
+  cmd('moa.showRouting', () => {
+    const doc = vscode.window.activeTextEditor?.document;
+    if (!doc) throw new MoaError('no file is open: open a file to see how it is routed');
+    const route = inline.showRoute(doc);
+    if (route) void vscode.window.showInformationMessage(`MoA routing (${route.mode}): ${route.reason}`);
+  });
+  cmd('moa.setRoutingMode', async () => {
+    const current = ws.config().routing.mode;
+    const items: (vscode.QuickPickItem & { mode: RoutingMode })[] = [
+      { mode: 'label', label: 'label', description: 'the file\'s domain picks its expert (default)' },
+      { mode: 'learned', label: 'learned', description: 'the trained router picks (falls back to labels until a router exists)' },
+      { mode: 'pinned', label: 'pinned', description: 'one expert for every file (falls back to labels until one is pinned)' },
+      { mode: 'off', label: 'off', description: 'base model only' },
+    ];
+    items.forEach((i) => i.mode === current && (i.detail = 'current'));
+    const pick = await vscode.window.showQuickPick(items, { title: 'MoA: routing mode', placeHolder: `current: ${current}` });
+    if (!pick) return;
+    setRoutingMode(ws.layout.configFile, pick.mode);
+    inline.reset();
+    inline.showRoute(vscode.window.activeTextEditor?.document);
+  });
+  cmd('moa.inspectExpert', async (node?: unknown) => {
+    let name = expertNameOf(node);
+    if (!name) {
+      const ok = listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok');
+      if (ok.length === 0) throw new MoaError('no trained expert to inspect yet', 'Run "MoA: Train All Experts" first.');
+      name = ok.length === 1 ? ok[0]!.name : (await vscode.window.showQuickPick(ok.map((e) => e.name), { title: 'MoA: inspect which expert?' }));
+    }
+    if (name) InspectorPanel.show(context, ws, name);
+  });
   inline.showRoute(vscode.window.activeTextEditor?.document);
 }
 

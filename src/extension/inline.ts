@@ -2,7 +2,14 @@ import * as vscode from 'vscode';
 import { relative } from 'node:path';
 import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { errorMessage } from '../core/util/errors';
+import type { RouteDecision } from '../core/routing/label';
 import type { MoaWorkspace } from './workspace';
+
+/** What the status bar says serves a file: the expert(s), or the base model and why. */
+export function routeLabel(route: RouteDecision): string {
+  if (route.experts.length) return route.experts.map((e) => e.name).join('+');
+  return route.mode === 'off' ? 'base (routing off)' : 'base';
+}
 
 const DEBOUNCE_MS = 150;
 
@@ -31,7 +38,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
 
   constructor(private readonly ws: MoaWorkspace) {
     this.status.name = 'MoA expert';
-    this.status.command = 'moa.showDashboard';
+    this.status.command = 'moa.setRoutingMode';
   }
 
   /** New experts or a new config: drop the loaded state so the next request sees them. */
@@ -46,18 +53,21 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     return this.service;
   }
 
-  showRoute(doc: vscode.TextDocument | undefined): void {
+  /** Shows in the status bar which expert (or mix) serves this file; returns the decision. */
+  showRoute(doc: vscode.TextDocument | undefined): RouteDecision | undefined {
     if (!doc || doc.uri.scheme !== 'file' || !this.ws.hasConfig()) return void this.status.hide();
     try {
       const rel = relative(this.ws.layout.root, doc.uri.fsPath).split('\\').join('/');
       const route = this.getService().route(rel, doc.languageId);
-      this.status.text = route.experts.length ? `$(circuit-board) MoA: ${route.experts.map((e) => e.name).join('+')}` : '$(circuit-board) MoA: base';
+      this.status.text = `$(circuit-board) MoA: ${routeLabel(route)}`;
       this.status.tooltip = route.reason;
       this.status.show();
+      return route;
     } catch (e) {
       this.status.text = '$(warning) MoA';
       this.status.tooltip = errorMessage(e);
       this.status.show();
+      return undefined;
     }
   }
 
@@ -85,8 +95,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
         languageId: doc.languageId,
         signal: abort.signal,
       });
-      const who = c.route.experts.map((e) => e.name).join('+') || 'base';
-      this.status.text = `$(circuit-board) MoA: ${who} · ${Math.round(c.totalMs)} ms`;
+      this.status.text = `$(circuit-board) MoA: ${routeLabel(c.route)} · ${Math.round(c.totalMs)} ms`;
       this.status.tooltip = c.route.reason;
       this.status.show();
       if (token.isCancellationRequested || !c.text.trim()) return undefined;

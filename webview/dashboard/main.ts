@@ -1,5 +1,5 @@
 import { provideVSCodeDesignSystem, vsCodeButton } from '@vscode/webview-ui-toolkit';
-import { drawChart, seriesColor, type Series } from './chart';
+import { drawChart, seriesColor, type Series } from '../shared/chart';
 import type { DashboardEval, DashboardStep, HostMessage, WebviewMessage } from './protocol';
 
 provideVSCodeDesignSystem().register(vsCodeButton());

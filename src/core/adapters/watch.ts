@@ -1,3 +1,4 @@
+import { sep } from 'node:path';
 import { watch } from 'chokidar';
 
 export interface Disposable {
@@ -8,8 +9,14 @@ export interface Disposable {
  * Watches MoA's own folders (experts, datasets, router) and calls back once per burst of changes,
  * so an expert written by the trainer or copied in by hand shows up at once.
  */
-export function watchMoaFolders(paths: string[], onChange: () => void, debounceMs = 200): Disposable {
-  const watcher = watch(paths, { ignoreInitial: true, depth: 3, awaitWriteFinish: false });
+export function watchMoaFolders(moaDir: string, onChange: () => void, debounceMs = 200): Disposable {
+  // Run logs and caches change on every training step; only config, experts, router and the
+  // dataset manifest change what the views show.
+  const noisy = (p: string) => {
+    const rel = p.slice(moaDir.length + 1).split(sep).join('/');
+    return rel.startsWith('runs') || (rel.startsWith('cache') && rel !== 'cache' && rel !== 'cache/data' && rel !== 'cache/data/manifest.json');
+  };
+  const watcher = watch(moaDir, { ignoreInitial: true, depth: 3, ignored: noisy });
   let timer: NodeJS.Timeout | undefined;
   const fire = () => {
     clearTimeout(timer);

@@ -82,3 +82,76 @@ export function drawChart(canvas: HTMLCanvasElement, series: Series[]): void {
   }
   ctx.setLineDash([]);
 }
+
+function prepare(canvas: HTMLCanvasElement): { ctx: CanvasRenderingContext2D; w: number; h: number; fg: string; grid: string } {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth;
+  const h = canvas.clientHeight;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(h * dpr);
+  const ctx = canvas.getContext('2d')!;
+  ctx.scale(dpr, dpr);
+  ctx.clearRect(0, 0, w, h);
+  ctx.font = '11px var(--vscode-font-family, sans-serif)';
+  const style = getComputedStyle(document.body);
+  return { ctx, w, h, fg: style.getPropertyValue('--vscode-foreground').trim() || '#ccc', grid: style.getPropertyValue('--vscode-editorWidget-border').trim() || '#444' };
+}
+
+/** Grouped bars: one group per label, one bar per series. */
+export function drawBars(canvas: HTMLCanvasElement, labels: string[], series: { name: string; values: number[] }[]): void {
+  const { ctx, w, h, fg, grid } = prepare(canvas);
+  const pad = { l: 48, r: 8, t: 8, b: 22 };
+  const max = Math.max(1e-12, ...series.flatMap((s) => s.values));
+  const groupW = (w - pad.l - pad.r) / Math.max(1, labels.length);
+  const barW = Math.max(2, (groupW * 0.8) / Math.max(1, series.length));
+  ctx.strokeStyle = grid;
+  ctx.fillStyle = fg;
+  for (let i = 0; i <= 4; i++) {
+    const y = pad.t + ((h - pad.t - pad.b) * i) / 4;
+    ctx.beginPath();
+    ctx.moveTo(pad.l, y);
+    ctx.lineTo(w - pad.r, y);
+    ctx.stroke();
+    ctx.fillText((max * (1 - i / 4)).toPrecision(2), 2, y + 4);
+  }
+  labels.forEach((label, g) => {
+    const x0 = pad.l + g * groupW + groupW * 0.1;
+    series.forEach((s, k) => {
+      const v = s.values[g] ?? 0;
+      const bh = (v / max) * (h - pad.t - pad.b);
+      ctx.fillStyle = seriesColor(k);
+      ctx.fillRect(x0 + k * barW, h - pad.b - bh, barW - 1, bh);
+    });
+    ctx.fillStyle = fg;
+    ctx.fillText(label, x0, h - 6);
+  });
+}
+
+/** A matrix as coloured cells with the values printed; rows and columns labelled. */
+export function drawHeatmap(canvas: HTMLCanvasElement, rows: string[], cols: string[], values: number[][]): void {
+  const { ctx, w, h, fg } = prepare(canvas);
+  const pad = { l: 90, t: 20 };
+  const cw = (w - pad.l) / Math.max(1, cols.length);
+  const ch = (h - pad.t) / Math.max(1, rows.length);
+  const flat = values.flat();
+  const lo = Math.min(...flat);
+  const hi = Math.max(...flat);
+  const base = seriesColor(0);
+  rows.forEach((row, i) => {
+    ctx.fillStyle = fg;
+    ctx.fillText(row, 4, pad.t + i * ch + ch / 2 + 4);
+    cols.forEach((_, j) => {
+      const v = values[i]![j]!;
+      ctx.globalAlpha = hi > lo ? 0.15 + (0.85 * (v - lo)) / (hi - lo) : 0.5;
+      ctx.fillStyle = base;
+      ctx.fillRect(pad.l + j * cw, pad.t + i * ch, cw - 2, ch - 2);
+      ctx.globalAlpha = 1;
+      ctx.fillStyle = fg;
+      ctx.fillText(v.toFixed(2), pad.l + j * cw + 4, pad.t + i * ch + ch / 2 + 4);
+    });
+  });
+  cols.forEach((c, j) => {
+    ctx.fillStyle = fg;
+    ctx.fillText(c, pad.l + j * cw + 4, 12);
+  });
+}

@@ -1,0 +1,63 @@
+import { join } from 'node:path';
+import type { MoaConfig } from '../config/schema';
+import { readManifest } from '../data/shards';
+import { readBaseModel, resolveBaseModelDir } from '../models/base';
+import type { ProductLayout, WorkspaceLayout } from '../paths';
+import { listRuns, readRunEvents } from '../trainer/runs';
+import { MoaError } from '../util/errors';
+import { expertStats, updateCosine, type ModuleStats } from './inspect';
+import { listExperts, loadExpertWeights, type ExpertWeights } from './store';
+
+export interface ExpertInspection {
+  expert: string;
+  r: number;
+  alpha: number;
+  targetModules: string[];
+  parameters: number;
+  sizeBytes: number;
+  meta: Record<string, unknown>;
+  data: { files: number; bytes: number; trainTokens: number; valTokens: number } | null;
+  stats: ModuleStats[];
+  curve: { step: number; loss: number }[];
+  similarity: { experts: string[]; matrix: number[][] };
+}
+
+/** Everything the inspector shows for one expert, and how it relates to the others. */
+export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, config: MoaConfig, name: string): ExpertInspection {
+  const experts = listExperts(layout.expertsDir).filter((e) => e.status === 'ok');
+  const summary = experts.find((e) => e.name === name);
+  if (!summary) throw new MoaError(`${join(layout.expertsDir, name)}: no usable expert "${name}"`);
+  const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, product, layout.root));
+  const loaded = new Map<string, ExpertWeights>(experts.map((e) => [e.name, loadExpertWeights(e.dir, e.name, base)]));
+  const w = loaded.get(name)!;
+  let parameters = 0;
+  for (const m of w.modules.values()) parameters += m.A.length * w.r * (m.inFeatures + m.outFeatures);
+  const stats = readManifest(layout)?.domains.find((d) => d.domain === name);
+  const names = [...loaded.keys()];
+  const matrix = names.map((a) => names.map((b) => (a === b ? 1 : updateCosine(loaded.get(a)!, loaded.get(b)!))));
+  return {
+    expert: name,
+    r: w.r,
+    alpha: summary.alpha ?? w.r,
+    targetModules: summary.targetModules ?? [],
+    parameters,
+    sizeBytes: summary.sizeBytes ?? 0,
+    meta: summary.meta as Record<string, unknown>,
+    data: stats ? { files: stats.files, bytes: stats.bytes, trainTokens: stats.trainTokens, valTokens: stats.valTokens } : null,
+    stats: expertStats(w),
+    curve: trainingCurve(layout, name, summary.meta.run_id),
+    similarity: { experts: names, matrix },
+  };
+}
+
+/** The expert's stage-1 loss curve from the run that wrote it (or the latest run that trained it). */
+function trainingCurve(layout: WorkspaceLayout, name: string, runId: string | undefined): { step: number; loss: number }[] {
+  const runs = runId ? [runId] : listRuns(layout).reverse();
+  for (const run of runs) {
+    const points = readRunEvents(join(layout.runsDir, run, 'events.jsonl'))
+      .filter((e) => e.type === 'step' && e.expert === name)
+      .map((e) => (e.type === 'step' ? { step: e.step, loss: e.loss } : { step: 0, loss: 0 }));
+    if (points.length) return points;
+  }
+  return [];
+}
