@@ -25,7 +25,7 @@ const node = {
   format: 'cjs',
   sourcemap: !production,
   minify: production,
-  external: ['vscode', 'onnxruntime-node'],
+  external: ['vscode', 'onnxruntime-node', 'playwright-core'],
   logLevel: 'warning',
 };
 

@@ -46,6 +46,7 @@ const count = (re, s) => {
 };
 
 step('python environment', process.execPath, ['scripts/python-env.mjs', '--test']);
+step('end-to-end tools (code-server, chromium)', process.execPath, ['scripts/e2e-tools.mjs']);
 step('build', process.execPath, ['scripts/build.mjs']);
 step('typecheck', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.', '--noEmit']);
 
@@ -55,7 +56,8 @@ const pyPassed = count(/(\d+) passed/g, pyTail);
 const pyFailed = count(/(\d+) failed/g, pyTail) + count(/(\d+) errors?/g, pyTail) + (pyRes.code !== 0 && !pyTail ? 1 : 0);
 
 const files = listTests(join(root, 'out', 'test'));
-const nodeRes = await runTests('typescript tests (node --test)', process.execPath, ['--test', '--test-reporter=spec', ...files]);
+const nodeRes = await runTests('typescript tests (node --test)', process.execPath, // One file at a time: the e2e test repackages dist/ (vsce prepublish) which the integration test runs.
+  ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files]);
 const nodePassed = count(/ℹ pass (\d+)/g, nodeRes.out);
 const nodeFailed = count(/ℹ fail (\d+)/g, nodeRes.out) + (nodeRes.code !== 0 && !/ℹ fail/.test(nodeRes.out) ? 1 : 0);
 

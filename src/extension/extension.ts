@@ -77,8 +77,8 @@ export function activate(context: vscode.ExtensionContext): void {
     if (!vscode.workspace.isTrusted) {
       throw new MoaError('training is disabled in a restricted workspace: it runs Python on this folder\'s data.', 'Trust the workspace (Manage Workspace Trust) to train.');
     }
-    const steps = vscode.workspace.getConfiguration('moa').get<number>('trainSteps', 200);
-    training.start(steps);
+    const override = vscode.workspace.getConfiguration('moa').get<number>('trainSteps', 0);
+    training.start(override > 0 ? override : ws.config().training.steps);
     DashboardPanel.show(context, ws, training);
     tree.refresh();
   });

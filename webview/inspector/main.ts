@@ -55,12 +55,14 @@ function render(): void {
       const mean = rows[0]!.sigma.map((_, k) => rows.reduce((a, s) => a + (s.sigma[k] ?? 0), 0) / rows.length);
       return { name: m, colorIndex: i, points: mean.map((y, k) => ({ x: k + 1, y })) };
     }),
+    'σ index',
   );
   const er = d.stats.reduce((a, s) => a + s.effectiveRank, 0) / Math.max(1, d.stats.length);
   $('spectrum-legend').textContent = `singular values σ₁…σ${d.r}, mean over layers; mean effective rank ${er.toFixed(2)} of ${d.r}`;
   drawChart($('curve') as HTMLCanvasElement, [{ name: d.expert, colorIndex: 0, points: d.curve.map((p) => ({ x: p.step, y: p.loss })) }]);
-  if (d.similarity.experts.length > 1) drawHeatmap($('similarity') as HTMLCanvasElement, d.similarity.experts, d.similarity.experts, d.similarity.matrix);
+  // Unhide before drawing: a hidden canvas has no size to draw into.
   $('similarity-section').hidden = d.similarity.experts.length < 2;
+  if (d.similarity.experts.length > 1) drawHeatmap($('similarity') as HTMLCanvasElement, d.similarity.experts, d.similarity.experts, d.similarity.matrix);
   document.body.dataset['ready'] = 'true';
 }
 

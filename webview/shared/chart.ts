@@ -31,7 +31,7 @@ export function downsample(points: { x: number; y: number }[], max: number): { x
   return out;
 }
 
-export function drawChart(canvas: HTMLCanvasElement, series: Series[]): void {
+export function drawChart(canvas: HTMLCanvasElement, series: Series[], xLabel = 'step'): void {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth;
   const h = canvas.clientHeight;
@@ -70,7 +70,7 @@ export function drawChart(canvas: HTMLCanvasElement, series: Series[]): void {
     ctx.stroke();
     ctx.fillText(y.toFixed(2), 4, Y(y) + 4);
   }
-  ctx.fillText(`step ${xMax}`, w - pad.r - 60, h - 6);
+  ctx.fillText(`${xLabel} ${xMax}`, w - pad.r - 60, h - 6);
   for (const s of series) {
     const pts = downsample(s.points, Math.max(200, Math.floor(w * 2)));
     ctx.strokeStyle = seriesColor(s.colorIndex);

@@ -1,0 +1,219 @@
+// End-to-end: the packaged extension in real VS Code (code-server), driven in real Chromium.
+// Scenarios follow the e2e issue; each ends with a screenshot under artifacts/e2e/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+import { tools, VsCode } from './harness';
+
+const root = repoRoot();
+const artifacts = join(root, 'artifacts', 'e2e');
+const vsix = join(root, 'artifacts', 'moa-studio-e2e.vsix');
+const t = tools(root);
+const log = (m: string) => console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${m}`);
+let ws: { root: string; cleanup: () => void };
+let vs: VsCode;
+
+function moaJson(steps: number): string {
+  return JSON.stringify({
+    version: 1,
+    baseModel: 'builtin:moa-tiny',
+    domains: [
+      { name: 'python', include: ['**/*.py'] },
+      { name: 'markdown', include: ['**/*.md'] },
+      { name: 'typescript', include: ['**/*.ts'] },
+    ],
+    training: { steps, batchSize: 4, seqLen: 64, warmupSteps: 2 },
+  }, null, 2);
+}
+
+function fixture(): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 8; i++) {
+    files[`src/store${i}.py`] = `import os\n\n\nclass Store${i}:\n    def __init__(self, name):\n        self.name = name\n        self.items = {}\n\n    def put(self, key, value):\n        self.items[key] = value\n        return len(self.items)\n\n\ndef load_${i}(path):\n    with open(path) as handle:\n        return handle.read()\n`;
+    files[`docs/guide${i}.md`] = `# Guide ${i}\n\nThis guide explains how to set up the project.\n\n## Install\n\nRun the installer and follow the prompts.\n\n- Open the dashboard.\n- Press **Start**.\n`;
+    files[`web/view${i}.ts`] = `export interface View${i} {\n  id: number;\n  title: string;\n}\n\nexport function render${i}(view: View${i}): string {\n  return \`<h1>\${view.title}</h1>\`;\n}\n`;
+  }
+  files['.moa/moa.json'] = moaJson(400);
+  return files;
+}
+
+function settings(trust: boolean): Record<string, unknown> {
+  return {
+    'moa.pythonPath': join(root, '.venv', 'bin', 'python'),
+    'security.workspace.trust.enabled': trust,
+    'security.workspace.trust.startupPrompt': 'never',
+    'workbench.startupEditor': 'none',
+    'workbench.secondarySideBar.defaultVisibility': 'hidden',
+    'chat.disableAIFeatures': true,
+    'editor.inlineSuggest.enabled': true,
+  };
+}
+
+async function points(): Promise<number> {
+  return Number((await vs.webview().locator('#chart').getAttribute('data-points')) ?? 0);
+}
+
+before(async () => {
+  assert.ok(existsSync(t.codeServer), `code-server missing at ${t.codeServer}: run node scripts/e2e-tools.mjs`);
+  assert.ok(existsSync('/usr/bin/chromium'), 'Debian chromium missing: run node scripts/e2e-tools.mjs');
+  mkdirSync(join(root, 'artifacts'), { recursive: true });
+  const pkg = spawnSync(process.execPath, [join(root, 'node_modules', '@vscode', 'vsce', 'vsce'), 'package', '--out', vsix], { cwd: root, encoding: 'utf8' });
+  assert.equal(pkg.status, 0, `vsce package failed:\n${pkg.stdout}\n${pkg.stderr}`);
+  log('packaged the .vsix');
+  ws = tempWorkspace(fixture());
+  vs = new VsCode(t, { vsix, folder: ws.root, settings: settings(false), artifacts, log });
+  await vs.start();
+});
+
+after(async () => {
+  await vs?.stop();
+  ws?.cleanup();
+});
+
+test('1. the MoA view lists the three domains with their data stats', async () => {
+  await vs.page.locator('.activitybar [aria-label^="MoA"]').first().click();
+  await vs.page.locator('.pane-body .monaco-list-row:has-text("builtin:moa-tiny")').waitFor({ timeout: 60_000 });
+  await vs.command('MoA: Build Datasets');
+  await vs.page.locator('.pane-body .monaco-list-row:has-text("typescript"):has-text("tokens")').waitFor({ timeout: 60_000 });
+  const rows = await vs.treeRows();
+  for (const d of ['python', 'markdown', 'typescript']) {
+    assert.ok(rows.some((r) => r.includes(d) && /8 files · [\d.]+k? tokens/.test(r)), `${d} with stats in ${JSON.stringify(rows)}`);
+  }
+  await vs.shot('1-tree');
+});
+
+test('2. Train All Experts opens the live dashboard; Stop leaves a checkpoint; a full run attaches three experts', async () => {
+  await vs.command('MoA: Train All Experts');
+  const chart = vs.webview().locator('#chart');
+  await chart.waitFor({ timeout: 60_000 });
+  await vs.webview().locator('#status:has-text("running")').waitFor({ timeout: 60_000 });
+  let first = 0;
+  for (let i = 0; i < 120 && first === 0; i++) {
+    await vs.page.waitForTimeout(500);
+    first = await points();
+  }
+  assert.ok(first > 0, 'points are plotted while training runs');
+  let later = first;
+  for (let i = 0; i < 60 && later <= first; i++) {
+    await vs.page.waitForTimeout(500);
+    later = await points();
+  }
+  assert.ok(later > first, `the number of plotted points grows (${first} → ${later})`);
+  await vs.shot('2-dashboard-running');
+  await vs.webview().locator('#stop').click();
+  await vs.webview().locator('#status:has-text("stopped")').waitFor({ timeout: 60_000 });
+  const runsDir = join(ws.root, '.moa', 'runs');
+  const runs = readdirSync(runsDir).filter((n) => /^\d{8}-/.test(n));
+  const checkpoints = readdirSync(join(runsDir, runs[runs.length - 1]!, 'checkpoints'));
+  assert.ok(checkpoints.length > 0, 'Stop left a checkpoint');
+  await vs.shot('2-dashboard-stopped');
+
+  writeFileSync(join(ws.root, '.moa', 'moa.json'), moaJson(30));
+  await vs.command('MoA: Train All Experts');
+  await vs.webview().locator('#progress:has-text("/ 30")').waitFor({ timeout: 60_000 });
+  await vs.webview().locator('#status:has-text("done")').waitFor({ timeout: 240_000 });
+  await vs.page.locator('.pane-body .monaco-list-row:has-text("expert typescript"):has-text("attached")').waitFor({ timeout: 30_000 });
+  const rows = await vs.treeRows();
+  for (const d of ['python', 'markdown', 'typescript']) assert.ok(rows.some((r) => r.includes(`expert ${d}`) && r.includes('attached')), `expert ${d} attached in ${JSON.stringify(rows)}`);
+  await vs.shot('2-experts-attached');
+});
+
+test('3. typing in a domain file shows ghost text from the expert; Tab accepts it', async () => {
+  await vs.openFile('store1.py');
+  const editor = vs.page.locator('.editor-instance .monaco-editor .view-lines').first();
+  await editor.click();
+  await vs.page.keyboard.press('Control+End');
+  await vs.page.keyboard.press('Enter');
+  await vs.page.keyboard.type('    def ', { delay: 40 });
+  const ghost = vs.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first();
+  await ghost.waitFor({ timeout: 90_000 });
+  const suggestion = (await vs.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').allInnerTexts()).join('');
+  assert.ok(suggestion.trim().length > 0, 'ghost text is not empty');
+  assert.match(await vs.statusBar(), /MoA: python/);
+  await vs.shot('3-ghost-text');
+  await vs.page.keyboard.press('Tab');
+  await vs.page.waitForTimeout(500);
+  const text = await editor.innerText();
+  const firstWord = suggestion.replace(/\s+/g, ' ').trim().split(' ')[0]!;
+  assert.ok(text.replace(/\s+/g, ' ').includes(firstWord), `accepted text "${firstWord}" is in the editor`);
+  await vs.shot('3-accepted');
+});
+
+test('4. routing commands change the status bar; Inspect Expert shows its charts', async () => {
+  await vs.command('MoA: Show Routing for Current File');
+  await vs.page.locator('.notifications-toasts :text("domain python → expert python")').first().waitFor({ timeout: 30_000 });
+  await vs.command('MoA: Set Routing Mode…');
+  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("off")').first().waitFor();
+  await vs.page.keyboard.type('off');
+  await vs.page.keyboard.press('Enter');
+  await vs.page.locator('.statusbar-item:has-text("MoA: base (routing off)")').waitFor({ timeout: 30_000 });
+  await vs.shot('4-routing-off');
+  await vs.command('MoA: Set Routing Mode…');
+  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("learned")').first().waitFor();
+  await vs.page.keyboard.type('label');
+  await vs.page.keyboard.press('Enter');
+  await vs.page.locator('.statusbar-item:has-text("MoA: python")').waitFor({ timeout: 30_000 });
+  await vs.command('MoA: Inspect Expert');
+  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("python")').first().waitFor();
+  await vs.page.keyboard.type('python');
+  await vs.page.keyboard.press('Enter');
+  const frame = vs.webview();
+  await frame.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
+  assert.equal(await frame.locator('#title').innerText(), 'Expert python');
+  for (const id of ['norms', 'spectrum', 'curve', 'similarity']) {
+    const drawn = await frame.locator(`#${id}`).evaluate((c: HTMLCanvasElement) => c.width > 0 && c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data.some((v) => v !== 0));
+    assert.ok(drawn, `#${id} chart has pixels`);
+  }
+  await vs.shot('4-inspector');
+});
+
+test('6. webviews load no remote content and run only the nonce script (the CSP the page got)', async () => {
+  const csp = await vs.webview().locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content');
+  assert.ok(csp, 'the inspector page has a CSP');
+  assert.match(csp!, /default-src 'none'/);
+  assert.match(csp!, /script-src 'nonce-[A-Za-z0-9+/=]+'(;|$)/);
+  assert.doesNotMatch(csp!, /unsafe-inline|unsafe-eval/);
+  // The only network sources are VS Code's own webview resource origin (webview.cspSource).
+  const hosts = [...csp!.matchAll(/https?:\/\/[^\s;]+/g)].map((m) => m[0]);
+  assert.ok(hosts.every((h) => h === 'https://*.vscode-cdn.net'), `only VS Code's resource origin: ${hosts.join(' ')}`);
+  const ours = await vs.webview().locator('script[src*="/dist/webview/"]').evaluateAll((els) => els.map((e) => (e as HTMLScriptElement).nonce ?? ''));
+  assert.ok(ours.length === 1 && ours[0]!.length > 0, 'the app bundle carries the nonce');
+  // A script without the nonce, inline or injected, must not run.
+  const ran = await vs.webview().locator('body').evaluate(async () => {
+    const w = window as unknown as { __moaInjected?: boolean };
+    const s = document.createElement('script');
+    s.textContent = 'window.__moaInjected = true;';
+    document.body.append(s);
+    await new Promise((r) => setTimeout(r, 200));
+    return w.__moaInjected === true;
+  });
+  assert.equal(ran, false, 'a script without the nonce was blocked by the CSP');
+  // Webview resources are addressed as <authority>.vscode-resource.vscode-cdn.net and served by
+  // VS Code from the installed extension; anything else from a webview frame would be remote.
+  const local = (url: string) =>
+    /^(https?:\/\/(127\.0\.0\.1|localhost)[:/]|data:|blob:)/.test(url) ||
+    /^https:\/\/[^/]+\.vscode-resource\.vscode-cdn\.net\/.*\/extensions\/moa-studio\.moa-studio-[^/]+\//.test(url);
+  const webviewRequests = vs.requests.filter((r) => /webview/.test(r.frame));
+  assert.ok(webviewRequests.some((r) => r.url.includes('/dist/webview/')), 'the webview requests were recorded');
+  const remote = webviewRequests.filter((r) => !local(r.url));
+  assert.deepEqual(remote, [], 'no webview request left the machine');
+});
+
+test('5. in a restricted (untrusted) workspace, training is refused with an explanation', async () => {
+  await vs.stop();
+  const restricted = tempWorkspace(fixture());
+  vs = new VsCode(t, { vsix, folder: restricted.root, settings: settings(true), artifacts, log });
+  try {
+    await vs.start();
+    await vs.command('MoA: Train All Experts');
+    await vs.page.locator('.notifications-toasts :text("restricted workspace")').first().waitFor({ timeout: 30_000 });
+    await vs.shot('5-restricted');
+    assert.ok(!existsSync(join(restricted.root, '.moa', 'runs')), 'no run was started');
+  } finally {
+    await vs.stop();
+    restricted.cleanup();
+  }
+});
