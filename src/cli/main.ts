@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config/load';
 import { readManifest } from '../core/data/shards';
 import { listExperts } from '../core/adapters/store';
-import { resolveBaseModelDir } from '../core/models/base';
+import { exportExpert, importPeftAdapter } from '../core/adapters/peft';
+import { readExpertState, setAttached, setPinned } from '../core/adapters/state';
+import { inspectExpert } from '../core/adapters/inspection';
+import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
 import { productLayout, workspaceLayout } from '../core/paths';
 import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { offsetAt } from '../core/inference/prompt';
@@ -28,7 +31,8 @@ commands:
   data        tokenize each domain's files into train/val shards
   train       train one LoRA expert per domain (python -m moa_trainer train)
   complete    complete a file at a position with the routed expert
-  experts     list the experts (moa experts list)
+  experts     list | attach | detach | pin | unpin | import | export | inspect
+  route       which expert(s) serve a file, and why
   doctor      check Python, torch and the device
 
 common options: --workspace DIR (default: current folder), --json, --help
@@ -44,7 +48,14 @@ PEFT layout. --json prints each trainer event as a JSON line. Exit code 3 if sto
   complete: `usage: moa complete <file> --line L --col C [--max-tokens N] [--temperature T] [--seed S] [--python PATH] [--json]
 Completes <file> at line L, column C (both 1-based, as editors show them) with the expert that
 label routing picks for the file's domain, and prints the completion.`,
-  experts: `usage: moa experts list [--workspace DIR] [--json]`,
+  experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|import DIR [NAME]|export NAME DIR|inspect NAME> [--force] [--workspace DIR] [--json]
+list: every expert with its state (attached, detached, pinned, broken with the reason).
+attach/detach/pin/unpin: workspace state in .moa/state.json; routing skips detached experts.
+import: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors), checked against the
+base model, becomes an expert. export: writes an expert as a PEFT folder. inspect: per-layer
+update norms, effective rank and the similarity to the other experts.`,
+  route: `usage: moa route <file> [--workspace DIR] [--json]
+Prints the routing mode, the expert(s) chosen for the file with their weights, and why.`,
   doctor: `usage: moa doctor [--python PATH] [--json]
 Runs the trainer's environment check: Python, torch, device, GPU.`,
 };
@@ -191,17 +202,86 @@ async function cmdComplete(values: Values, positionals: string[]): Promise<numbe
   }
 }
 
+function baseOf(layout: ReturnType<typeof workspaceLayout>) {
+  const { config } = loadConfig(layout.configFile);
+  return { config, base: readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, product, layout.root)) };
+}
+
 async function cmdExperts(values: Values, positionals: string[]): Promise<number> {
-  const sub = positionals[0] ?? 'list';
-  if (sub !== 'list') throw new UsageError(`unknown "moa experts ${sub}" (only "list" exists so far)`);
+  const [sub = 'list', arg, arg2] = positionals;
   const layout = workspaceLayout(resolve(values.workspace ?? '.'));
-  const experts = listExperts(layout.expertsDir);
-  const lines = experts.map((e) =>
-    e.status === 'ok'
-      ? `${e.name.padEnd(14)} ok      r=${e.r} alpha=${e.alpha} ${e.targetModules?.join(',')} loss=${e.meta.train_loss?.toFixed(3) ?? '?'}`
-      : `${e.name.padEnd(14)} broken  ${e.reason}`,
-  );
-  print(values, lines.join('\n') || 'no experts yet: run "moa train"', experts);
+  const need = (what: string) => {
+    if (!arg) throw new UsageError(`moa experts ${sub} needs ${what}`);
+    return arg;
+  };
+  const known = (name: string) => {
+    if (!listExperts(layout.expertsDir).some((e) => e.name === name && e.status === 'ok')) throw new MoaError(`${join(layout.expertsDir, name)}: no usable expert "${name}"`, 'See "moa experts list".');
+    return name;
+  };
+  switch (sub) {
+    case 'list': {
+      const state = readExpertState(layout);
+      const experts = listExperts(layout.expertsDir).map((e) => ({ ...e, attached: e.status === 'ok' && !state.detached.includes(e.name), pinned: state.pinned === e.name }));
+      const lines = experts.map((e) =>
+        e.status === 'ok'
+          ? `${e.name.padEnd(14)} ${(e.pinned ? 'pinned' : e.attached ? 'attached' : 'detached').padEnd(9)} r=${e.r} alpha=${e.alpha} ${e.targetModules?.join(',')} loss=${e.meta.train_loss?.toFixed(3) ?? '?'}`
+          : `${e.name.padEnd(14)} broken    ${e.reason}`,
+      );
+      print(values, lines.join('\n') || 'no experts yet: run "moa train"', experts);
+      return EXIT.ok;
+    }
+    case 'attach':
+    case 'detach': {
+      const state = setAttached(layout, known(need('an expert name')), sub === 'attach');
+      print(values, `${arg} ${sub}ed`, state);
+      return EXIT.ok;
+    }
+    case 'pin': {
+      const state = setPinned(layout, known(need('an expert name')));
+      print(values, `${arg} pinned (used for every file when routing.mode is "pinned")`, state);
+      return EXIT.ok;
+    }
+    case 'unpin':
+      print(values, 'nothing pinned', setPinned(layout, null));
+      return EXIT.ok;
+    case 'import': {
+      const dir = importPeftAdapter(resolve(need('a PEFT adapter folder')), layout.expertsDir, baseOf(layout).base, arg2, values.force);
+      print(values, `imported ${arg} as ${dir}`, { expert: dir });
+      return EXIT.ok;
+    }
+    case 'export': {
+      const name = known(need('an expert name'));
+      if (!arg2) throw new UsageError('moa experts export needs a destination folder');
+      const files = exportExpert(join(layout.expertsDir, name), resolve(arg2), values.force);
+      print(values, files.map((f) => `wrote ${f}`).join('\n'), { files });
+      return EXIT.ok;
+    }
+    case 'inspect': {
+      const r = inspectExpert(layout, product, baseOf(layout).config, known(need('an expert name')));
+      const lines = [`expert ${r.expert}: r=${r.r} alpha=${r.alpha} ${r.parameters} parameters, ${r.sizeBytes} bytes`, 'layer  module   ‖ΔW‖     eff. rank'];
+      for (const st of r.stats) lines.push(`${String(st.layer).padStart(5)}  ${st.module.padEnd(7)} ${st.norm.toFixed(4).padStart(7)}  ${st.effectiveRank.toFixed(2).padStart(8)}`);
+      if (r.similarity.experts.length > 1) {
+        lines.push('cosine similarity of updates:');
+        r.similarity.experts.forEach((n, i) => lines.push(`  ${n.padEnd(14)} ${r.similarity.matrix[i]!.map((v) => v.toFixed(2).padStart(6)).join('')}`));
+      }
+      print(values, lines.join('\n'), r);
+      return EXIT.ok;
+    }
+    default:
+      throw new UsageError(`unknown "moa experts ${sub}"`);
+  }
+}
+
+async function cmdRoute(values: Values, positionals: string[]): Promise<number> {
+  const file = positionals[0];
+  if (!file) throw new UsageError('moa route needs a file');
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const { config } = loadConfig(layout.configFile);
+  const service = new CompletionService(layout, product, config, choosePython(productRoot, values.python).command);
+  const rel = relative(layout.root, resolve(file)).split('\\').join('/');
+  const route = service.route(rel);
+  const who = route.experts.map((e) => `${e.name} (${e.weight.toFixed(2)})`).join(' + ') || 'base model';
+  print(values, `mode: ${route.mode}\nexperts: ${who}\n${route.reason}`, { file: rel, ...route });
   return EXIT.ok;
 }
 
@@ -226,6 +306,7 @@ const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
   train: cmdTrain,
   complete: cmdComplete,
   experts: cmdExperts,
+  route: cmdRoute,
   doctor: cmdDoctor,
 };
 

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { listExperts, type ExpertSummary } from '../core/adapters/store';
 import { readManifest } from '../core/data/shards';
+import { readExpertState, type ExpertState } from '../core/adapters/state';
 import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
 import { errorMessage } from '../core/util/errors';
 import type { TrainingController } from './training';
@@ -36,8 +37,11 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
     return [];
   }
 
+  private state: ExpertState = { detached: [], pinned: null };
+
   private roots(): Node[] {
     if (!this.ws.hasConfig()) return [];
+    this.state = readExpertState(this.ws.layout);
     let config;
     try {
       config = this.ws.config();
@@ -92,9 +96,12 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
           item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
         } else {
           const loss = e.meta.val_loss ?? e.meta.train_loss;
-          item.description = `attached · r=${e.r} α=${e.alpha}${loss !== undefined ? ` · loss ${loss.toFixed(3)}` : ''}`;
+          const state = this.state.pinned === e.name ? 'pinned' : this.state.detached.includes(e.name) ? 'detached' : 'attached';
+          item.description = `${state} · r=${e.r} α=${e.alpha}${loss !== undefined ? ` · loss ${loss.toFixed(3)}` : ''}`;
+          item.contextValue = `moa.expert.ok.${state}`;
           item.tooltip = `${e.dir}\ntargets: ${e.targetModules?.join(', ')}\n${e.sizeBytes} bytes\nsteps: ${e.meta.steps ?? '?'}, run ${e.meta.run_id ?? '?'}`;
-          item.iconPath = new vscode.ThemeIcon('pass-filled', new vscode.ThemeColor('testing.iconPassed'));
+          item.iconPath = state === 'detached' ? new vscode.ThemeIcon('circle-large-outline') : new vscode.ThemeIcon(state === 'pinned' ? 'pinned' : 'pass-filled', new vscode.ThemeColor('testing.iconPassed'));
+          return item;
         }
         item.contextValue = e ? `moa.expert.${e.status}` : 'moa.expert.none';
         return item;

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/core/adapters/safetensors';
 import { readBaseModel } from '../../src/core/models/base';
@@ -115,6 +115,37 @@ test('moa complete routes to the file\'s expert and generates text with onnxrunt
   assert.equal(statSync(onnx).mtimeMs, mtime, 'the export is cached, not redone');
   const md = moa(['complete', join(ws.root, 'docs', 'guide1.md'), '--line', '5', '--col', '1', '--json']);
   assert.equal(JSON.parse(md.stdout).route.domain, 'markdown');
+});
+
+test('moa experts detach/attach/pin change routing; export and import round-trip a PEFT folder', () => {
+  const route = () => JSON.parse(moa(['route', join(ws.root, 'src', 'mod3.py'), '--json']).stdout);
+  assert.deepEqual(route().experts, [{ name: 'python', weight: 1 }]);
+  assert.equal(moa(['experts', 'detach', 'python']).code, 0);
+  assert.deepEqual(route().experts, [], 'a detached expert is not routed to');
+  assert.match(moa(['experts', 'list']).stdout, /python\s+detached/);
+  assert.equal(moa(['experts', 'attach', 'python']).code, 0);
+  assert.equal(moa(['experts', 'detach', 'nope']).code, 1, 'an unknown expert is an error');
+  const out = join(ws.root, 'exported-python');
+  assert.equal(moa(['experts', 'export', 'python', out]).code, 0);
+  assert.ok(existsSync(join(out, 'adapter_model.safetensors')));
+  const imp = moa(['experts', 'import', out, 'python-copy', '--json']);
+  assert.equal(imp.code, 0, imp.stderr);
+  const listed = JSON.parse(moa(['experts', 'list', '--json']).stdout);
+  assert.deepEqual(listed.map((e: { name: string }) => e.name), ['markdown', 'python', 'python-copy']);
+  const inspected = JSON.parse(moa(['experts', 'inspect', 'python-copy', '--json']).stdout);
+  const pyIndex = inspected.similarity.experts.indexOf('python');
+  const copyIndex = inspected.similarity.experts.indexOf('python-copy');
+  assert.ok(Math.abs(inspected.similarity.matrix[copyIndex][pyIndex] - 1) < 1e-6, 'the imported copy has the same update as the original');
+  assert.ok(inspected.stats.every((st: { norm: number }) => st.norm > 0), 'a trained expert moves every projection');
+  // Pinned mode: the pinned expert serves a Markdown file too.
+  const cfgFile = join(ws.root, '.moa', 'moa.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, routing: { mode: 'pinned' } }));
+  assert.equal(moa(['experts', 'pin', 'python-copy']).code, 0);
+  const md = JSON.parse(moa(['route', join(ws.root, 'docs', 'guide1.md'), '--json']).stdout);
+  assert.deepEqual(md.experts, [{ name: 'python-copy', weight: 1 }]);
+  writeFileSync(cfgFile, JSON.stringify(cfg));
+  assert.equal(moa(['experts', 'unpin']).code, 0);
 });
 
 test('stopping a run (SIGINT) ends it gracefully with a checkpoint and the experts written', async () => {

@@ -47,3 +47,20 @@ test('loadConfig names the file for broken JSON and for a missing config', () =>
     ws.cleanup();
   }
 });
+
+test('the shipped JSON Schema names the same keys and defaults as the validator', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { repoRoot } = await import('../helpers/tmp');
+  const schema = JSON.parse(readFileSync(join(repoRoot(), 'schemas', 'moa.schema.json'), 'utf8'));
+  const config = validateConfig({ domains: [{ name: 'a', include: ['*'] }] }).config!;
+  for (const section of ['lora', 'training', 'data'] as const) {
+    const props = schema.properties[section].properties;
+    assert.deepEqual(Object.keys(props).sort(), Object.keys(config[section]).sort(), section);
+    for (const [k, v] of Object.entries(config[section])) assert.deepEqual(props[k].default, v, `${section}.${k} default`);
+  }
+  assert.equal(schema.properties.baseModel.default, config.baseModel);
+  assert.deepEqual(schema.properties.routing.properties.mode.enum, ['label', 'learned', 'pinned', 'off']);
+  // Every key the validator warns about as unknown is absent from the schema, and vice versa.
+  const r = validateConfig(Object.fromEntries(Object.keys(schema.properties).map((k) => [k, k === 'domains' ? [] : undefined])));
+  assert.deepEqual(r.warnings, []);
+});

@@ -1,5 +1,6 @@
 import type { MoaConfig } from '../config/schema';
 import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
+import { readExpertState } from '../adapters/state';
 import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { routeByLabel, type RouteDecision } from '../routing/label';
@@ -70,8 +71,9 @@ export class CompletionService {
   }
 
   route(relPath: string, languageId?: string): RouteDecision {
-    const ok = new Set(listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok').map((e) => e.name));
-    return routeByLabel(this.config, relPath, ok, languageId);
+    const state = readExpertState(this.layout);
+    const attached = new Set(listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok' && !state.detached.includes(e.name)).map((e) => e.name));
+    return routeByLabel(this.config, relPath, attached, languageId, state.pinned);
   }
 
   private stackFor(names: string[]): ExpertStack {

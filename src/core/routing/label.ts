@@ -10,16 +10,20 @@ export interface RouteDecision {
 }
 
 /**
- * Label routing (the paper's explicit strategy): the file's domain selects its expert. A file in no
- * domain, or a domain without a usable expert, gets the base model. `learned` and `pinned` arrive
- * with the router; until then they fall back to labels and say so.
+ * Routing without the learned router: `off` is the base model; `pinned` is the pinned expert for
+ * every file; `label` (the paper's explicit strategy) lets the file's domain select its expert.
+ * A file in no domain, or whose expert is missing or detached, gets the base model. `learned`
+ * arrives with the trained router; until then it falls back to labels and says so.
  */
-export function routeByLabel(config: MoaConfig, relPath: string, available: Set<string>, languageId?: string): RouteDecision {
+export function routeByLabel(config: MoaConfig, relPath: string, available: Set<string>, languageId?: string, pinned: string | null = null): RouteDecision {
   const mode = config.routing.mode;
   if (mode === 'off') return { mode, experts: [], reason: 'routing is off: base model only' };
+  if (mode === 'pinned' && pinned && available.has(pinned)) {
+    return { mode, experts: [{ name: pinned, weight: 1 }], reason: `pinned expert ${pinned} serves every file` };
+  }
   const domain = compileDomains(config.domains).domainOf(relPath, languageId);
-  const note = mode === 'label' ? '' : ` (${mode} routing is not available yet; using labels)`;
+  const note = mode === 'label' ? '' : mode === 'pinned' ? ' (nothing pinned; using labels)' : ` (${mode} routing is not available yet; using labels)`;
   if (!domain) return { mode, experts: [], reason: `${relPath} is in no domain: base model${note}` };
-  if (!available.has(domain)) return { mode, domain, experts: [], reason: `domain ${domain} has no trained expert: base model${note}` };
+  if (!available.has(domain)) return { mode, domain, experts: [], reason: `domain ${domain} has no attached expert: base model${note}` };
   return { mode, domain, experts: [{ name: domain, weight: 1 }], reason: `domain ${domain} → expert ${domain}${note}` };
 }

@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exportExpert, importPeftAdapter } from '../../src/core/adapters/peft';
+import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
+import { listExperts, loadExpertWeights } from '../../src/core/adapters/store';
+import { readBaseModel } from '../../src/core/models/base';
+import { setAttached, setPinned, readExpertState } from '../../src/core/adapters/state';
+import { workspaceLayout } from '../../src/core/paths';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+
+const base = readBaseModel('builtin:moa-tiny', join(repoRoot(), 'models', 'moa-tiny'));
+
+/** A PEFT folder as peft writes it, for the built-in base, with the given config overrides. */
+function peftFolder(dir: string, cfg: Record<string, unknown> = {}, r = 4, breakShape = false): void {
+  mkdirSync(dir, { recursive: true });
+  const headDim = base.hiddenSize / base.numHeads;
+  const dims: Record<string, [number, number]> = { q_proj: [base.hiddenSize, base.numHeads * headDim], v_proj: [base.hiddenSize, base.numKvHeads * headDim] };
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (let l = 0; l < base.numLayers; l++) {
+    for (const [m, [inF, outF]] of Object.entries(dims)) {
+      const p = `base_model.model.model.layers.${l}.self_attn.${m}`;
+      tensors.set(`${p}.lora_A.weight`, { shape: [r, inF], data: new Float32Array(r * inF).fill(0.01) });
+      const outRows = breakShape && l === 1 ? outF + 1 : outF;
+      tensors.set(`${p}.lora_B.weight`, { shape: [outRows, r], data: new Float32Array(outRows * r).fill(0.02) });
+    }
+  }
+  writeSafetensorsF32(join(dir, 'adapter_model.safetensors'), tensors);
+  writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 8, target_modules: ['q_proj', 'v_proj'], ...cfg }));
+}
+
+test('a PEFT folder imports as an expert and exports back byte for byte', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    const src = join(ws.root, 'My Adapter');
+    peftFolder(src, { use_rslora: true });
+    const dir = importPeftAdapter(src, layout.expertsDir, base);
+    assert.equal(dir, join(layout.expertsDir, 'my-adapter'));
+    const listed = listExperts(layout.expertsDir);
+    assert.deepEqual(listed.map((e) => [e.name, e.status]), [['my-adapter', 'ok']]);
+    const w = loadExpertWeights(dir, 'my-adapter', base);
+    assert.equal(w.scaling, 8 / Math.sqrt(4), 'rsLoRA scaling is alpha/sqrt(r)');
+    assert.throws(() => importPeftAdapter(src, layout.expertsDir, base), /exists/);
+    const out = join(ws.root, 'exported');
+    exportExpert(dir, out);
+    for (const f of ['adapter_config.json', 'adapter_model.safetensors']) assert.deepEqual(readFileSync(join(out, f)), readFileSync(join(src, f)));
+    assert.throws(() => exportExpert(dir, out), /already holds/);
+  } finally {
+    ws.cleanup();
+  }
+});
+
+test('unsupported or mismatched adapters are refused with the file and the reason; nothing is written', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    const cases: [Record<string, unknown>, boolean, RegExp][] = [
+      [{ use_dora: true }, false, /DoRA/],
+      [{ modules_to_save: ['lm_head'] }, false, /modules_to_save/],
+      [{ peft_type: 'IA3' }, false, /only LORA/],
+      [{ target_modules: ['c_attn'] }, false, /Llama projections/],
+      [{ fan_in_fan_out: true }, false, /Conv1D/],
+      [{}, true, /layers\.1\.self_attn\.(q|v)_proj\.lora_B\.weight has shape/],
+    ];
+    cases.forEach(([cfg, breakShape, re], i) => {
+      const src = join(ws.root, `bad${i}`);
+      peftFolder(src, cfg, 4, breakShape);
+      assert.throws(() => importPeftAdapter(src, layout.expertsDir, base), (e: Error) => re.test(e.message) && e.message.includes(src), `case ${i}: ${re}`);
+    });
+    const pickle = join(ws.root, 'pickled');
+    mkdirSync(pickle);
+    writeFileSync(join(pickle, 'adapter_config.json'), '{"peft_type":"LORA","r":4,"target_modules":["q_proj"]}');
+    writeFileSync(join(pickle, 'adapter_model.bin'), 'not loaded');
+    assert.throws(() => importPeftAdapter(pickle, layout.expertsDir, base), /pickle checkpoints are never loaded/);
+    assert.ok(!existsSync(layout.expertsDir) || listExperts(layout.expertsDir).length === 0);
+  } finally {
+    ws.cleanup();
+  }
+});
+
+test('attach, detach and pin are workspace state, not adapter files', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    assert.deepEqual(readExpertState(layout), { detached: [], pinned: null });
+    setAttached(layout, 'python', false);
+    setPinned(layout, 'docs');
+    assert.deepEqual(readExpertState(layout), { detached: ['python'], pinned: 'docs' });
+    setAttached(layout, 'docs', false);
+    assert.equal(readExpertState(layout).pinned, null, 'detaching the pinned expert unpins it');
+    setPinned(layout, 'python');
+    assert.deepEqual(readExpertState(layout), { detached: ['docs'], pinned: 'python' }, 'pinning attaches');
+    writeFileSync(join(layout.moaDir, 'state.json'), '{broken');
+    assert.deepEqual(readExpertState(layout), { detached: [], pinned: null });
+  } finally {
+    ws.cleanup();
+  }
+});
