@@ -127,9 +127,10 @@ export function buildDatasets(
         fp.update(f.relPath).update('\0').update(content).update('\0');
         bytes += content.length;
         const ids = tokenizer.encode(content.toString('utf8'));
-        const doc = new Uint32Array(ids.length + 2);
-        doc[0] = tokenizer.bosId;
-        doc.set(ids, 1);
+        const lead = tokenizer.bosId === null ? 0 : 1;
+        const doc = new Uint32Array(ids.length + lead + 1);
+        if (tokenizer.bosId !== null) doc[0] = tokenizer.bosId;
+        doc.set(ids, lead);
         doc[doc.length - 1] = tokenizer.eosId;
         (val.has(f.relPath) ? held : train).append(doc);
         opts.onFile?.(f.relPath, d.name);

@@ -11,6 +11,7 @@ export function buildPrefixPrompt(prefix: string, tokenizer: Tokenizer, budget: 
     while (start < ids.length && ids[start]! >= 0x80 && ids[start]! < 0xc0 && tokenizer.id.startsWith('moa-bytes')) start++;
     ids = ids.subarray(start);
   }
+  if (tokenizer.bosId === null) return Uint32Array.from(ids);
   const out = new Uint32Array(ids.length + 1);
   out[0] = tokenizer.bosId;
   out.set(ids, 1);

@@ -1,22 +1,43 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { MoaError } from '../util/errors';
+import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
+import { MoaError, errorMessage } from '../util/errors';
 import { ByteTokenizer } from './bytes';
+import { HfTokenizer } from './hf';
 import type { Tokenizer } from './types';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Loads `tokenizer.json` from a model folder. */
-export function loadTokenizer(modelDir: string): Tokenizer {
-  const file = join(modelDir, 'tokenizer.json');
-  if (!existsSync(file)) throw new MoaError(`${file}: missing (a base model folder needs tokenizer.json)`);
+function readJson(file: string, required: boolean): Record<string, unknown> | undefined {
+  if (!existsSync(file)) {
+    if (required) throw new MoaError(`${file}: missing (a base model folder needs tokenizer.json)`);
+    return undefined;
+  }
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
   }
   if (!isObject(raw)) throw new MoaError(`${file}: expected a JSON object`);
+  return raw;
+}
+
+/** A special token's id: from config.json's *_token_id, else the token named in tokenizer_config.json. */
+function specialId(modelConfig: Record<string, unknown> | undefined, tokConfig: Record<string, unknown> | undefined, key: 'bos' | 'eos', lookup: (t: string) => number | undefined): number | null {
+  const id = modelConfig?.[`${key}_token_id`];
+  if (typeof id === 'number' && Number.isInteger(id)) return id;
+  if (Array.isArray(id) && typeof id[0] === 'number') return id[0];
+  const named = tokConfig?.[`${key}_token`];
+  const content = typeof named === 'string' ? named : isObject(named) && typeof named['content'] === 'string' ? named['content'] : undefined;
+  return content !== undefined ? (lookup(content) ?? null) : null;
+}
+
+/** Loads `tokenizer.json` from a model folder: the built-in byte-level one or a Hugging Face BPE. */
+export function loadTokenizer(modelDir: string): Tokenizer {
+  const file = join(modelDir, 'tokenizer.json');
+  const raw = readJson(file, true)!;
   const moa = raw['moa'];
   if (isObject(moa) && moa['type'] === 'bytes') {
     const int = (k: string, d: number): number => {
@@ -29,8 +50,22 @@ export function loadTokenizer(modelDir: string): Tokenizer {
   }
   const model = raw['model'];
   const kind = isObject(model) && typeof model['type'] === 'string' ? model['type'] : 'unknown';
-  throw new MoaError(
-    `${file}: tokenizer type "${kind}" is not supported yet (only the built-in byte-level tokenizer)`,
-    'Hugging Face BPE tokenizers are planned; use builtin:moa-tiny for now.',
-  );
+  if (kind !== 'BPE') {
+    throw new MoaError(`${file}: tokenizer model "${kind}" is not supported (byte-level BPE tokenizers, as Llama 3, Qwen2 and GPT-2 use, and the built-in byte tokenizer are)`);
+  }
+  const tokConfig = readJson(join(modelDir, 'tokenizer_config.json'), false);
+  const modelConfig = readJson(join(modelDir, 'config.json'), false);
+  let impl: HfTokenizerImpl;
+  try {
+    impl = new HfTokenizerImpl(raw, tokConfig ?? {});
+  } catch (e) {
+    throw new MoaError(`${file}: could not build the tokenizer (${errorMessage(e)})`);
+  }
+  const lookup = (t: string) => impl.token_to_id(t);
+  const eos = specialId(modelConfig, tokConfig, 'eos', lookup);
+  if (eos === null) throw new MoaError(`${file}: no end-of-sequence token (set eos_token_id in config.json or eos_token in tokenizer_config.json)`);
+  const vocab = isObject(model) && isObject(model['vocab']) ? Object.keys(model['vocab']).length : 0;
+  const added = Array.isArray(raw['added_tokens']) ? raw['added_tokens'].length : 0;
+  const fingerprint = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16);
+  return new HfTokenizer(impl, fingerprint, vocab + added, specialId(modelConfig, tokConfig, 'bos', lookup), eos);
 }

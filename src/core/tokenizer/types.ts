@@ -2,7 +2,8 @@ export interface Tokenizer {
   /** Identifies the vocabulary, so shards know which tokenizer made them. */
   readonly id: string;
   readonly vocabSize: number;
-  readonly bosId: number;
+  /** Null for models that use no beginning-of-sequence token (Qwen2, GPT-2). */
+  readonly bosId: number | null;
   readonly eosId: number;
   encode(text: string): Uint32Array;
   /** Token ids to bytes; callers decode UTF-8 themselves so a split character is never mangled. */

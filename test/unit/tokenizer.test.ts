@@ -1,0 +1,53 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadTokenizer } from '../../src/core/tokenizer/load';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+
+const fixtures = join(repoRoot(), 'test', 'fixtures', 'tokenizers');
+const decode = (b: Uint8Array) => new TextDecoder().decode(b);
+
+test('a byte-level BPE tokenizer.json encodes exactly as Hugging Face tokenizers (Rust) did', () => {
+  const dir = join(fixtures, 'bytelevel-bpe');
+  const tok = loadTokenizer(dir);
+  const reference = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { text: string; ids: number[] }[];
+  for (const { text, ids } of reference) assert.deepEqual(Array.from(tok.encode(text)), ids, JSON.stringify(text));
+  assert.equal(tok.bosId, null, 'no BOS: config.json says null');
+  assert.equal(tok.eosId, (tok as unknown as { tokenToId(t: string): number }).tokenToId('<|endoftext|>'));
+  assert.match(tok.id, /^hf-[0-9a-f]{16}$/);
+});
+
+test('BPE round trip: decode(encode(text)) is the text; special tokens are one id each and never decoded into text', () => {
+  const tok = loadTokenizer(join(fixtures, 'bytelevel-bpe'));
+  for (const text of ['def f(x):\n    return x * 2\n', 'Ünïcödé 日本語 🚀 and\ttabs\r\n', '']) {
+    assert.equal(decode(tok.decodeBytes(tok.encode(text))), text);
+  }
+  const ids = Array.from(tok.encode('a<|fim_middle|>b'));
+  const special = (tok as unknown as { tokenToId(t: string): number }).tokenToId('<|fim_middle|>');
+  assert.ok(ids.includes(special));
+  assert.equal(decode(tok.decodeBytes(ids)), 'ab');
+});
+
+test('the built-in byte tokenizer round-trips any text, bytes for ids', () => {
+  const tok = loadTokenizer(join(repoRoot(), 'models', 'moa-tiny'));
+  assert.equal(tok.bosId, 256);
+  assert.equal(tok.eosId, 257);
+  const text = 'x = "é€🚀"\n';
+  assert.deepEqual(Array.from(tok.encode(text)), Array.from(Buffer.from(text)));
+  assert.equal(decode(tok.decodeBytes([...tok.encode(text), 257])), text);
+});
+
+test('unsupported or broken tokenizer.json files are refused naming the file', () => {
+  const ws = tempWorkspace({ 'a/tokenizer.json': '{"model":{"type":"Unigram","vocab":[]}}', 'b/tokenizer.json': '{not json', 'c/x': '' });
+  try {
+    assert.throws(() => loadTokenizer(join(ws.root, 'a')), (e: Error) => e.message.includes(join(ws.root, 'a', 'tokenizer.json')) && /Unigram/.test(e.message));
+    assert.throws(() => loadTokenizer(join(ws.root, 'b')), /not valid JSON/);
+    assert.throws(() => loadTokenizer(join(ws.root, 'c')), /missing/);
+    const json = JSON.parse(readFileSync(join(fixtures, 'bytelevel-bpe', 'tokenizer.json'), 'utf8'));
+    writeFileSync(join(ws.root, 'c', 'tokenizer.json'), JSON.stringify(json));
+    assert.throws(() => loadTokenizer(join(ws.root, 'c')), /no end-of-sequence token/);
+  } finally {
+    ws.cleanup();
+  }
+});
