@@ -3,7 +3,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../core/config/load';
 import { readManifest } from '../core/data/shards';
-import { listExperts } from '../core/adapters/store';
+import { expertFreshness, listExperts } from '../core/adapters/store';
 import { exportExpert, importPeftAdapter } from '../core/adapters/peft';
 import { readExpertState, setAttached, setPinned } from '../core/adapters/state';
 import { inspectExpert } from '../core/adapters/inspection';
@@ -221,10 +221,16 @@ async function cmdExperts(values: Values, positionals: string[]): Promise<number
   switch (sub) {
     case 'list': {
       const state = readExpertState(layout);
-      const experts = listExperts(layout.expertsDir).map((e) => ({ ...e, attached: e.status === 'ok' && !state.detached.includes(e.name), pinned: state.pinned === e.name }));
+      const manifest = readManifest(layout);
+      const experts = listExperts(layout.expertsDir).map((e) => ({
+        ...e,
+        attached: e.status === 'ok' && !state.detached.includes(e.name),
+        pinned: state.pinned === e.name,
+        freshness: expertFreshness(e, manifest?.domains.find((d) => d.domain === e.name)?.fingerprint),
+      }));
       const lines = experts.map((e) =>
         e.status === 'ok'
-          ? `${e.name.padEnd(14)} ${(e.pinned ? 'pinned' : e.attached ? 'attached' : 'detached').padEnd(9)} r=${e.r} alpha=${e.alpha} ${e.targetModules?.join(',')} loss=${e.meta.train_loss?.toFixed(3) ?? '?'}`
+          ? `${e.name.padEnd(14)} ${(e.pinned ? 'pinned' : e.attached ? 'attached' : 'detached').padEnd(9)} ${e.freshness.padEnd(7)} r=${e.r} alpha=${e.alpha} ${e.targetModules?.join(',')} loss=${e.meta.train_loss?.toFixed(3) ?? '?'}`
           : `${e.name.padEnd(14)} broken    ${e.reason}`,
       );
       print(values, lines.join('\n') || 'no experts yet: run "moa train"', experts);

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { listExperts, type ExpertSummary } from '../core/adapters/store';
+import { expertFreshness, listExperts, type ExpertSummary } from '../core/adapters/store';
 import { readManifest } from '../core/data/shards';
 import { readExpertState, type ExpertState } from '../core/adapters/state';
 import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
@@ -59,8 +59,10 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
     const experts = new Map(listExperts(this.ws.layout.expertsDir).map((e) => [e.name, e]));
     for (const d of config.domains) {
       const stats = manifest?.domains.find((s) => s.domain === d.name);
-      const description = stats ? `${stats.files} files · ${compact(stats.trainTokens + stats.valTokens)} tokens` : 'no dataset yet';
-      nodes.push({ kind: 'domain', name: d.name, description, expert: experts.get(d.name) });
+      const expert = experts.get(d.name);
+      const freshness = expertFreshness(expert, stats?.fingerprint);
+      const description = stats ? `${stats.files} files · ${compact(stats.trainTokens + stats.valTokens)} tokens${freshness === 'stale' ? ' · stale' : ''}` : 'no dataset yet';
+      nodes.push({ kind: 'domain', name: d.name, description, expert });
     }
     return nodes;
   }

@@ -122,7 +122,12 @@ test('moa experts detach/attach/pin change routing; export and import round-trip
   assert.deepEqual(route().experts, [{ name: 'python', weight: 1 }]);
   assert.equal(moa(['experts', 'detach', 'python']).code, 0);
   assert.deepEqual(route().experts, [], 'a detached expert is not routed to');
-  assert.match(moa(['experts', 'list']).stdout, /python\s+detached/);
+  assert.match(moa(['experts', 'list']).stdout, /python\s+detached\s+fresh/);
+  writeFileSync(join(ws.root, 'src', 'mod0.py'), pythonFile(0) + '\n# changed\n');
+  assert.equal(moa(['data']).code, 0);
+  const stale = JSON.parse(moa(['experts', 'list', '--json']).stdout);
+  assert.equal(stale.find((e: { name: string }) => e.name === 'python').freshness, 'stale', 'changed data makes the expert stale');
+  assert.equal(stale.find((e: { name: string }) => e.name === 'markdown').freshness, 'fresh');
   assert.equal(moa(['experts', 'attach', 'python']).code, 0);
   assert.equal(moa(['experts', 'detach', 'nope']).code, 1, 'an unknown expert is an error');
   const out = join(ws.root, 'exported-python');

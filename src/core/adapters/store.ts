@@ -141,3 +141,11 @@ export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo
   const scaling = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.r) : cfg.alpha / cfg.r;
   return { name, r: cfg.r, scaling, modules };
 }
+
+export type Freshness = 'fresh' | 'stale' | 'unknown';
+
+/** An expert is stale when its domain's data changed since it was trained (fingerprints differ). */
+export function expertFreshness(expert: ExpertSummary | undefined, datasetFingerprint: string | undefined): Freshness {
+  if (!expert?.meta.fingerprint || !datasetFingerprint) return 'unknown';
+  return expert.meta.fingerprint === datasetFingerprint ? 'fresh' : 'stale';
+}
