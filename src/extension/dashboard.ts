@@ -20,13 +20,19 @@ export class DashboardPanel implements vscode.Disposable {
   private static current?: DashboardPanel;
   private readonly disposables: vscode.Disposable[] = [];
 
-  static show(context: vscode.ExtensionContext, ws: MoaWorkspace, training: TrainingController): DashboardPanel {
+  /** A past run chosen in the Runs view; undefined follows the live (or latest) run. */
+  private runId?: string;
+
+  static show(context: vscode.ExtensionContext, ws: MoaWorkspace, training: TrainingController, runId?: string): DashboardPanel {
     if (DashboardPanel.current) {
+      DashboardPanel.current.runId = runId;
       DashboardPanel.current.panel.reveal(vscode.ViewColumn.Beside, true);
+      DashboardPanel.current.post(DashboardPanel.current.snapshot());
       return DashboardPanel.current;
     }
     const panel = vscode.window.createWebviewPanel('moa.dashboard', 'MoA Training', { viewColumn: vscode.ViewColumn.Beside, preserveFocus: true }, webviewOptions(context.extensionUri));
     DashboardPanel.current = new DashboardPanel(panel, context, ws, training);
+    DashboardPanel.current.runId = runId;
     return DashboardPanel.current;
   }
 
@@ -46,12 +52,18 @@ export class DashboardPanel implements vscode.Disposable {
         else if (msg.type === 'stop') training.stop();
       }),
       training.onEvent((e) => {
+        if (this.runId && this.runId !== training.runId) return;
         if (e.type === 'step') this.post({ type: 'step', step: toStep(e) });
         else if (e.type === 'eval') this.post({ type: 'eval', eval: toEval(e) });
         else if (e.type === 'hello') this.post({ type: 'status', status: training.status, device: e.gpu ?? e.device });
       }),
       training.onStatus((status) => {
-        if (status === 'running') this.post(this.snapshot());
+        if (status === 'running') {
+          this.runId = undefined;
+          this.post(this.snapshot());
+          return;
+        }
+        if (this.runId && this.runId !== training.runId) return;
         else this.post({ type: 'status', status });
       }),
     );
@@ -59,14 +71,15 @@ export class DashboardPanel implements vscode.Disposable {
 
   /** The whole history of the current (or latest) run, read from its events.jsonl. */
   private snapshot(): HostMessage {
-    const file = this.training.runEventsFile ?? this.latestRunEvents();
+    const live = !this.runId || this.runId === this.training.runId;
+    const file = !live ? join(this.ws.layout.runsDir, this.runId!, 'events.jsonl') : (this.training.runEventsFile ?? this.latestRunEvents());
     const events = file ? readRunEvents(file) : [];
     const hello = events.find((e): e is TrainerEvent & { type: 'hello' } => e.type === 'hello');
     const done = events.find((e): e is TrainerEvent & { type: 'done' } => e.type === 'done');
-    const status = this.training.running ? this.training.status : done ? (done.stopped ? 'stopped' : 'done') : events.length ? 'ended' : 'idle';
+    const status = live && this.training.running ? this.training.status : done ? (done.stopped ? 'stopped' : 'done') : events.length ? 'ended' : 'idle';
     return {
       type: 'reset',
-      runId: this.training.runId,
+      runId: live ? this.training.runId : this.runId!,
       status,
       device: hello ? (hello.gpu ?? hello.device) : null,
       steps: events.filter((e): e is TrainerEvent & { type: 'step' } => e.type === 'step').map(toStep),

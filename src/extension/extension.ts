@@ -16,6 +16,7 @@ import type { RoutingMode } from '../core/config/schema';
 import { MoaInlineProvider } from './inline';
 import { TrainingController } from './training';
 import { ExpertsTree } from './tree';
+import { RunsTree } from './runsTree';
 import { MoaWorkspace } from './workspace';
 
 /** Runs a command body, turning any failure into a notification with a way to the log. */
@@ -39,6 +40,7 @@ function expertNameOf(node: unknown): string | undefined {
 }
 
 export function activate(context: vscode.ExtensionContext): void {
+  const started = performance.now();
   const log = vscode.window.createOutputChannel('MoA Studio', { log: true });
   context.subscriptions.push(log);
   const ws = MoaWorkspace.fromWindow(context.extensionPath, log);
@@ -50,7 +52,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const training = new TrainingController(ws);
   const tree = new ExpertsTree(ws, training);
   const inline = new MoaInlineProvider(ws);
-  context.subscriptions.push(training, inline, vscode.window.registerTreeDataProvider('moa.experts', tree));
+  const runs = new RunsTree(ws);
+  context.subscriptions.push(training, inline, vscode.window.registerTreeDataProvider('moa.experts', tree), vscode.window.registerTreeDataProvider('moa.runs', runs));
 
   const watcher = watchMoaFolders(ws.layout.moaDir, () => {
     void vscode.commands.executeCommand('setContext', 'moa.hasConfig', ws.hasConfig());
@@ -59,8 +62,26 @@ export function activate(context: vscode.ExtensionContext): void {
     inline.showRoute(vscode.window.activeTextEditor?.document);
   });
   context.subscriptions.push({ dispose: () => watcher.dispose() });
+  const trainingItem = vscode.window.createStatusBarItem('moa.training', vscode.StatusBarAlignment.Left, 10);
+  trainingItem.name = 'MoA training';
+  trainingItem.command = 'moa.showDashboard';
   context.subscriptions.push(
-    training.onStatus(() => tree.refresh()),
+    trainingItem,
+    training.onEvent((e) => {
+      if (e.type !== 'step') return;
+      trainingItem.text = `$(sync~spin) MoA ${e.stage} ${e.step}/${e.steps}`;
+      trainingItem.tooltip = `loss ${e.expert} ${e.loss.toFixed(3)} · ${Math.round(e.tokens_per_s)} tok/s — open the dashboard`;
+    }),
+    training.onStatus((status) => {
+      if (status === 'running' || status === 'stopping') {
+        trainingItem.text = status === 'running' ? '$(sync~spin) MoA training' : '$(sync~spin) MoA stopping';
+        trainingItem.show();
+      } else trainingItem.hide();
+    }),
+    training.onStatus(() => {
+      tree.refresh();
+      runs.refresh();
+    }),
     vscode.languages.registerInlineCompletionItemProvider({ scheme: 'file' }, inline),
     vscode.window.onDidChangeActiveTextEditor((ed) => inline.showRoute(ed?.document)),
   );
@@ -90,7 +111,11 @@ export function activate(context: vscode.ExtensionContext): void {
   });
   cmd('moa.cancelTraining', () => training.stop());
   cmd('moa.showDashboard', () => DashboardPanel.show(context, ws, training));
-  cmd('moa.refresh', () => tree.refresh());
+  cmd('moa.refresh', () => {
+    tree.refresh();
+    runs.refresh();
+  });
+  cmd('moa.openRun', (runId?: string) => DashboardPanel.show(context, ws, training, typeof runId === 'string' ? runId : undefined));
   cmd('moa.showRouting', () => {
     const doc = vscode.window.activeTextEditor?.document;
     if (!doc) throw new MoaError('no file is open: open a file to see how it is routed');
@@ -184,6 +209,7 @@ export function activate(context: vscode.ExtensionContext): void {
     void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
   });
   inline.showRoute(vscode.window.activeTextEditor?.document);
+  log.info(`activated in ${(performance.now() - started).toFixed(1)} ms`);
 }
 
 export function deactivate(): void {

@@ -2,6 +2,8 @@ import * as vscode from 'vscode';
 import { relative } from 'node:path';
 import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { errorMessage } from '../core/util/errors';
+import { LruCache } from '../core/util/lru';
+import type { StopMode } from '../core/inference/stop';
 import type { RouteDecision } from '../core/routing/label';
 import type { MoaWorkspace } from './workspace';
 
@@ -10,8 +12,6 @@ export function routeLabel(route: RouteDecision): string {
   if (route.experts.length) return route.experts.map((e) => e.name).join('+');
   return route.mode === 'off' ? 'base (routing off)' : 'base';
 }
-
-const DEBOUNCE_MS = 150;
 
 function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
   return new Promise((resolve) => {
@@ -34,6 +34,7 @@ function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
 export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
   private service?: CompletionService;
   private failedOnce = false;
+  private readonly cache = new LruCache<string, string>(256);
   readonly status = vscode.window.createStatusBarItem('moa.route', vscode.StatusBarAlignment.Right, 100);
 
   constructor(private readonly ws: MoaWorkspace) {
@@ -43,6 +44,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
 
   /** New experts or a new config: drop the loaded state so the next request sees them. */
   reset(): void {
+    this.cache.clear();
     void this.service?.dispose();
     this.service = undefined;
     this.failedOnce = false;
@@ -77,39 +79,54 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     _context: vscode.InlineCompletionContext,
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
-    const settings = vscode.workspace.getConfiguration('moa');
-    if (!settings.get<boolean>('inline.enabled', true) || doc.uri.scheme !== 'file') return undefined;
+    const settings = vscode.workspace.getConfiguration('moa.inline');
+    if (!settings.get<boolean>('enabled', true) || doc.uri.scheme !== 'file') return undefined;
     // Exporting the model spawns Python, which a restricted workspace must never do.
     if (!vscode.workspace.isTrusted || !this.ws.hasConfig()) return undefined;
-    if (!(await sleep(DEBOUNCE_MS, token))) return undefined;
     const rel = relative(this.ws.layout.root, doc.uri.fsPath).split('\\').join('/');
     if (rel.startsWith('..')) return undefined;
+    const prefix = doc.getText(new vscode.Range(new vscode.Position(0, 0), position));
+    const maxNewTokens = settings.get<number>('maxTokens', 24);
+    const stop = settings.get<StopMode>('stopAt', 'line');
+    let service: CompletionService;
+    let route: RouteDecision;
+    try {
+      service = this.getService();
+      route = service.route(rel, doc.languageId);
+    } catch (e) {
+      return this.fail(e);
+    }
+    if (route.domain && settings.get<string[]>('disabledDomains', []).includes(route.domain)) return undefined;
+    // Same prefix tail, same experts, same rules: the same greedy completion, served from memory.
+    const key = [route.mode, route.experts.map((e) => `${e.name}:${e.weight}`).join(','), maxNewTokens, stop, prefix.slice(-4096)].join('\0');
+    const cached = this.cache.get(key);
+    if (cached !== undefined) return cached ? [new vscode.InlineCompletionItem(cached, new vscode.Range(position, position))] : undefined;
+    if (!(await sleep(settings.get<number>('debounceMs', 150), token))) return undefined;
     const abort = new AbortController();
     const sub = token.onCancellationRequested(() => abort.abort());
     try {
-      const prefix = doc.getText(new vscode.Range(new vscode.Position(0, 0), position));
-      const c = await this.getService().complete(rel, prefix, {
-        ...DEFAULT_COMPLETE,
-        maxNewTokens: settings.get<number>('inline.maxTokens', 24),
-        singleLine: true,
-        languageId: doc.languageId,
-        signal: abort.signal,
-      });
+      const c = await service.complete(rel, prefix, { ...DEFAULT_COMPLETE, maxNewTokens, stop, languageId: doc.languageId, signal: abort.signal });
       this.status.text = `$(circuit-board) MoA: ${routeLabel(c.route)} · ${Math.round(c.totalMs)} ms`;
       this.status.tooltip = c.route.reason;
       this.status.show();
-      if (token.isCancellationRequested || !c.text.trim()) return undefined;
-      return [new vscode.InlineCompletionItem(c.text, new vscode.Range(position, position))];
+      if (c.stopReason === 'cancelled' || token.isCancellationRequested) return undefined;
+      const text = c.text.trim() ? c.text : '';
+      this.cache.set(key, text);
+      return text ? [new vscode.InlineCompletionItem(text, new vscode.Range(position, position))] : undefined;
     } catch (e) {
-      this.ws.log.error(`inline completion failed: ${errorMessage(e)}`);
-      if (!this.failedOnce) {
-        this.failedOnce = true;
-        void vscode.window.showWarningMessage(`MoA completions unavailable: ${errorMessage(e).split('\n')[0]}`, 'Open Log').then((a) => a && this.ws.log.show());
-      }
-      return undefined;
+      return this.fail(e);
     } finally {
       sub.dispose();
     }
+  }
+
+  private fail(e: unknown): undefined {
+    this.ws.log.error(`inline completion failed: ${errorMessage(e)}`);
+    if (!this.failedOnce) {
+      this.failedOnce = true;
+      void vscode.window.showWarningMessage(`MoA completions unavailable: ${errorMessage(e).split('\n')[0]}`, 'Open Log').then((a) => a && this.ws.log.show());
+    }
+    return undefined;
   }
 
   dispose(): void {

@@ -59,3 +59,25 @@ test('stackExperts pads ranks with zeros and folds the scaling into B', () => {
   assert.deepEqual(none.modules.get('q_proj')!.dimsA, [1, 1, 1, 2]);
   assert.ok(none.modules.get('q_proj')!.B.every((x) => x === 0));
 });
+
+test('stop rules: end of line, end of block, leading newlines do not count', async () => {
+  const { applyStop } = await import('../../src/core/inference/stop');
+  assert.deepEqual(applyStop('x = 1\ny = 2', 'line'), { text: 'x = 1', done: true });
+  assert.deepEqual(applyStop('\n    return x\n', 'line'), { text: '\n    return x', done: true });
+  assert.deepEqual(applyStop('partial', 'line'), { text: 'partial', done: false });
+  assert.deepEqual(applyStop('a\nb\n\nc', 'block'), { text: 'a\nb', done: true });
+  assert.deepEqual(applyStop('\n\n  a\n  \n', 'block'), { text: '\n\n  a', done: true });
+  assert.deepEqual(applyStop('a\nb', 'none'), { text: 'a\nb', done: false });
+});
+
+test('the LRU cache evicts the least recently used entry', async () => {
+  const { LruCache } = await import('../../src/core/util/lru');
+  const c = new LruCache<string, number>(2);
+  c.set('a', 1);
+  c.set('b', 2);
+  assert.equal(c.get('a'), 1);
+  c.set('c', 3);
+  assert.equal(c.get('b'), undefined, 'b was least recently used');
+  assert.equal(c.get('a'), 1);
+  assert.equal(c.size, 2);
+});

@@ -47,3 +47,24 @@ test('run ids sort by time; a lock held by a dead process is taken over, a live 
     ws.cleanup();
   }
 });
+
+test('run summaries: status, duration and the last loss per expert, newest first; a torn line is skipped', async () => {
+  const { summarizeRuns } = await import('../../src/core/trainer/runSummary');
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    const step = (expert: string, step: number, loss: number) => JSON.stringify({ v: 1, type: 'step', stage: 'experts', expert, step, steps: 2, loss, lr: 0.001, tokens_per_s: 5, elapsed_s: step * 1.5 });
+    for (const [id, status] of [['20260101-000000-aaaa', 'done'], ['20260102-000000-bbbb', 'stopped']] as const) {
+      mkdirSync(join(layout.runsDir, id), { recursive: true });
+      writeFileSync(join(layout.runsDir, id, 'run.json'), JSON.stringify({ v: 1, id, status, created: '2026-01-01T00:00:00Z' }));
+      writeFileSync(join(layout.runsDir, id, 'events.jsonl'), [step('py', 1, 2), step('md', 1, 3), step('py', 2, 1.5), '{"v":1,"type":"st'].join('\n'));
+    }
+    const runs = summarizeRuns(layout);
+    assert.deepEqual(runs.map((r) => [r.id, r.status]), [['20260102-000000-bbbb', 'stopped'], ['20260101-000000-aaaa', 'done']]);
+    assert.deepEqual(runs[0]!.finalLoss, { py: 1.5, md: 3 });
+    assert.equal(runs[0]!.durationS, 3);
+    assert.equal(runs[0]!.steps, 2);
+  } finally {
+    ws.cleanup();
+  }
+});

@@ -11,6 +11,7 @@ import { stackExperts, type ExpertStack } from './expertStack';
 import { ensureOnnxExport } from './export';
 import { readOnnxModelInfo } from './modelInfo';
 import { buildPrefixPrompt, decodeCompletion } from './prompt';
+import { applyStop, type StopMode } from './stop';
 
 export interface CompleteOptions {
   maxNewTokens: number;
@@ -19,13 +20,13 @@ export interface CompleteOptions {
   seed: number;
   /** Prompt budget in tokens before the cursor. */
   promptTokens: number;
-  /** Stop at the end of the first non-empty line (inline completions). */
-  singleLine: boolean;
+  /** Where the completion ends (inline completions stop at the end of the line or block). */
+  stop: StopMode;
   languageId?: string;
   signal?: AbortSignal;
 }
 
-export const DEFAULT_COMPLETE: CompleteOptions = { maxNewTokens: 48, temperature: 0, topP: 0.95, seed: 0, promptTokens: 512, singleLine: false };
+export const DEFAULT_COMPLETE: CompleteOptions = { maxNewTokens: 48, temperature: 0, topP: 0.95, seed: 0, promptTokens: 512, stop: 'none' };
 
 export interface Completion {
   text: string;
@@ -101,7 +102,6 @@ export class CompletionService {
     const weights = route.experts.length ? route.experts.map((e) => e.weight) : [0];
     const tokenizer = this.tokenizer!;
     const prompt = buildPrefixPrompt(prefix, tokenizer, opts.promptTokens);
-    const newline = tokenizer.encode('\n')[0];
     const result = await this.engine!.generate(prompt, {
       stack,
       expertWeights: weights,
@@ -110,10 +110,9 @@ export class CompletionService {
       topP: opts.topP,
       seed: opts.seed,
       signal: opts.signal,
-      shouldStop: opts.singleLine ? (ids) => ids.length > 1 && ids[ids.length - 1] === newline : undefined,
+      shouldStop: opts.stop === 'none' ? undefined : (ids) => applyStop(decodeCompletion(tokenizer.decodeBytes(ids)), opts.stop).done,
     });
-    let text = decodeCompletion(tokenizer.decodeBytes(result.tokens));
-    if (opts.singleLine && text.endsWith('\n')) text = text.slice(0, -1);
+    const text = applyStop(decodeCompletion(tokenizer.decodeBytes(result.tokens)), opts.stop).text;
     return { text, route, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs };
   }
 
