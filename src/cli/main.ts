@@ -13,7 +13,7 @@ import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { offsetAt } from '../core/inference/prompt';
 import { choosePython } from '../core/trainer/python';
 import { spawnTrainer, describeFailure } from '../core/trainer/process';
-import { startTraining } from '../core/trainer/train';
+import { startTraining, TRAIN_STAGES, type TrainStage } from '../core/trainer/train';
 import { buildWorkspaceData, initWorkspace } from '../core/workspace';
 import { MoaError, errorMessage } from '../core/util/errors';
 import { ProgressPrinter } from './progress';
@@ -42,9 +42,12 @@ Scans the workspace (honouring .gitignore) and writes .moa/moa.json with one dom
 that has enough files, base model builtin:moa-tiny. Refuses to overwrite without --force.`,
   data: `usage: moa data [--workspace DIR] [--json]
 Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and prints counts.`,
-  train: `usage: moa train [--steps N] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
-Trains every domain's expert together on the frozen base and writes .moa/experts/<domain>/ in
-PEFT layout. --json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,
+  train: `usage: moa train [--steps N] [--stages experts,router,mixed] [--router-steps N] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
+Stage 1 (experts) trains every domain's expert together on the frozen base and writes
+.moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
+trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
+.moa/baselines/mixed/. --stages router alone refreshes the router over the existing experts.
+--json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,
   complete: `usage: moa complete <file> --line L --col C [--max-tokens N] [--temperature T] [--seed S] [--python PATH] [--json]
 Completes <file> at line L, column C (both 1-based, as editors show them) with the expert that
 label routing picks for the file's domain, and prints the completion.`,
@@ -66,6 +69,8 @@ const OPTIONS = {
   help: { type: 'boolean', short: 'h' },
   force: { type: 'boolean' },
   steps: { type: 'string' },
+  stages: { type: 'string' },
+  'router-steps': { type: 'string' },
   python: { type: 'string' },
   device: { type: 'string' },
   line: { type: 'string' },
@@ -85,6 +90,14 @@ function intOption(values: Values, name: keyof Values, fallback?: number, min = 
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
   return n;
+}
+
+function parseStages(raw: string | undefined): TrainStage[] | undefined {
+  if (raw === undefined) return undefined;
+  const stages = raw.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = stages.filter((x) => !TRAIN_STAGES.includes(x as TrainStage));
+  if (bad.length || stages.length === 0) throw new UsageError(`--stages takes a comma-separated list of ${TRAIN_STAGES.join(', ')}; got "${raw}"`);
+  return stages as TrainStage[];
 }
 
 const productRoot = resolve(__dirname, '..');
@@ -133,18 +146,21 @@ async function cmdTrain(values: Values): Promise<number> {
     baseModelDir: resolveBaseModelDir(config.baseModel, product, layout.root),
     python,
     steps: intOption(values, 'steps', undefined, 1),
+    routerSteps: intOption(values, 'router-steps', undefined, 1),
+    stages: parseStages(values.stages),
     device: values.device,
     onEvent: (e) => {
       if (values.json) return void process.stdout.write(JSON.stringify(e) + '\n');
       if (e.type === 'step') progress.step(e);
       else if (e.type === 'hello') process.stdout.write(`trainer: torch ${e.torch} on ${e.device}${e.gpu ? ` (${e.gpu})` : ''}\n`);
-      else if (e.type === 'plan') process.stdout.write(`plan: ${e.experts.length} experts (${e.experts.join(', ')}), ${e.steps} steps\n`);
+      else if (e.type === 'plan') process.stdout.write(`plan (${e.stage}): ${e.experts.join(', ')}, ${e.steps} steps\n`);
       else if (e.type === 'artifact') {
         progress.end();
         process.stdout.write(`wrote ${e.kind} ${e.name}: ${relative(layout.root, e.path) || e.path}\n`);
       } else if (e.type === 'eval') {
         progress.end();
-        process.stdout.write(`eval ${e.expert} on ${e.domain}: loss ${e.loss.toFixed(4)}\n`);
+        const acc = (e as { router_accuracy?: unknown }).router_accuracy;
+        process.stdout.write(`eval ${e.expert} on ${e.domain}: loss ${e.loss.toFixed(4)}${typeof acc === 'number' ? `, routed to its own expert ${(acc * 100).toFixed(0)}%` : ''}\n`);
       }
     },
     onLog: (line) => process.env['MOA_VERBOSE'] && process.stderr.write(line + '\n'),

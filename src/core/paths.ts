@@ -7,6 +7,7 @@ export interface WorkspaceLayout {
   configFile: string;
   expertsDir: string;
   routerDir: string;
+  baselinesDir: string;
   runsDir: string;
   cacheDir: string;
   dataDir: string;
@@ -22,6 +23,7 @@ export function workspaceLayout(root: string): WorkspaceLayout {
     configFile: join(moaDir, 'moa.json'),
     expertsDir: join(moaDir, 'experts'),
     routerDir: join(moaDir, 'router'),
+    baselinesDir: join(moaDir, 'baselines'),
     runsDir: join(moaDir, 'runs'),
     cacheDir,
     dataDir: join(cacheDir, 'data'),

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { DEFAULT_BASE_MODEL, defaultData, defaultLora, defaultTraining, type MoaConfig } from './config/schema';
+import { DEFAULT_BASE_MODEL, defaultData, defaultLora, defaultRouter, defaultTraining, type MoaConfig } from './config/schema';
 import { loadConfig, saveConfig } from './config/load';
 import { scanWorkspace } from './data/scan';
 import { buildDatasets, type DatasetManifest, type BuildOptions } from './data/shards';
@@ -34,6 +34,7 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
     lora: defaultLora(),
     training: defaultTraining(),
     data: defaultData(),
+    router: defaultRouter(),
     routing: { mode: 'label' },
   };
   saveConfig(layout.configFile, config);

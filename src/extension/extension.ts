@@ -13,6 +13,7 @@ import type { TrainerEvent } from '../core/trainer/events';
 import { describeFailure, spawnTrainer } from '../core/trainer/process';
 import { join } from 'node:path';
 import type { RoutingMode } from '../core/config/schema';
+import type { TrainStage } from '../core/trainer/train';
 import { MoaInlineProvider } from './inline';
 import { TrainingController } from './training';
 import { ExpertsTree } from './tree';
@@ -100,14 +101,21 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
     }),
   );
-  cmd('moa.trainAll', () => {
+  const train = (stages?: TrainStage[]) => {
     if (!vscode.workspace.isTrusted) {
       throw new MoaError('training is disabled in a restricted workspace: it runs Python on this folder\'s data.', 'Trust the workspace (Manage Workspace Trust) to train.');
     }
     const override = vscode.workspace.getConfiguration('moa').get<number>('trainSteps', 0);
-    training.start(override > 0 ? override : ws.config().training.steps);
+    training.start(override > 0 ? override : ws.config().training.steps, stages);
     DashboardPanel.show(context, ws, training);
     tree.refresh();
+  };
+  cmd('moa.trainAll', () => train());
+  cmd('moa.trainRouter', () => {
+    if (listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok').length < 2) {
+      throw new MoaError('the router chooses among experts: train at least two first', 'Run "MoA: Train All Experts".');
+    }
+    train(['router']);
   });
   cmd('moa.cancelTraining', () => training.stop());
   cmd('moa.showDashboard', () => DashboardPanel.show(context, ws, training));

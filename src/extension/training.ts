@@ -3,7 +3,7 @@ import { readManifest } from '../core/data/shards';
 import { resolveBaseModelDir } from '../core/models/base';
 import type { TrainerEvent } from '../core/trainer/events';
 import { describeFailure } from '../core/trainer/process';
-import { startTraining, type TrainingSession } from '../core/trainer/train';
+import { startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
 import { buildWorkspaceData } from '../core/workspace';
 import type { MoaWorkspace } from './workspace';
 
@@ -31,7 +31,7 @@ export class TrainingController implements vscode.Disposable {
     return this.session !== undefined;
   }
 
-  start(steps: number): TrainingSession {
+  start(steps: number, stages?: TrainStage[]): TrainingSession {
     if (this.session) throw new Error('A training run is already going in this window.');
     const config = this.ws.config();
     const manifest = readManifest(this.ws.layout) ?? buildWorkspaceData(this.ws.layout, this.ws.product);
@@ -43,6 +43,7 @@ export class TrainingController implements vscode.Disposable {
       baseModelDir: resolveBaseModelDir(config.baseModel, this.ws.product, this.ws.layout.root),
       python: this.ws.python(),
       steps,
+      stages,
       onEvent: (e) => this.events.fire(e),
       onLog: (line) => this.ws.log.info(`[trainer] ${line}`),
     });

@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import { expertFreshness, listExperts, type ExpertSummary } from '../core/adapters/store';
 import { readManifest } from '../core/data/shards';
 import { readExpertState, type ExpertState } from '../core/adapters/state';
+import { meanAccuracy, readRouterInfo, type RouterInfo } from '../core/adapters/router';
 import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
 import { errorMessage } from '../core/util/errors';
 import type { TrainingController } from './training';
@@ -11,6 +12,7 @@ type Node =
   | { kind: 'base'; label: string; description: string; tooltip: string }
   | { kind: 'domain'; name: string; description: string; expert?: ExpertSummary }
   | { kind: 'expert'; expert?: ExpertSummary; domain: string; training: boolean }
+  | { kind: 'router'; info?: RouterInfo }
   | { kind: 'message'; label: string; icon: string; tooltip?: string };
 
 function compact(n: number): string {
@@ -64,6 +66,7 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
       const description = stats ? `${stats.files} files · ${compact(stats.trainTokens + stats.valTokens)} tokens${freshness === 'stale' ? ' · stale' : ''}` : 'no dataset yet';
       nodes.push({ kind: 'domain', name: d.name, description, expert });
     }
+    if (config.domains.length > 1) nodes.push({ kind: 'router', info: readRouterInfo(this.ws.layout.routerDir) });
     return nodes;
   }
 
@@ -106,6 +109,26 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
           return item;
         }
         item.contextValue = e ? `moa.expert.${e.status}` : 'moa.expert.none';
+        return item;
+      }
+      case 'router': {
+        const item = new vscode.TreeItem('router');
+        item.id = 'router';
+        const info = node.info;
+        if (!info) {
+          item.description = 'not trained';
+          item.iconPath = new vscode.ThemeIcon('git-merge');
+        } else if (info.status === 'broken') {
+          item.description = 'broken';
+          item.tooltip = info.reason;
+          item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
+        } else {
+          const acc = meanAccuracy(info);
+          item.description = `trained · ${info.experts.length} experts${acc !== undefined ? ` · accuracy ${(acc * 100).toFixed(0)}%` : ''}`;
+          item.tooltip = Object.entries(info.accuracy).map(([d, a]) => `${d}: ${a === null ? '—' : `${(a * 100).toFixed(1)}%`}`).join('\n');
+          item.iconPath = new vscode.ThemeIcon('git-merge', new vscode.ThemeColor('testing.iconPassed'));
+        }
+        item.contextValue = 'moa.router';
         return item;
       }
       case 'message': {

@@ -26,6 +26,7 @@ function moaJson(steps: number): string {
       { name: 'typescript', include: ['**/*.ts'] },
     ],
     training: { steps, batchSize: 4, seqLen: 64, warmupSteps: 2 },
+    router: { steps: 8 },
   }, null, 2);
 }
 
@@ -113,11 +114,11 @@ test('2. Train All Experts opens the live dashboard; Stop leaves a checkpoint; a
 
   writeFileSync(join(ws.root, '.moa', 'moa.json'), moaJson(30));
   await vs.command('MoA: Train All Experts');
-  await vs.webview().locator('#progress:has-text("/ 30")').waitFor({ timeout: 60_000 });
   await vs.webview().locator('#status:has-text("done")').waitFor({ timeout: 240_000 });
   await vs.page.locator('.pane-body .monaco-list-row:has-text("expert typescript"):has-text("attached")').waitFor({ timeout: 30_000 });
   const rows = await vs.treeRows();
   for (const d of ['python', 'markdown', 'typescript']) assert.ok(rows.some((r) => r.includes(`expert ${d}`) && r.includes('attached')), `expert ${d} attached in ${JSON.stringify(rows)}`);
+  await vs.page.locator('.pane-body .monaco-list-row:has-text("router"):has-text("trained")').waitFor({ timeout: 30_000 });
   await vs.shot('2-experts-attached');
 });
 

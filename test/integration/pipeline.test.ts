@@ -7,6 +7,7 @@ import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/core/adapters/safetensors';
 import { readBaseModel } from '../../src/core/models/base';
+import { readRouterInfo } from '../../src/core/adapters/router';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const root = repoRoot();
@@ -60,12 +61,13 @@ test('moa data tokenizes each domain and reports counts', () => {
 });
 
 test('moa train writes one PEFT expert per domain', () => {
-  const r = moa(['train', '--steps', '6', '--json']);
+  const r = moa(['train', '--steps', '6', '--router-steps', '4', '--json']);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   const steps = events.filter((e) => e.type === 'step');
-  assert.deepEqual([...new Set(steps.map((e) => e.expert))].sort(), ['markdown', 'python']);
-  assert.equal(Math.max(...steps.map((e) => e.step)), 6);
+  assert.deepEqual([...new Set(steps.filter((e) => e.stage === 'experts').map((e) => e.expert))].sort(), ['markdown', 'python']);
+  assert.equal(Math.max(...steps.filter((e) => e.stage === 'experts').map((e) => e.step)), 6);
+  assert.equal(steps.filter((e) => e.stage === 'router').length, 4, 'stage 2 ran after stage 1');
   assert.ok(steps.every((e) => Number.isFinite(e.loss) && e.tokens_per_s > 0));
   assert.equal(events[events.length - 1].type, 'done');
 
@@ -89,6 +91,10 @@ test('moa train writes one PEFT expert per domain', () => {
     assert.equal(meta.domain, domain);
     assert.equal(meta.steps, 6);
   }
+  const router = readRouterInfo(join(ws.root, '.moa', 'router'));
+  assert.equal(router?.status, 'ok', router?.reason);
+  assert.deepEqual([...router!.experts].sort(), ['markdown', 'python']);
+  assert.ok(Object.values(router!.accuracy).some((a) => typeof a === 'number'), 'router accuracy per domain is reported');
   const runs = readdirSync(join(ws.root, '.moa', 'runs')).filter((n) => /^\d{8}-/.test(n));
   const run = JSON.parse(readFileSync(join(ws.root, '.moa', 'runs', runs[runs.length - 1]!, 'run.json'), 'utf8'));
   assert.equal(run.status, 'done');

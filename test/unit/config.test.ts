@@ -53,7 +53,7 @@ test('the shipped JSON Schema names the same keys and defaults as the validator'
   const { repoRoot } = await import('../helpers/tmp');
   const schema = JSON.parse(readFileSync(join(repoRoot(), 'schemas', 'moa.schema.json'), 'utf8'));
   const config = validateConfig({ domains: [{ name: 'a', include: ['*'] }] }).config!;
-  for (const section of ['lora', 'training', 'data'] as const) {
+  for (const section of ['lora', 'training', 'data', 'router'] as const) {
     const props = schema.properties[section].properties;
     assert.deepEqual(Object.keys(props).sort(), Object.keys(config[section]).sort(), section);
     for (const [k, v] of Object.entries(config[section])) assert.deepEqual(props[k].default, v, `${section}.${k} default`);

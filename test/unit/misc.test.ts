@@ -68,3 +68,26 @@ test('run summaries: status, duration and the last loss per expert, newest first
     ws.cleanup();
   }
 });
+
+test('the train config carries the router and mixed stages only when asked, with their folders', async () => {
+  const { buildTrainConfig, defaultStages } = await import('../../src/core/trainer/train');
+  const { validateConfig } = await import('../../src/core/config/validate');
+  const { productLayout } = await import('../../src/core/paths');
+  const layout = workspaceLayout('/ws');
+  const config = validateConfig({ domains: [{ name: 'a', include: ['*'] }, { name: 'b', include: ['*'] }], router: { steps: 7 } }).config!;
+  const manifest = { v: 1 as const, tokenizer: 't', created: '', skipped: {}, unassigned: 0, domains: ['a', 'b'].map((d) => ({ domain: d, files: 1, bytes: 1, trainFiles: 1, valFiles: 0, trainTokens: 500, valTokens: 0, fingerprint: d, trainPath: `/ws/${d}/train.bin`, valPath: `/ws/${d}/val.bin` })) };
+  const run = { id: 'r', dir: '/ws/.moa/runs/r', eventsFile: '' };
+  const req = { layout, product: productLayout('/p'), config, manifest, baseModelDir: '/m', python: 'python3' };
+  assert.deepEqual(defaultStages(2), ['experts', 'router']);
+  assert.deepEqual(defaultStages(1), ['experts']);
+  const both = buildTrainConfig(req, run);
+  assert.deepEqual(both['stages'], ['experts', 'router']);
+  assert.deepEqual(both['router'], { steps: 7, eta: 0.1, expert_lr_mult: 0.1, top_k: 1, out_dir: layout.routerDir });
+  assert.equal(both['mixed'], undefined);
+  const mixed = buildTrainConfig({ ...req, stages: ['experts', 'mixed'], routerSteps: 3 }, run);
+  assert.equal(mixed['router'], undefined);
+  assert.deepEqual(mixed['mixed'], { out_dir: join(layout.baselinesDir, 'mixed') });
+  assert.equal((buildTrainConfig({ ...req, routerSteps: 3 }, run)['router'] as { steps: number }).steps, 3);
+  const empty = { ...manifest, domains: manifest.domains.map((d) => (d.domain === 'b' ? { ...d, trainTokens: 0 } : d)) };
+  assert.throws(() => buildTrainConfig({ ...req, manifest: empty }, run), /domain b has no training data/);
+});

@@ -24,6 +24,16 @@ export interface TrainingConfig {
   seed: number;
 }
 
+export interface RouterConfig {
+  /** Stage-2 optimizer steps. */
+  steps: number;
+  /** η in L = L_LM + η·L_cls. */
+  eta: number;
+  /** Experts' learning rate in stage 2 as a fraction of stage 1's (0 freezes them). */
+  expertLrMult: number;
+  topK: number;
+}
+
 export interface DataConfig {
   maxFileBytes: number;
   valFraction: number;
@@ -36,6 +46,7 @@ export interface MoaConfig {
   lora: LoraConfig;
   training: TrainingConfig;
   data: DataConfig;
+  router: RouterConfig;
   routing: { mode: RoutingMode };
 }
 
@@ -54,4 +65,8 @@ export function defaultTraining(): TrainingConfig {
 
 export function defaultData(): DataConfig {
   return { maxFileBytes: 1024 * 1024, valFraction: 0.1 };
+}
+
+export function defaultRouter(): RouterConfig {
+  return { steps: 100, eta: 0.1, expertLrMult: 0.1, topK: 1 };
 }

@@ -2,6 +2,7 @@ import {
   DEFAULT_BASE_MODEL,
   ROUTING_MODES,
   defaultData,
+  defaultRouter,
   defaultLora,
   defaultTraining,
   type DomainConfig,
@@ -103,7 +104,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   const warnings: ConfigProblem[] = [];
   const r = new Reader(errors, warnings);
   if (!isObject(raw)) return { errors: [{ path: '$', message: 'expected a JSON object' }], warnings };
-  const top = r.section(raw, '$', ['$schema', 'version', 'baseModel', 'domains', 'lora', 'training', 'data', 'routing']);
+  const top = r.section(raw, '$', ['$schema', 'version', 'baseModel', 'domains', 'lora', 'training', 'data', 'router', 'routing']);
   if (top['version'] !== undefined && top['version'] !== 1) {
     errors.push({ path: '$.version', message: `unsupported version ${JSON.stringify(top['version'])} (this MoA Studio reads version 1)` });
   }
@@ -143,6 +144,14 @@ export function validateConfig(raw: unknown): ValidationResult {
     maxFileBytes: r.number(d, 'maxFileBytes', '$.data', dd.maxFileBytes, 1, 1 << 30, true),
     valFraction: r.number(d, 'valFraction', '$.data', dd.valFraction, 0, 0.9),
   };
+  const rt = r.section(top['router'], '$.router', ['steps', 'eta', 'expertLrMult', 'topK']);
+  const dr = defaultRouter();
+  const router = {
+    steps: r.number(rt, 'steps', '$.router', dr.steps, 1, 1e9, true),
+    eta: r.number(rt, 'eta', '$.router', dr.eta, 0, 1e3),
+    expertLrMult: r.number(rt, 'expertLrMult', '$.router', dr.expertLrMult, 0, 10),
+    topK: r.number(rt, 'topK', '$.router', dr.topK, 1, 64, true),
+  };
   const ro = r.section(top['routing'], '$.routing', ['mode']);
   const mode = r.string(ro, 'mode', '$.routing', 'label');
   if (!ROUTING_MODES.includes(mode as RoutingMode)) {
@@ -155,6 +164,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     lora,
     training,
     data,
+    router,
     routing: { mode: ROUTING_MODES.includes(mode as RoutingMode) ? (mode as RoutingMode) : 'label' },
   };
   return errors.length ? { errors, warnings } : { config, errors, warnings };

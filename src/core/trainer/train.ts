@@ -19,9 +19,21 @@ export interface TrainRequest {
   steps?: number;
   /** Only these domains (default: all with data). */
   domains?: string[];
+  /** Stages to run, in the trainer's order experts → router → mixed (default: experts, router). */
+  stages?: TrainStage[];
+  /** Overrides config.router.steps. */
+  routerSteps?: number;
   device?: string;
   onEvent?: (e: TrainerEvent) => void;
   onLog?: (line: string) => void;
+}
+
+export type TrainStage = 'experts' | 'router' | 'mixed';
+export const TRAIN_STAGES: readonly TrainStage[] = ['experts', 'router', 'mixed'];
+
+/** The method's default: stage 1 (experts), then stage 2 (router) when there is more than one expert. */
+export function defaultStages(domainCount: number): TrainStage[] {
+  return domainCount > 1 ? ['experts', 'router'] : ['experts'];
 }
 
 export interface TrainingSession {
@@ -40,6 +52,8 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
   }
   if (domains.length === 0) throw new MoaError('no domain has a dataset yet', 'Run "moa data" first.');
   const t = req.config.training;
+  const stages = req.stages ?? defaultStages(domains.length);
+  const rc = req.config.router;
   return {
     v: 1,
     run_id: run.id,
@@ -58,6 +72,11 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
     eval_every: Math.max(1, Math.floor((req.steps ?? t.steps) / 4)),
     device: req.device ?? 'auto',
     threads: 0,
+    stages,
+    ...(stages.includes('router')
+      ? { router: { steps: req.routerSteps ?? rc.steps, eta: rc.eta, expert_lr_mult: rc.expertLrMult, top_k: rc.topK, out_dir: req.layout.routerDir } }
+      : {}),
+    ...(stages.includes('mixed') ? { mixed: { out_dir: join(req.layout.baselinesDir, 'mixed') } } : {}),
   };
 }
 

@@ -1,0 +1,49 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { errorMessage } from '../util/errors';
+
+export interface RouterInfo {
+  status: 'ok' | 'broken';
+  reason?: string;
+  experts: string[];
+  /** Share of each domain's held-out windows routed to its own expert. */
+  accuracy: Record<string, number | null>;
+  steps?: number;
+  runId?: string;
+  created?: string;
+}
+
+/** Reads `.moa/router/router.json` and checks the weights beside it; undefined when no router was trained. */
+export function readRouterInfo(routerDir: string): RouterInfo | undefined {
+  const file = join(routerDir, 'router.json');
+  if (!existsSync(file)) return undefined;
+  const broken = (reason: string): RouterInfo => ({ status: 'broken', reason, experts: [], accuracy: {} });
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    return broken(`${file}: not valid JSON (${errorMessage(e)})`);
+  }
+  const weights = join(routerDir, typeof j['weights'] === 'string' ? (j['weights'] as string) : 'router.safetensors');
+  if (!existsSync(weights)) return broken(`${weights}: missing`);
+  if (typeof j['weights_sha256'] === 'string' && createHash('sha256').update(readFileSync(weights)).digest('hex') !== j['weights_sha256']) {
+    return broken(`${weights}: does not match the checksum in router.json (written by a different run?)`);
+  }
+  const experts = Array.isArray(j['experts']) ? (j['experts'] as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+  const acc = typeof j['accuracy'] === 'object' && j['accuracy'] !== null ? (j['accuracy'] as Record<string, number | null>) : {};
+  return {
+    status: 'ok',
+    experts,
+    accuracy: acc,
+    steps: typeof j['steps'] === 'number' ? (j['steps'] as number) : undefined,
+    runId: typeof j['run_id'] === 'string' ? (j['run_id'] as string) : undefined,
+    created: typeof j['created'] === 'string' ? (j['created'] as string) : undefined,
+  };
+}
+
+/** Mean of the per-domain accuracies that were measured. */
+export function meanAccuracy(info: RouterInfo): number | undefined {
+  const xs = Object.values(info.accuracy).filter((x): x is number => typeof x === 'number');
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : undefined;
+}
