@@ -101,12 +101,12 @@ export function activate(context: vscode.ExtensionContext): void {
       void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
     }),
   );
-  const train = (stages?: TrainStage[]) => {
+  const train = async (stages?: TrainStage[]) => {
     if (!vscode.workspace.isTrusted) {
       throw new MoaError('training is disabled in a restricted workspace: it runs Python on this folder\'s data.', 'Trust the workspace (Manage Workspace Trust) to train.');
     }
     const override = vscode.workspace.getConfiguration('moa').get<number>('trainSteps', 0);
-    training.start(override > 0 ? override : ws.config().training.steps, stages);
+    await training.start(override > 0 ? override : ws.config().training.steps, stages);
     DashboardPanel.show(context, ws, training);
     tree.refresh();
   };
@@ -208,7 +208,7 @@ export function activate(context: vscode.ExtensionContext): void {
   cmd('moa.openConfig', () => vscode.window.showTextDocument(vscode.Uri.file(ws.layout.configFile)));
   cmd('moa.doctor', async () => {
     if (!vscode.workspace.isTrusted) throw new MoaError('the environment check runs Python, which a restricted workspace does not allow');
-    const python = ws.python();
+    const python = await ws.python();
     let hello: (TrainerEvent & { type: 'hello' }) | undefined;
     const exit = await spawnTrainer({ python, trainerDir: ws.product.trainerDir, command: 'doctor', cwd: ws.layout.root, onEvent: (e) => e.type === 'hello' && (hello = e) }).exited;
     if (!exit.done || !hello) throw new MoaError(`environment check with ${python} failed: ${describeFailure(exit)}`);

@@ -51,7 +51,8 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
   }
 
   private getService(): CompletionService {
-    this.service ??= new CompletionService(this.ws.layout, this.ws.product, this.ws.config(), this.ws.python(), (l) => this.ws.log.info(`[engine] ${l}`));
+    // Python is needed only for the one-time ONNX export; it is resolved then, not per keystroke.
+    this.service ??= new CompletionService(this.ws.layout, this.ws.product, this.ws.config(), () => this.ws.python(), (l) => this.ws.log.info(`[engine] ${l}`));
     return this.service;
   }
 

@@ -5,6 +5,7 @@ import type { TrainerEvent } from '../core/trainer/events';
 import { describeFailure } from '../core/trainer/process';
 import { startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
 import { buildWorkspaceData } from '../core/workspace';
+import { MoaError } from '../core/util/errors';
 import type { MoaWorkspace } from './workspace';
 
 export type TrainingStatus = 'idle' | 'running' | 'stopping' | 'done' | 'stopped' | 'failed';
@@ -19,6 +20,7 @@ export class TrainingController implements vscode.Disposable {
   status: TrainingStatus = 'idle';
   runId: string | null = null;
   runEventsFile: string | null = null;
+  private starting = false;
 
   constructor(private readonly ws: MoaWorkspace) {}
 
@@ -31,8 +33,15 @@ export class TrainingController implements vscode.Disposable {
     return this.session !== undefined;
   }
 
-  start(steps: number, stages?: TrainStage[]): TrainingSession {
-    if (this.session) throw new Error('A training run is already going in this window.');
+  async start(steps: number, stages?: TrainStage[]): Promise<TrainingSession> {
+    if (this.session || this.starting) throw new MoaError('a training run is already going in this window', 'Stop it first (MoA: Cancel Training).');
+    this.starting = true;
+    let python: string;
+    try {
+      python = await this.ws.python();
+    } finally {
+      this.starting = false;
+    }
     const config = this.ws.config();
     const manifest = readManifest(this.ws.layout) ?? buildWorkspaceData(this.ws.layout, this.ws.product);
     const session = startTraining({
@@ -41,7 +50,7 @@ export class TrainingController implements vscode.Disposable {
       config,
       manifest,
       baseModelDir: resolveBaseModelDir(config.baseModel, this.ws.product, this.ws.layout.root),
-      python: this.ws.python(),
+      python,
       steps,
       stages,
       onEvent: (e) => this.events.fire(e),

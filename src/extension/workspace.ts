@@ -1,9 +1,23 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
+import { PythonExtension, PVSC_EXTENSION_ID } from '@vscode/python-extension';
 import { loadConfig } from '../core/config/load';
 import type { MoaConfig } from '../core/config/schema';
 import { productLayout, workspaceLayout, type ProductLayout, type WorkspaceLayout } from '../core/paths';
 import { choosePython } from '../core/trainer/python';
+
+/** The Python extension's selected interpreter, if that extension is installed; asked only when needed. */
+async function selectedInterpreter(resource: vscode.Uri): Promise<string | undefined> {
+  if (!vscode.extensions.getExtension(PVSC_EXTENSION_ID)) return undefined;
+  try {
+    const api = await PythonExtension.api();
+    const env = await api.environments.resolveEnvironment(api.environments.getActiveEnvironmentPath(resource));
+    return env?.executable.uri?.fsPath;
+  } catch {
+    // A Python extension that fails to answer must not stop training: fall back to the setting.
+    return undefined;
+  }
+}
 
 /** The one workspace folder MoA works on, and where the product's files are. */
 export class MoaWorkspace {
@@ -33,8 +47,14 @@ export class MoaWorkspace {
     return config;
   }
 
-  /** The Python setting is machine-scoped, so a workspace cannot choose the executable. */
-  python(): string {
+  /**
+   * The interpreter for the trainer: the one selected in the Python extension when it is installed
+   * (the user's choice, with its own trust handling), else the machine-scoped setting (a workspace
+   * cannot choose the executable), else the extension's .venv or python3.
+   */
+  async python(): Promise<string> {
+    const selected = await selectedInterpreter(vscode.Uri.file(this.layout.root));
+    if (selected) return selected;
     const explicit = vscode.workspace.getConfiguration('moa').inspect<string>('pythonPath')?.globalValue;
     return choosePython(this.product.root, explicit || undefined).command;
   }

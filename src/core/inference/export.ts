@@ -38,15 +38,17 @@ export async function ensureOnnxExport(
   layout: WorkspaceLayout,
   product: ProductLayout,
   baseModelDir: string,
-  python: string,
+  python: string | (() => Promise<string>),
   onLog?: (line: string) => void,
 ): Promise<OnnxExport> {
   const exp = onnxExportFor(layout, baseModelDir);
   if (existsSync(exp.onnxPath) && existsSync(exp.infoPath)) return exp;
+  // Only a missing export needs Python, so only then is the interpreter looked up.
+  const interpreter = typeof python === 'string' ? python : await python();
   const configPath = join(exp.dir, 'export-config.json');
   writeJsonAtomic(configPath, { v: 1, base_model: baseModelDir, out: exp.onnxPath, target_modules: [...ATTENTION_MODULES], opset: 17 });
   const proc = spawnTrainer({
-    python,
+    python: interpreter,
     trainerDir: product.trainerDir,
     command: 'export',
     configPath,

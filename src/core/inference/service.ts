@@ -52,7 +52,8 @@ export class CompletionService {
     private readonly layout: WorkspaceLayout,
     private readonly product: ProductLayout,
     private readonly config: MoaConfig,
-    private readonly python: string,
+    /** The interpreter for the one-time export: a path, or a function that finds it when needed. */
+    private readonly python: string | (() => Promise<string>),
     private readonly onLog?: (line: string) => void,
   ) {}
 
