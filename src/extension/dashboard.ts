@@ -12,7 +12,7 @@ function toStep(e: TrainerEvent & { type: 'step' }): DashboardStep {
 }
 
 function toEval(e: TrainerEvent & { type: 'eval' }): DashboardEval {
-  return { expert: e.expert, step: e.step ?? 0, loss: e.loss };
+  return { stage: e.stage, expert: e.expert, step: e.step ?? 0, loss: e.loss };
 }
 
 /** The training dashboard's host: one panel, fed from the live run or, after a reload, from events.jsonl. */
@@ -98,20 +98,21 @@ export class DashboardPanel implements vscode.Disposable {
   }
 
   private html(context: vscode.ExtensionContext): string {
-    return webviewHtml(this.panel.webview, context.extensionUri, 'dashboard', 'MoA Training', `<header>
+    return webviewHtml(this.panel.webview, context.extensionUri, 'dashboard', 'MoA Training', { bundledCss: true }, `<header>
   <h1>MoA training</h1>
   <vscode-button id="stop" appearance="secondary" disabled>Stop</vscode-button>
 </header>
 <section class="stats">
   <div><label>Status</label><span id="status">idle</span></div>
   <div><label>Device</label><span id="device">—</span></div>
+  <div><label>Stage</label><span id="stage">—</span></div>
   <div><label>Step</label><span id="progress">—</span></div>
   <div><label>Learning rate</label><span id="lr">—</span></div>
   <div><label>Tokens/s</label><span id="tps">—</span></div>
   <div><label>ETA</label><span id="eta">—</span></div>
 </section>
 <div id="legend"></div>
-<canvas id="chart" aria-label="Loss per expert"></canvas>`);
+<div id="chart" aria-label="Loss per expert"></div>`);
   }
 
   dispose(): void {

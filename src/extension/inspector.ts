@@ -29,7 +29,7 @@ export class InspectorPanel {
     expert: string,
   ) {
     this.expert = expert;
-    panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'inspector', 'MoA Expert', `<h1 id="title">Expert</h1>
+    panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'inspector', 'MoA Expert', { bundledCss: false }, `<h1 id="title">Expert</h1>
 <vscode-data-grid id="facts" grid-template-columns="160px 1fr" aria-label="Expert facts"></vscode-data-grid>
 <h2>Update norm per layer</h2><div class="legend" id="norms-legend"></div><canvas id="norms"></canvas>
 <h2>Singular-value spectrum</h2><div class="legend" id="spectrum-legend"></div><canvas id="spectrum"></canvas>

@@ -1,33 +1,71 @@
 import { provideVSCodeDesignSystem, vsCodeButton } from '@vscode/webview-ui-toolkit';
-import { drawChart, seriesColor, type Series } from '../shared/chart';
-import type { DashboardEval, DashboardStep, HostMessage, WebviewMessage } from './protocol';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+import { seriesColor } from '../shared/chart';
+import { LossSeries } from './series';
+import type { DashboardStep, HostMessage, WebviewMessage } from './protocol';
 
 provideVSCodeDesignSystem().register(vsCodeButton());
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void };
 const vscode = acquireVsCodeApi();
 
-const train = new Map<string, { x: number; y: number }[]>();
-const held = new Map<string, { x: number; y: number }[]>();
+const series = new LossSeries();
 const latest = new Map<string, DashboardStep>();
 let status = 'idle';
 let device: string | null = null;
 let pending = false;
+let plot: uPlot | undefined;
+let plotNames = '';
 
 const $ = (id: string) => document.getElementById(id)!;
-const canvas = $('chart') as HTMLCanvasElement;
+const chart = $('chart');
 
-function addStep(s: DashboardStep): void {
-  const list = train.get(s.expert) ?? [];
-  list.push({ x: s.step, y: s.loss });
-  train.set(s.expert, list);
-  latest.set(s.expert, s);
+function css(name: string, fallback: string): string {
+  return getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
 }
 
-function addEval(e: DashboardEval): void {
-  const list = held.get(e.expert) ?? [];
-  list.push({ x: e.step, y: e.loss });
-  held.set(e.expert, list);
+/** A new plot only when the set of series changes; otherwise new data into the same plot. */
+function draw(): void {
+  const width = Math.max(200, chart.clientWidth);
+  const view = series.view(Math.max(200, width));
+  chart.dataset['points'] = String(view.points);
+  const key = view.names.join('\0');
+  if (!plot || key !== plotNames) {
+    plot?.destroy();
+    plotNames = key;
+    const fg = css('--vscode-foreground', '#ccc');
+    const grid = css('--vscode-editorWidget-border', '#444');
+    const base = [...new Set(view.names.map((n) => n.replace(/ \(held-out\)$/, '')))];
+    plot = new uPlot(
+      {
+        width,
+        height: 320,
+        legend: { show: false },
+        scales: { x: { time: false } },
+        axes: [
+          // Whole steps only: 1, 2, 5, 10, 20, 50… between ticks.
+          { stroke: fg, grid: { stroke: grid, width: 1 }, label: 'step', labelSize: 16, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000] },
+          { stroke: fg, grid: { stroke: grid, width: 1 }, label: 'loss', labelSize: 16 },
+        ],
+        series: [
+          {},
+          ...view.names.map((name, i) => ({
+            label: name,
+            stroke: seriesColor(base.indexOf(name.replace(/ \(held-out\)$/, ''))),
+            width: view.heldOut[i] ? 1.5 : 2,
+            dash: view.heldOut[i] ? [6, 4] : undefined,
+            spanGaps: true,
+            points: { show: view.heldOut[i] },
+          })),
+        ],
+      },
+      view.data,
+      chart,
+    );
+  } else {
+    plot.setData(view.data);
+  }
 }
 
 /** Redraws at most once per animation frame however fast events arrive. */
@@ -41,14 +79,8 @@ function schedule(): void {
 }
 
 function render(): void {
-  const names = [...new Set([...train.keys(), ...held.keys()])].sort();
-  const series: Series[] = [];
-  names.forEach((name, i) => {
-    series.push({ name, points: train.get(name) ?? [], colorIndex: i });
-    if (held.has(name)) series.push({ name: `${name} (held-out)`, points: held.get(name)!, colorIndex: i, dashed: true });
-  });
-  drawChart(canvas, series);
-  canvas.dataset['points'] = String(series.reduce((n, s) => n + s.points.length, 0));
+  draw();
+  const names = [...latest.keys()].sort();
   $('legend').replaceChildren(
     ...names.map((name, i) => {
       const item = document.createElement('span');
@@ -56,31 +88,35 @@ function render(): void {
       const swatch = document.createElement('span');
       swatch.className = 'swatch';
       swatch.style.background = seriesColor(i);
-      const s = latest.get(name);
-      item.append(swatch, document.createTextNode(`${name}${s ? ` ${s.loss.toFixed(3)}` : ''}`));
+      item.append(swatch, document.createTextNode(`${name} ${latest.get(name)!.loss.toFixed(3)}`));
       return item;
     }),
   );
-  const any = [...latest.values()][0];
-  const eta = any && any.step > 0 ? (any.elapsedS / any.step) * (any.steps - any.step) : undefined;
+  const now = [...latest.values()].sort((a, b) => b.elapsedS - a.elapsedS)[0];
+  const eta = now && now.step > 0 ? (now.elapsedS / now.step) * (now.steps - now.step) : undefined;
   $('status').textContent = status;
   $('device').textContent = device ?? '—';
-  $('progress').textContent = any ? `${any.step} / ${any.steps}` : '—';
-  $('lr').textContent = any ? any.lr.toExponential(2) : '—';
-  $('tps').textContent = any ? Math.round(any.tokensPerS).toLocaleString() : '—';
+  $('stage').textContent = now?.stage ?? '—';
+  $('progress').textContent = now ? `${now.step} / ${now.steps}` : '—';
+  $('lr').textContent = now ? now.lr.toExponential(2) : '—';
+  $('tps').textContent = now ? Math.round(now.tokensPerS).toLocaleString() : '—';
   $('eta').textContent = eta !== undefined ? `${Math.round(eta)} s` : '—';
   ($('stop') as HTMLButtonElement).disabled = status !== 'running';
+}
+
+function addStep(s: DashboardStep): void {
+  series.addStep(s);
+  latest.set(s.expert, s);
 }
 
 window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
   const m = ev.data;
   switch (m.type) {
     case 'reset':
-      train.clear();
-      held.clear();
+      series.clear();
       latest.clear();
       m.steps.forEach(addStep);
-      m.evals.forEach(addEval);
+      m.evals.forEach((e) => series.addEval(e));
       status = m.status;
       device = m.device;
       break;
@@ -88,7 +124,7 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
       addStep(m.step);
       break;
     case 'eval':
-      addEval(m.eval);
+      series.addEval(m.eval);
       break;
     case 'status':
       status = m.status;
@@ -99,6 +135,8 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
 });
 
 $('stop').addEventListener('click', () => vscode.postMessage({ type: 'stop' }));
-window.addEventListener('resize', schedule);
+new ResizeObserver(() => {
+  plot?.setSize({ width: Math.max(200, chart.clientWidth), height: 320 });
+}).observe(chart);
 vscode.postMessage({ type: 'ready' });
 render();

@@ -16,6 +16,7 @@ export interface DashboardStep {
 }
 
 export interface DashboardEval {
+  stage: string;
   expert: string;
   step: number;
   loss: number;

@@ -1,4 +1,4 @@
-/** A small canvas line chart: one series per expert, drawn from downsampled points. */
+/** Small canvas charts for the inspector (the training dashboard uses uPlot). */
 export interface Series {
   name: string;
   points: { x: number; y: number }[];
@@ -32,20 +32,9 @@ export function downsample(points: { x: number; y: number }[], max: number): { x
 }
 
 export function drawChart(canvas: HTMLCanvasElement, series: Series[], xLabel = 'step'): void {
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth;
-  const h = canvas.clientHeight;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(h * dpr);
-  const ctx = canvas.getContext('2d')!;
-  ctx.scale(dpr, dpr);
-  ctx.clearRect(0, 0, w, h);
-  const style = getComputedStyle(document.body);
-  const fg = style.getPropertyValue('--vscode-foreground').trim() || '#ccc';
-  const grid = style.getPropertyValue('--vscode-editorWidget-border').trim() || '#444';
+  const { ctx, w, h, fg, grid } = prepare(canvas);
   const all = series.flatMap((s) => s.points);
   const pad = { l: 48, r: 12, t: 10, b: 24 };
-  ctx.font = '11px var(--vscode-font-family, sans-serif)';
   ctx.fillStyle = fg;
   if (all.length === 0) {
     ctx.fillText('waiting for the first step…', pad.l, h / 2);

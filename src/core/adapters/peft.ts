@@ -1,8 +1,9 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { BaseModelInfo } from '../models/base';
-import { MoaError, errorMessage } from '../util/errors';
+import { MoaError } from '../util/errors';
+import { readJsonObject } from '../util/json';
 import { writeJsonAtomic } from '../util/atomic';
 import { loadExpertWeights } from './store';
 
@@ -12,19 +13,13 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** What PEFT can express that a MoA expert cannot hold; refused with a message rather than half-loaded. */
 function refuseUnsupported(dir: string): void {
   const file = join(dir, 'adapter_config.json');
-  if (!existsSync(file)) throw new MoaError(`${file}: missing (a PEFT adapter folder has adapter_config.json and adapter_model.safetensors)`);
+  const c = readJsonObject(file, 'A PEFT adapter folder has adapter_config.json and adapter_model.safetensors.');
   if (!existsSync(join(dir, 'adapter_model.safetensors'))) {
     const pickle = ['adapter_model.bin', 'adapter_model.pt'].find((f) => existsSync(join(dir, f)));
     throw new MoaError(
       pickle ? `${join(dir, pickle)}: pickle checkpoints are never loaded (they can run code)` : `${join(dir, 'adapter_model.safetensors')}: missing`,
       pickle ? 'Convert it with peft: model.save_pretrained(dir, safe_serialization=True).' : undefined,
     );
-  }
-  let c: Record<string, unknown>;
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
   }
   const mts = c['modules_to_save'];
   if (Array.isArray(mts) && mts.length) throw new MoaError(`${file}: modules_to_save ${JSON.stringify(mts)} is not supported (an expert holds LoRA matrices only, not full heads)`);

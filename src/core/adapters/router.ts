@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { errorMessage } from '../util/errors';
+import { readJsonObject } from '../util/json';
 
 export interface RouterInfo {
   status: 'ok' | 'broken';
@@ -21,9 +22,9 @@ export function readRouterInfo(routerDir: string): RouterInfo | undefined {
   const broken = (reason: string): RouterInfo => ({ status: 'broken', reason, experts: [], accuracy: {} });
   let j: Record<string, unknown>;
   try {
-    j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+    j = readJsonObject(file);
   } catch (e) {
-    return broken(`${file}: not valid JSON (${errorMessage(e)})`);
+    return broken(errorMessage(e));
   }
   const weights = join(routerDir, typeof j['weights'] === 'string' ? (j['weights'] as string) : 'router.safetensors');
   if (!existsSync(weights)) return broken(`${weights}: missing`);

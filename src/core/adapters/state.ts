@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readJsonObjectOr } from '../util/json';
 import { join } from 'node:path';
 import type { WorkspaceLayout } from '../paths';
 import { writeJsonAtomic } from '../util/atomic';
@@ -20,17 +20,12 @@ export function statePath(layout: WorkspaceLayout): string {
 
 /** A missing or unreadable state file means every expert attached, nothing pinned. */
 export function readExpertState(layout: WorkspaceLayout): ExpertState {
-  const file = statePath(layout);
-  if (!existsSync(file)) return { ...EMPTY, detached: [] };
-  try {
-    const raw = JSON.parse(readFileSync(file, 'utf8')) as Partial<ExpertState>;
-    return {
-      detached: Array.isArray(raw.detached) ? raw.detached.filter((x): x is string => typeof x === 'string') : [],
-      pinned: typeof raw.pinned === 'string' ? raw.pinned : null,
-    };
-  } catch {
-    return { ...EMPTY, detached: [] };
-  }
+  const raw = readJsonObjectOr(statePath(layout));
+  if (!raw) return { ...EMPTY, detached: [] };
+  return {
+    detached: Array.isArray(raw['detached']) ? raw['detached'].filter((x): x is string => typeof x === 'string') : [],
+    pinned: typeof raw['pinned'] === 'string' ? raw['pinned'] : null,
+  };
 }
 
 function write(layout: WorkspaceLayout, state: ExpertState): ExpertState {

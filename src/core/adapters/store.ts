@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { readJsonObject, readJsonObjectOr } from '../util/json';
 import { join } from 'node:path';
 import type { BaseModelInfo } from '../models/base';
 import { MoaError, errorMessage } from '../util/errors';
@@ -50,18 +51,9 @@ export interface ExpertWeights {
   modules: Map<string, ModuleWeights>;
 }
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 export function readAdapterConfig(dir: string): AdapterConfig {
   const file = join(dir, 'adapter_config.json');
-  if (!existsSync(file)) throw new MoaError(`${file}: missing`);
-  let c: unknown;
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
-  }
-  if (!isObject(c)) throw new MoaError(`${file}: expected a JSON object`);
+  const c = readJsonObject(file);
   if (c['peft_type'] !== 'LORA') throw new MoaError(`${file}: peft_type ${JSON.stringify(c['peft_type'])} is not supported (only LORA)`);
   if (c['use_dora'] === true) throw new MoaError(`${file}: DoRA adapters are not supported`);
   const r = c['r'];
@@ -77,14 +69,7 @@ export function readAdapterConfig(dir: string): AdapterConfig {
 }
 
 function readMeta(dir: string): ExpertMeta {
-  const file = join(dir, 'expert.json');
-  if (!existsSync(file)) return {};
-  try {
-    const m = JSON.parse(readFileSync(file, 'utf8'));
-    return isObject(m) ? (m as ExpertMeta) : {};
-  } catch {
-    return {};
-  }
+  return (readJsonObjectOr(join(dir, 'expert.json')) ?? {}) as ExpertMeta;
 }
 
 /** Lists experts; a broken one is reported with its reason instead of breaking the list. */

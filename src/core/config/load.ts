@@ -1,4 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readJsonObject } from '../util/json';
 import { MoaError } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { formatProblems, validateConfig, type ConfigProblem } from './validate';
@@ -14,13 +15,7 @@ export function loadConfig(file: string): LoadedConfig {
   if (!existsSync(file)) {
     throw new MoaError(`${file}: no MoA config here`, 'Run "moa init" (or "MoA: Initialize Workspace") first.');
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
-  const result = validateConfig(raw);
+  const result = validateConfig(readJsonObject(file));
   if (!result.config) throw new MoaError(formatProblems(file, result.errors));
   return { config: result.config, warnings: result.warnings.map((w: ConfigProblem) => `${file}: ${w.path}: ${w.message}`) };
 }

@@ -1,4 +1,5 @@
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readJsonObjectOr } from '../util/json';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
@@ -66,14 +67,8 @@ export function manifestPath(layout: WorkspaceLayout): string {
 }
 
 export function readManifest(layout: WorkspaceLayout): DatasetManifest | undefined {
-  const file = manifestPath(layout);
-  if (!existsSync(file)) return undefined;
-  try {
-    const m = JSON.parse(readFileSync(file, 'utf8')) as DatasetManifest;
-    return m && m.v === 1 && Array.isArray(m.domains) ? m : undefined;
-  } catch {
-    return undefined;
-  }
+  const m = readJsonObjectOr(manifestPath(layout)) as DatasetManifest | undefined;
+  return m && m.v === 1 && Array.isArray(m.domains) ? m : undefined;
 }
 
 export interface BuildOptions {

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { MoaError, errorMessage } from '../util/errors';
+import { MoaError } from '../util/errors';
+import { readJsonObject } from '../util/json';
 
 /** `model.json` written beside the ONNX export (trainer/PROTOCOL.md, `export`). */
 export interface OnnxModelInfo {
@@ -15,13 +15,7 @@ export interface OnnxModelInfo {
 }
 
 export function readOnnxModelInfo(file: string): OnnxModelInfo {
-  if (!existsSync(file)) throw new MoaError(`${file}: missing (the ONNX export is incomplete; delete its folder to re-export)`);
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
-  }
+  const j = readJsonObject(file, 'The ONNX export is incomplete; delete its folder to re-export.');
   const int = (k: string): number => {
     const v = j[k];
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new MoaError(`${file}: "${k}" must be a non-negative integer`);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readJsonObject } from '../util/json';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ProductLayout } from '../paths';
 import { MoaError } from '../util/errors';
@@ -32,15 +32,7 @@ export function resolveBaseModelDir(name: string, product: ProductLayout, worksp
 
 export function readBaseModel(name: string, dir: string): BaseModelInfo {
   const file = join(dir, 'config.json');
-  if (!existsSync(file)) {
-    throw new MoaError(`${file}: missing (base model "${name}" must be a folder with config.json, model.safetensors and tokenizer.json)`);
-  }
-  let c: Record<string, unknown>;
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-  }
+  const c = readJsonObject(file, `Base model "${name}" must be a folder with config.json, model.safetensors and tokenizer.json.`);
   const int = (k: string, fallback?: number): number => {
     const v = c[k] ?? fallback;
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new MoaError(`${file}: "${k}" must be a positive integer`);

@@ -3,25 +3,14 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 import { MoaError, errorMessage } from '../util/errors';
+import { isObject, readJsonObject } from '../util/json';
 import { ByteTokenizer } from './bytes';
 import { HfTokenizer } from './hf';
 import type { Tokenizer } from './types';
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function readJson(file: string, required: boolean): Record<string, unknown> | undefined {
-  if (!existsSync(file)) {
-    if (required) throw new MoaError(`${file}: missing (a base model folder needs tokenizer.json)`);
-    return undefined;
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
-  }
-  if (!isObject(raw)) throw new MoaError(`${file}: expected a JSON object`);
-  return raw;
+/** Optional files of a model folder: absent is fine, present but broken is an error. */
+function readOptional(file: string): Record<string, unknown> | undefined {
+  return existsSync(file) ? readJsonObject(file) : undefined;
 }
 
 /** A special token's id: from config.json's *_token_id, else the token named in tokenizer_config.json. */
@@ -37,7 +26,7 @@ function specialId(modelConfig: Record<string, unknown> | undefined, tokConfig: 
 /** Loads `tokenizer.json` from a model folder: the built-in byte-level one or a Hugging Face BPE. */
 export function loadTokenizer(modelDir: string): Tokenizer {
   const file = join(modelDir, 'tokenizer.json');
-  const raw = readJson(file, true)!;
+  const raw = readJsonObject(file, 'A base model folder needs tokenizer.json.');
   const moa = raw['moa'];
   if (isObject(moa) && moa['type'] === 'bytes') {
     const int = (k: string, d: number): number => {
@@ -53,8 +42,8 @@ export function loadTokenizer(modelDir: string): Tokenizer {
   if (kind !== 'BPE') {
     throw new MoaError(`${file}: tokenizer model "${kind}" is not supported (byte-level BPE tokenizers, as Llama 3, Qwen2 and GPT-2 use, and the built-in byte tokenizer are)`);
   }
-  const tokConfig = readJson(join(modelDir, 'tokenizer_config.json'), false);
-  const modelConfig = readJson(join(modelDir, 'config.json'), false);
+  const tokConfig = readOptional(join(modelDir, 'tokenizer_config.json'));
+  const modelConfig = readOptional(join(modelDir, 'config.json'));
   let impl: HfTokenizerImpl;
   try {
     impl = new HfTokenizerImpl(raw, tokConfig ?? {});

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readJsonObjectOr } from '../util/json';
 import { join } from 'node:path';
 import type { WorkspaceLayout } from '../paths';
 import { listRuns, readRunEvents } from './runs';
@@ -16,12 +16,7 @@ export interface RunSummary {
 /** A run as the Runs view and `moa` show it: status, duration and the last loss of each expert. */
 export function summarizeRun(layout: WorkspaceLayout, id: string): RunSummary {
   const dir = join(layout.runsDir, id);
-  let meta: Record<string, unknown> = {};
-  try {
-    if (existsSync(join(dir, 'run.json'))) meta = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as Record<string, unknown>;
-  } catch {
-    meta = { status: 'unreadable' };
-  }
+  const meta = readJsonObjectOr(join(dir, 'run.json')) ?? { status: 'unreadable' };
   const finalLoss: Record<string, number> = {};
   let elapsed: number | undefined;
   let steps: number | undefined;

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import type { WorkspaceLayout } from '../paths';
 import { MoaError } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
+import { readJsonObjectOr } from '../util/json';
 import { parseTrainerEvent, type TrainerEvent } from './events';
 
 export interface RunInfo {
@@ -28,7 +29,7 @@ export function createRun(layout: WorkspaceLayout, meta: Record<string, unknown>
 
 export function finishRun(run: RunInfo, status: 'done' | 'stopped' | 'failed', extra: Record<string, unknown> = {}): void {
   const file = join(run.dir, 'run.json');
-  const prev = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>) : {};
+  const prev = readJsonObjectOr(file) ?? {};
   writeJsonAtomic(file, { ...prev, status, finished: new Date().toISOString(), ...extra });
 }
 
