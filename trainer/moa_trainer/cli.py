@@ -35,11 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--config", help="optional; accepted for symmetry")
     for name, help_ in (("train", "train domain LoRA experts"), ("export", "export the ONNX decoder"),
                         ("pretrain", "pretrain a base model from scratch")):
-        sub.add_parser(name, help=help_).add_argument("--config", required=True, help="JSON config file")
+        cmd = sub.add_parser(name, help=help_)
+        cmd.add_argument("--config", required=True, help="JSON config file")
+        if name == "train":
+            cmd.add_argument("--resume", action="store_true",
+                             help="continue from the last checkpoint in run_dir/checkpoints")
     return p
 
 
-def _dispatch(command: str, config: Optional[str], stop: StopFlag) -> None:
+def _dispatch(command: str, config: Optional[str], stop: StopFlag, resume: bool = False) -> None:
     try:
         import torch  # noqa: F401  (fail early with an install hint, not deep inside a module)
     except ImportError as e:
@@ -49,7 +53,7 @@ def _dispatch(command: str, config: Optional[str], stop: StopFlag) -> None:
         doctor()
     elif command == "train":
         from .train import run as train
-        train(config or "", stop)
+        train(config or "", stop, resume)
     elif command == "export":
         from .export import run as export
         export(config or "")
@@ -73,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None, own_stdout: bool = True) -> int:
     if args.command in ("train", "pretrain"):
         install_stop_handlers(stop)
     try:
-        _dispatch(args.command, args.config, stop)
+        _dispatch(args.command, args.config, stop, bool(getattr(args, "resume", False)))
         return 0
     except TrainerError as e:
         emit("error", message=e.message, hint=e.hint)

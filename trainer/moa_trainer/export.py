@@ -24,6 +24,7 @@ from .errors import TrainerError
 from .fsutil import FILE_MODE, atomic_write_json
 from .hf_folder import load_base_model
 from .lora import mixed_delta
+from .router import masked_mean, top_k_weights
 from .model import MODULE_PARENT, CausalLM
 from .protocol import emit
 from .runtime import hello
@@ -34,48 +35,79 @@ MAX_EXPORT_BYTES = 1900 * 1024 * 1024
 
 
 class OnnxDecoder(nn.Module):
-    def __init__(self, model: CausalLM, target_modules: list[str]) -> None:
+    """The exported graph. With `learned_routing`, the per-layer routers run inside it (their
+    weights are inputs too) instead of taking one `expert_weights` row for all layers: see
+    PROTOCOL.md, "Learned routing in the ONNX graph"."""
+
+    def __init__(self, model: CausalLM, target_modules: list[str], learned_routing: bool = False,
+                 top_k: int = 1) -> None:
         super().__init__()
         self.model = model
         self.targets = list(target_modules)
         self.num_layers = model.config.num_hidden_layers
+        self.learned = learned_routing
+        self.top_k = top_k
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
                 *rest: Tensor) -> tuple[Tensor, ...]:
         n = self.num_layers
         past = [(rest[2 * i], rest[2 * i + 1]) for i in range(n)]
         stacks = {m: (rest[2 * n + 2 * j], rest[2 * n + 2 * j + 1]) for j, m in enumerate(self.targets)}
-        weights = rest[2 * n + 2 * len(self.targets)]
+        extra = rest[2 * n + 2 * len(self.targets):]
+        routed: dict[int, Tensor] = {}
+        route = None
+        if self.learned:
+            w_router, b_router, prompt_mask, held, hold = extra
+
+            def route(layer: int, h: Tensor) -> None:
+                logits = torch.matmul(masked_mean(h, prompt_mask), w_router[layer].t()) + b_router[layer]
+                # hold = 1: keep the decision made on the prompt (fed back from `routing`).
+                routed[layer] = hold * held[layer] + (1 - hold) * top_k_weights(logits, self.top_k)
+        else:
+            weights = extra[0]
 
         def adapter(layer: int, module: str, x: Tensor) -> Optional[Tensor]:
             if module not in stacks:
                 return None
             a, b = stacks[module]
-            return mixed_delta(x, a[layer], b[layer], weights)
+            return mixed_delta(x, a[layer], b[layer], routed[layer] if self.learned else weights)
 
         out = self.model(input_ids, position_ids=position_ids, attention_mask=attention_mask,
-                         past_key_values=past, adapter=adapter, use_cache=True)
+                         past_key_values=past, adapter=adapter, use_cache=True, route=route)
         assert out.present is not None
-        return (out.logits, *[t for kv in out.present for t in kv])
+        result = (out.logits, *[t for kv in out.present for t in kv])
+        if self.learned:
+            result = (*result, torch.stack([routed[i] for i in range(n)]))
+        return result
 
 
-def io_names(num_layers: int, targets: list[str]) -> tuple[list[str], list[str]]:
+def io_names(num_layers: int, targets: list[str], learned: bool = False) -> tuple[list[str], list[str]]:
     inputs = ["input_ids", "attention_mask", "position_ids"]
     inputs += [f"past_key_values.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
     inputs += [f"lora.{m}.{ab}" for m in targets for ab in ("A", "B")]
-    inputs.append("expert_weights")
+    inputs += ROUTER_INPUTS if learned else ["expert_weights"]
     outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(num_layers) for kv in ("key", "value")]
+    if learned:
+        outputs.append("routing")
     return inputs, outputs
 
 
-def dynamic_axes(num_layers: int, targets: list[str]) -> dict[str, dict[int, str]]:
+ROUTER_INPUTS = ["router.weight", "router.bias", "router.prompt_mask", "router.held", "router.hold"]
+
+
+def dynamic_axes(num_layers: int, targets: list[str], learned: bool = False) -> dict[str, dict[int, str]]:
     axes: dict[str, dict[int, str]] = {
         "input_ids": {0: "batch", 1: "seq"},
         "attention_mask": {0: "batch", 1: "total"},
         "position_ids": {0: "batch", 1: "seq"},
-        "expert_weights": {0: "batch", 1: "experts"},
         "logits": {0: "batch", 1: "seq"},
     }
+    if learned:
+        axes.update({"router.weight": {1: "experts"}, "router.bias": {1: "experts"},
+                     "router.prompt_mask": {0: "batch", 1: "seq"}, "router.held": {1: "batch", 2: "experts"},
+                     "routing": {1: "batch", 2: "experts"}})
+    else:
+        axes["expert_weights"] = {0: "batch", 1: "experts"}
     for i in range(num_layers):
         for kv in ("key", "value"):
             axes[f"past_key_values.{i}.{kv}"] = {0: "batch", 2: "past"}
@@ -106,7 +138,17 @@ def sample_inputs(model: CausalLM, targets: list[str], batch: int = 2, seq: int 
     return (ids, mask, pos, *kv, *lora, weights)
 
 
-def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17) -> None:
+def router_sample_inputs(model: CausalLM, batch: int, seq: int, experts: int) -> tuple[Tensor, ...]:
+    cfg = model.config
+    g = torch.Generator().manual_seed(1)
+    return (torch.randn(cfg.num_hidden_layers, experts, cfg.hidden_size, generator=g),
+            torch.randn(cfg.num_hidden_layers, experts, generator=g),
+            torch.ones(batch, seq), torch.rand(cfg.num_hidden_layers, batch, experts, generator=g),
+            torch.zeros(1))
+
+
+def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17, learned_routing: bool = False,
+                top_k: int = 1) -> None:
     """Export to a temp file beside `out`, then rename: readers never see a partial model."""
     unknown = [m for m in targets if m not in MODULE_PARENT]
     if unknown:
@@ -117,8 +159,13 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17)
         raise TrainerError(f"export: the model has {size / 2**30:.1f} GiB of weights; ONNX export "
                            "over 2 GB (external data) is not supported yet", None)
     model = model.float().eval()
-    wrapper = OnnxDecoder(model, targets)
-    inputs, outputs = io_names(model.config.num_hidden_layers, targets)
+    wrapper = OnnxDecoder(model, targets, learned_routing, top_k)
+    inputs, outputs = io_names(model.config.num_hidden_layers, targets, learned_routing)
+    # More experts in the trace than top_k, so the top-k branch (not "keep all") is recorded.
+    experts = max(2, top_k + 1)
+    sample = sample_inputs(model, targets, experts=experts)
+    if learned_routing:
+        sample = (*sample[:-1], *router_sample_inputs(model, 2, 3, experts))
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
@@ -128,8 +175,8 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17)
             # Tracer warnings about shape-dependent Python values are expected here: every
             # such value is derived from an input shape and recorded as a Shape op.
             warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-            torch.onnx.export(wrapper, sample_inputs(model, targets), tmp, input_names=inputs,
-                              output_names=outputs, dynamic_axes=dynamic_axes(model.config.num_hidden_layers, targets),
+            torch.onnx.export(wrapper, sample, tmp, input_names=inputs, output_names=outputs,
+                              dynamic_axes=dynamic_axes(model.config.num_hidden_layers, targets, learned_routing),
                               opset_version=opset, do_constant_folding=True, dynamo=False)
         os.replace(tmp, out)
     except BaseException:
@@ -138,7 +185,8 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17)
         raise
 
 
-def model_json(model: CausalLM, targets: list[str], opset: int) -> dict[str, Any]:
+def model_json(model: CausalLM, targets: list[str], opset: int, learned_routing: bool = False,
+               top_k: int = 1) -> dict[str, Any]:
     cfg = model.config
     dims = cfg.module_dims()
     return {"v": 1, "num_layers": cfg.num_hidden_layers, "num_heads": cfg.num_attention_heads,
@@ -147,7 +195,8 @@ def model_json(model: CausalLM, targets: list[str], opset: int) -> dict[str, Any
             "modules": {m: {"in": dims[m][0], "out": dims[m][1]} for m in targets},
             "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
             "max_position_embeddings": cfg.max_position_embeddings, "opset": opset,
-            "lora_scaling": "none (fold alpha/r into B)"}
+            "lora_scaling": "none (fold alpha/r into B)",
+            **({"learned_routing": True, "top_k": top_k} if learned_routing else {})}
 
 
 def run(config_path: str) -> None:
@@ -158,11 +207,15 @@ def run(config_path: str) -> None:
     out = Path(f.str("out", required=True))
     targets = [str(m) for m in (f.list("target_modules") or ["q_proj", "k_proj", "v_proj", "o_proj"])]
     opset = f.int("opset", 17, minimum=14)
+    learned = raw.get("learned_routing", False)
+    if not isinstance(learned, bool):
+        raise TrainerError(f"{source}: learned_routing must be a boolean", None)
+    top_k = f.int("top_k", 1, minimum=1)
     hello(torch.device("cpu"))
     model = load_base_model(base)
-    export_onnx(model, targets, out, opset)
+    export_onnx(model, targets, out, opset, learned, top_k)
     meta_path = out.with_suffix(".json")  # model.onnx -> model.json, as PROTOCOL.md names it
-    atomic_write_json(meta_path, model_json(model, targets, opset))
+    atomic_write_json(meta_path, model_json(model, targets, opset, learned, top_k))
     emit("artifact", kind="onnx", name=out.name, path=str(out))
     emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(out),
          model_json=str(meta_path), bytes=out.stat().st_size)

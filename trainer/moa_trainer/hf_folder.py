@@ -82,13 +82,15 @@ def load_base_model(folder: str | Path, device: str | torch.device = "cpu",
     if missing or unexpected:
         raise TrainerError(f"{folder}: weights do not match config.json "
                            f"(missing {missing[:3]}, unexpected {unexpected[:3]})",
-                           "is this a Llama-family checkpoint with HF key names?")
+                           "is this a Llama-family checkpoint (llama, qwen2, mistral) with HF key names?")
     for k, shape in expected.items():
         if weights[k].shape != shape:
             raise TrainerError(f"{folder}: tensor {k} has shape {list(weights[k].shape)}, "
                                f"config.json implies {list(shape)}", None)
     state = {k: v.to(device=device, dtype=dtype) for k, v in weights.items()}
     model.load_state_dict(state, strict=False, assign=True)
+    # The RoPE table is not a weight: built on the meta device above, so compute it for real.
+    model.rope_inv_freq = cfg.inv_freq().to(device)
     model.tie()
     return model
 

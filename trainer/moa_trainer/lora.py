@@ -25,10 +25,12 @@ class LoraSpec:
     alpha: float = 16.0
     dropout: float = 0.0
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    use_rslora: bool = False
 
     @property
     def scaling(self) -> float:
-        return self.alpha / self.r
+        # rsLoRA (Kalajdzievski 2023): alpha/√r keeps the update's scale stable as r grows.
+        return self.alpha / math.sqrt(self.r) if self.use_rslora else self.alpha / self.r
 
     def validate(self, source: str) -> None:
         if self.r < 1:
@@ -58,6 +60,22 @@ def indexed_delta(x: Tensor, a: Tensor, b: Tensor, index: Tensor) -> Tensor:
     return torch.bmm(torch.bmm(x, a[index].transpose(1, 2)), b[index].transpose(1, 2))
 
 
+def grouped_delta(x: Tensor, a: Tensor, b: Tensor, counts: Sequence[int]) -> Tensor:
+    """Rows in blocks per expert (counts[e] rows for expert e, in order); unscaled.
+
+    The expert weights are used as they are (no per-row gather of A and B), so forward and
+    backward are plain batched matmuls; with equal blocks it is a single bmm pair.
+    """
+    if len(set(counts)) == 1:
+        e, c = len(counts), counts[0]
+        xs = x.reshape(e, c * x.shape[1], x.shape[2])
+        y = torch.bmm(torch.bmm(xs, a.transpose(1, 2)), b.transpose(1, 2))
+        return y.reshape(x.shape[0], x.shape[1], -1)
+    parts = [torch.matmul(torch.matmul(xe, a[e].t()), b[e].t())
+             for e, xe in enumerate(x.split(list(counts))) if counts[e]]
+    return torch.cat(parts)
+
+
 class ExpertStack(nn.Module):
     def __init__(self, num_experts: int, r: int, in_features: int, out_features: int) -> None:
         super().__init__()
@@ -82,11 +100,13 @@ class StackedLoRA(nn.Module):
     def stack(self, layer: int, module: str) -> ExpertStack:
         return self.layers[layer][module]  # type: ignore[index,return-value]
 
-    def adapter(self, weights: Optional[Tensor] = None, index: Optional[Tensor] = None) -> Adapter:
-        """Adapter for CausalLM.forward: routing `weights` [batch, E], or `index` [batch] when
-        routing is one-hot (stage 1), which gathers each sequence's expert instead of mixing."""
-        if (weights is None) == (index is None):
-            raise ValueError("give exactly one of weights or index")
+    def adapter(self, weights: Optional[Tensor] = None, index: Optional[Tensor] = None,
+                groups: Optional[Sequence[int]] = None) -> Adapter:
+        """Adapter for CausalLM.forward: routing `weights` [batch, E]; or `index` [batch] when
+        routing is one-hot, which gathers each sequence's expert instead of mixing; or `groups`
+        (rows per expert, rows laid out expert by expert, as the training batches are)."""
+        if sum(v is not None for v in (weights, index, groups)) != 1:
+            raise ValueError("give exactly one of weights, index or groups")
         scaling = self.spec.scaling
         dropout = self.spec.dropout if self.training else 0.0
         targets = set(self.spec.target_modules)
@@ -97,6 +117,8 @@ class StackedLoRA(nn.Module):
             st = self.stack(layer, module)
             if dropout:
                 x = F.dropout(x, p=dropout, training=True)
+            if groups is not None:
+                return grouped_delta(x, st.A, st.B, groups) * scaling
             if index is not None:
                 return indexed_delta(x, st.A, st.B, index) * scaling
             assert weights is not None
@@ -158,8 +180,12 @@ def parse_spec(raw: object, source: str) -> LoraSpec:
         raise TrainerError(f"{source}: lora must be an object", None)
     try:
         tm: Sequence[str] = raw.get("target_modules", LoraSpec.target_modules)
+        rslora = raw.get("use_rslora", False)
+        if not isinstance(rslora, bool):
+            raise TypeError("use_rslora must be a boolean")
         spec = LoraSpec(r=int(raw.get("r", 8)), alpha=float(raw.get("alpha", 16)),
-                        dropout=float(raw.get("dropout", 0.0)), target_modules=tuple(str(m) for m in tm))
+                        dropout=float(raw.get("dropout", 0.0)), target_modules=tuple(str(m) for m in tm),
+                        use_rslora=rslora)
     except (TypeError, ValueError) as e:
         raise TrainerError(f"{source}: invalid lora settings ({e})", None) from None
     spec.validate(source)

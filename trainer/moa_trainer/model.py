@@ -3,30 +3,36 @@
 RMSNorm, RoPE (rope_theta), grouped-query attention, SwiGLU MLP, optional attention/MLP bias,
 tied embeddings. LoRA is not built in: every projection goes through an optional `adapter`
 callable (layer index, module name, input) -> delta, so training (stacked experts), export
-(experts as graph inputs) and a later learned router all plug in without touching the model.
+(experts as graph inputs) and the learned router all plug in without touching the model. The
+router sees each layer's normalised input through an optional `route` hook called before the
+layer's projections, so a layer's routing decision can depend on that layer's hidden states.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+import math
 from typing import Any, Callable, NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint as activation_checkpoint
 from torch import Tensor, nn
 
 from .errors import TrainerError
 
 Adapter = Callable[[int, str, Tensor], Optional[Tensor]]
+# (layer index, normalised layer input [batch, seq, hidden]) -> None; the router's entry point.
+RouteHook = Callable[[int, Tensor], None]
 KV = tuple[Tensor, Tensor]
 
 ATTN_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP_MODULES = ("gate_proj", "up_proj", "down_proj")
 MODULE_PARENT = {**{m: "self_attn" for m in ATTN_MODULES}, **{m: "mlp" for m in MLP_MODULES}}
 
-# Qwen2 (qkv bias only) and Mistral (sliding window) are the next architectures; each needs its
-# own mapping in ModelConfig.from_hf, so they are refused until then rather than half-loaded.
-SUPPORTED_MODEL_TYPES = ("llama",)
+# Same block structure; Qwen2 adds q/k/v bias (never o_proj), Mistral a sliding attention window.
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
+ROPE_TYPES = ("default", "linear", "llama3")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,13 @@ class ModelConfig:
     bos_token_id: Optional[int] = None
     eos_token_id: Optional[int] = None
     model_type: str = "llama"
+    qkv_bias: bool = False  # Qwen2: bias on q/k/v only (attention_bias covers all four)
+    sliding_window: Optional[int] = None
+    rope_type: str = "default"
+    rope_factor: float = 1.0
+    rope_low_freq_factor: float = 1.0
+    rope_high_freq_factor: float = 4.0
+    rope_original_max_position: int = 8192
 
     @classmethod
     def from_hf(cls, d: dict[str, Any], source: str) -> "ModelConfig":
@@ -54,15 +67,27 @@ class ModelConfig:
         if mt not in SUPPORTED_MODEL_TYPES:
             raise TrainerError(f"{source}: model_type {mt!r} is not supported yet "
                                f"(supported: {', '.join(SUPPORTED_MODEL_TYPES)})",
-                               "use a Llama-family model folder (model_type \"llama\")")
+                               "use a Llama-family model folder (llama, qwen2 or mistral)")
         act = d.get("hidden_act", "silu")
         if act != "silu":
             raise TrainerError(f"{source}: hidden_act {act!r} is not supported (only silu)", None)
-        rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
-        rope_type = rope.get("rope_type", rope.get("type", "default")) if isinstance(rope, dict) else "default"
-        if rope_type != "default":
-            raise TrainerError(f"{source}: rope scaling {rope_type!r} is not supported yet", None)
-        theta = d.get("rope_theta", rope.get("rope_theta", 10000.0) if isinstance(rope, dict) else 10000.0)
+        rope = d.get("rope_scaling") or d.get("rope_parameters") or {}
+        if not isinstance(rope, dict):
+            raise TrainerError(f"{source}: rope_scaling must be an object", None)
+        rope_type = rope.get("rope_type", rope.get("type", "default"))
+        if rope_type not in ROPE_TYPES:
+            raise TrainerError(f"{source}: rope scaling {rope_type!r} is not supported "
+                               f"(supported: {', '.join(ROPE_TYPES)})", None)
+        theta = d.get("rope_theta", rope.get("rope_theta", 10000.0))
+        # Qwen2 configs carry sliding_window but only use it when use_sliding_window is true.
+        window = d.get("sliding_window")
+        if mt == "qwen2":
+            if d.get("use_sliding_window", False):
+                # Qwen2 windows only some layers (max_window_layers / layer_types); not modelled.
+                raise TrainerError(f"{source}: Qwen2 with use_sliding_window is not supported", None)
+            window = None
+        if mt == "llama":
+            window = None
         try:
             heads = int(d["num_attention_heads"])
             hidden = int(d["hidden_size"])
@@ -83,6 +108,13 @@ class ModelConfig:
                 bos_token_id=_opt_int(d.get("bos_token_id")),
                 eos_token_id=_opt_int(d.get("eos_token_id")),
                 model_type=str(mt),
+                qkv_bias=mt == "qwen2",
+                sliding_window=None if window is None else int(window),
+                rope_type=str(rope_type),
+                rope_factor=float(rope.get("factor", 1.0)),
+                rope_low_freq_factor=float(rope.get("low_freq_factor", 1.0)),
+                rope_high_freq_factor=float(rope.get("high_freq_factor", 4.0)),
+                rope_original_max_position=int(rope.get("original_max_position_embeddings", 8192)),
             )
         except KeyError as e:
             raise TrainerError(f"{source}: missing required field {e.args[0]!r}", None) from None
@@ -95,9 +127,38 @@ class ModelConfig:
 
     def to_hf(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(architectures=["LlamaForCausalLM"], hidden_act="silu", initializer_range=0.02,
+        for k in ("qkv_bias", "rope_type", "rope_factor", "rope_low_freq_factor", "rope_high_freq_factor",
+                  "rope_original_max_position"):
+            d.pop(k)
+        if self.rope_type != "default":
+            d["rope_scaling"] = {"rope_type": self.rope_type, "factor": self.rope_factor,
+                                 "low_freq_factor": self.rope_low_freq_factor,
+                                 "high_freq_factor": self.rope_high_freq_factor,
+                                 "original_max_position_embeddings": self.rope_original_max_position}
+        arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM", "mistral": "MistralForCausalLM"}
+        d.update(architectures=[arch[self.model_type]], hidden_act="silu", initializer_range=0.02,
                  attention_dropout=0.0, use_cache=True, torch_dtype="float32")
+        if self.model_type == "qwen2":
+            d["use_sliding_window"] = self.sliding_window is not None
         return d
+
+    def inv_freq(self) -> Tensor:
+        """RoPE inverse frequencies after scaling, as HF's rope init functions compute them."""
+        inv = 1.0 / (self.rope_theta ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
+        if self.rope_type == "linear":
+            return inv / self.rope_factor
+        if self.rope_type == "llama3":
+            # Long wavelengths are slowed by `factor`, short ones kept, the band between blended.
+            low_wl = self.rope_original_max_position / self.rope_low_freq_factor
+            high_wl = self.rope_original_max_position / self.rope_high_freq_factor
+            wavelen = 2 * math.pi / inv
+            scaled = torch.where(wavelen > low_wl, inv / self.rope_factor, inv)
+            smooth = ((self.rope_original_max_position / wavelen - self.rope_low_freq_factor)
+                      / (self.rope_high_freq_factor - self.rope_low_freq_factor))
+            blended = (1 - smooth) * scaled / self.rope_factor + smooth * scaled
+            medium = ~(wavelen < high_wl) & ~(wavelen > low_wl)
+            return torch.where(medium, blended, scaled)
+        return inv
 
     def module_dims(self) -> dict[str, tuple[int, int]]:
         """(in_features, out_features) of each projection that LoRA may target."""
@@ -127,9 +188,8 @@ class RMSNorm(nn.Module):
         return self.weight * h.to(dtype)
 
 
-def rope_cos_sin(position_ids: Tensor, head_dim: int, theta: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=position_ids.device,
-                                             dtype=torch.float32) / head_dim))
+def rope_cos_sin(position_ids: Tensor, inv_freq: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    inv_freq = inv_freq.to(position_ids.device)
     freqs = position_ids.float()[:, :, None] * inv_freq[None, None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos().to(dtype)[:, None], emb.sin().to(dtype)[:, None]
@@ -148,7 +208,7 @@ def _repeat_kv(x: Tensor, n_rep: int) -> Tensor:
 
 
 def attention_bias(attention_mask: Optional[Tensor], q_len: int, kv_len: int, batch: int,
-                   device: torch.device, dtype: torch.dtype) -> Tensor:
+                   device: torch.device, dtype: torch.dtype, window: Optional[int] = None) -> Tensor:
     """Additive mask [batch, 1, q_len, kv_len]: causal (queries are the last q_len positions)
     and, when given, the padding mask [batch, kv_len].
 
@@ -158,7 +218,10 @@ def attention_bias(attention_mask: Optional[Tensor], q_len: int, kv_len: int, ba
     past = kv_len - q_len
     q_idx = torch.arange(q_len, device=device)[:, None] + past
     k_idx = torch.arange(kv_len, device=device)[None, :]
-    allowed = (k_idx <= q_idx)[None, None]
+    allowed = k_idx <= q_idx
+    if window is not None:  # Mistral: a query sees only the last `window` keys (itself included)
+        allowed = allowed & (q_idx - k_idx < window)
+    allowed = allowed[None, None]
     if attention_mask is not None:
         allowed = allowed & (attention_mask[:, None, None, :] != 0)
     else:
@@ -187,7 +250,8 @@ class Attention(nn.Module):
         dims = cfg.module_dims()
         for name in ATTN_MODULES:
             i, o = dims[name]
-            setattr(self, name, nn.Linear(i, o, bias=cfg.attention_bias))
+            bias = cfg.attention_bias or (cfg.qkv_bias and name != "o_proj")
+            setattr(self, name, nn.Linear(i, o, bias=bias))
 
     def _proj(self, name: str, x: Tensor, adapter: Optional[Adapter]) -> Tensor:
         return _project(getattr(self, name), self.layer_idx, name, x, adapter)
@@ -195,9 +259,10 @@ class Attention(nn.Module):
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Optional[Tensor],
                 past: Optional[KV], adapter: Optional[Adapter]) -> tuple[Tensor, KV]:
         lead = x.shape[:-1]
-        q = self._proj("q_proj", x, adapter).view(*lead, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self._proj("k_proj", x, adapter).view(*lead, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self._proj("v_proj", x, adapter).view(*lead, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        q, k, v = (self._proj(m, x, adapter) for m in ("q_proj", "k_proj", "v_proj"))
+        q = q.view(*lead, self.num_heads, self.head_dim).transpose(1, 2)
+        k = k.view(*lead, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = v.view(*lead, self.num_kv_heads, self.head_dim).transpose(1, 2)
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         if past is not None:
@@ -240,8 +305,12 @@ class DecoderLayer(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, bias: Optional[Tensor],
-                past: Optional[KV], adapter: Optional[Adapter]) -> tuple[Tensor, KV]:
-        a, present = self.self_attn(self.input_layernorm(x), cos, sin, bias, past, adapter)
+                past: Optional[KV], adapter: Optional[Adapter],
+                route: Optional[RouteHook] = None) -> tuple[Tensor, KV]:
+        normed = self.input_layernorm(x)
+        if route is not None:
+            route(self.self_attn.layer_idx, normed)
+        a, present = self.self_attn(normed, cos, sin, bias, past, adapter)
         h = x + a
         return h + self.mlp(self.post_attention_layernorm(h), adapter), present
 
@@ -267,6 +336,9 @@ class CausalLM(nn.Module):
         self.config = cfg
         self.model = Backbone(cfg)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.register_buffer("rope_inv_freq", cfg.inv_freq(), persistent=False)
+        # Recompute each layer's activations in backward instead of keeping them (memory for time).
+        self.activation_checkpointing = False
         self.tie()
 
     def tie(self) -> None:
@@ -275,23 +347,31 @@ class CausalLM(nn.Module):
 
     def forward(self, input_ids: Tensor, position_ids: Optional[Tensor] = None,
                 attention_mask: Optional[Tensor] = None, past_key_values: Optional[list[KV]] = None,
-                adapter: Optional[Adapter] = None, use_cache: bool = False) -> DecoderOutput:
+                adapter: Optional[Adapter] = None, use_cache: bool = False,
+                route: Optional[RouteHook] = None) -> DecoderOutput:
         cfg = self.config
         batch, q_len = input_ids.shape
         past_len = past_key_values[0][0].shape[2] if past_key_values else 0
         if position_ids is None:
             position_ids = (torch.arange(q_len, device=input_ids.device) + past_len)[None].expand(batch, q_len)
         x = self.model.embed_tokens(input_ids)
-        cos, sin = rope_cos_sin(position_ids, cfg.head_dim, cfg.rope_theta, x.dtype)
+        cos, sin = rope_cos_sin(position_ids, self.rope_inv_freq, x.dtype)
         bias: Optional[Tensor] = None
-        if attention_mask is not None or past_key_values:
-            # Training (no cache, no padding) keeps the fused is_causal path instead.
-            bias = attention_bias(attention_mask, q_len, past_len + q_len, batch,
-                                  input_ids.device, torch.float32)
+        kv_len = past_len + q_len
+        windowed = cfg.sliding_window is not None and kv_len > cfg.sliding_window
+        if attention_mask is not None or past_key_values or windowed:
+            # Training (no cache, no padding, short sequences) keeps the fused is_causal path.
+            bias = attention_bias(attention_mask, q_len, kv_len, batch, input_ids.device, torch.float32,
+                                  cfg.sliding_window if windowed else None)
         presents: list[KV] = []
+        checkpointing = self.activation_checkpointing and torch.is_grad_enabled() and not use_cache
         for i, layer in enumerate(self.model.layers):
             past = past_key_values[i] if past_key_values else None
-            x, present = layer(x, cos, sin, bias, past, adapter)
+            if checkpointing:
+                x, present = activation_checkpoint.checkpoint(layer, x, cos, sin, bias, past, adapter, route,
+                                                              use_reentrant=False)
+            else:
+                x, present = layer(x, cos, sin, bias, past, adapter, route)
             if use_cache:
                 presents.append(present)
         logits = self.lm_head(self.model.norm(x))

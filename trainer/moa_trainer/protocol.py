@@ -15,6 +15,13 @@ from . import PROTOCOL_VERSION
 
 _lock = threading.Lock()
 _events: TextIO | None = None
+_muted = False
+
+
+def set_muted(muted: bool) -> None:
+    """Under torchrun only rank 0 speaks the protocol; the other ranks' events are dropped."""
+    global _muted
+    _muted = muted
 
 
 def claim_stdout() -> None:
@@ -42,6 +49,8 @@ def _clean(value: Any) -> Any:
 
 
 def emit(type_: str, **fields: Any) -> None:
+    if _muted:
+        return
     event = {"v": PROTOCOL_VERSION, "type": type_, **_clean(fields)}
     line = json.dumps(event, allow_nan=False, separators=(",", ":"))
     out = _events if _events is not None else sys.stdout

@@ -33,11 +33,23 @@ def pick_device(requested: str) -> torch.device:
     raise TrainerError(f"unknown device {requested!r}", "use \"auto\", \"cpu\" or \"cuda\"")
 
 
-def autocast(device: torch.device) -> ContextManager[object]:
-    """bf16 autocast on CUDA (master weights stay fp32); plain fp32 on CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str = "auto") -> ContextManager[object]:
+    """bf16 autocast on CUDA (trainable weights stay fp32); plain fp32 on CPU unless bf16 is asked."""
+    if use_bf16(device, precision):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def use_bf16(device: torch.device, precision: str) -> bool:
+    if precision == "auto":
+        return device.type == "cuda"
+    return precision == "bf16"
+
+
+def base_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """The frozen base needs no fp32 master copy: under bf16 autocast it is held in bf16
+    (half the memory, and no weight cast on every matmul)."""
+    return torch.bfloat16 if use_bf16(device, precision) else torch.float32
 
 
 def hello(device: torch.device) -> None:

@@ -1,266 +1,244 @@
-"""`train`, stage "experts": every domain's LoRA expert trained at once on one frozen base.
+"""`train`: stage 1 (experts), the mixed baseline and stage 2 (router), with checkpoints and resume.
 
-Each optimizer step draws batch_size windows from every domain; the concatenated batch goes
-through the base once, each sequence through its own domain's expert (one-hot routing by
-index). The loss is the sum of the per-expert mean losses: the experts' parameters are
-disjoint, so each expert gets exactly the gradient a separate run on its domain would get,
-and clipping is per expert for the same reason.
+The engine runs the configured stages in dependency order (experts, router, mixed). Each
+stage: `plan`, then per optimizer step one `step` event per series, `eval` every
+`eval_every` steps and at the end, a checkpoint every `checkpoint_every` steps and at the end
+or stop, then its artifacts. One `done` closes the run. Under torchrun only rank 0 speaks.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
-from .config import Fields, read_json_config
-from .data import WindowSampler, domain_seed, fixed_windows, open_shard
+from . import checkpoint as ckpt
+from .dist import Dist, init_from_env
 from .errors import TrainerError
-from .fsutil import atomic_write_json
 from .hf_folder import load_base_model
-from .lora import LoraSpec, StackedLoRA, one_hot_index, parse_spec
+from .lora import StackedLoRA
+from .mfu import flops_per_token, peak_flops
 from .model import CausalLM, count_params
-from .protocol import StopFlag, emit
-from .runtime import autocast, hello, pick_device, set_threads
-from .safetensors_io import save_file
-from .schedule import lr_at
+from .protocol import StopFlag, emit, set_muted
+from .runtime import base_dtype, hello, pick_device, set_threads
+from .stages import Ctx, LoraStage, NonFiniteLoss, RouterStage, Stage, load_experts
+from .train_config import TrainConfig, parse_config
+
+# Kept importable for callers of 0.1.
+from .train_config import Domain  # noqa: F401
 
 STAGE = "experts"
-DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# torch >= 2.5 names it torch.OutOfMemoryError; before that only torch.cuda has it.
+OUT_OF_MEMORY: type[BaseException] = getattr(torch, "OutOfMemoryError",
+                                             getattr(torch.cuda, "OutOfMemoryError", MemoryError))
 
 
-@dataclass(frozen=True)
-class Domain:
-    name: str
-    train: str
-    val: Optional[str]
-    fingerprint: Optional[str]
+class Throughput:
+    """Training tokens per second since the stage's first step, eval and checkpoint time excluded."""
+
+    def __init__(self, tokens: int = 0, seconds: float = 0.0) -> None:
+        self.tokens = tokens
+        self.seconds = seconds
+
+    def rate(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    run_id: str
-    run_dir: Path
-    base_model: str
-    base_model_name: str
-    experts_dir: Path
-    domains: list[Domain]
-    lora: LoraSpec
-    steps: int
-    batch_size: int
-    seq_len: int
-    lr: float
-    warmup_steps: int
-    seed: int
-    eval_every: int
-    eval_windows: int
-    weight_decay: float
-    device: str
-    threads: int
-
-
-def parse_config(path: str) -> TrainConfig:
-    raw, source = read_json_config(path)
-    f = Fields(raw, source)
-    domains: list[Domain] = []
-    for i, d in enumerate(f.list("domains", required=True)):
-        if not isinstance(d, dict):
-            raise TrainerError(f"{source}: domains[{i}] must be an object", None)
-        df = Fields(d, f"{source}: domains[{i}]")
-        name = df.str("name", required=True)
-        if not DOMAIN_NAME.match(name):
-            raise TrainerError(f"{source}: domain name {name!r} is not a safe folder name",
-                               "use letters, digits, '.', '_' or '-'")
-        domains.append(Domain(name, df.str("train", required=True), df.str("val"), df.str("fingerprint")))
-    if not domains:
-        raise TrainerError(f"{source}: domains is empty; nothing to train", None)
-    names = [d.name for d in domains]
-    if len(set(names)) != len(names):
-        raise TrainerError(f"{source}: duplicate domain names in {names}", None)
-    base_model = f.str("base_model", required=True)
-    return TrainConfig(
-        run_id=f.str("run_id", required=True),
-        run_dir=Path(f.str("run_dir", required=True)),
-        base_model=base_model,
-        base_model_name=f.str("base_model_name", base_model),
-        experts_dir=Path(f.str("experts_dir", required=True)),
-        domains=domains,
-        lora=parse_spec(raw.get("lora", {}), f"{source}: lora"),
-        steps=f.int("steps", 100, minimum=1),
-        batch_size=f.int("batch_size", 4, minimum=1),
-        seq_len=f.int("seq_len", 128, minimum=1),
-        lr=f.float("lr", 2e-3),
-        warmup_steps=f.int("warmup_steps", 10, minimum=0),
-        seed=f.int("seed", 0),
-        eval_every=f.int("eval_every", 0, minimum=0),
-        eval_windows=f.int("eval_windows", 32, minimum=1),
-        weight_decay=f.float("weight_decay", 0.0),
-        device=f.str("device", "auto"),
-        threads=f.int("threads", 0, minimum=0),
-    )
-
-
-class ExpertTrainer:
-    def __init__(self, cfg: TrainConfig, model: CausalLM, device: torch.device) -> None:
+class Engine:
+    def __init__(self, cfg: TrainConfig, model: CausalLM, device: torch.device, dist: Dist, stop: StopFlag,
+                 start: float, resume: bool) -> None:
         self.cfg = cfg
         self.model = model
         self.device = device
-        self.names = [d.name for d in cfg.domains]
-        vocab = model.config.vocab_size
-        window = cfg.seq_len + 1
-        self.samplers = [WindowSampler(open_shard(d.train, d.name, "train", allow_empty=False), window,
-                                       domain_seed(cfg.seed, d.name), d.name, d.train, vocab)
-                         for d in cfg.domains]
-        self.val: list[Optional[torch.Tensor]] = []
-        for d in cfg.domains:
-            tokens = open_shard(d.val, d.name, "val", allow_empty=True) if d.val else None
-            self.val.append(None if tokens is None or len(tokens) == 0 else
-                            fixed_windows(tokens, window, cfg.eval_windows, d.name, d.val or "", vocab))
-        torch.manual_seed(cfg.seed)
-        self.lora = StackedLoRA(model.config, cfg.lora, len(cfg.domains)).to(device)
-        self.opt = torch.optim.AdamW(self.lora.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.index = one_hot_index(len(cfg.domains), cfg.batch_size, device)
-        self.train_losses: list[list[float]] = [[] for _ in cfg.domains]
-        self.val_losses: list[Optional[float]] = [None for _ in cfg.domains]
+        self.dist = dist
+        self.stop = stop
+        self.start = start
+        self.resume = resume
+        self.peak = peak_flops(torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+                               cfg.peak_tflops) if device.type == "cuda" else None
+        self.last_checkpoint: Optional[str] = None
 
-    def step(self, step: int) -> list[float]:
+    def checkpoint_meta(self, stage: Stage) -> dict[str, str]:
+        spec = getattr(stage, "lora").spec
+        return {"experts": ",".join(self.cfg.names), "run_id": self.cfg.run_id, "r": str(spec.r),
+                "lora_alpha": str(spec.alpha), "target_modules": ",".join(spec.target_modules),
+                "base_model": self.cfg.base_model_name, "fingerprint": self.cfg.fingerprint}
+
+    def save(self, stage: Stage, step: int, meter: Throughput) -> None:
+        if self.dist.is_main:
+            tensors = stage.state_tensors()
+            tensors.update(ckpt.rng_tensors(self.device))
+            state = {**stage.state(), "tokens": meter.tokens, "train_seconds": meter.seconds}
+            path = ckpt.save(self.cfg.run_dir, stage.name, step, tensors, self.checkpoint_meta(stage), state,
+                             self.cfg.keep_checkpoints)
+            self.last_checkpoint = str(path)
+            emit("checkpoint", path=str(path), step=step, stage=stage.name)
+        self.dist.barrier()
+
+    def restore(self, stage: Stage) -> tuple[int, Throughput]:
+        found = ckpt.list_checkpoints(self.cfg.run_dir, stage.name)
+        if not self.resume or not found:
+            return 0, Throughput()
+        last = found[-1]
+        tensors, meta, state = ckpt.load(last.path)
+        if meta.get("fingerprint") != self.cfg.fingerprint:
+            raise TrainerError(f"{last.path}: checkpoint was made with a different config; it cannot be resumed",
+                               "start a new run instead of --resume")
+        stage.load_tensors(tensors, last.path)
+        stage.load_state(state)
+        ckpt.restore_rng(tensors, self.device)
+        self.last_checkpoint = str(last.path)
+        return last.step, Throughput(int(state.get("tokens", 0)), float(state.get("train_seconds", 0.0)))
+
+    def run_stage(self, stage: Stage) -> tuple[int, bool]:
         cfg = self.cfg
-        lr = lr_at(step, cfg.steps, cfg.warmup_steps, cfg.lr)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
-        batch = torch.cat([s.sample(cfg.batch_size) for s in self.samplers]).to(self.device)
-        inputs, targets = batch[:, :-1], batch[:, 1:]
-        self.lora.train()
-        with autocast(self.device):
-            logits = self.model(inputs, adapter=self.lora.adapter(index=self.index)).logits
-        token_loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
-        per_expert = token_loss.view(len(self.names), -1).mean(1)
-        self.opt.zero_grad(set_to_none=True)
-        per_expert.sum().backward()
-        self.lora.expert_grad_clip_(1.0)
-        self.opt.step()
-        losses = per_expert.detach().float().cpu().tolist()
-        for e, loss in enumerate(losses):
-            self.train_losses[e].append(loss)
-        return losses
-
-    @torch.no_grad()
-    def evaluate(self, step: int) -> None:
-        self.lora.eval()
-        for e, windows in enumerate(self.val):
-            if windows is None:
-                continue
-            total, count = 0.0, 0
-            for chunk in windows.split(self.cfg.batch_size):
-                chunk = chunk.to(self.device)
-                index = torch.full((chunk.shape[0],), e, device=self.device, dtype=torch.long)
-                with autocast(self.device):
-                    logits = self.model(chunk[:, :-1], adapter=self.lora.adapter(index=index)).logits
-                loss = F.cross_entropy(logits.float().flatten(0, 1), chunk[:, 1:].flatten(), reduction="sum")
-                total += float(loss)
-                count += chunk[:, 1:].numel()
-            self.val_losses[e] = total / count
-            emit("eval", stage=STAGE, expert=self.names[e], domain=self.names[e],
-                 loss=self.val_losses[e], step=step)
-
-    def recent_loss(self, e: int) -> Optional[float]:
-        """Mean of the last 10 steps: one step's loss is too noisy to record."""
-        recent = self.train_losses[e][-10:]
-        return sum(recent) / len(recent) if recent else None
-
-    def save_checkpoint(self, step: int) -> Path:
-        """Stacked LoRA plus AdamW moments, the state a resume needs (besides the data RNG)."""
-        tensors = {f"lora.{k}": v.detach().float().cpu() for k, v in self.lora.state_dict().items()}
-        for i, p in enumerate(self.lora.parameters()):
-            for k, v in self.opt.state.get(p, {}).items():
-                if isinstance(v, torch.Tensor):
-                    tensors[f"optim.{i}.{k}"] = v.detach().float().cpu().reshape(v.shape)
-        spec = self.cfg.lora
-        meta = {"step": str(step), "experts": ",".join(self.names), "run_id": self.cfg.run_id,
-                "r": str(spec.r), "lora_alpha": str(spec.alpha),
-                "target_modules": ",".join(spec.target_modules), "base_model": self.cfg.base_model_name}
-        path = self.cfg.run_dir / "checkpoints" / f"step-{step:06d}.safetensors"
-        save_file(tensors, path, metadata=meta)
-        return path
-
-    def write_expert(self, e: int, steps_done: int) -> Path:
-        cfg, spec, d = self.cfg, self.cfg.lora, self.cfg.domains[e]
-        folder = cfg.experts_dir / d.name
-        save_file(self.lora.peft_state_dict(e), folder / "adapter_model.safetensors", metadata={"format": "pt"})
-        atomic_write_json(folder / "adapter_config.json", {
-            "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": spec.r, "lora_alpha": spec.alpha,
-            "lora_dropout": spec.dropout, "target_modules": list(spec.target_modules),
-            "base_model_name_or_path": cfg.base_model_name, "bias": "none", "use_rslora": False,
-            "fan_in_fan_out": False, "inference_mode": True, "modules_to_save": None,
-            "init_lora_weights": True,
-        })
-        # expert.json last: its presence marks a complete expert.
-        atomic_write_json(folder / "expert.json", {
-            "v": 1, "domain": d.name, "base_model": cfg.base_model_name, "run_id": cfg.run_id,
-            "steps": steps_done, "train_loss": self.recent_loss(e),
-            "val_loss": self.val_losses[e], "fingerprint": d.fingerprint,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "lora": {"r": spec.r, "alpha": spec.alpha, "target_modules": list(spec.target_modules)},
-        })
-        return folder
+        first, meter = self.restore(stage)
+        trainable = stage.trainable()
+        fpt = flops_per_token(self.model, trainable, cfg.seq_len) if self.peak else None
+        emit("plan", stage=stage.name, experts=list(cfg.names) if stage.name != "mixed" else ["mixed"],
+             steps=stage.steps, batch_size=cfg.batch_size, seq_len=cfg.seq_len,
+             tokens=stage.steps * stage.tokens_per_step(), params_trainable=trainable,
+             params_base=count_params(self.model), grad_accum=cfg.grad_accum,
+             domain_batch=dict(zip(cfg.names, stage.source.counts)), world_size=self.dist.world,
+             **({"resumed_from": first} if first else {}))
+        steps_done = first
+        for step in range(first + 1, stage.steps + 1):
+            if self.dist.any(self.stop.is_set()):
+                break
+            t0 = time.perf_counter()
+            try:
+                result = stage.step(step)
+            except NonFiniteLoss as e:
+                kept = self.last_checkpoint or "none yet"
+                raise TrainerError(e.message, f"{e.hint} Last good checkpoint: {kept}") from None
+            except OUT_OF_MEMORY as e:
+                kept = self.last_checkpoint or "none yet"
+                raise TrainerError(f"stage {stage.name}, step {step}: out of memory on {self.device} "
+                                   f"({str(e).splitlines()[0] if str(e) else type(e).__name__})",
+                                   "lower batch_size or seq_len, or use grad_accum / activation_checkpointing; "
+                                   f"--resume continues from the last good checkpoint: {kept}") from None
+            meter.seconds += time.perf_counter() - t0
+            meter.tokens += stage.tokens_per_step()
+            steps_done = step
+            lr = stage.opt.param_groups[0]["lr"]
+            extra: dict[str, Any] = dict(result.extra)
+            if fpt is not None and self.peak:
+                extra["mfu"] = meter.rate() * fpt / self.peak
+            elapsed = round(time.perf_counter() - self.start, 3)
+            for name, loss in zip(stage.series, result.losses):
+                emit("step", stage=stage.name, expert=name, step=step, steps=stage.steps, loss=loss, lr=lr,
+                     tokens_per_s=meter.rate(), elapsed_s=elapsed, **extra)
+            if stage.eval_every and step % stage.eval_every == 0 and step != stage.steps and self.dist.is_main:
+                stage.evaluate(step)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != stage.steps:
+                self.save(stage, step, meter)
+        stopped = steps_done < stage.steps
+        if steps_done > 0:
+            if not stopped and self.dist.is_main:
+                stage.evaluate(steps_done)
+            if steps_done > first:
+                self.save(stage, steps_done, meter)
+        return steps_done, stopped
 
 
-def run(config_path: str, stop: StopFlag) -> None:
-    start = time.perf_counter()
-    cfg = parse_config(config_path)
-    set_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    hello(device)
-    model = load_base_model(cfg.base_model, device=device)
+def build_stage(name: str, ctx: Ctx, experts: Optional[StackedLoRA]) -> Stage:
+    if name == "router":
+        return RouterStage(ctx, experts if experts is not None else load_experts(ctx.cfg, ctx.device, ctx.model))
+    return LoraStage(ctx, name)
+
+
+def load_model(cfg: TrainConfig, config_path: str, device: torch.device) -> CausalLM:
+    model = load_base_model(cfg.base_model, device=device, dtype=base_dtype(device, cfg.precision))
     if cfg.seq_len > model.config.max_position_embeddings:
         raise TrainerError(f"{config_path}: seq_len {cfg.seq_len} exceeds the base model's "
                            f"max_position_embeddings {model.config.max_position_embeddings}",
                            "lower seq_len")
     model.requires_grad_(False)
     model.eval()
-    trainer = ExpertTrainer(cfg, model, device)
-    experts = len(cfg.domains)
-    emit("plan", stage=STAGE, experts=trainer.names, steps=cfg.steps, batch_size=cfg.batch_size,
-         seq_len=cfg.seq_len, tokens=cfg.steps * experts * cfg.batch_size * cfg.seq_len,
-         params_trainable=count_params(trainer.lora), params_base=count_params(model))
+    model.activation_checkpointing = cfg.activation_checkpointing
+    if cfg.compile:
+        compile_layers(model)
+    return model
 
-    train_time, tokens, steps_done = 0.0, 0, 0
-    for step in range(1, cfg.steps + 1):
-        if stop.is_set():
+
+def compile_layers(model: CausalLM, backend: str = "inductor") -> bool:
+    """torch.compile each decoder layer when this torch can; otherwise say so and run eagerly.
+
+    Per layer rather than the whole forward: the layers are identical, so one compiled graph
+    serves all of them, and the adapter/route callables stay plain Python around it.
+    """
+    if not hasattr(torch, "compile") or not hasattr(nn.Module, "compile"):
+        print("moa_trainer: torch.compile is not available in this torch; running eagerly", flush=True)
+        return False
+    for layer in model.model.layers:
+        layer.compile(backend=backend)  # type: ignore[operator]
+    return True
+
+
+def run(config_path: str, stop: StopFlag, resume: bool = False) -> None:
+    start = time.perf_counter()
+    cfg = parse_config(config_path)
+    set_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    dist = init_from_env(device)
+    set_muted(not dist.is_main)
+    try:
+        _run(cfg, config_path, device, dist, stop, start, resume)
+    finally:
+        dist.close()
+
+
+def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, stop: StopFlag, start: float,
+         resume: bool) -> None:
+    hello(device)
+    model = load_model(cfg, config_path, device)
+    ctx = Ctx(cfg, model, device, dist)
+    progress = ckpt.Progress(cfg.run_dir, cfg.fingerprint)
+    if resume:
+        progress.read()
+    elif dist.is_main:
+        ckpt.clear(cfg.run_dir)
+    dist.barrier()
+    engine = Engine(cfg, model, device, dist, stop, start, resume)
+
+    results: dict[str, dict[str, Any]] = {}
+    ran: list[str] = []
+    stopped = False
+    experts: Optional[StackedLoRA] = None
+    for name in cfg.stages:
+        if name in progress.completed:
+            results[name] = progress.results.get(name, {})
+            ran.append(name)
+            continue
+        stage = build_stage(name, ctx, experts)
+        steps_done, stopped = engine.run_stage(stage)
+        ran.append(name)
+        if steps_done == 0:
+            results[name] = {"steps_done": 0}
             break
-        t0 = time.perf_counter()
-        losses = trainer.step(step)
-        train_time += time.perf_counter() - t0
-        tokens += experts * cfg.batch_size * cfg.seq_len
-        steps_done = step
-        lr = trainer.opt.param_groups[0]["lr"]
-        elapsed = time.perf_counter() - start
-        for name, loss in zip(trainer.names, losses):
-            emit("step", stage=STAGE, expert=name, step=step, steps=cfg.steps, loss=loss, lr=lr,
-                 tokens_per_s=tokens / train_time, elapsed_s=round(elapsed, 3))
-        if cfg.eval_every and step % cfg.eval_every == 0 and step != cfg.steps:
-            trainer.evaluate(step)
+        results[name] = stage.finish(steps_done) if dist.is_main else {}
+        results[name]["steps_done"] = steps_done
+        if isinstance(stage, LoraStage) and name == "experts":
+            experts = stage.lora
+        if stopped:
+            break
+        if dist.is_main:
+            progress.complete(name, results[name])
+        dist.barrier()
 
-    stopped = stop.is_set() and steps_done < cfg.steps
-    written: list[str] = []
-    checkpoint: Optional[str] = None
-    if steps_done > 0:
-        if not stopped:
-            trainer.evaluate(steps_done)
-        path = trainer.save_checkpoint(steps_done)
-        checkpoint = str(path)
-        emit("checkpoint", path=checkpoint, step=steps_done)
-        for e, name in enumerate(trainer.names):
-            folder = trainer.write_expert(e, steps_done)
-            written.append(name)
-            emit("artifact", kind="expert", name=name, path=str(folder))
-    emit("done", stopped=stopped, elapsed_s=round(time.perf_counter() - start, 3), stage=STAGE,
-         steps_done=steps_done, experts=written, checkpoint=checkpoint,
-         train_loss={n: trainer.recent_loss(e) for e, n in enumerate(trainer.names)},
-         val_loss=dict(zip(trainer.names, trainer.val_losses)))
+    first = "experts" if "experts" in ran else ran[0]
+    main = results.get(first, {})
+    fields: dict[str, Any] = {
+        "stage": first, "stages": ran, "steps_done": main.get("steps_done", 0),
+        "experts": results.get("experts", {}).get("experts", []),
+        "checkpoint": engine.last_checkpoint,
+        "train_loss": results.get("experts", {}).get("train_loss", {n: None for n in cfg.names}),
+        "val_loss": results.get("experts", {}).get("val_loss", {n: None for n in cfg.names}),
+        "resumed": resume,
+    }
+    for extra in ("router", "mixed"):
+        if extra in results:
+            fields[extra] = results[extra]
+    emit("done", stopped=stopped, elapsed_s=round(time.perf_counter() - start, 3), **fields)

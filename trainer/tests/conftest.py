@@ -96,3 +96,16 @@ def run_trainer(args: list[str], timeout: float = 120, input_text: Optional[str]
 def write_config(path: Path, cfg: dict[str, Any]) -> str:
     path.write_text(json.dumps(cfg), encoding="utf-8")
     return str(path)
+
+
+def train_inproc(config_path: str, capsys: pytest.CaptureFixture[str], resume: bool = False) -> list[dict[str, Any]]:
+    """`train` in this process (saves a torch import per run); its events come back parsed.
+
+    Errors surface as TrainerError, not as an `error` event: the CLI wrapper is not involved.
+    """
+    from moa_trainer.protocol import StopFlag
+    from moa_trainer.train import run
+
+    capsys.readouterr()
+    run(config_path, StopFlag(), resume=resume)
+    return parse_events(capsys.readouterr().out)

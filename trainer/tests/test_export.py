@@ -137,3 +137,64 @@ def test_cached_decode_equals_full_recompute(exported: dict[str, Any]) -> None:
                     adapter=lora.adapter(weights=torch.tensor(weights))).logits.numpy()
     real = mask.bool().numpy()
     assert np.abs(full[0][real] - ref[real]).max() < 1e-3
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_learned_routing_graph_matches_pytorch_and_holds_the_decision(tmp_path: Path, tiny_model_dir: Path,
+                                                                      top_k: int) -> None:
+    from moa_trainer.export import export_onnx, model_json
+    from moa_trainer.router import RoutedAdapter, Routers
+
+    model = load_base_model(tiny_model_dir)
+    out = tmp_path / "routed.onnx"
+    export_onnx(model, TARGETS, out, learned_routing=True, top_k=top_k)
+    assert model_json(model, TARGETS, 17, True, top_k)["learned_routing"] is True
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])
+    assert [o.name for o in session.get_outputs()][-1] == "routing"
+
+    experts, layers = 4, model.config.num_hidden_layers  # traced with fewer experts than this
+    lora = StackedLoRA(model.config, LoraSpec(r=3, alpha=6.0, target_modules=tuple(TARGETS)), experts)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in lora.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    torch.manual_seed(2)
+    routers = Routers(layers, model.config.hidden_size, experts)
+    with torch.no_grad():
+        for p in routers.parameters():
+            p.mul_(10)
+    lora.eval()
+    w = torch.stack([routers.layers[i].weight.detach() for i in range(layers)]).numpy()
+    b = torch.stack([routers.layers[i].bias.detach() for i in range(layers)]).numpy()
+    ids = torch.randint(0, 256, (2, 8), generator=g)
+    prompt = 6
+
+    def feed(chunk: torch.Tensor, start: int, past: list[np.ndarray] | None, held: np.ndarray,
+             hold: float) -> dict[str, np.ndarray]:
+        seq = chunk.shape[1]
+        f = {"input_ids": chunk.numpy(), "attention_mask": np.ones((2, start + seq), dtype=np.int64),
+             "position_ids": (torch.arange(seq) + start)[None].expand(2, seq).numpy(),
+             "router.weight": w, "router.bias": b, "router.prompt_mask": np.ones((2, seq), dtype=np.float32),
+             "router.held": held, "router.hold": np.array([hold], dtype=np.float32), **lora_feed(model, lora)}
+        for i in range(layers):
+            for j, kv in enumerate(("key", "value")):
+                f[f"past_key_values.{i}.{kv}"] = (past[2 * i + j] if past is not None else np.zeros(
+                    (2, model.config.num_key_value_heads, 0, model.config.head_dim), dtype=np.float32))
+        return f
+
+    first = session.run(None, feed(ids[:, :prompt], 0, None, np.zeros((layers, 2, experts), np.float32), 0.0))
+    routing = first[-1]
+    mask = torch.zeros(2, 8)
+    mask[:, :prompt] = 1
+    ra = RoutedAdapter(lora, routers, mask, top_k)
+    with torch.no_grad():
+        full = model(ids, adapter=ra.adapter(), route=ra.route).logits
+    for i in range(layers):
+        assert np.allclose(routing[i], ra.weights[i].numpy(), atol=1e-5)
+        assert ((routing[i] > 0).sum(-1) == top_k).all()
+    assert np.abs(first[0] - full[:, :prompt].numpy()).max() < 1e-3
+    nxt = session.run(None, feed(ids[:, prompt:], prompt, first[1:-1], routing, 1.0))
+    assert np.abs(nxt[0] - full[:, prompt:].numpy()).max() < 1e-3  # the held decision, not a new one
+    assert np.allclose(nxt[-1], routing)

@@ -90,3 +90,18 @@ def test_batch_layout_and_spec_validation() -> None:
         parse_spec({"target_modules": ["qkv"]}, "cfg")
     with pytest.raises(TrainerError, match="lora.r"):
         parse_spec({"r": 0}, "cfg")
+
+
+def test_grouped_rows_equal_gathered_rows() -> None:
+    """The training path (rows in blocks per expert) computes what per-row gathering computes."""
+    lora = randomized(StackedLoRA(TINY, SPEC, num_experts=3), 5)
+    st = lora.stack(0, "q_proj")
+    x = torch.randn(7, 5, TINY.hidden_size, generator=torch.Generator().manual_seed(1))
+    from moa_trainer.lora import grouped_delta, indexed_delta
+
+    for counts in ([3, 2, 2], [0, 4, 3]):
+        index = torch.cat([torch.full((c,), e) for e, c in enumerate(counts)])
+        assert torch.allclose(grouped_delta(x, st.A, st.B, counts), indexed_delta(x, st.A, st.B, index), atol=1e-5)
+    x6 = x[:6]
+    assert torch.allclose(grouped_delta(x6, st.A, st.B, [2, 2, 2]),
+                          indexed_delta(x6, st.A, st.B, one_hot_index(3, 2, "cpu")), atol=1e-5)

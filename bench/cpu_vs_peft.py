@@ -1,0 +1,34 @@
+"""CPU tokens/s: moa_trainer vs peft + transformers, same small Llama, same LoRA, same batches.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/cpu_vs_peft.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from common import SMALL_LLAMA
+from speed import compare
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seq", type=int, default=128)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    res = compare(SMALL_LLAMA, [1, 4], args.batch, args.seq, "cpu", args.steps, warmup=2, rounds=args.rounds,
+                  extra={"threads": 1})
+    res["model"] = "SMALL_LLAMA (hidden 256, 4 layers, GQA 8/4, SwiGLU 688, vocab 258, tied)"
+    res["lora"] = "r 8, alpha 16, q/k/v/o"
+    res["torch_threads"] = torch.get_num_threads()
+    print(json.dumps(res, indent=2))
+
+
+if __name__ == "__main__":
+    main()

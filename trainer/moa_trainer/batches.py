@@ -1,0 +1,67 @@
+"""A step's training batch over all domains, and the held-out windows per domain.
+
+Rows are laid out domain by domain ([domain 0 × c_0, domain 1 × c_1, …]) with c_d from the
+sampling temperature. Under torchrun every rank draws the same global batch (same seeds) and
+keeps its own interleaved slice of each domain's block, so the ranks' mean gradients average
+to exactly the single-process gradient of that global batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import WindowSampler, fixed_windows, open_shard
+from .dist import Dist
+from .errors import TrainerError
+from .sampling import domain_counts
+from .train_config import TrainConfig
+
+
+class BatchSource:
+    def __init__(self, cfg: TrainConfig, vocab: int, seeds: list[int], dist: Dist) -> None:
+        window = cfg.seq_len + 1
+        self.samplers = [WindowSampler(open_shard(d.train, d.name, "train", allow_empty=False), window,
+                                       seed, d.name, d.train, vocab)
+                         for d, seed in zip(cfg.domains, seeds)]
+        sizes = [len(s.tokens) for s in self.samplers]
+        self.counts = domain_counts(sizes, cfg.batch_size, cfg.sampling_temperature)
+        bad = [(d.name, c) for d, c in zip(cfg.domains, self.counts) if c % dist.world]
+        if bad:
+            raise TrainerError(f"torchrun with {dist.world} processes: domain {bad[0][0]!r} gets {bad[0][1]} "
+                               f"windows per step, not divisible by the process count",
+                               "make batch_size a multiple of the number of processes")
+        ids = torch.cat([torch.full((c,), e, dtype=torch.long) for e, c in enumerate(self.counts)])
+        within = torch.cat([torch.arange(c) for c in self.counts])
+        self.rows = (within % dist.world == dist.rank).nonzero().flatten()
+        self.ids = ids[self.rows]
+        self.local_counts = [int((self.ids == e).sum()) for e in range(len(self.counts))]
+
+    @property
+    def global_rows(self) -> int:
+        return sum(self.counts)
+
+    def draw(self) -> tuple[Tensor, Tensor]:
+        """(windows [rows, seq_len + 1], domain ids [rows]) for this rank."""
+        batch = torch.cat([s.sample(c) for s, c in zip(self.samplers, self.counts)])
+        return batch[self.rows], self.ids
+
+    def state(self) -> list[dict[str, Any]]:
+        return [s.rng.bit_generator.state for s in self.samplers]
+
+    def load_state(self, states: list[dict[str, Any]]) -> None:
+        for s, st in zip(self.samplers, states):
+            s.rng.bit_generator.state = st
+
+
+def val_windows(cfg: TrainConfig, vocab: int) -> list[Optional[Tensor]]:
+    out: list[Optional[Tensor]] = []
+    window = cfg.seq_len + 1
+    for d in cfg.domains:
+        tokens = open_shard(d.val, d.name, "val", allow_empty=True) if d.val else np.zeros(0, dtype="<u4")
+        out.append(None if len(tokens) == 0 else
+                   fixed_windows(tokens, window, cfg.eval_windows, d.name, d.val or "", vocab))
+    return out

@@ -1,0 +1,415 @@
+"""The three training stages of `train`, each a step function plus its state and its outputs.
+
+- `experts` (stage 1): every domain's expert at once on one frozen base; each sequence goes
+  through its own domain's expert (one-hot routing by index). The loss is the sum of the
+  per-expert mean losses: the experts' parameters are disjoint, so each expert gets exactly
+  the gradient a separate run on its domain would get, and clipping is per expert.
+- `mixed` (baseline): one LoRA of the same rank on the union of the same batches.
+- `router` (stage 2): per-layer routers over the experts, `L = L_LM + η·L_cls`, base frozen,
+  experts at `expert_lr_mult` × the router's learning rate (0 freezes them).
+
+The engine (train.py) owns the loop, checkpoints, events and resume; a stage only knows how
+to take one optimizer step, evaluate, save/restore its state and write its artifacts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .batches import BatchSource, val_windows
+from .checkpoint import load_optimizer, optimizer_tensors
+from .data import domain_seed
+from .dist import Dist
+from .errors import TrainerError
+from .experts_io import (check_compatible, load_into_slot, now_iso, read_expert_json, read_peft_spec,
+                         write_expert_folder)
+from .lora import StackedLoRA
+from .model import CausalLM
+from .protocol import emit
+from .router import RoutedAdapter, Routers, decision, router_files
+from .runtime import autocast
+from .schedule import lr_at
+from .train_config import TrainConfig
+
+STAGE_SEED_OFFSET = {"experts": 0, "router": 1, "mixed": 2}
+
+
+class NonFiniteLoss(TrainerError):
+    pass
+
+
+@dataclass
+class StepResult:
+    losses: list[float]  # one per series (expert names, or ["mixed"] / ["router"])
+    extra: dict[str, Any]
+
+
+@dataclass
+class Ctx:
+    cfg: TrainConfig
+    model: CausalLM
+    device: torch.device
+    dist: Dist
+
+
+def stage_seed(cfg: TrainConfig, stage: str, domain: str) -> int:
+    # Stage 1 keeps the 0.1 streams (seed, domain); the other stages get their own.
+    if stage == "experts":
+        return domain_seed(cfg.seed, domain)
+    return domain_seed(cfg.seed * 7919 + STAGE_SEED_OFFSET[stage], domain)
+
+
+def row_losses(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean next-token loss per row [rows]."""
+    tok = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), reduction="none")
+    return tok.view(targets.shape).mean(1)
+
+
+def per_domain(values: Tensor, ids: Tensor, n: int) -> Tensor:
+    sums = torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, ids, values)
+    counts = torch.zeros(n, dtype=values.dtype, device=values.device).index_add(0, ids, torch.ones_like(values))
+    return sums / counts.clamp(min=1)
+
+
+def check_finite(stage: str, step: int, names: list[str], losses: Tensor) -> None:
+    bad = [n for n, v in zip(names, losses.detach().float().cpu().tolist()) if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLoss(f"stage {stage}, step {step}: the loss is not finite (NaN or inf) for domain"
+                            f"{'s' if len(bad) > 1 else ''} {', '.join(repr(b) for b in bad)}",
+                            "lower lr (or check that domain's data); nothing of this step was kept")
+
+
+class Stage:
+    name = ""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.cfg
+        self.names = ctx.cfg.names
+        vocab = ctx.model.config.vocab_size
+        self.source = BatchSource(self.cfg, vocab, [stage_seed(self.cfg, self.name, n) for n in self.names], ctx.dist)
+        self.val = val_windows(self.cfg, vocab) if ctx.dist.is_main else [None] * len(self.names)
+        self.train_losses: dict[str, list[float]] = {}
+        self.opt: torch.optim.Optimizer
+        self.params: list[nn.Parameter] = []
+
+    # -- what the engine needs -------------------------------------------------------------
+    steps: int = 0
+    series: list[str] = []
+    eval_every: int = 0
+
+    def tokens_per_step(self) -> int:
+        return self.source.global_rows * self.cfg.seq_len * self.cfg.grad_accum
+
+    def trainable(self) -> int:
+        return sum(p.numel() for p in self.params)
+
+    def step(self, step: int) -> StepResult:
+        raise NotImplementedError
+
+    def evaluate(self, step: int) -> None:
+        raise NotImplementedError
+
+    def finish(self, steps_done: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def record(self, losses: list[float]) -> None:
+        for name, loss in zip(self.series, losses):
+            self.train_losses.setdefault(name, []).append(loss)
+            del self.train_losses[name][:-10]  # only the recent mean is ever reported
+
+    def recent_loss(self, name: str) -> Optional[float]:
+        recent = self.train_losses.get(name, [])
+        return sum(recent) / len(recent) if recent else None
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        raise NotImplementedError
+
+    def load_tensors(self, tensors: dict[str, Tensor], source: Path) -> None:
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        return {"samplers": self.source.state(), "train_losses": self.train_losses}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.source.load_state(state["samplers"])
+        self.train_losses = {k: list(v) for k, v in state.get("train_losses", {}).items()}
+
+    def set_lr(self, step: int, steps: int, peak: float) -> float:
+        warmup = min(self.cfg.warmup_steps, max(0, steps - 1))
+        lr = lr_at(step, steps, warmup, peak)
+        for group in self.opt.param_groups:
+            group["lr"] = lr * group.get("lr_mult", 1.0)
+        return lr
+
+    def forward_rows(self, inputs: Tensor, adapter: Any, route: Any = None) -> Tensor:
+        with autocast(self.ctx.device, self.cfg.precision):
+            return self.ctx.model(inputs, adapter=adapter, route=route).logits
+
+
+class LoraStage(Stage):
+    """Stage `experts` (one expert per domain) or `mixed` (one LoRA for the union)."""
+
+    def __init__(self, ctx: Ctx, name: str) -> None:
+        self.name = name
+        super().__init__(ctx)
+        cfg = self.cfg
+        self.mixed = name == "mixed"
+        self.steps = cfg.steps
+        self.eval_every = cfg.eval_every
+        self.series = ["mixed"] if self.mixed else list(self.names)
+        torch.manual_seed(cfg.seed + STAGE_SEED_OFFSET[name])
+        self.lora = StackedLoRA(ctx.model.config, cfg.lora, 1 if self.mixed else len(self.names)).to(ctx.device)
+        if not self.mixed:
+            for e, d in enumerate(cfg.domains):
+                if d.init_from:
+                    load_into_slot(self.lora, e, Path(d.init_from), f"domain {d.name!r}: init_from")
+        self.params = list(self.lora.parameters())
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.val_losses: list[Optional[float]] = [None] * len(self.names)
+
+    def step(self, step: int) -> StepResult:
+        cfg, dist = self.cfg, self.ctx.dist
+        self.set_lr(step, self.steps, cfg.lr)
+        self.lora.train()
+        self.opt.zero_grad(set_to_none=True)
+        n = len(self.names)
+        total = torch.zeros(len(self.series))
+        for _ in range(cfg.grad_accum):
+            batch, ids = self.source.draw()
+            batch, ids = batch.to(self.ctx.device), ids.to(self.ctx.device)
+            groups = [len(ids)] if self.mixed else self.source.local_counts
+            logits = self.forward_rows(batch[:, :-1], self.lora.adapter(groups=groups))
+            rows = row_losses(logits, batch[:, 1:])
+            domains = per_domain(rows, ids, n)
+            check_finite(self.name, step, self.names, domains)
+            loss = rows.mean().reshape(1) if self.mixed else domains
+            (loss.sum() / cfg.grad_accum).backward()
+            total += loss.detach().float().cpu() / cfg.grad_accum
+        dist.all_reduce_grads_(self.params)
+        self.lora.expert_grad_clip_(1.0)
+        self.opt.step()
+        losses = dist.all_reduce_mean_(total).tolist()
+        self.record(losses)
+        return StepResult(losses, {})
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> None:
+        self.lora.eval()
+        for e, windows in enumerate(self.val):
+            if windows is None:
+                continue
+            total, count = 0.0, 0
+            for chunk in windows.split(self.cfg.batch_size):
+                chunk = chunk.to(self.ctx.device)
+                index = torch.full((chunk.shape[0],), 0 if self.mixed else e, device=self.ctx.device,
+                                   dtype=torch.long)
+                logits = self.forward_rows(chunk[:, :-1], self.lora.adapter(index=index))
+                total += float(row_losses(logits, chunk[:, 1:]).sum()) * (chunk.shape[1] - 1)
+                count += chunk[:, 1:].numel()
+            self.val_losses[e] = total / count
+            emit("eval", stage=self.name, expert=self.series[0] if self.mixed else self.names[e],
+                 domain=self.names[e], loss=self.val_losses[e], step=step)
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        tensors = {f"lora.{k}": v.detach().float().cpu() for k, v in self.lora.state_dict().items()}
+        tensors.update(optimizer_tensors(self.opt, self.params))
+        return tensors
+
+    def load_tensors(self, tensors: dict[str, Tensor], source: Path) -> None:
+        sd = {k.removeprefix("lora."): v for k, v in tensors.items() if k.startswith("lora.")}
+        try:
+            self.lora.load_state_dict(sd)
+        except RuntimeError as e:
+            raise TrainerError(f"{source}: checkpoint does not fit this run's LoRA ({e})", None) from None
+        load_optimizer(self.opt, self.params, tensors, source)
+
+    def finish(self, steps_done: int) -> dict[str, Any]:
+        cfg = self.cfg
+        if self.mixed:
+            assert cfg.mixed is not None
+            folder = write_expert_folder(cfg.mixed.out_dir, self.lora, 0, cfg.base_model_name, {
+                "domain": "mixed", "domains": self.names, "base_model": cfg.base_model_name,
+                "run_id": cfg.run_id, "steps": steps_done, "train_loss": self.recent_loss("mixed"),
+                "val_loss": dict(zip(self.names, self.val_losses)), "fingerprint": None,
+                "created": now_iso(), "baseline": "mixed"})
+            emit("artifact", kind="mixed", name="mixed", path=str(folder), stage=self.name)
+            return {"path": str(folder), "steps_done": steps_done, "train_loss": self.recent_loss("mixed"),
+                    "val_loss": dict(zip(self.names, self.val_losses))}
+        written = []
+        for e, d in enumerate(cfg.domains):
+            folder = write_expert_folder(cfg.experts_dir / d.name, self.lora, e, cfg.base_model_name, {
+                "domain": d.name, "base_model": cfg.base_model_name, "run_id": cfg.run_id,
+                "steps": steps_done, "train_loss": self.recent_loss(d.name), "val_loss": self.val_losses[e],
+                "fingerprint": d.fingerprint, "created": now_iso(),
+                **({"init_from": d.init_from} if d.init_from else {})})
+            written.append(d.name)
+            emit("artifact", kind="expert", name=d.name, path=str(folder))
+        return {"experts": written, "steps_done": steps_done,
+                "train_loss": {n: self.recent_loss(n) for n in self.names},
+                "val_loss": dict(zip(self.names, self.val_losses))}
+
+
+def load_experts(cfg: TrainConfig, device: torch.device, model: CausalLM) -> StackedLoRA:
+    """Stage 2 on its own: the attached experts, from experts_dir, in the config's domain order."""
+    specs = []
+    for d in cfg.domains:
+        folder = cfg.experts_dir / d.name
+        if not (folder / "expert.json").is_file() and not (folder / "adapter_config.json").is_file():
+            raise TrainerError(f"domain {d.name!r}: no trained expert in {folder}",
+                               "train its expert first (stage experts), then refresh the router")
+        specs.append(read_peft_spec(folder, f"domain {d.name!r}"))
+    lora = StackedLoRA(model.config, specs[0], len(cfg.domains)).to(device)
+    for e, d in enumerate(cfg.domains):
+        folder = cfg.experts_dir / d.name
+        check_compatible(specs[e], specs[0], f"domain {d.name!r}", folder)
+        load_into_slot(lora, e, folder, f"domain {d.name!r}")
+    return lora
+
+
+class RouterStage(Stage):
+    name = "router"
+
+    def __init__(self, ctx: Ctx, lora: StackedLoRA) -> None:
+        super().__init__(ctx)
+        cfg = self.cfg
+        assert cfg.router is not None
+        self.rc = cfg.router
+        self.steps = self.rc.steps
+        self.eval_every = self.rc.eval_every
+        self.series = ["router"]
+        self.lora = lora
+        torch.manual_seed(cfg.seed + STAGE_SEED_OFFSET["router"])
+        c = ctx.model.config
+        self.routers = Routers(c.num_hidden_layers, c.hidden_size, len(self.names)).to(ctx.device)
+        groups: list[dict[str, Any]] = [{"params": list(self.routers.parameters()), "lr_mult": 1.0}]
+        self.train_experts = self.rc.expert_lr_mult > 0
+        self.lora.requires_grad_(self.train_experts)
+        if self.train_experts:
+            # A fraction of stage 1's rate (not of the router's): the experts are only nudged.
+            groups.append({"params": list(self.lora.parameters()),
+                           "lr_mult": self.rc.expert_lr_mult * cfg.lr / self.rc.lr if self.rc.lr else 0.0})
+        self.params = [p for g in groups for p in g["params"]]
+        self.opt = torch.optim.AdamW(groups, lr=self.rc.lr, weight_decay=cfg.weight_decay)
+        # Prompt lengths vary per sequence so the router learns to decide from short and long prompts.
+        self.prompt_rng = torch.Generator().manual_seed(cfg.seed + 104729)
+        self.accuracy: dict[str, Optional[float]] = {n: None for n in self.names}
+        self.val_losses: dict[str, Optional[float]] = {n: None for n in self.names}
+
+    def prompt_mask(self, rows: int, seq: int, lengths: Optional[Tensor] = None) -> Tensor:
+        if lengths is None:
+            lo = max(1, seq // 4)
+            lengths = torch.randint(lo, seq + 1, (rows,), generator=self.prompt_rng)
+        return (torch.arange(seq)[None, :] < lengths[:, None]).to(self.ctx.device)
+
+    def step(self, step: int) -> StepResult:
+        cfg, dist = self.cfg, self.ctx.dist
+        self.set_lr(step, self.steps, self.rc.lr)
+        self.lora.train()
+        self.opt.zero_grad(set_to_none=True)
+        sums = torch.zeros(4)  # loss, lm, cls, accuracy
+        for _ in range(cfg.grad_accum):
+            batch, ids = self.source.draw()
+            # Draw every row's prompt length for the global batch so ranks stay in lockstep.
+            full = self.prompt_mask(self.source.global_rows, cfg.seq_len)
+            mask = full[self.source.rows.to(full.device)]
+            batch, ids = batch.to(self.ctx.device), ids.to(self.ctx.device)
+            ra = RoutedAdapter(self.lora, self.routers, mask, self.rc.top_k)
+            logits = self.forward_rows(batch[:, :-1], ra.adapter(), ra.route)
+            rows = row_losses(logits, batch[:, 1:])
+            check_finite(self.name, step, self.names, per_domain(rows, ids, len(self.names)))
+            lm = rows.mean()
+            stacked = ra.stacked_logits()
+            cls = F.cross_entropy(stacked.float().flatten(0, 1), ids.repeat(stacked.shape[0]))
+            loss = lm + self.rc.eta * cls
+            (loss / cfg.grad_accum).backward()
+            acc = (decision(stacked.detach()) == ids).float().mean()
+            sums += torch.stack([loss.detach(), lm.detach(), cls.detach(), acc]).float().cpu() / cfg.grad_accum
+        dist.all_reduce_grads_(self.params)
+        nn.utils.clip_grad_norm_(list(self.routers.parameters()), 1.0)
+        if self.train_experts:
+            self.lora.expert_grad_clip_(1.0)
+        self.opt.step()
+        loss, lm, cls, acc = dist.all_reduce_mean_(sums).tolist()
+        self.record([loss])
+        return StepResult([loss], {"lm_loss": lm, "cls_loss": cls, "router_accuracy": acc})
+
+    @torch.no_grad()
+    def evaluate(self, step: int) -> None:
+        self.lora.eval()
+        seq = self.cfg.seq_len
+        prompt = max(1, seq // 2)
+        for e, windows in enumerate(self.val):
+            if windows is None:
+                continue
+            total = oracle_total = 0.0
+            count = correct = 0
+            layer_correct = torch.zeros(len(self.routers.layers))
+            for chunk in windows.split(self.cfg.batch_size):
+                chunk = chunk.to(self.ctx.device)
+                rows = chunk.shape[0]
+                mask = self.prompt_mask(rows, seq, torch.full((rows,), prompt))
+                ra = RoutedAdapter(self.lora, self.routers, mask, self.rc.top_k)
+                logits = self.forward_rows(chunk[:, :-1], ra.adapter(), ra.route)
+                total += float(row_losses(logits, chunk[:, 1:]).sum())
+                index = torch.full((rows,), e, device=self.ctx.device, dtype=torch.long)
+                oracle = self.forward_rows(chunk[:, :-1], self.lora.adapter(index=index))
+                oracle_total += float(row_losses(oracle, chunk[:, 1:]).sum())
+                stacked = ra.stacked_logits()
+                correct += int((decision(stacked) == e).sum())
+                layer_correct += (stacked.argmax(-1) == e).float().sum(1).cpu()
+                count += rows
+            name = self.names[e]
+            self.accuracy[name] = correct / count
+            self.val_losses[name] = total / count
+            emit("eval", stage=self.name, expert="router", domain=name, loss=self.val_losses[name],
+                 step=step, router_accuracy=self.accuracy[name],
+                 router_accuracy_per_layer=(layer_correct / count).tolist(), oracle_loss=oracle_total / count)
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        tensors = {f"router.{k}": v.detach().float().cpu() for k, v in self.routers.state_dict().items()}
+        tensors.update({f"lora.{k}": v.detach().float().cpu() for k, v in self.lora.state_dict().items()})
+        tensors.update(optimizer_tensors(self.opt, self.params))
+        tensors["rng.prompt"] = self.prompt_rng.get_state()
+        return tensors
+
+    def load_tensors(self, tensors: dict[str, Tensor], source: Path) -> None:
+        try:
+            self.routers.load_state_dict({k.removeprefix("router."): v for k, v in tensors.items()
+                                          if k.startswith("router.")})
+            self.lora.load_state_dict({k.removeprefix("lora."): v for k, v in tensors.items()
+                                       if k.startswith("lora.")})
+        except RuntimeError as e:
+            raise TrainerError(f"{source}: checkpoint does not fit this run's router ({e})", None) from None
+        load_optimizer(self.opt, self.params, tensors, source)
+        self.prompt_rng.set_state(tensors["rng.prompt"].to(torch.uint8))
+
+    def finish(self, steps_done: int) -> dict[str, Any]:
+        cfg, rc = self.cfg, self.rc
+        if self.train_experts:
+            # The experts moved with the router; what is on disk must match what it was trained with.
+            for e, d in enumerate(cfg.domains):
+                folder = cfg.experts_dir / d.name
+                old = read_expert_json(folder) or {}
+                old.pop("v", None)
+                old.pop("lora", None)
+                write_expert_folder(folder, self.lora, e, cfg.base_model_name, {
+                    **old, "domain": d.name, "base_model": cfg.base_model_name,
+                    "router_run_id": cfg.run_id, "router_steps": steps_done, "created": now_iso()})
+                emit("artifact", kind="expert", name=d.name, path=str(folder), stage=self.name)
+        router_files(self.routers, rc.out_dir, {
+            "experts": self.names, "eta": rc.eta, "top_k": rc.top_k, "expert_lr_mult": rc.expert_lr_mult,
+            "accuracy": self.accuracy, "val_loss": self.val_losses, "steps": steps_done,
+            "run_id": cfg.run_id, "base_model": cfg.base_model_name, "created": now_iso(),
+            "lora": {"r": self.lora.spec.r, "alpha": self.lora.spec.alpha,
+                     "target_modules": list(self.lora.spec.target_modules)}})
+        emit("artifact", kind="router", name="router", path=str(rc.out_dir), stage=self.name)
+        return {"path": str(rc.out_dir), "steps_done": steps_done, "accuracy": self.accuracy,
+                "val_loss": self.val_losses, "train_loss": self.recent_loss("router")}
