@@ -7,6 +7,7 @@ import { expertFreshness, listExperts } from '../core/adapters/store';
 import { exportExpert, importPeftAdapter } from '../core/adapters/peft';
 import { readExpertState, setAttached, setPinned } from '../core/adapters/state';
 import { inspectExpert } from '../core/adapters/inspection';
+import { evaluate, formatEvalTable, saveEvalReport } from '../core/eval/evaluate';
 import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
 import { productLayout, workspaceLayout } from '../core/paths';
 import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
@@ -33,6 +34,7 @@ commands:
   complete    complete a file at a position with the routed expert
   experts     list | attach | detach | pin | unpin | import | export | inspect
   route       which expert(s) serve a file, and why
+  eval        held-out loss: base, every expert on every domain, mixed baseline, MoA routing
   doctor      check Python, torch and the device
 
 common options: --workspace DIR (default: current folder), --json, --help
@@ -57,6 +59,11 @@ attach/detach/pin/unpin: workspace state in .moa/state.json; routing skips detac
 import: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors), checked against the
 base model, becomes an expert. export: writes an expert as a PEFT folder. inspect: per-layer
 update norms, effective rank and the similarity to the other experts.`,
+  eval: `usage: moa eval [--windows N] [--workspace DIR] [--json]
+On each domain's held-out shard (N evenly spaced windows, default 16): the loss of the base model,
+of every expert (the domain × expert matrix), of the mixed baseline when trained, and of MoA with
+label routing, with the learned router's figures from its training run. Writes the report to
+.moa/eval.json and beside the latest run.`,
   route: `usage: moa route <file> [--workspace DIR] [--json]
 Prints the routing mode, the expert(s) chosen for the file with their weights, and why.`,
   doctor: `usage: moa doctor [--python PATH] [--json]
@@ -78,6 +85,7 @@ const OPTIONS = {
   'max-tokens': { type: 'string' },
   temperature: { type: 'string' },
   seed: { type: 'string' },
+  windows: { type: 'string' },
 } as const;
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -307,6 +315,19 @@ async function cmdRoute(values: Values, positionals: string[]): Promise<number> 
   return EXIT.ok;
 }
 
+async function cmdEval(values: Values): Promise<number> {
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const { config } = loadConfig(layout.configFile);
+  const report = await evaluate(layout, product, config, choosePython(productRoot, values.python).command, {
+    windows: intOption(values, 'windows', 16, 1)!,
+    onLog: (l) => process.env['MOA_VERBOSE'] && process.stderr.write(l + '\n'),
+  });
+  const files = saveEvalReport(layout, report);
+  if (values.json) print(values, '', report);
+  else process.stdout.write(`${formatEvalTable(report)}\nwritten to ${files.map((f) => relative(layout.root, f)).join(', ')}\n`);
+  return EXIT.ok;
+}
+
 async function cmdDoctor(values: Values): Promise<number> {
   const python = choosePython(productRoot, values.python);
   const proc = spawnTrainer({ python: python.command, trainerDir: product.trainerDir, command: 'doctor', cwd: process.cwd(), onEvent: (e) => {
@@ -329,6 +350,7 @@ const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
   complete: cmdComplete,
   experts: cmdExperts,
   route: cmdRoute,
+  eval: cmdEval,
   doctor: cmdDoctor,
 };
 

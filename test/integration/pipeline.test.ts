@@ -123,6 +123,25 @@ test('moa complete routes to the file\'s expert and generates text with onnxrunt
   assert.equal(JSON.parse(md.stdout).route.domain, 'markdown');
 });
 
+test('moa eval scores base, every expert on every domain, and MoA routing on held-out data', () => {
+  const r = moa(['eval', '--json', '--windows', '4']);
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(r.stdout);
+  assert.deepEqual([...report.domains].sort(), ['markdown', 'python']);
+  for (const d of report.domains) {
+    assert.ok(Number.isFinite(report.base[d]) && report.base[d] > 0);
+    for (const e of report.experts) assert.ok(Number.isFinite(report.matrix[d][e]), `${d} × ${e}`);
+    assert.equal(report.label[d], report.matrix[d][d], 'label routing is the domain\'s own expert');
+    // Training on the domain lowers its held-out loss below the base model's.
+    assert.ok(report.matrix[d][d] < report.base[d], `${d}: expert ${report.matrix[d][d]} < base ${report.base[d]}`);
+  }
+  assert.ok(report.learned && Object.keys(report.learned).length === 2, 'the learned router\'s figures come from the run');
+  assert.ok(existsSync(join(ws.root, '.moa', 'eval.json')));
+  const table = moa(['eval', '--windows', '2']).stdout;
+  assert.match(table, /domain\s+base\s+markdown\s+python\s+MoA label/);
+  assert.match(table, /^mean /m);
+});
+
 test('moa experts detach/attach/pin change routing; export and import round-trip a PEFT folder', () => {
   const route = () => JSON.parse(moa(['route', join(ws.root, 'src', 'mod3.py'), '--json']).stdout);
   assert.deepEqual(route().experts, [{ name: 'python', weight: 1 }]);

@@ -50,10 +50,13 @@ export class OnnxEngine {
     return new OnnxEngine(ort, session, info);
   }
 
-  private expertFeeds(stack: ExpertStack, weights: number[]): Record<string, Tensor> {
+  /** The LoRA stacks and the routing weights (the same row for every sequence of the batch). */
+  private expertFeeds(stack: ExpertStack, weights: number[], batch = 1): Record<string, Tensor> {
     const E = Math.max(1, stack.names.length);
     if (weights.length !== E) throw new MoaError(`routing gave ${weights.length} weights for ${E} stacked experts`);
-    const feeds: Record<string, Tensor> = { expert_weights: new this.ort.Tensor('float32', Float32Array.from(weights), [1, E]) };
+    const rows = new Float32Array(batch * E);
+    for (let b = 0; b < batch; b++) rows.set(weights, b * E);
+    const feeds: Record<string, Tensor> = { expert_weights: new this.ort.Tensor('float32', rows, [batch, E]) };
     for (const [m, t] of stack.modules) {
       feeds[`lora.${m}.A`] = new this.ort.Tensor('float32', t.A, t.dimsA);
       feeds[`lora.${m}.B`] = new this.ort.Tensor('float32', t.B, t.dimsB);
@@ -113,6 +116,46 @@ export class OnnxEngine {
       input = [next];
     }
     return { tokens, stopReason, prefillMs, totalMs: performance.now() - t0 };
+  }
+
+  /**
+   * Mean next-token cross-entropy (nats) of equal-length windows under one routing, computed in
+   * batches through the same graph that serves completions: what `moa eval` measures.
+   */
+  async windowLoss(windows: Uint32Array[], stack: ExpertStack, expertWeights: number[], batch = 8): Promise<number> {
+    const { ort, info } = this;
+    let total = 0;
+    let count = 0;
+    for (let b0 = 0; b0 < windows.length; b0 += batch) {
+      const rows = windows.slice(b0, b0 + batch);
+      const B = rows.length;
+      const S = rows[0]!.length;
+      const ids = new BigInt64Array(B * S);
+      rows.forEach((w, i) => w.forEach((t, j) => (ids[i * S + j] = BigInt(t))));
+      const feeds: Record<string, Tensor> = {
+        ...this.expertFeeds(stack, expertWeights, B),
+        input_ids: new ort.Tensor('int64', ids, [B, S]),
+        attention_mask: new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]),
+        position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)), [B, S]),
+      };
+      for (let i = 0; i < info.numLayers; i++) {
+        for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [B, info.numKvHeads, 0, info.headDim]);
+      }
+      const logits = (await this.session.run(feeds))['logits']!.data as Float32Array;
+      const V = info.vocabSize;
+      for (let i = 0; i < B; i++) {
+        for (let j = 0; j < S - 1; j++) {
+          const row = logits.subarray((i * S + j) * V, (i * S + j + 1) * V);
+          let max = -Infinity;
+          for (let k = 0; k < V; k++) if (row[k]! > max) max = row[k]!;
+          let sum = 0;
+          for (let k = 0; k < V; k++) sum += Math.exp(row[k]! - max);
+          total += Math.log(sum) + max - row[rows[i]![j + 1]!]!;
+          count++;
+        }
+      }
+    }
+    return total / Math.max(1, count);
   }
 
   async release(): Promise<void> {

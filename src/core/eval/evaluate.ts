@@ -1,0 +1,141 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { MoaConfig } from '../config/schema';
+import { readManifest } from '../data/shards';
+import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
+import { readRouterInfo } from '../adapters/router';
+import { readBaseModel, resolveBaseModelDir } from '../models/base';
+import type { ProductLayout, WorkspaceLayout } from '../paths';
+import { OnnxEngine } from '../inference/engine';
+import { stackExperts } from '../inference/expertStack';
+import { ensureOnnxExport } from '../inference/export';
+import { readOnnxModelInfo } from '../inference/modelInfo';
+import { listRuns, readRunEvents } from '../trainer/runs';
+import { MoaError } from '../util/errors';
+import { writeJsonAtomic } from '../util/atomic';
+import { evenWindows } from './windows';
+
+type PerDomain = Record<string, number | null>;
+
+export interface EvalReport {
+  v: 1;
+  created: string;
+  windows: number;
+  seqLen: number;
+  domains: string[];
+  experts: string[];
+  /** Held-out loss (nats/token) of the base model alone. */
+  base: PerDomain;
+  /** domain → expert → loss: each expert on every domain's held-out data. */
+  matrix: Record<string, PerDomain>;
+  /** The one-LoRA baseline trained on all domains (when it was trained). */
+  mixed: PerDomain | null;
+  /** MoA with label routing: the domain's own expert (which is also oracle routing here). */
+  label: PerDomain;
+  /** MoA with the learned router, from the trainer's stage-2 evaluation (its own windows). */
+  learned: PerDomain | null;
+  routerAccuracy: PerDomain | null;
+}
+
+const mean = (xs: (number | null)[]): number | null => {
+  const v = xs.filter((x): x is number => typeof x === 'number');
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+};
+
+/** The learned router's held-out loss per domain, from the latest run's stage-2 eval events. */
+function learnedFromRuns(layout: WorkspaceLayout): PerDomain | null {
+  for (const run of listRuns(layout).reverse()) {
+    const evals = readRunEvents(join(layout.runsDir, run, 'events.jsonl')).filter((e) => e.type === 'eval' && e.stage === 'router');
+    if (evals.length === 0) continue;
+    const out: PerDomain = {};
+    for (const e of evals) if (e.type === 'eval') out[e.domain] = e.loss;
+    return out;
+  }
+  return null;
+}
+
+/**
+ * `moa eval`: on each domain's held-out shard, the loss of the base, of every expert, of the mixed
+ * baseline and of MoA routing, all through the ONNX graph that serves completions.
+ */
+export async function evaluate(
+  layout: WorkspaceLayout,
+  product: ProductLayout,
+  config: MoaConfig,
+  python: string,
+  opts: { windows: number; seqLen?: number; onLog?: (l: string) => void } = { windows: 16 },
+): Promise<EvalReport> {
+  const manifest = readManifest(layout);
+  if (!manifest) throw new MoaError(`${layout.dataDir}: no datasets yet`, 'Run "moa data" first.');
+  const dir = resolveBaseModelDir(config.baseModel, product, layout.root);
+  const base = readBaseModel(config.baseModel, dir);
+  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog);
+  const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
+  try {
+    const experts = listExperts(layout.expertsDir).filter((e) => e.status === 'ok');
+    const weights = new Map<string, ExpertWeights>(experts.map((e) => [e.name, loadExpertWeights(e.dir, e.name, base)]));
+    const mixedDir = join(layout.baselinesDir, 'mixed');
+    const mixed = existsSync(join(mixedDir, 'adapter_model.safetensors')) ? loadExpertWeights(mixedDir, 'mixed', base) : undefined;
+    const seqLen = opts.seqLen ?? config.training.seqLen;
+    const noExpert = stackExperts(engine.info, []);
+    const report: EvalReport = {
+      v: 1,
+      created: new Date().toISOString(),
+      windows: opts.windows,
+      seqLen,
+      domains: [],
+      experts: [...weights.keys()],
+      base: {},
+      matrix: {},
+      mixed: mixed ? {} : null,
+      label: {},
+      learned: learnedFromRuns(layout),
+      routerAccuracy: readRouterInfo(layout.routerDir)?.accuracy ?? null,
+    };
+    const stacks = new Map([...weights].map(([n, w]) => [n, stackExperts(engine.info, [w])]));
+    for (const d of manifest.domains) {
+      const windows = evenWindows(d.valTokens >= seqLen ? d.valPath : d.trainPath, seqLen, opts.windows);
+      if (windows.length === 0) continue;
+      report.domains.push(d.domain);
+      report.base[d.domain] = await engine.windowLoss(windows, noExpert, [0]);
+      report.matrix[d.domain] = {};
+      for (const [name, stack] of stacks) report.matrix[d.domain]![name] = await engine.windowLoss(windows, stack, [1]);
+      if (mixed && report.mixed) report.mixed[d.domain] = await engine.windowLoss(windows, stackExperts(engine.info, [mixed]), [1]);
+      report.label[d.domain] = report.matrix[d.domain]![d.domain] ?? report.base[d.domain]!;
+    }
+    return report;
+  } finally {
+    await engine.release();
+  }
+}
+
+/** Saves the report beside the latest run (and as .moa/eval.json, which the inspector reads). */
+export function saveEvalReport(layout: WorkspaceLayout, report: EvalReport): string[] {
+  const written = [join(layout.moaDir, 'eval.json')];
+  const last = listRuns(layout).pop();
+  if (last) written.push(join(layout.runsDir, last, 'eval.json'));
+  for (const f of written) writeJsonAtomic(f, report);
+  return written;
+}
+
+/** The table `moa eval` prints: one row per domain, then the means. */
+export function formatEvalTable(r: EvalReport): string {
+  const cols = ['base', ...r.experts, ...(r.mixed ? ['mixed'] : []), 'MoA label', ...(r.learned ? ['MoA learned'] : []), ...(r.routerAccuracy ? ['router acc'] : [])];
+  const width = Math.max(10, ...cols.map((c) => c.length + 2));
+  const fmt = (x: number | null | undefined, pct = false) => (typeof x !== 'number' ? '—' : pct ? `${(x * 100).toFixed(0)}%` : x.toFixed(3)).padStart(width);
+  const rowOf = (d: string) => [
+    r.base[d],
+    ...r.experts.map((e) => r.matrix[d]?.[e]),
+    ...(r.mixed ? [r.mixed[d]] : []),
+    r.label[d],
+    ...(r.learned ? [r.learned[d]] : []),
+  ];
+  const lines = [`held-out loss (nats/token), ${r.windows} windows of ${r.seqLen} tokens per domain`, 'domain'.padEnd(14) + cols.map((c) => c.padStart(width)).join('')];
+  for (const d of r.domains) {
+    lines.push(d.padEnd(14) + rowOf(d).map((x) => fmt(x)).join('') + (r.routerAccuracy ? fmt(r.routerAccuracy[d], true) : ''));
+  }
+  const means = cols.slice(0, rowOf(r.domains[0] ?? '').length).map((_, i) => mean(r.domains.map((d) => rowOf(d)[i] ?? null)));
+  lines.push('mean'.padEnd(14) + means.map((x) => fmt(x)).join('') + (r.routerAccuracy ? fmt(mean(r.domains.map((d) => r.routerAccuracy![d] ?? null)), true) : ''));
+  if (r.learned) lines.push('MoA learned: the trainer\'s stage-2 evaluation (its own held-out windows; the router is not yet in the ONNX graph).');
+  return lines.join('\n');
+}
