@@ -4,6 +4,7 @@ import { errorMessage, MoaError } from '../core/util/errors';
 import { buildWorkspaceData, initWorkspace } from '../core/workspace';
 import { DashboardPanel } from './dashboard';
 import { InspectorPanel } from './inspector';
+import { evaluate, formatEvalTable, saveEvalReport } from '../core/eval/evaluate';
 import { listExperts } from '../core/adapters/store';
 import { setRoutingMode } from '../core/config/edit';
 import { exportExpert, importPeftAdapter } from '../core/adapters/peft';
@@ -204,6 +205,20 @@ export function activate(context: vscode.ExtensionContext): void {
     if (!dest?.[0]) return;
     const files = exportExpert(join(ws.layout.expertsDir, name), dest[0].fsPath);
     void vscode.window.showInformationMessage(`MoA: wrote ${files.length} files to ${dest[0].fsPath}`);
+  });
+  cmd('moa.evaluate', async () => {
+    if (!vscode.workspace.isTrusted) throw new MoaError('evaluation may export the model with Python, which a restricted workspace does not allow');
+    const python = await ws.python();
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: evaluating experts on held-out data' }, async () => {
+      const report = await evaluate(ws.layout, ws.product, ws.config(), python, { windows: 16, onLog: (l) => ws.log.info(`[eval] ${l}`) });
+      saveEvalReport(ws.layout, report);
+      ws.log.info(`moa eval\n${formatEvalTable(report)}`);
+      const label = report.domains.map((d) => report.label[d] ?? 0);
+      const base = report.domains.map((d) => report.base[d] ?? 0);
+      const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+      const action = await vscode.window.showInformationMessage(`MoA: held-out loss ${avg(label).toFixed(3)} with routed experts vs ${avg(base).toFixed(3)} for the base model.`, 'Show Table');
+      if (action) ws.log.show();
+    });
   });
   cmd('moa.openConfig', () => vscode.window.showTextDocument(vscode.Uri.file(ws.layout.configFile)));
   cmd('moa.doctor', async () => {

@@ -63,6 +63,8 @@ function render(): void {
   // Unhide before drawing: a hidden canvas has no size to draw into.
   $('similarity-section').hidden = d.similarity.experts.length < 2;
   if (d.similarity.experts.length > 1) drawHeatmap($('similarity') as HTMLCanvasElement, d.similarity.experts, d.similarity.experts, d.similarity.matrix);
+  $('eval-section').hidden = !d.evalMatrix;
+  if (d.evalMatrix) drawHeatmap($('eval') as HTMLCanvasElement, d.evalMatrix.domains, d.evalMatrix.experts, d.evalMatrix.values);
   document.body.dataset['ready'] = 'true';
 }
 

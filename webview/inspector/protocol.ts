@@ -20,6 +20,7 @@ export interface InspectorData {
   curve: { step: number; loss: number }[];
   /** Cosine similarity of every pair of experts' updates. */
   similarity: { experts: string[]; matrix: number[][] };
+  evalMatrix: { domains: string[]; experts: string[]; values: number[][] } | null;
 }
 
 export type InspectorHostMessage = { type: 'show'; data: InspectorData } | { type: 'error'; message: string };

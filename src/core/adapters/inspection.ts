@@ -5,6 +5,8 @@ import { readBaseModel, resolveBaseModelDir } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { listRuns, readRunEvents } from '../trainer/runs';
 import { MoaError } from '../util/errors';
+import { readJsonObjectOr } from '../util/json';
+import type { EvalReport } from '../eval/evaluate';
 import { expertStats, updateCosine, type ModuleStats } from './inspect';
 import { listExperts, loadExpertWeights, type ExpertWeights } from './store';
 
@@ -20,6 +22,15 @@ export interface ExpertInspection {
   stats: ModuleStats[];
   curve: { step: number; loss: number }[];
   similarity: { experts: string[]; matrix: number[][] };
+  /** The domain × expert held-out loss matrix from the last `moa eval`, if one ran. */
+  evalMatrix: { domains: string[]; experts: string[]; values: number[][] } | null;
+}
+
+function readEvalMatrix(layout: WorkspaceLayout): ExpertInspection['evalMatrix'] {
+  const r = readJsonObjectOr(join(layout.moaDir, 'eval.json')) as Partial<EvalReport> | undefined;
+  if (!r || !Array.isArray(r.domains) || !Array.isArray(r.experts) || typeof r.matrix !== 'object' || r.matrix === null) return null;
+  const values = r.domains.map((d) => r.experts!.map((e) => r.matrix![d]?.[e] ?? Number.NaN));
+  return { domains: r.domains, experts: r.experts, values };
 }
 
 /** Everything the inspector shows for one expert, and how it relates to the others. */
@@ -47,6 +58,7 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
     stats: expertStats(w),
     curve: trainingCurve(layout, name, summary.meta.run_id),
     similarity: { experts: names, matrix },
+    evalMatrix: readEvalMatrix(layout),
   };
 }
 
