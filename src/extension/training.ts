@@ -33,7 +33,7 @@ export class TrainingController implements vscode.Disposable {
     return this.session !== undefined;
   }
 
-  async start(steps: number, stages?: TrainStage[]): Promise<TrainingSession> {
+  async start(steps: number, stages?: TrainStage[], domains?: string[]): Promise<TrainingSession> {
     if (this.session || this.starting) throw new MoaError('a training run is already going in this window', 'Stop it first (MoA: Cancel Training).');
     this.starting = true;
     let python: string;
@@ -53,6 +53,7 @@ export class TrainingController implements vscode.Disposable {
       python,
       steps,
       stages,
+      domains,
       onEvent: (e) => this.events.fire(e),
       onLog: (line) => this.ws.log.info(`[trainer] ${line}`),
     });

@@ -24,6 +24,9 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
 
+  /** What the last doctor or training run said about Python and the device. */
+  device?: { label: string; detail: string; ok: boolean };
+
   constructor(
     private readonly ws: MoaWorkspace,
     private readonly training: TrainingController,
@@ -53,7 +56,8 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
     const nodes: Node[] = [];
     try {
       const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, this.ws.product, this.ws.layout.root));
-      nodes.push({ kind: 'base', label: config.baseModel, description: `${compact(base.parameters)} params · ${base.modelType}`, tooltip: `${base.dir}\n${base.numLayers} layers, hidden ${base.hiddenSize}, vocab ${base.vocabSize}` });
+      const device = this.device ? ` · ${this.device.label}` : '';
+      nodes.push({ kind: 'base', label: config.baseModel, description: `${compact(base.parameters)} params · ${base.modelType}${device}`, tooltip: `${base.dir}\n${base.numLayers} layers, hidden ${base.hiddenSize}, vocab ${base.vocabSize}${this.device ? `\n${this.device.detail}` : '\nRun "MoA: Check Environment" to see the device.'}` });
     } catch (e) {
       nodes.push({ kind: 'message', label: `Base model ${config.baseModel} unavailable`, icon: 'error', tooltip: errorMessage(e) });
     }
@@ -102,7 +106,7 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
         } else {
           const loss = e.meta.val_loss ?? e.meta.train_loss;
           const state = this.state.pinned === e.name ? 'pinned' : this.state.detached.includes(e.name) ? 'detached' : 'attached';
-          item.description = `${state} · r=${e.r} α=${e.alpha}${loss !== undefined ? ` · loss ${loss.toFixed(3)}` : ''}`;
+          item.description = `${state} · r=${e.r} α=${e.alpha}${e.parameters ? ` · ${compact(e.parameters)} params` : ''}${loss !== undefined ? ` · loss ${loss.toFixed(3)}` : ''}`;
           item.contextValue = `moa.expert.ok.${state}`;
           item.tooltip = `${e.dir}\ntargets: ${e.targetModules?.join(', ')}\n${e.sizeBytes} bytes\nsteps: ${e.meta.steps ?? '?'}, run ${e.meta.run_id ?? '?'}`;
           item.iconPath = state === 'detached' ? new vscode.ThemeIcon('circle-large-outline') : new vscode.ThemeIcon(state === 'pinned' ? 'pinned' : 'pass-filled', new vscode.ThemeColor('testing.iconPassed'));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSafetensors, readSafetensors, tensorToFloat32, writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
+import { countSafetensorsElements, parseSafetensors, readSafetensors, tensorToFloat32, writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { tempWorkspace } from '../helpers/tmp';
 
 function build(header: object, data: Uint8Array): Uint8Array {
@@ -24,6 +24,7 @@ test('F32 round trip through our writer and reader', () => {
     assert.deepEqual(st.tensors.get('x.weight')?.shape, [2, 3]);
     assert.deepEqual(Array.from(tensorToFloat32(st, 'x.weight')), Array.from(a));
     assert.equal(st.metadata['format'], 'pt');
+    assert.equal(countSafetensorsElements(file), 7, 'element count from the header alone');
     const headerLen = Number(readFileSync(file).readBigUInt64LE(0));
     assert.equal((8 + headerLen) % 8, 0, 'data section is 8-byte aligned');
   } finally {

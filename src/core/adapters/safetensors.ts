@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { MoaError } from '../util/errors';
 import { writeFileAtomic } from '../util/atomic';
 
@@ -150,4 +150,32 @@ export function writeSafetensorsF32(file: string, tensors: Map<string, { shape: 
     pos += t.data.length * 4;
   }
   writeFileAtomic(file, out);
+}
+
+/** Element count of every tensor, from the header alone (for listings: the data is not read). */
+export function countSafetensorsElements(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    if (readSync(fd, len, 0, 8, 0) !== 8) fail(file, 'shorter than the 8-byte header length');
+    const n = len.readBigUInt64LE(0);
+    if (n > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
+    const header = Buffer.alloc(Number(n));
+    if (readSync(fd, header, 0, header.length, 8) !== header.length) fail(file, 'header runs past the end of the file');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(header.toString('utf8'));
+    } catch (e) {
+      fail(file, `header is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
+    }
+    let total = 0;
+    for (const [name, t] of Object.entries(parsed as Record<string, { shape?: unknown }>)) {
+      if (name === '__metadata__') continue;
+      if (!Array.isArray(t?.shape)) fail(file, `tensor "${name}" has no shape`);
+      total += (t.shape as number[]).reduce((a, b) => a * b, 1);
+    }
+    return total;
+  } finally {
+    closeSync(fd);
+  }
 }

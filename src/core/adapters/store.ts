@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { BaseModelInfo } from '../models/base';
 import { MoaError, errorMessage } from '../util/errors';
 import { ATTENTION_TARGETS, MLP_TARGETS, loraKey } from './peftKeys';
-import { readSafetensors, tensorToFloat32 } from './safetensors';
+import { countSafetensorsElements, readSafetensors, tensorToFloat32 } from './safetensors';
 
 export interface ExpertMeta {
   domain?: string;
@@ -25,6 +25,8 @@ export interface ExpertSummary {
   alpha?: number;
   targetModules?: string[];
   sizeBytes?: number;
+  /** LoRA parameters (from the safetensors header's shapes). */
+  parameters?: number;
   meta: ExpertMeta;
 }
 
@@ -84,7 +86,7 @@ export function listExperts(expertsDir: string): ExpertSummary[] {
       const cfg = readAdapterConfig(dir);
       const weights = join(dir, 'adapter_model.safetensors');
       if (!existsSync(weights)) throw new MoaError(`${weights}: missing`);
-      out.push({ name, dir, status: 'ok', r: cfg.r, alpha: cfg.alpha, targetModules: cfg.targetModules, sizeBytes: statSync(weights).size, meta });
+      out.push({ name, dir, status: 'ok', r: cfg.r, alpha: cfg.alpha, targetModules: cfg.targetModules, sizeBytes: statSync(weights).size, parameters: countSafetensorsElements(weights), meta });
     } catch (e) {
       out.push({ name, dir, status: 'broken', reason: errorMessage(e), meta });
     }
