@@ -35,6 +35,7 @@ export class InspectorPanel {
 <h2>Singular-value spectrum</h2><div class="legend" id="spectrum-legend"></div><canvas id="spectrum"></canvas>
 <h2>Training loss</h2><canvas id="curve"></canvas>
 <section id="similarity-section" hidden><h2>Cosine similarity of expert updates</h2><canvas id="similarity"></canvas></section>
+<section id="confusion-section" hidden><h2>Router confusion on held-out data, domain (rows) → routed expert (columns)</h2><canvas id="confusion"></canvas></section>
 <section id="eval-section" hidden><h2>Held-out loss, domain (rows) × expert (columns), from the last "moa eval"</h2><canvas id="eval"></canvas></section>`);
     const subs = [
       panel.webview.onDidReceiveMessage((raw: unknown) => {

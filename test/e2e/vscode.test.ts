@@ -164,7 +164,7 @@ test('4. routing commands change the status bar; Inspect Expert shows its charts
   const frame = vs.webview();
   await frame.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
   assert.equal(await frame.locator('#title').innerText(), 'Expert python');
-  for (const id of ['norms', 'spectrum', 'curve', 'similarity']) {
+  for (const id of ['norms', 'spectrum', 'curve', 'similarity', 'confusion']) {
     const drawn = await frame.locator(`#${id}`).evaluate((c: HTMLCanvasElement) => c.width > 0 && c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data.some((v) => v !== 0));
     assert.ok(drawn, `#${id} chart has pixels`);
   }

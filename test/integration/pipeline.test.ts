@@ -95,6 +95,9 @@ test('moa train writes one PEFT expert per domain', () => {
   assert.equal(router?.status, 'ok', router?.reason);
   assert.deepEqual([...router!.experts].sort(), ['markdown', 'python']);
   assert.ok(Object.values(router!.accuracy).some((a) => typeof a === 'number'), 'router accuracy per domain is reported');
+  for (const row of Object.values(router!.confusion)) {
+    if (row) assert.ok(Math.abs(Object.values(row).reduce((a, b) => a + b, 0) - 1) < 1e-9, 'a confusion row sums to one');
+  }
   const runs = readdirSync(join(ws.root, '.moa', 'runs')).filter((n) => /^\d{8}-/.test(n));
   const run = JSON.parse(readFileSync(join(ws.root, '.moa', 'runs', runs[runs.length - 1]!, 'run.json'), 'utf8'));
   assert.equal(run.status, 'done');

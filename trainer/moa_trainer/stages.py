@@ -302,6 +302,8 @@ class RouterStage(Stage):
         self.prompt_rng = torch.Generator().manual_seed(cfg.seed + 104729)
         self.accuracy: dict[str, Optional[float]] = {n: None for n in self.names}
         self.val_losses: dict[str, Optional[float]] = {n: None for n in self.names}
+        # Confusion rows: for each domain, the share of its held-out windows routed to each expert.
+        self.confusion: dict[str, Optional[dict[str, float]]] = {n: None for n in self.names}
 
     def prompt_mask(self, rows: int, seq: int, lengths: Optional[Tensor] = None) -> Tensor:
         if lengths is None:
@@ -352,6 +354,7 @@ class RouterStage(Stage):
             total = oracle_total = 0.0
             count = correct = 0
             layer_correct = torch.zeros(len(self.routers.layers))
+            routed = torch.zeros(len(self.names))
             for chunk in windows.split(self.cfg.batch_size):
                 chunk = chunk.to(self.ctx.device)
                 rows = chunk.shape[0]
@@ -363,14 +366,17 @@ class RouterStage(Stage):
                 oracle = self.forward_rows(chunk[:, :-1], self.lora.adapter(index=index))
                 oracle_total += float(row_losses(oracle, chunk[:, 1:]).sum())
                 stacked = ra.stacked_logits()
-                correct += int((decision(stacked) == e).sum())
+                chosen = decision(stacked)
+                correct += int((chosen == e).sum())
+                routed += torch.bincount(chosen.cpu(), minlength=len(self.names)).float()
                 layer_correct += (stacked.argmax(-1) == e).float().sum(1).cpu()
                 count += rows
             name = self.names[e]
             self.accuracy[name] = correct / count
             self.val_losses[name] = total / count
+            self.confusion[name] = {n: float(routed[i]) / count for i, n in enumerate(self.names)}
             emit("eval", stage=self.name, expert="router", domain=name, loss=self.val_losses[name],
-                 step=step, router_accuracy=self.accuracy[name],
+                 step=step, router_accuracy=self.accuracy[name], routed_to=self.confusion[name],
                  router_accuracy_per_layer=(layer_correct / count).tolist(), oracle_loss=oracle_total / count)
 
     def state_tensors(self) -> dict[str, Tensor]:
@@ -406,7 +412,7 @@ class RouterStage(Stage):
                 emit("artifact", kind="expert", name=d.name, path=str(folder), stage=self.name)
         router_files(self.routers, rc.out_dir, {
             "experts": self.names, "eta": rc.eta, "top_k": rc.top_k, "expert_lr_mult": rc.expert_lr_mult,
-            "accuracy": self.accuracy, "val_loss": self.val_losses, "steps": steps_done,
+            "accuracy": self.accuracy, "confusion": self.confusion, "val_loss": self.val_losses, "steps": steps_done,
             "run_id": cfg.run_id, "base_model": cfg.base_model_name, "created": now_iso(),
             "lora": {"r": self.lora.spec.r, "alpha": self.lora.spec.alpha,
                      "target_modules": list(self.lora.spec.target_modules)}})

@@ -121,6 +121,10 @@ def test_router_reports_accuracy_per_domain_on_held_out_data(staged: dict[str, A
     assert min(e["router_accuracy"] for e in evals) >= 0.75
     for e in evals:  # and routed loss comes close to oracle (true-label) routing
         assert e["loss"] <= e["oracle_loss"] * 1.05
+        # The confusion row sums to one and its own-expert share is the accuracy.
+        assert set(e["routed_to"]) == set(DOMAINS)
+        assert abs(sum(e["routed_to"].values()) - 1.0) < 1e-9
+        assert abs(e["routed_to"][e["domain"]] - e["router_accuracy"]) < 1e-9
 
 
 def test_router_files(staged: dict[str, Any]) -> None:
@@ -130,6 +134,7 @@ def test_router_files(staged: dict[str, Any]) -> None:
     assert info["v"] == 1 and info["experts"] == list(DOMAINS) and info["eta"] == 0.5 and info["top_k"] == 1
     assert info["layers"] == TINY.num_hidden_layers and info["hidden"] == TINY.hidden_size
     assert info["accuracy"]["docs"] is None and 0.75 <= info["accuracy"]["python"] <= 1.0
+    assert info["confusion"]["docs"] is None and info["confusion"]["python"]["python"] == info["accuracy"]["python"]
     assert info["weights_sha256"] == hashlib.sha256((out / "router.safetensors").read_bytes()).hexdigest()
     tensors = load_file(out / "router.safetensors")
     assert list(tensors["router.layers.0.weight"].shape) == [3, TINY.hidden_size]

@@ -65,6 +65,8 @@ function render(): void {
   if (d.similarity.experts.length > 1) drawHeatmap($('similarity') as HTMLCanvasElement, d.similarity.experts, d.similarity.experts, d.similarity.matrix);
   $('eval-section').hidden = !d.evalMatrix;
   if (d.evalMatrix) drawHeatmap($('eval') as HTMLCanvasElement, d.evalMatrix.domains, d.evalMatrix.experts, d.evalMatrix.values);
+  $('confusion-section').hidden = !d.routerConfusion;
+  if (d.routerConfusion) drawHeatmap($('confusion') as HTMLCanvasElement, d.routerConfusion.domains, d.routerConfusion.experts, d.routerConfusion.values);
   document.body.dataset['ready'] = 'true';
 }
 

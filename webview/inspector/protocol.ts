@@ -21,6 +21,7 @@ export interface InspectorData {
   /** Cosine similarity of every pair of experts' updates. */
   similarity: { experts: string[]; matrix: number[][] };
   evalMatrix: { domains: string[]; experts: string[]; values: number[][] } | null;
+  routerConfusion: { domains: string[]; experts: string[]; values: number[][] } | null;
 }
 
 export type InspectorHostMessage = { type: 'show'; data: InspectorData } | { type: 'error'; message: string };

@@ -9,6 +9,7 @@ import { readJsonObjectOr } from '../util/json';
 import type { EvalReport } from '../eval/evaluate';
 import { expertStats, updateCosine, type ModuleStats } from './inspect';
 import { listExperts, loadExpertWeights, type ExpertWeights } from './store';
+import { readRouterInfo } from './router';
 
 export interface ExpertInspection {
   expert: string;
@@ -24,6 +25,16 @@ export interface ExpertInspection {
   similarity: { experts: string[]; matrix: number[][] };
   /** The domain × expert held-out loss matrix from the last `moa eval`, if one ran. */
   evalMatrix: { domains: string[]; experts: string[]; values: number[][] } | null;
+  /** The router's confusion matrix on held-out data: domain (rows) → routed expert (columns). */
+  routerConfusion: { domains: string[]; experts: string[]; values: number[][] } | null;
+}
+
+function readConfusion(layout: WorkspaceLayout): ExpertInspection['routerConfusion'] {
+  const info = readRouterInfo(layout.routerDir);
+  if (!info || info.status !== 'ok') return null;
+  const domains = Object.keys(info.confusion).filter((d) => info.confusion[d]);
+  if (domains.length === 0) return null;
+  return { domains, experts: info.experts, values: domains.map((d) => info.experts.map((e) => info.confusion[d]![e] ?? 0)) };
 }
 
 function readEvalMatrix(layout: WorkspaceLayout): ExpertInspection['evalMatrix'] {
@@ -59,6 +70,7 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
     curve: trainingCurve(layout, name, summary.meta.run_id),
     similarity: { experts: names, matrix },
     evalMatrix: readEvalMatrix(layout),
+    routerConfusion: readConfusion(layout),
   };
 }
 

@@ -10,6 +10,8 @@ export interface RouterInfo {
   experts: string[];
   /** Share of each domain's held-out windows routed to its own expert. */
   accuracy: Record<string, number | null>;
+  /** domain → expert → share of that domain's held-out windows routed to the expert. */
+  confusion: Record<string, Record<string, number> | null>;
   steps?: number;
   runId?: string;
   created?: string;
@@ -19,7 +21,7 @@ export interface RouterInfo {
 export function readRouterInfo(routerDir: string): RouterInfo | undefined {
   const file = join(routerDir, 'router.json');
   if (!existsSync(file)) return undefined;
-  const broken = (reason: string): RouterInfo => ({ status: 'broken', reason, experts: [], accuracy: {} });
+  const broken = (reason: string): RouterInfo => ({ status: 'broken', reason, experts: [], accuracy: {}, confusion: {} });
   let j: Record<string, unknown>;
   try {
     j = readJsonObject(file);
@@ -37,6 +39,7 @@ export function readRouterInfo(routerDir: string): RouterInfo | undefined {
     status: 'ok',
     experts,
     accuracy: acc,
+    confusion: typeof j['confusion'] === 'object' && j['confusion'] !== null ? (j['confusion'] as RouterInfo['confusion']) : {},
     steps: typeof j['steps'] === 'number' ? (j['steps'] as number) : undefined,
     runId: typeof j['run_id'] === 'string' ? (j['run_id'] as string) : undefined,
     created: typeof j['created'] === 'string' ? (j['created'] as string) : undefined,
