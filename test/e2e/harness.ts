@@ -1,7 +1,7 @@
 // Starts real VS Code (code-server) with the packaged extension installed and drives it in Debian's
 // Chromium through playwright-core. Everything it starts is stopped by PID at the end, pass or fail.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +147,19 @@ export class VsCode {
 
   async statusBar(): Promise<string> {
     return (await this.page.locator('.statusbar-item:has-text("MoA")').allInnerTexts()).join(' | ');
+  }
+
+  /** The first line matching `re` in the logs code-server wrote (extension output channels included). */
+  findInLogs(re: RegExp): string | undefined {
+    const walk = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((d) => (d.isDirectory() ? walk(join(dir, d.name)) : d.name.endsWith('.log') ? [join(dir, d.name)] : []));
+    const logs = join(this.tmp, 'user-data', 'logs');
+    if (!existsSync(logs)) return undefined;
+    for (const f of walk(logs)) {
+      const m = readFileSync(f, 'utf8').split('\n').find((l) => re.test(l));
+      if (m) return m;
+    }
+    return undefined;
   }
 
   async shot(name: string): Promise<void> {

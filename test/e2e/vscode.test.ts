@@ -84,6 +84,11 @@ test('1. the MoA view lists the three domains with their data stats', async () =
     assert.ok(rows.some((r) => r.includes(d) && /8 files · [\d.]+k? tokens/.test(r)), `${d} with stats in ${JSON.stringify(rows)}`);
   }
   await vs.shot('1-tree');
+  // Activation time, as the extension logs it (a figure for the record, not a timed assertion).
+  const line = vs.findInLogs(/activated in [\d.]+ ms/);
+  assert.ok(line, 'the extension logged its activation');
+  log(`extension ${line!.slice(line!.indexOf('activated'))}`);
+  writeFileSync(join(artifacts, 'activation.txt'), line + '\n');
 });
 
 test('2. Train All Experts opens the live dashboard; Stop leaves a checkpoint; a full run attaches three experts', async () => {

@@ -145,6 +145,31 @@ test('moa eval scores base, every expert on every domain, and MoA routing on hel
   assert.match(table, /^mean /m);
 });
 
+test('learned routing: the trained per-layer routers run inside the ONNX graph and decide on the prompt', () => {
+  const cfgFile = join(ws.root, '.moa', 'moa.json');
+  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
+  writeFileSync(cfgFile, JSON.stringify({ ...cfg, routing: { mode: 'learned' } }));
+  try {
+    const r = moa(['route', join(ws.root, 'src', 'mod3.py'), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const route = JSON.parse(r.stdout);
+    assert.equal(route.mode, 'learned');
+    const base = readBaseModel('builtin:moa-tiny', join(root, 'models', 'moa-tiny'));
+    assert.equal(route.layers.weights.length, base.numLayers, 'one distribution per layer');
+    assert.deepEqual([...route.layers.experts].sort(), ['markdown', 'python']);
+    for (const row of route.layers.weights) {
+      assert.ok(Math.abs(row.reduce((a: number, b: number) => a + b, 0) - 1) < 1e-5, 'top-k weights are renormalised');
+      assert.equal(row.filter((w: number) => w > 0).length, 1, 'top-1 keeps one expert per layer');
+    }
+    const c = JSON.parse(moa(['complete', join(ws.root, 'src', 'mod3.py'), '--line', '14', '--col', '1', '--max-tokens', '12', '--json']).stdout);
+    assert.equal(c.route.mode, 'learned');
+    assert.ok(c.tokens > 0 && c.text.length > 0);
+    assert.equal(readdirSync(join(ws.root, '.moa', 'cache', 'onnx')).length, 2, 'the learned-routing graph is a second, cached export');
+  } finally {
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+  }
+});
+
 test('moa experts detach/attach/pin change routing; export and import round-trip a PEFT folder', () => {
   const route = () => JSON.parse(moa(['route', join(ws.root, 'src', 'mod3.py'), '--json']).stdout);
   assert.deepEqual(route().experts, [{ name: 'python', weight: 1 }]);

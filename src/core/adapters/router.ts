@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { errorMessage } from '../util/errors';
+import { MoaError, errorMessage } from '../util/errors';
+import { readSafetensors, tensorToFloat32 } from './safetensors';
 import { readJsonObject } from '../util/json';
 
 export interface RouterInfo {
@@ -13,6 +14,7 @@ export interface RouterInfo {
   /** domain → expert → share of that domain's held-out windows routed to the expert. */
   confusion: Record<string, Record<string, number> | null>;
   steps?: number;
+  topK: number;
   runId?: string;
   created?: string;
 }
@@ -21,7 +23,7 @@ export interface RouterInfo {
 export function readRouterInfo(routerDir: string): RouterInfo | undefined {
   const file = join(routerDir, 'router.json');
   if (!existsSync(file)) return undefined;
-  const broken = (reason: string): RouterInfo => ({ status: 'broken', reason, experts: [], accuracy: {}, confusion: {} });
+  const broken = (reason: string): RouterInfo => ({ status: 'broken', reason, experts: [], accuracy: {}, confusion: {}, topK: 1 });
   let j: Record<string, unknown>;
   try {
     j = readJsonObject(file);
@@ -41,9 +43,39 @@ export function readRouterInfo(routerDir: string): RouterInfo | undefined {
     accuracy: acc,
     confusion: typeof j['confusion'] === 'object' && j['confusion'] !== null ? (j['confusion'] as RouterInfo['confusion']) : {},
     steps: typeof j['steps'] === 'number' ? (j['steps'] as number) : undefined,
+    topK: typeof j['top_k'] === 'number' && Number.isInteger(j['top_k']) ? (j['top_k'] as number) : 1,
     runId: typeof j['run_id'] === 'string' ? (j['run_id'] as string) : undefined,
     created: typeof j['created'] === 'string' ? (j['created'] as string) : undefined,
   };
+}
+
+export interface RouterWeights {
+  experts: string[];
+  /** [layers, experts, hidden] and [layers, experts], stacked from router.layers.{i}.*. */
+  weight: Float32Array;
+  bias: Float32Array;
+  layers: number;
+  hidden: number;
+}
+
+/** The per-layer router matrices, checked against the base model's shape. */
+export function loadRouterWeights(routerDir: string, info: RouterInfo, layers: number, hidden: number): RouterWeights {
+  if (info.status !== 'ok') throw new MoaError(info.reason ?? `${routerDir}: the router is broken`);
+  const st = readSafetensors(join(routerDir, 'router.safetensors'));
+  const E = info.experts.length;
+  const weight = new Float32Array(layers * E * hidden);
+  const bias = new Float32Array(layers * E);
+  for (let l = 0; l < layers; l++) {
+    const w = `router.layers.${l}.weight`;
+    const b = `router.layers.${l}.bias`;
+    const tw = st.tensors.get(w);
+    const tb = st.tensors.get(b);
+    if (!tw || tw.shape.join() !== `${E},${hidden}`) throw new MoaError(`${st.file}: ${w} must be [${E}, ${hidden}] (experts × hidden of the base model)`);
+    if (!tb || tb.shape.join() !== `${E}`) throw new MoaError(`${st.file}: ${b} must be [${E}]`);
+    weight.set(tensorToFloat32(st, w), l * E * hidden);
+    bias.set(tensorToFloat32(st, b), l * E);
+  }
+  return { experts: info.experts, weight, bias, layers, hidden };
 }
 
 /** Mean of the per-domain accuracies that were measured. */

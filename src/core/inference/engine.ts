@@ -1,6 +1,7 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { MoaError } from '../util/errors';
 import type { ExpertStack } from './expertStack';
+import type { RouterWeights } from '../adapters/router';
 import type { OnnxModelInfo } from './modelInfo';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling';
 
@@ -15,8 +16,10 @@ export function loadOrt(): Promise<Ort> {
 
 export interface GenerateOptions extends SamplingOptions {
   stack: ExpertStack;
-  /** Routing weight per stacked expert. */
+  /** Routing weight per stacked expert (graphs that take routing weights). */
   expertWeights: number[];
+  /** The per-layer routers, for a graph exported with learned routing; experts in `stack` order. */
+  router?: RouterWeights;
   maxNewTokens: number;
   seed: number;
   /** Called with the ids generated so far; true stops generation (the stop rule). */
@@ -26,6 +29,8 @@ export interface GenerateOptions extends SamplingOptions {
 
 export interface GenerateResult {
   tokens: number[];
+  /** With learned routing: the weights each layer chose on the prompt, [layers][experts], held after. */
+  routing?: number[][];
   stopReason: 'eos' | 'max-tokens' | 'stop-rule' | 'cancelled';
   prefillMs: number;
   totalMs: number;
@@ -50,6 +55,20 @@ export class OnnxEngine {
     return new OnnxEngine(ort, session, info);
   }
 
+  /** The LoRA stacks and the routers, for a graph with learned routing. */
+  private routerFeeds(stack: ExpertStack, router: RouterWeights): Record<string, Tensor> {
+    if (router.experts.join('\0') !== stack.names.join('\0')) throw new MoaError(`the router's experts (${router.experts.join(', ')}) must be stacked in its order`);
+    const feeds: Record<string, Tensor> = {
+      'router.weight': new this.ort.Tensor('float32', router.weight, [router.layers, router.experts.length, router.hidden]),
+      'router.bias': new this.ort.Tensor('float32', router.bias, [router.layers, router.experts.length]),
+    };
+    for (const [m, t] of stack.modules) {
+      feeds[`lora.${m}.A`] = new this.ort.Tensor('float32', t.A, t.dimsA);
+      feeds[`lora.${m}.B`] = new this.ort.Tensor('float32', t.B, t.dimsB);
+    }
+    return feeds;
+  }
+
   /** The LoRA stacks and the routing weights (the same row for every sequence of the batch). */
   private expertFeeds(stack: ExpertStack, weights: number[], batch = 1): Record<string, Tensor> {
     const E = Math.max(1, stack.names.length);
@@ -69,7 +88,12 @@ export class OnnxEngine {
     const t0 = performance.now();
     const { ort, info } = this;
     const random = seededRandom(opts.seed);
-    const fixed = this.expertFeeds(opts.stack, opts.expertWeights);
+    const learned = info.learnedRouting;
+    if (learned && !opts.router) throw new MoaError('this ONNX graph routes with learned routers: pass the router weights');
+    const E = Math.max(1, opts.stack.names.length);
+    const fixed = learned ? this.routerFeeds(opts.stack, opts.router!) : this.expertFeeds(opts.stack, opts.expertWeights);
+    let held: Tensor = new ort.Tensor('float32', new Float32Array(info.numLayers * E), [info.numLayers, 1, E]);
+    let routing: number[][] | undefined;
     const past: Record<string, Tensor> = {};
     for (let i = 0; i < info.numLayers; i++) {
       for (const kv of ['key', 'value']) {
@@ -95,8 +119,21 @@ export class OnnxEngine {
         attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
         position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: seq }, (_, i) => BigInt(pastLen + i)), [1, seq]),
       };
+      if (learned) {
+        // Route on the prompt once; every later step holds that decision.
+        feeds['router.prompt_mask'] = new ort.Tensor('float32', new Float32Array(seq).fill(step === 0 ? 1 : 0), [1, seq]);
+        feeds['router.held'] = held;
+        feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(step === 0 ? 0 : 1), [1]);
+      }
       const out = await this.session.run(feeds);
-      if (step === 0) prefillMs = performance.now() - t0;
+      if (step === 0) {
+        prefillMs = performance.now() - t0;
+        if (learned) {
+          held = out['routing']!;
+          const r = held.data as Float32Array;
+          routing = Array.from({ length: info.numLayers }, (_, l) => Array.from(r.subarray(l * E, (l + 1) * E)));
+        }
+      }
       const logits = out['logits']!.data as Float32Array;
       const row = logits.subarray((seq - 1) * info.vocabSize, seq * info.vocabSize);
       const next = sampleToken(row, opts, random);
@@ -115,7 +152,7 @@ export class OnnxEngine {
       }
       input = [next];
     }
-    return { tokens, stopReason, prefillMs, totalMs: performance.now() - t0 };
+    return { tokens, stopReason, prefillMs, totalMs: performance.now() - t0, routing };
   }
 
   /**

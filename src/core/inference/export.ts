@@ -17,8 +17,17 @@ export interface OnnxExport {
 }
 
 /** The export depends only on the base weights and the graph format: experts are inputs. */
-export function exportKey(baseModelDir: string): string {
+/** The default graph takes routing weights; the learned variant runs the per-layer routers itself. */
+export interface ExportVariant {
+  learnedRouting: boolean;
+  topK: number;
+}
+
+export const DEFAULT_VARIANT: ExportVariant = { learnedRouting: false, topK: 1 };
+
+export function exportKey(baseModelDir: string, variant: ExportVariant = DEFAULT_VARIANT): string {
   const h = createHash('sha256').update(`format-${EXPORT_FORMAT}\0${ATTENTION_MODULES.join(',')}\0`);
+  if (variant.learnedRouting) h.update(`learned-top${variant.topK}\0`);
   h.update(readFileSync(join(baseModelDir, 'config.json')));
   const weights = join(baseModelDir, 'model.safetensors');
   if (existsSync(weights)) {
@@ -28,8 +37,8 @@ export function exportKey(baseModelDir: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
-export function onnxExportFor(layout: WorkspaceLayout, baseModelDir: string): OnnxExport {
-  const dir = join(layout.onnxDir, exportKey(baseModelDir));
+export function onnxExportFor(layout: WorkspaceLayout, baseModelDir: string, variant: ExportVariant = DEFAULT_VARIANT): OnnxExport {
+  const dir = join(layout.onnxDir, exportKey(baseModelDir, variant));
   return { dir, onnxPath: join(dir, 'model.onnx'), infoPath: join(dir, 'model.json') };
 }
 
@@ -40,13 +49,21 @@ export async function ensureOnnxExport(
   baseModelDir: string,
   python: string | (() => Promise<string>),
   onLog?: (line: string) => void,
+  variant: ExportVariant = DEFAULT_VARIANT,
 ): Promise<OnnxExport> {
-  const exp = onnxExportFor(layout, baseModelDir);
+  const exp = onnxExportFor(layout, baseModelDir, variant);
   if (existsSync(exp.onnxPath) && existsSync(exp.infoPath)) return exp;
   // Only a missing export needs Python, so only then is the interpreter looked up.
   const interpreter = typeof python === 'string' ? python : await python();
   const configPath = join(exp.dir, 'export-config.json');
-  writeJsonAtomic(configPath, { v: 1, base_model: baseModelDir, out: exp.onnxPath, target_modules: [...ATTENTION_MODULES], opset: 17 });
+  writeJsonAtomic(configPath, {
+    v: 1,
+    base_model: baseModelDir,
+    out: exp.onnxPath,
+    target_modules: [...ATTENTION_MODULES],
+    opset: 17,
+    ...(variant.learnedRouting ? { learned_routing: true, top_k: variant.topK } : {}),
+  });
   const proc = spawnTrainer({
     python: interpreter,
     trainerDir: product.trainerDir,

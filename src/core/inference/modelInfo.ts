@@ -12,6 +12,9 @@ export interface OnnxModelInfo {
   modules: Record<string, { in: number; out: number }>;
   bosTokenId: number;
   eosTokenId: number;
+  /** The graph runs the per-layer routers (inputs router.*, output routing) instead of taking expert_weights. */
+  learnedRouting: boolean;
+  topK: number;
 }
 
 export function readOnnxModelInfo(file: string): OnnxModelInfo {
@@ -35,5 +38,7 @@ export function readOnnxModelInfo(file: string): OnnxModelInfo {
     // A base model without BOS/EOS has null here: -1 never matches a generated token.
     bosTokenId: j['bos_token_id'] === null ? -1 : int('bos_token_id'),
     eosTokenId: j['eos_token_id'] === null ? -1 : int('eos_token_id'),
+    learnedRouting: j['learned_routing'] === true,
+    topK: typeof j['top_k'] === 'number' ? (j['top_k'] as number) : 1,
   };
 }

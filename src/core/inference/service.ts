@@ -1,6 +1,7 @@
 import type { MoaConfig } from '../config/schema';
 import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
 import { readExpertState } from '../adapters/state';
+import { loadRouterWeights, readRouterInfo, type RouterInfo, type RouterWeights } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { routeByLabel, type RouteDecision } from '../routing/label';
@@ -31,6 +32,8 @@ export const DEFAULT_COMPLETE: CompleteOptions = { maxNewTokens: 48, temperature
 export interface Completion {
   text: string;
   route: RouteDecision;
+  /** With the learned router: the weights each layer chose on the prompt, [layers][experts]. */
+  layerRouting?: { experts: string[]; weights: number[][] };
   tokens: number;
   stopReason: string;
   prefillMs: number;
@@ -43,6 +46,7 @@ export interface Completion {
  */
 export class CompletionService {
   private engine?: OnnxEngine;
+  private learned?: { engine: OnnxEngine; router: RouterWeights };
   private tokenizer?: Tokenizer;
   private base?: BaseModelInfo;
   private readonly experts = new Map<string, ExpertWeights>();
@@ -72,10 +76,39 @@ export class CompletionService {
     this.stacks.clear();
   }
 
+  private attached(): Set<string> {
+    const state = readExpertState(this.layout);
+    return new Set(listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok' && !state.detached.includes(e.name)).map((e) => e.name));
+  }
+
+  /** The trained router when the mode asks for it and every expert it routes among is attached. */
+  private usableRouter(): RouterInfo | undefined {
+    if (this.config.routing.mode !== 'learned') return undefined;
+    const info = readRouterInfo(this.layout.routerDir);
+    if (!info || info.status !== 'ok' || info.experts.length < 2) return undefined;
+    const attached = this.attached();
+    return info.experts.every((e) => attached.has(e)) ? info : undefined;
+  }
+
   route(relPath: string, languageId?: string): RouteDecision {
     const state = readExpertState(this.layout);
-    const attached = new Set(listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok' && !state.detached.includes(e.name)).map((e) => e.name));
-    return routeByLabel(this.config, relPath, attached, languageId, state.pinned);
+    const router = this.usableRouter();
+    if (router) return { mode: 'learned', experts: [], reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` };
+    const decision = routeByLabel(this.config, relPath, this.attached(), languageId, state.pinned);
+    if (this.config.routing.mode === 'learned') decision.reason = decision.reason.replace('learned routing is not available yet', 'no usable router (train one, and attach all its experts)');
+    return decision;
+  }
+
+  private async learnedEngine(info: RouterInfo): Promise<{ engine: OnnxEngine; router: RouterWeights }> {
+    if (this.learned && this.learned.router.experts.join('\0') === info.experts.join('\0')) return this.learned;
+    await this.ready();
+    const dir = resolveBaseModelDir(this.config.baseModel, this.product, this.layout.root);
+    const exp = await ensureOnnxExport(this.layout, this.product, dir, this.python, this.onLog, { learnedRouting: true, topK: info.topK });
+    const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
+    const router = loadRouterWeights(this.layout.routerDir, info, this.base!.numLayers, this.base!.hiddenSize);
+    await this.learned?.engine.release();
+    this.learned = { engine, router };
+    return this.learned;
   }
 
   private stackFor(names: string[]): ExpertStack {
@@ -98,13 +131,18 @@ export class CompletionService {
 
   async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE): Promise<Completion> {
     await this.ready();
-    const route = this.route(relPath, opts.languageId);
-    const stack = this.stackFor(route.experts.map((e) => e.name));
-    const weights = route.experts.length ? route.experts.map((e) => e.weight) : [0];
+    let route = this.route(relPath, opts.languageId);
+    const routerInfo = route.mode === 'learned' && route.experts.length === 0 ? this.usableRouter() : undefined;
+    const learned = routerInfo ? await this.learnedEngine(routerInfo) : undefined;
+    const names = learned ? learned.router.experts : route.experts.map((e) => e.name);
+    const stack = this.stackFor(names);
+    // The learned graph ignores these (its routers decide); the base model alone is one zero expert.
+    const weights = route.experts.length ? route.experts.map((e) => e.weight) : names.length ? names.map(() => 0) : [0];
     const tokenizer = this.tokenizer!;
     const prompt = buildPrefixPrompt(prefix, tokenizer, opts.promptTokens);
-    const result = await this.engine!.generate(prompt, {
+    const result = await (learned?.engine ?? this.engine!).generate(prompt, {
       stack,
+      router: learned?.router,
       expertWeights: weights,
       maxNewTokens: opts.maxNewTokens,
       temperature: opts.temperature,
@@ -114,11 +152,26 @@ export class CompletionService {
       shouldStop: opts.stop === 'none' ? undefined : (ids) => applyStop(decodeCompletion(tokenizer.decodeBytes(ids)), opts.stop).done,
     });
     const text = applyStop(decodeCompletion(tokenizer.decodeBytes(result.tokens)), opts.stop).text;
-    return { text, route, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs };
+    let layerRouting: Completion['layerRouting'];
+    if (learned && result.routing) {
+      layerRouting = { experts: names, weights: result.routing };
+      route = learnedDecision(names, result.routing);
+    }
+    return { text, route, layerRouting, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs };
   }
 
   async dispose(): Promise<void> {
     await this.engine?.release();
+    await this.learned?.engine.release();
     this.engine = undefined;
+    this.learned = undefined;
   }
+}
+
+/** What the learned router decided on a prompt: each expert's weight averaged over the layers. */
+export function learnedDecision(experts: string[], perLayer: number[][]): RouteDecision {
+  const mean = experts.map((_, e) => perLayer.reduce((a, row) => a + (row[e] ?? 0), 0) / Math.max(1, perLayer.length));
+  const chosen = experts.map((name, e) => ({ name, weight: mean[e]! })).filter((x) => x.weight > 0).sort((a, b) => b.weight - a.weight);
+  const top = chosen.map((x) => `${x.name} ${x.weight.toFixed(2)}`).join(', ');
+  return { mode: 'learned', experts: chosen, reason: `learned router (mean over ${perLayer.length} layers): ${top}` };
 }
