@@ -55,11 +55,15 @@ console.log(`\n$ moa train --steps ${steps}`);
 moa(['train', '--steps', steps]);
 console.log('\n$ moa experts list');
 moa(['experts', 'list']);
+console.log('\n$ moa eval');
+moa(['eval']);
 
 for (const dir of ['pysrc', 'types', 'docs']) {
   const file = join(ws, dir, readdirSync(join(ws, dir)).sort()[0]);
   const lines = readFileSync(file, 'utf8').split('\n');
   const line = Math.min(lines.length, 12);
+  console.log(`\n$ moa route ${file.slice(ws.length + 1)}`);
+  moa(['route', file]);
   console.log(`\n$ moa complete ${file.slice(ws.length + 1)} --line ${line} --col 1`);
   console.log('--- prompt ends with:');
   console.log(lines.slice(Math.max(0, line - 4), line - 1).join('\n'));

@@ -1,0 +1,53 @@
+import { resolve } from 'node:path';
+import { productLayout } from '../core/paths';
+import { TRAIN_STAGES, type TrainStage } from '../core/trainer/train';
+
+/** Exit codes: 0 ok, 1 the work failed, 2 bad usage, 3 training stopped before the end. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, stopped: 3 } as const;
+
+export const OPTIONS = {
+  workspace: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  force: { type: 'boolean' },
+  steps: { type: 'string' },
+  stages: { type: 'string' },
+  'router-steps': { type: 'string' },
+  python: { type: 'string' },
+  device: { type: 'string' },
+  line: { type: 'string' },
+  col: { type: 'string' },
+  'max-tokens': { type: 'string' },
+  temperature: { type: 'string' },
+  seed: { type: 'string' },
+  windows: { type: 'string' },
+} as const;
+
+export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+
+export class UsageError extends Error {}
+
+export function intOption(values: Values, name: keyof Values, fallback?: number, min = 0): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
+  return n;
+}
+
+export function parseStages(raw: string | undefined): TrainStage[] | undefined {
+  if (raw === undefined) return undefined;
+  const stages = raw.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = stages.filter((x) => !TRAIN_STAGES.includes(x as TrainStage));
+  if (bad.length || stages.length === 0) throw new UsageError(`--stages takes a comma-separated list of ${TRAIN_STAGES.join(', ')}; got "${raw}"`);
+  return stages as TrainStage[];
+}
+
+/** The package root: the bundle runs from dist/, models/ and trainer/ sit beside it. */
+export const productRoot = resolve(__dirname, '..');
+export const product = productLayout(productRoot);
+
+export function print(values: Values, human: string, json: unknown): void {
+  process.stdout.write((values.json ? JSON.stringify(json) : human) + '\n');
+}
+

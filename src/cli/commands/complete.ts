@@ -1,0 +1,48 @@
+import { readFileSync } from 'node:fs';
+import { relative, resolve } from 'node:path';
+import { loadConfig } from '../../core/config/load';
+import { offsetAt } from '../../core/inference/prompt';
+import { CompletionService, DEFAULT_COMPLETE } from '../../core/inference/service';
+import { workspaceLayout } from '../../core/paths';
+import { choosePython } from '../../core/trainer/python';
+import { MoaError } from '../../core/util/errors';
+import { EXIT, UsageError, intOption, productRoot, product, print } from '../args';
+import type { Values } from '../args';
+
+export async function cmdComplete(values: Values, positionals: string[]): Promise<number> {
+  const file = positionals[0];
+  if (!file) throw new UsageError('moa complete needs a file');
+  const line = intOption(values, 'line', undefined, 1);
+  const col = intOption(values, 'col', undefined, 1);
+  if (line === undefined || col === undefined) throw new UsageError('moa complete needs --line and --col (1-based)');
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const { config } = loadConfig(layout.configFile);
+  const abs = resolve(file);
+  const rel = relative(layout.root, abs).split('\\').join('/');
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch {
+    throw new MoaError(`${abs}: cannot read the file`);
+  }
+  const service = new CompletionService(layout, product, config, choosePython(productRoot, values.python).command, (l) => process.env['MOA_VERBOSE'] && process.stderr.write(l + '\n'));
+  try {
+    const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
+    if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError('--temperature must be a number ≥ 0');
+    const c = await service.complete(rel, text.slice(0, offsetAt(text, line, col)), {
+      ...DEFAULT_COMPLETE,
+      maxNewTokens: intOption(values, 'max-tokens', DEFAULT_COMPLETE.maxNewTokens, 1)!,
+      temperature,
+      seed: intOption(values, 'seed', 0)!,
+    });
+    if (values.json) print(values, '', { file: rel, line, col, ...c });
+    else {
+      process.stderr.write(`route: ${c.route.reason}\n`);
+      process.stdout.write(c.text + '\n');
+      process.stderr.write(`${c.tokens} tokens, first token ${c.prefillMs.toFixed(0)} ms, total ${c.totalMs.toFixed(0)} ms (${c.stopReason})\n`);
+    }
+    return EXIT.ok;
+  } finally {
+    await service.dispose();
+  }
+}

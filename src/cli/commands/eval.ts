@@ -1,0 +1,20 @@
+import { relative, resolve } from 'node:path';
+import { loadConfig } from '../../core/config/load';
+import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
+import { workspaceLayout } from '../../core/paths';
+import { choosePython } from '../../core/trainer/python';
+import { EXIT, intOption, productRoot, product, print } from '../args';
+import type { Values } from '../args';
+
+export async function cmdEval(values: Values): Promise<number> {
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const { config } = loadConfig(layout.configFile);
+  const report = await evaluate(layout, product, config, choosePython(productRoot, values.python).command, {
+    windows: intOption(values, 'windows', 16, 1)!,
+    onLog: (l) => process.env['MOA_VERBOSE'] && process.stderr.write(l + '\n'),
+  });
+  const files = saveEvalReport(layout, report);
+  if (values.json) print(values, '', report);
+  else process.stdout.write(`${formatEvalTable(report)}\nwritten to ${files.map((f) => relative(layout.root, f)).join(', ')}\n`);
+  return EXIT.ok;
+}

@@ -1,0 +1,88 @@
+import { join, resolve } from 'node:path';
+import { inspectExpert } from '../../core/adapters/inspection';
+import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
+import { readExpertState, setAttached, setPinned } from '../../core/adapters/state';
+import { expertFreshness, listExperts } from '../../core/adapters/store';
+import { loadConfig } from '../../core/config/load';
+import { readManifest } from '../../core/data/shards';
+import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
+import { workspaceLayout } from '../../core/paths';
+import { MoaError } from '../../core/util/errors';
+import { EXIT, UsageError, product, print } from '../args';
+import type { Values } from '../args';
+
+function baseOf(layout: ReturnType<typeof workspaceLayout>) {
+  const { config } = loadConfig(layout.configFile);
+  return { config, base: readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, product, layout.root)) };
+}
+
+export async function cmdExperts(values: Values, positionals: string[]): Promise<number> {
+  const [sub = 'list', arg, arg2] = positionals;
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const need = (what: string) => {
+    if (!arg) throw new UsageError(`moa experts ${sub} needs ${what}`);
+    return arg;
+  };
+  const known = (name: string) => {
+    if (!listExperts(layout.expertsDir).some((e) => e.name === name && e.status === 'ok')) throw new MoaError(`${join(layout.expertsDir, name)}: no usable expert "${name}"`, 'See "moa experts list".');
+    return name;
+  };
+  switch (sub) {
+    case 'list': {
+      const state = readExpertState(layout);
+      const manifest = readManifest(layout);
+      const experts = listExperts(layout.expertsDir).map((e) => ({
+        ...e,
+        attached: e.status === 'ok' && !state.detached.includes(e.name),
+        pinned: state.pinned === e.name,
+        freshness: expertFreshness(e, manifest?.domains.find((d) => d.domain === e.name)?.fingerprint),
+      }));
+      const lines = experts.map((e) =>
+        e.status === 'ok'
+          ? `${e.name.padEnd(14)} ${(e.pinned ? 'pinned' : e.attached ? 'attached' : 'detached').padEnd(9)} ${e.freshness.padEnd(7)} r=${e.r} alpha=${e.alpha} ${e.targetModules?.join(',')} loss=${e.meta.train_loss?.toFixed(3) ?? '?'}`
+          : `${e.name.padEnd(14)} broken    ${e.reason}`,
+      );
+      print(values, lines.join('\n') || 'no experts yet: run "moa train"', experts);
+      return EXIT.ok;
+    }
+    case 'attach':
+    case 'detach': {
+      const state = setAttached(layout, known(need('an expert name')), sub === 'attach');
+      print(values, `${arg} ${sub}ed`, state);
+      return EXIT.ok;
+    }
+    case 'pin': {
+      const state = setPinned(layout, known(need('an expert name')));
+      print(values, `${arg} pinned (used for every file when routing.mode is "pinned")`, state);
+      return EXIT.ok;
+    }
+    case 'unpin':
+      print(values, 'nothing pinned', setPinned(layout, null));
+      return EXIT.ok;
+    case 'import': {
+      const dir = importPeftAdapter(resolve(need('a PEFT adapter folder')), layout.expertsDir, baseOf(layout).base, arg2, values.force);
+      print(values, `imported ${arg} as ${dir}`, { expert: dir });
+      return EXIT.ok;
+    }
+    case 'export': {
+      const name = known(need('an expert name'));
+      if (!arg2) throw new UsageError('moa experts export needs a destination folder');
+      const files = exportExpert(join(layout.expertsDir, name), resolve(arg2), values.force);
+      print(values, files.map((f) => `wrote ${f}`).join('\n'), { files });
+      return EXIT.ok;
+    }
+    case 'inspect': {
+      const r = inspectExpert(layout, product, baseOf(layout).config, known(need('an expert name')));
+      const lines = [`expert ${r.expert}: r=${r.r} alpha=${r.alpha} ${r.parameters} parameters, ${r.sizeBytes} bytes`, 'layer  module   ‖ΔW‖     eff. rank'];
+      for (const st of r.stats) lines.push(`${String(st.layer).padStart(5)}  ${st.module.padEnd(7)} ${st.norm.toFixed(4).padStart(7)}  ${st.effectiveRank.toFixed(2).padStart(8)}`);
+      if (r.similarity.experts.length > 1) {
+        lines.push('cosine similarity of updates:');
+        r.similarity.experts.forEach((n, i) => lines.push(`  ${n.padEnd(14)} ${r.similarity.matrix[i]!.map((v) => v.toFixed(2).padStart(6)).join('')}`));
+      }
+      print(values, lines.join('\n'), r);
+      return EXIT.ok;
+    }
+    default:
+      throw new UsageError(`unknown "moa experts ${sub}"`);
+  }
+}

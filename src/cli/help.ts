@@ -1,0 +1,48 @@
+/** The text of `moa --help` and of each command's --help. */
+export const HELP: Record<string, string> = {
+  '': `moa — Mixture-of-LoRAs experts for your workspace
+
+usage: moa <command> [options]
+
+commands:
+  init        write .moa/moa.json with domains suggested from the workspace's files
+  data        tokenize each domain's files into train/val shards
+  train       train one LoRA expert per domain (python -m moa_trainer train)
+  complete    complete a file at a position with the routed expert
+  experts     list | attach | detach | pin | unpin | import | export | inspect
+  route       which expert(s) serve a file, and why
+  eval        held-out loss: base, every expert on every domain, mixed baseline, MoA routing
+  doctor      check Python, torch and the device
+
+common options: --workspace DIR (default: current folder), --json, --help
+run "moa <command> --help" for a command's options`,
+  init: `usage: moa init [--workspace DIR] [--force] [--json]
+Scans the workspace (honouring .gitignore) and writes .moa/moa.json with one domain per language
+that has enough files, base model builtin:moa-tiny. Refuses to overwrite without --force.`,
+  data: `usage: moa data [--workspace DIR] [--json]
+Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and prints counts.`,
+  train: `usage: moa train [--steps N] [--stages experts,router,mixed] [--router-steps N] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
+Stage 1 (experts) trains every domain's expert together on the frozen base and writes
+.moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
+trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
+.moa/baselines/mixed/. --stages router alone refreshes the router over the existing experts.
+--json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,
+  complete: `usage: moa complete <file> --line L --col C [--max-tokens N] [--temperature T] [--seed S] [--python PATH] [--json]
+Completes <file> at line L, column C (both 1-based, as editors show them) with the expert that
+label routing picks for the file's domain, and prints the completion.`,
+  experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|import DIR [NAME]|export NAME DIR|inspect NAME> [--force] [--workspace DIR] [--json]
+list: every expert with its state (attached, detached, pinned, broken with the reason).
+attach/detach/pin/unpin: workspace state in .moa/state.json; routing skips detached experts.
+import: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors), checked against the
+base model, becomes an expert. export: writes an expert as a PEFT folder. inspect: per-layer
+update norms, effective rank and the similarity to the other experts.`,
+  eval: `usage: moa eval [--windows N] [--workspace DIR] [--json]
+On each domain's held-out shard (N evenly spaced windows, default 16): the loss of the base model,
+of every expert (the domain × expert matrix), of the mixed baseline when trained, and of MoA with
+label routing, with the learned router's figures from its training run. Writes the report to
+.moa/eval.json and beside the latest run.`,
+  route: `usage: moa route <file> [--workspace DIR] [--json]
+Prints the routing mode, the expert(s) chosen for the file with their weights, and why.`,
+  doctor: `usage: moa doctor [--python PATH] [--json]
+Runs the trainer's environment check: Python, torch, device, GPU.`,
+};
