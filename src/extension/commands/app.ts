@@ -1,0 +1,24 @@
+import * as vscode from 'vscode';
+import type { MoaInlineProvider } from '../inline';
+import type { TrainingController } from '../training';
+import type { ExpertsTree } from '../tree';
+import type { RunsTree } from '../runsTree';
+import type { MoaWorkspace } from '../workspace';
+
+/** What every command module works with: the window's workspace, its views and its services. */
+export interface App {
+  context: vscode.ExtensionContext;
+  ws: MoaWorkspace;
+  training: TrainingController;
+  tree: ExpertsTree;
+  runs: RunsTree;
+  inline: MoaInlineProvider;
+  /** Registers a command whose failures become notifications with a way to the log. */
+  cmd: (id: string, fn: (...args: never[]) => unknown) => void;
+}
+
+/** A tree node (from a context menu) that names an expert, if it is one. */
+export function expertNameOf(node: unknown): string | undefined {
+  const n = node as { kind?: string; expert?: { name?: string; status?: string } } | undefined;
+  return n?.kind === 'expert' && n.expert?.status === 'ok' ? n.expert.name : undefined;
+}

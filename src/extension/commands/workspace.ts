@@ -1,0 +1,55 @@
+import * as vscode from 'vscode';
+import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
+import type { TrainerEvent } from '../../core/trainer/events';
+import { describeFailure, spawnTrainer } from '../../core/trainer/process';
+import { MoaError } from '../../core/util/errors';
+import { buildWorkspaceData, initWorkspace } from '../../core/workspace';
+import type { App } from './app';
+
+/** Initialise, datasets, evaluation, config and the environment check. */
+export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
+  cmd('moa.init', () => {
+    const { config } = initWorkspace(ws.layout);
+    void vscode.commands.executeCommand('setContext', 'moa.hasConfig', true);
+    tree.refresh();
+    void vscode.window.showInformationMessage(`MoA: found ${config.domains.length} domains (${config.domains.map((d) => d.name).join(', ')}).`);
+  });
+  cmd('moa.buildData', () =>
+    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: building datasets' }, async () => {
+      const m = buildWorkspaceData(ws.layout, ws.product);
+      tree.refresh();
+      void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
+    }),
+  );
+  cmd('moa.refresh', () => {
+    tree.refresh();
+    runs.refresh();
+  });
+  cmd('moa.evaluate', async () => {
+    if (!vscode.workspace.isTrusted) throw new MoaError('evaluation may export the model with Python, which a restricted workspace does not allow');
+    const python = await ws.python();
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: evaluating experts on held-out data' }, async () => {
+      const report = await evaluate(ws.layout, ws.product, ws.config(), python, { windows: 16, onLog: (l) => ws.log.info(`[eval] ${l}`) });
+      saveEvalReport(ws.layout, report);
+      ws.log.info(`moa eval\n${formatEvalTable(report)}`);
+      const label = report.domains.map((d) => report.label[d] ?? 0);
+      const base = report.domains.map((d) => report.base[d] ?? 0);
+      const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+      const action = await vscode.window.showInformationMessage(`MoA: held-out loss ${avg(label).toFixed(3)} with routed experts vs ${avg(base).toFixed(3)} for the base model.`, 'Show Table');
+      if (action) ws.log.show();
+    });
+  });
+  cmd('moa.openConfig', () => vscode.window.showTextDocument(vscode.Uri.file(ws.layout.configFile)));
+  cmd('moa.doctor', async () => {
+    if (!vscode.workspace.isTrusted) throw new MoaError('the environment check runs Python, which a restricted workspace does not allow');
+    const python = await ws.python();
+    let hello: (TrainerEvent & { type: 'hello' }) | undefined;
+    const exit = await spawnTrainer({ python, trainerDir: ws.product.trainerDir, command: 'doctor', cwd: ws.layout.root, onEvent: (e) => e.type === 'hello' && (hello = e) }).exited;
+    if (!exit.done || !hello) throw new MoaError(`environment check with ${python} failed: ${describeFailure(exit)}`);
+    const device = hello.gpu ? `${hello.gpu} (${hello.gpu_memory_gb} GB)` : 'no CUDA GPU: training runs on the CPU';
+    ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
+    tree.device = { label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}`, ok: true };
+    tree.refresh();
+    void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
+  });
+}
