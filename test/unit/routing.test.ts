@@ -18,7 +18,7 @@ test('no domain, no expert, or routing off: base model, with the reason', () => 
   assert.equal(missing.domain, 'docs');
   assert.match(missing.reason, /no attached expert/);
   assert.match(routeByLabel(config('off'), 'a.py', new Set(['python'])).reason, /off/);
-  assert.match(routeByLabel(config('learned'), 'a.py', new Set(['python'])).reason, /not available yet/);
+  assert.match(routeByLabel(config('learned'), 'a.py', new Set(['python'])).reason, /no usable router/);
 });
 
 test('pinned routing serves every file from the pinned expert, else falls back to labels', () => {

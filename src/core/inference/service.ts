@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
 import { readExpertState } from '../adapters/state';
@@ -70,14 +71,7 @@ export class CompletionService {
     this.engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
   }
 
-  /** Forget loaded experts (after training wrote new ones). */
-  invalidateExperts(): void {
-    this.experts.clear();
-    this.stacks.clear();
-  }
-
-  private attached(): Set<string> {
-    const state = readExpertState(this.layout);
+  private attached(state = readExpertState(this.layout)): Set<string> {
     return new Set(listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok' && !state.detached.includes(e.name)).map((e) => e.name));
   }
 
@@ -94,9 +88,7 @@ export class CompletionService {
     const state = readExpertState(this.layout);
     const router = this.usableRouter();
     if (router) return { mode: 'learned', experts: [], reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` };
-    const decision = routeByLabel(this.config, relPath, this.attached(), languageId, state.pinned);
-    if (this.config.routing.mode === 'learned') decision.reason = decision.reason.replace('learned routing is not available yet', 'no usable router (train one, and attach all its experts)');
-    return decision;
+    return routeByLabel(this.config, relPath, this.attached(state), languageId, state.pinned);
   }
 
   private async learnedEngine(info: RouterInfo): Promise<{ engine: OnnxEngine; router: RouterWeights }> {
@@ -118,7 +110,7 @@ export class CompletionService {
       const weights = names.map((n) => {
         let w = this.experts.get(n);
         if (!w) {
-          w = loadExpertWeights(`${this.layout.expertsDir}/${n}`, n, this.base!);
+          w = loadExpertWeights(join(this.layout.expertsDir, n), n, this.base!);
           this.experts.set(n, w);
         }
         return w;

@@ -13,7 +13,7 @@ export interface RouteDecision {
  * Routing without the learned router: `off` is the base model; `pinned` is the pinned expert for
  * every file; `label` (the paper's explicit strategy) lets the file's domain select its expert.
  * A file in no domain, or whose expert is missing or detached, gets the base model. `learned`
- * arrives with the trained router; until then it falls back to labels and says so.
+ * comes here only when no usable router exists, and falls back to labels, saying so.
  */
 export function routeByLabel(config: MoaConfig, relPath: string, available: Set<string>, languageId?: string, pinned: string | null = null): RouteDecision {
   const mode = config.routing.mode;
@@ -22,7 +22,7 @@ export function routeByLabel(config: MoaConfig, relPath: string, available: Set<
     return { mode, experts: [{ name: pinned, weight: 1 }], reason: `pinned expert ${pinned} serves every file` };
   }
   const domain = compileDomains(config.domains).domainOf(relPath, languageId);
-  const note = mode === 'label' ? '' : mode === 'pinned' ? ' (nothing pinned; using labels)' : ` (${mode} routing is not available yet; using labels)`;
+  const note = mode === 'label' ? '' : mode === 'pinned' ? ' (nothing pinned; using labels)' : ' (no usable router: train one and attach all its experts; using labels)';
   if (!domain) return { mode, experts: [], reason: `${relPath} is in no domain: base model${note}` };
   if (!available.has(domain)) return { mode, domain, experts: [], reason: `domain ${domain} has no attached expert: base model${note}` };
   return { mode, domain, experts: [{ name: domain, weight: 1 }], reason: `domain ${domain} → expert ${domain}${note}` };
