@@ -10,7 +10,7 @@ import type { MoaWorkspace } from './workspace';
 /** What the status bar says serves a file: the expert(s), or the base model and why. */
 export function routeLabel(route: RouteDecision): string {
   if (route.experts.length) return route.experts.map((e) => e.name).join('+');
-  if (route.mode === 'learned' && route.reason.startsWith('the learned router')) return 'learned router';
+  if (route.byRouter) return 'learned router';
   return route.mode === 'off' ? 'base (routing off)' : 'base';
 }
 

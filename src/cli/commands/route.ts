@@ -17,7 +17,7 @@ export async function cmdRoute(values: Values, positionals: string[]): Promise<n
   let route = service.route(rel);
   let layers: { experts: string[]; weights: number[][] } | undefined;
   try {
-    if (route.mode === 'learned' && route.experts.length === 0) {
+    if (route.byRouter) {
       // The learned router decides on a prompt: route the file's text, as a completion at its end would.
       const c = await service.complete(rel, readFileSync(resolve(file), 'utf8'), { ...DEFAULT_COMPLETE, maxNewTokens: 1 });
       route = c.route;

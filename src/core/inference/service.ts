@@ -87,7 +87,7 @@ export class CompletionService {
   route(relPath: string, languageId?: string): RouteDecision {
     const state = readExpertState(this.layout);
     const router = this.usableRouter();
-    if (router) return { mode: 'learned', experts: [], reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` };
+    if (router) return { mode: 'learned', experts: [], byRouter: true, reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` };
     return routeByLabel(this.config, relPath, this.attached(state), languageId, state.pinned);
   }
 
@@ -124,7 +124,7 @@ export class CompletionService {
   async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE): Promise<Completion> {
     await this.ready();
     let route = this.route(relPath, opts.languageId);
-    const routerInfo = route.mode === 'learned' && route.experts.length === 0 ? this.usableRouter() : undefined;
+    const routerInfo = route.byRouter ? this.usableRouter() : undefined;
     const learned = routerInfo ? await this.learnedEngine(routerInfo) : undefined;
     const names = learned ? learned.router.experts : route.experts.map((e) => e.name);
     const stack = this.stackFor(names);

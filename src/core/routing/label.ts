@@ -7,6 +7,8 @@ export interface RouteDecision {
   experts: { name: string; weight: number }[];
   /** Why this route, in words a user can read in a status bar or a terminal. */
   reason: string;
+  /** The trained router will choose on the prompt (per layer); `experts` is filled in after it has. */
+  byRouter?: boolean;
 }
 
 /**
