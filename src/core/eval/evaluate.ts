@@ -136,6 +136,6 @@ export function formatEvalTable(r: EvalReport): string {
   }
   const means = cols.slice(0, rowOf(r.domains[0] ?? '').length).map((_, i) => mean(r.domains.map((d) => rowOf(d)[i] ?? null)));
   lines.push('mean'.padEnd(14) + means.map((x) => fmt(x)).join('') + (r.routerAccuracy ? fmt(mean(r.domains.map((d) => r.routerAccuracy![d] ?? null)), true) : ''));
-  if (r.learned) lines.push('MoA learned: the trainer\'s stage-2 evaluation (its own held-out windows; the router is not yet in the ONNX graph).');
+  if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (not re-scored here).');
   return lines.join('\n');
 }
