@@ -1,28 +1,8 @@
-/** Messages between the expert inspector webview and its host. */
-export interface InspectorModuleStats {
-  layer: number;
-  module: string;
-  norm: number;
-  sigma: number[];
-  effectiveRank: number;
-}
+import type { ExpertInspection } from '../../src/core/adapters/inspection';
 
-export interface InspectorData {
-  expert: string;
-  r: number;
-  alpha: number;
-  targetModules: string[];
-  parameters: number;
-  sizeBytes: number;
-  meta: Record<string, unknown>;
-  data: { files: number; bytes: number; trainTokens: number; valTokens: number } | null;
-  stats: InspectorModuleStats[];
-  curve: { step: number; loss: number }[];
-  /** Cosine similarity of every pair of experts' updates. */
-  similarity: { experts: string[]; matrix: number[][] };
-  evalMatrix: { domains: string[]; experts: string[]; values: number[][] } | null;
-  routerConfusion: { domains: string[]; experts: string[]; values: number[][] } | null;
-}
+/** Messages between the expert inspector webview and its host. The data is exactly what core
+ * computes: the type is shared, not copied. */
+export type InspectorData = ExpertInspection;
 
 export type InspectorHostMessage = { type: 'show'; data: InspectorData } | { type: 'error'; message: string };
 export type InspectorWebviewMessage = { type: 'ready' };
