@@ -61,13 +61,19 @@ def test_grad_accum_equals_the_larger_batch(tmp_path: Path, tiny_model_dir: Path
     assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
 
 
-def test_activation_checkpointing_keeps_the_gradients() -> None:
+def frozen_model_lora_and_ids() -> tuple[Any, StackedLoRA, torch.Tensor]:
+    """A frozen random model, a 2-expert LoRA with non-zero (seeded) weights, and a batch of ids."""
     model = random_model().requires_grad_(False)
     lora = StackedLoRA(TINY, LoraSpec(r=4, alpha=8.0, target_modules=tuple(TARGETS)), 2)
     with torch.no_grad():
         for p in lora.parameters():
             p.normal_(0, 0.2, generator=torch.Generator().manual_seed(3))
     ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
+    return model, lora, ids
+
+
+def test_activation_checkpointing_keeps_the_gradients() -> None:
+    model, lora, ids = frozen_model_lora_and_ids()
     grads = []
     for flag in (False, True):
         model.activation_checkpointing = flag
@@ -163,12 +169,7 @@ def test_compiled_layers_compute_the_same() -> None:
     # (the default) adds code generation, which takes minutes on this CPU (bench/RESULTS.md).
     from moa_trainer.train import compile_layers
 
-    model = random_model().requires_grad_(False)
-    lora = StackedLoRA(TINY, LoraSpec(r=4, alpha=8.0, target_modules=tuple(TARGETS)), 2)
-    with torch.no_grad():
-        for p in lora.parameters():
-            p.normal_(0, 0.2, generator=torch.Generator().manual_seed(3))
-    ids = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
+    model, lora, ids = frozen_model_lora_and_ids()
     outs = []
     for compiled in (False, True):
         if compiled:
