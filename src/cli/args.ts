@@ -10,6 +10,7 @@ export const OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   force: { type: 'boolean' },
+  watch: { type: 'boolean' },
   steps: { type: 'string' },
   stages: { type: 'string' },
   'router-steps': { type: 'string' },
@@ -18,9 +19,13 @@ export const OPTIONS = {
   line: { type: 'string' },
   col: { type: 'string' },
   'max-tokens': { type: 'string' },
+  'prompt-tokens': { type: 'string' },
   temperature: { type: 'string' },
   seed: { type: 'string' },
   windows: { type: 'string' },
+  run: { type: 'string' },
+  out: { type: 'string' },
+  expert: { type: 'string' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

@@ -12,24 +12,32 @@ commands:
   experts     list | attach | detach | pin | unpin | import | export | inspect
   route       which expert(s) serve a file, and why
   eval        held-out loss: base, every expert on every domain, mixed baseline, MoA routing
+  report      write a self-contained HTML report: loss curves, eval table, heatmap, router, datasets
   doctor      check Python, torch and the device
+  demo        the whole path on a demo workspace built from text on this machine (npm run demo)
 
 common options: --workspace DIR (default: current folder), --json, --help
 run "moa <command> --help" for a command's options`,
   init: `usage: moa init [--workspace DIR] [--force] [--json]
 Scans the workspace (honouring .gitignore) and writes .moa/moa.json with one domain per language
 that has enough files, base model builtin:moa-tiny. Refuses to overwrite without --force.`,
-  data: `usage: moa data [--workspace DIR] [--json]
-Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and prints counts.`,
+  data: `usage: moa data [--watch] [--workspace DIR] [--json]
+Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and prints counts.
+--watch   then keep watching the workspace: each burst of changes re-tokenizes only the files
+          that changed (renames and deletes included); a change to .moa/moa.json or a
+          .gitignore rebuilds. Stop with Ctrl+C. With --json, one JSON line per update.`,
   train: `usage: moa train [--steps N] [--stages experts,router,mixed] [--router-steps N] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
 Stage 1 (experts) trains every domain's expert together on the frozen base and writes
 .moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
 trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
 .moa/baselines/mixed/. --stages router alone refreshes the router over the existing experts.
 --json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,
-  complete: `usage: moa complete <file> --line L --col C [--max-tokens N] [--temperature T] [--seed S] [--python PATH] [--json]
+  complete: `usage: moa complete <file> --line L --col C [--max-tokens N] [--prompt-tokens N] [--temperature T] [--seed S] [--expert NAME] [--python PATH] [--json]
 Completes <file> at line L, column C (both 1-based, as editors show them) with the expert that
-label routing picks for the file's domain, and prints the completion.`,
+label routing picks for the file's domain, and prints the completion. The prompt is the text
+before the cursor, and for a base model with fill-in-the-middle tokens (Qwen2.5-Coder, StarCoder,
+DeepSeek-Coder) also the text after it, cut to --prompt-tokens (default 512, special tokens included).
+--expert NAME serves this one request from expert NAME alone, bypassing routing (to compare experts).`,
   experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|import DIR [NAME]|export NAME DIR|inspect NAME> [--force] [--workspace DIR] [--json]
 list: every expert with its state (attached, detached, pinned, broken with the reason).
 attach/detach/pin/unpin: workspace state in .moa/state.json; routing skips detached experts.
@@ -43,6 +51,21 @@ label routing, with the learned router's figures from its training run. Writes t
 .moa/eval.json and beside the latest run.`,
   route: `usage: moa route <file> [--workspace DIR] [--json]
 Prints the routing mode, the expert(s) chosen for the file with their weights, and why.`,
+  report: `usage: moa report [--run ID] [--out FILE] [--workspace DIR] [--json]
+Writes one self-contained HTML file (inline CSS and SVG, no scripts, nothing loaded from
+elsewhere) to .moa/report.html, or to FILE: the loss curves of each expert per stage (training
+and held-out), the moa eval table, the domain × expert held-out loss heatmap, the router's
+accuracy and confusion per domain, and the dataset statistics. The run is ID, else the latest
+run that trained. Parts not measured yet are marked "not available" with the command to run.
+Prints the file's path (--json: the path and which parts were available).`,
+  demo: `usage: moa demo [--steps N] [--router-steps N] [--workspace DIR] [--python PATH]
+Builds a demo workspace in a new temporary folder (or in DIR, which must be new or empty; your
+own files are never touched) from text on this machine after "npm ci": Python standard-library
+modules, TypeScript declaration files, JavaScript sources and README files from node_modules, a
+fixed selection of each. Then runs init, data, train (experts, router and the mixed baseline;
+--steps, default 200 or $MOA_DEMO_STEPS, and --router-steps, default 100), experts list, eval,
+routes one sample per domain with the learned router, completes one prompt under each expert
+(complete --expert) and writes the HTML report (moa report). Needs a MoA Studio checkout.`,
   doctor: `usage: moa doctor [--python PATH] [--json]
 Runs the trainer's environment check: Python, torch, device, GPU.`,
 };

@@ -4,10 +4,12 @@ import { EXIT, OPTIONS, UsageError, type Values } from './args';
 import { HELP } from './help';
 import { cmdComplete } from './commands/complete';
 import { cmdData } from './commands/data';
+import { cmdDemo } from './commands/demo';
 import { cmdDoctor } from './commands/doctor';
 import { cmdEval } from './commands/eval';
 import { cmdExperts } from './commands/experts';
 import { cmdInit } from './commands/init';
+import { cmdReport } from './commands/report';
 import { cmdRoute } from './commands/route';
 import { cmdTrain } from './commands/train';
 
@@ -19,7 +21,9 @@ const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
   experts: cmdExperts,
   route: cmdRoute,
   eval: cmdEval,
+  report: cmdReport,
   doctor: cmdDoctor,
+  demo: cmdDemo,
 };
 
 export async function main(argv: string[]): Promise<number> {

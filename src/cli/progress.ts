@@ -22,10 +22,21 @@ export function formatSeconds(s: number): string {
 export class ProgressPrinter {
   private readonly latest = new Map<string, StepEvent>();
   private lastDecile = -1;
+  private stageStartS = 0;
 
   constructor(private readonly out: NodeJS.WriteStream) {}
 
   step(e: StepEvent): void {
+    // A new stage (router, mixed) starts its own bar: the last stage's experts would hold it at 100%.
+    // Its ETA counts from where it started, since the trainer's elapsed_s runs across stages.
+    const prev = [...this.latest.values()][0];
+    if (prev && prev.stage !== e.stage) {
+      this.end();
+      this.stageStartS += prev.elapsed_s;
+      this.latest.clear();
+      this.lastDecile = -1;
+    }
+    if (this.stageStartS) e = { ...e, elapsed_s: Math.max(0, e.elapsed_s - this.stageStartS) };
     this.latest.set(e.expert, e);
     const line = progressLine(this.latest);
     if (this.out.isTTY) {

@@ -6,6 +6,8 @@ import { buildDatasets, type DatasetManifest, type BuildOptions } from './data/s
 import { suggestDomains, DEFAULT_SUGGEST, type SuggestOptions } from './domains/suggest';
 import { resolveBaseModelDir } from './models/base';
 import { loadTokenizer } from './tokenizer/load';
+import type { Tokenizer } from './tokenizer/types';
+import { watchDatasets, type DatasetWatcher, type DatasetWatchOptions } from './data/watch';
 import type { ProductLayout, WorkspaceLayout } from './paths';
 import { MoaError } from './util/errors';
 
@@ -41,8 +43,18 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
   return { config, scannedFiles: scanned };
 }
 
-export function buildWorkspaceData(layout: WorkspaceLayout, product: ProductLayout, opts: BuildOptions = {}): DatasetManifest {
+/** The config and the tokenizer of its base model: what building datasets needs. */
+export function loadDataInputs(layout: WorkspaceLayout, product: ProductLayout): { config: MoaConfig; tokenizer: Tokenizer } {
   const { config } = loadConfig(layout.configFile);
-  const tokenizer = loadTokenizer(resolveBaseModelDir(config.baseModel, product, layout.root));
+  return { config, tokenizer: loadTokenizer(resolveBaseModelDir(config.baseModel, product, layout.root)) };
+}
+
+export function buildWorkspaceData(layout: WorkspaceLayout, product: ProductLayout, opts: BuildOptions = {}): DatasetManifest {
+  const { config, tokenizer } = loadDataInputs(layout, product);
   return buildDatasets(layout, config, tokenizer, opts);
+}
+
+/** Watches the workspace and keeps its datasets current (see data/watch.ts). */
+export function watchWorkspaceData(layout: WorkspaceLayout, product: ProductLayout, opts: Omit<DatasetWatchOptions, 'load'>): DatasetWatcher {
+  return watchDatasets(layout, { ...opts, load: () => loadDataInputs(layout, product) });
 }

@@ -7,6 +7,7 @@ import { registerRoutingCommands } from './commands/routing';
 import { registerTrainingCommands } from './commands/training';
 import { registerWorkspaceCommands } from './commands/workspace';
 import { deviceLabel } from './dashboard';
+import { DatasetSync } from './dataSync';
 import { MoaInlineProvider } from './inline';
 import { RunsTree } from './runsTree';
 import { TrainingController } from './training';
@@ -38,13 +39,16 @@ export function activate(context: vscode.ExtensionContext): void {
   }
   void vscode.commands.executeCommand('setContext', 'moa.hasConfig', ws.hasConfig());
   const training = new TrainingController(ws);
-  const tree = new ExpertsTree(ws, training);
+  const tree = new ExpertsTree(ws, training, context.workspaceState);
   const inline = new MoaInlineProvider(ws);
   const runs = new RunsTree(ws);
   context.subscriptions.push(training, inline, vscode.window.registerTreeDataProvider('moa.experts', tree), vscode.window.registerTreeDataProvider('moa.runs', runs));
 
+  const dataSync = new DatasetSync(ws);
+  context.subscriptions.push(dataSync);
   const watcher = watchMoaFolders(ws.layout.moaDir, () => {
     void vscode.commands.executeCommand('setContext', 'moa.hasConfig', ws.hasConfig());
+    dataSync.sync();
     tree.refresh();
     inline.reset();
     inline.showRoute(vscode.window.activeTextEditor?.document);
@@ -56,10 +60,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     trainingItem,
     training.onEvent((e) => {
-      if (e.type === 'hello') {
-        tree.device = { label: e.gpu ? 'cuda' : 'cpu', detail: `torch ${e.torch}, ${deviceLabel(e)}`, ok: true };
-        tree.refresh();
-      }
+      if (e.type === 'hello') tree.setDevice({ label: e.gpu ? 'cuda' : 'cpu', detail: `torch ${e.torch}, ${deviceLabel(e)}`, ok: true });
       if (e.type !== 'step') return;
       trainingItem.text = `$(sync~spin) MoA ${e.stage} ${e.step}/${e.steps}`;
       trainingItem.tooltip = `loss ${e.expert} ${e.loss.toFixed(3)} · ${Math.round(e.tokens_per_s)} tok/s — open the dashboard`;
@@ -85,6 +86,8 @@ export function activate(context: vscode.ExtensionContext): void {
   registerRoutingCommands(app);
   registerExpertCommands(app);
   inline.showRoute(vscode.window.activeTextEditor?.document);
+  // After activation: the first scan of a large workspace must not delay the window.
+  setTimeout(() => dataSync.sync(), 1000);
   log.info(`activated in ${(performance.now() - started).toFixed(1)} ms`);
 }
 

@@ -40,7 +40,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
 
   constructor(private readonly ws: MoaWorkspace) {
     this.status.name = 'MoA expert';
-    this.status.command = 'moa.setRoutingMode';
+    this.status.command = 'moa.routingMenu';
   }
 
   /** New experts or a new config: drop the loaded state so the next request sees them. */
@@ -88,7 +88,10 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     const rel = relative(this.ws.layout.root, doc.uri.fsPath).split('\\').join('/');
     if (rel.startsWith('..')) return undefined;
     const prefix = doc.getText(new vscode.Range(new vscode.Position(0, 0), position));
+    // The text after the cursor: a base model with fill-in-the-middle tokens sees it too.
+    const suffix = doc.getText(new vscode.Range(position, doc.lineAt(doc.lineCount - 1).range.end));
     const maxNewTokens = settings.get<number>('maxTokens', 24);
+    const promptTokens = settings.get<number>('promptTokens', DEFAULT_COMPLETE.promptTokens);
     const stop = settings.get<StopMode>('stopAt', 'line');
     let service: CompletionService;
     let route: RouteDecision;
@@ -99,15 +102,15 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
       return this.fail(e);
     }
     if (route.domain && settings.get<string[]>('disabledDomains', []).includes(route.domain)) return undefined;
-    // Same prefix tail, same experts, same rules: the same greedy completion, served from memory.
-    const key = [route.mode, route.experts.map((e) => `${e.name}:${e.weight}`).join(','), maxNewTokens, stop, prefix.slice(-4096)].join('\0');
+    // Same text around the cursor, same experts, same rules: the same greedy completion, served from memory.
+    const key = [route.mode, route.experts.map((e) => `${e.name}:${e.weight}`).join(','), maxNewTokens, promptTokens, stop, prefix.slice(-4096), suffix.slice(0, 1024)].join('\0');
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached ? [new vscode.InlineCompletionItem(cached, new vscode.Range(position, position))] : undefined;
     if (!(await sleep(settings.get<number>('debounceMs', 150), token))) return undefined;
     const abort = new AbortController();
     const sub = token.onCancellationRequested(() => abort.abort());
     try {
-      const c = await service.complete(rel, prefix, { ...DEFAULT_COMPLETE, maxNewTokens, stop, languageId: doc.languageId, signal: abort.signal });
+      const c = await service.complete(rel, prefix, { ...DEFAULT_COMPLETE, maxNewTokens, promptTokens, stop, languageId: doc.languageId, signal: abort.signal }, suffix);
       this.status.text = `$(circuit-board) MoA: ${routeLabel(c.route)} · ${Math.round(c.totalMs)} ms`;
       this.status.tooltip = c.route.reason;
       this.status.show();

@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { readManifest } from '../core/data/shards';
+import { datasetsForTraining } from '../core/data/compact';
 import { resolveBaseModelDir } from '../core/models/base';
 import type { TrainerEvent } from '../core/trainer/events';
 import { describeFailure } from '../core/trainer/process';
@@ -43,7 +43,7 @@ export class TrainingController implements vscode.Disposable {
       this.starting = false;
     }
     const config = this.ws.config();
-    const manifest = readManifest(this.ws.layout) ?? buildWorkspaceData(this.ws.layout, this.ws.product);
+    const manifest = datasetsForTraining(this.ws.layout) ?? buildWorkspaceData(this.ws.layout, this.ws.product);
     const session = startTraining({
       layout: this.ws.layout,
       product: this.ws.product,

@@ -19,18 +19,37 @@ function compact(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
 }
 
+export interface DeviceInfo {
+  label: string;
+  detail: string;
+  ok: boolean;
+  /** When it was found out (ISO time), shown after a reload so an old answer reads as old. */
+  checked?: string;
+}
+
+const DEVICE_KEY = 'moa.device';
+
 /** Sidebar tree: base model, then each domain with its expert. */
 export class ExpertsTree implements vscode.TreeDataProvider<Node> {
   private readonly changed = new vscode.EventEmitter<void>();
   readonly onDidChangeTreeData = this.changed.event;
 
-  /** What the last doctor or training run said about Python and the device. */
-  device?: { label: string; detail: string; ok: boolean };
+  /** What the last doctor or training run said about Python and the device; kept across reloads. */
+  device?: DeviceInfo;
 
   constructor(
     private readonly ws: MoaWorkspace,
     private readonly training: TrainingController,
-  ) {}
+    private readonly memory?: vscode.Memento,
+  ) {
+    this.device = memory?.get<DeviceInfo>(DEVICE_KEY);
+  }
+
+  setDevice(device: DeviceInfo): void {
+    this.device = { ...device, checked: new Date().toISOString() };
+    void this.memory?.update(DEVICE_KEY, this.device);
+    this.refresh();
+  }
 
   refresh(): void {
     this.changed.fire();
@@ -57,7 +76,7 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
     try {
       const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, this.ws.product, this.ws.layout.root));
       const device = this.device ? ` · ${this.device.label}` : '';
-      nodes.push({ kind: 'base', label: config.baseModel, description: `${compact(base.parameters)} params · ${base.modelType}${device}`, tooltip: `${base.dir}\n${base.numLayers} layers, hidden ${base.hiddenSize}, vocab ${base.vocabSize}${this.device ? `\n${this.device.detail}` : '\nRun "MoA: Check Environment" to see the device.'}` });
+      nodes.push({ kind: 'base', label: config.baseModel, description: `${compact(base.parameters)} params · ${base.modelType}${device}`, tooltip: `${base.dir}\n${base.numLayers} layers, hidden ${base.hiddenSize}, vocab ${base.vocabSize}${this.device ? `\n${this.device.detail}${this.device.checked ? ` (checked ${new Date(this.device.checked).toLocaleString()})` : ''}` : '\nRun "MoA: Check Environment" to see the device.'}` });
     } catch (e) {
       nodes.push({ kind: 'message', label: `Base model ${config.baseModel} unavailable`, icon: 'error', tooltip: errorMessage(e) });
     }

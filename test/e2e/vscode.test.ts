@@ -148,7 +148,7 @@ test('3. typing in a domain file shows ghost text from the expert; Tab accepts i
   await vs.shot('3-accepted');
 });
 
-test('4. routing commands change the status bar; Inspect Expert shows its charts', async () => {
+test('4. routing commands and the status-bar menu (pin, unpin) change the routing; Inspect Expert shows its charts', async () => {
   await vs.command('MoA: Show Routing for Current File');
   await vs.page.locator('.notifications-toasts :text("domain python → expert python")').first().waitFor({ timeout: 30_000 });
   await vs.command('MoA: Set Routing Mode…');
@@ -160,6 +160,18 @@ test('4. routing commands change the status bar; Inspect Expert shows its charts
   await vs.command('MoA: Set Routing Mode…');
   await vs.page.locator('.quick-input-list .monaco-list-row:has-text("learned")').first().waitFor();
   await vs.page.keyboard.type('label');
+  await vs.page.keyboard.press('Enter');
+  await vs.page.locator('.statusbar-item:has-text("MoA: python")').waitFor({ timeout: 30_000 });
+  // The status-bar item offers the routing mode and pinning: pin markdown from it, then unpin.
+  await vs.page.locator('.statusbar-item:has-text("MoA: python")').first().click();
+  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("Set Routing Mode")').first().waitFor();
+  await vs.page.keyboard.type('markdown');
+  await vs.page.keyboard.press('Enter');
+  await vs.page.locator('.statusbar-item:has-text("MoA: markdown")').waitFor({ timeout: 30_000 });
+  await vs.shot('4-pinned-from-status-bar');
+  await vs.page.locator('.statusbar-item:has-text("MoA: markdown")').first().click();
+  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("Unpin")').first().waitFor();
+  await vs.page.keyboard.type('Unpin');
   await vs.page.keyboard.press('Enter');
   await vs.page.locator('.statusbar-item:has-text("MoA: python")').waitFor({ timeout: 30_000 });
   await vs.command('MoA: Inspect Expert');
@@ -206,6 +218,23 @@ test('6. webviews load no remote content and run only the nonce script (the CSP 
   assert.ok(webviewRequests.some((r) => r.url.includes('/dist/webview/')), 'the webview requests were recorded');
   const remote = webviewRequests.filter((r) => !local(r.url));
   assert.deepEqual(remote, [], 'no webview request left the machine');
+});
+
+test('7. the device that training found stays in the tree after a window reload', async () => {
+  const baseRow = vs.page.locator('.pane-body .monaco-list-row:has-text("builtin:moa-tiny"):has-text("cpu")');
+  const showTree = async () => {
+    try {
+      await baseRow.first().waitFor({ timeout: 10_000 });
+    } catch {
+      await vs.page.locator('.activitybar [aria-label^="MoA"]').first().click();
+      await baseRow.first().waitFor({ timeout: 60_000 });
+    }
+  };
+  await showTree();
+  await Promise.all([vs.page.waitForEvent('load', { timeout: 90_000 }), vs.command('Developer: Reload Window')]);
+  await vs.page.waitForSelector('.monaco-workbench .part.activitybar', { timeout: 90_000 });
+  await showTree();
+  await vs.shot('7-device-after-reload');
 });
 
 test('5. in a restricted (untrusted) workspace, training is refused with an explanation', async () => {

@@ -60,6 +60,14 @@ test('stackExperts pads ranks with zeros and folds the scaling into B', () => {
   assert.ok(none.modules.get('q_proj')!.B.every((x) => x === 0));
 });
 
+test('completions decode on one thread for small models and leave larger ones to onnxruntime', async () => {
+  const { decodeThreads, SINGLE_THREAD_BELOW_HIDDEN } = await import('../../src/core/inference/engine');
+  assert.equal(decodeThreads({ hiddenSize: 192 }), 1, 'moa-tiny');
+  assert.equal(decodeThreads({ hiddenSize: SINGLE_THREAD_BELOW_HIDDEN - 1 }), 1);
+  assert.equal(decodeThreads({ hiddenSize: SINGLE_THREAD_BELOW_HIDDEN }), 0);
+  assert.equal(decodeThreads({ hiddenSize: 896 }), 0, 'Qwen2.5-0.5B: one thread per core');
+});
+
 test('stop rules: end of line, end of block, leading newlines do not count', async () => {
   const { applyStop } = await import('../../src/core/inference/stop');
   assert.deepEqual(applyStop('x = 1\ny = 2', 'line'), { text: 'x = 1', done: true });

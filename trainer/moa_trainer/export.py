@@ -5,11 +5,18 @@ past_key_values.{i}.key|value -> logits, present.{i}.key|value) plus lora.{m}.A
 [layers, experts, r, in], lora.{m}.B [layers, experts, out, r] and expert_weights
 [batch, experts]. The graph applies no LoRA scaling: the caller folds alpha/r into B, so one
 graph serves experts of any rank and alpha, and attaching or mixing never re-exports.
+
+`variant: "hf"` writes the base model alone in the layout transformers.js and Optimum load
+(`onnx/model.onnx` with only the standard decoder inputs, `config.json`,
+`generation_config.json`, the tokenizer files): runtimes that feed exactly those inputs refuse
+a graph with extra required inputs, so the MoA graph is not loadable by them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -23,7 +30,6 @@ from .config import Fields, read_json_config
 from .errors import TrainerError
 from .fsutil import FILE_MODE, atomic_write_json
 from .hf_folder import load_base_model
-from .lora import mixed_delta
 from .router import masked_mean, top_k_weights
 from .model import MODULE_PARENT, CausalLM
 from .protocol import emit
@@ -52,9 +58,20 @@ class OnnxDecoder(nn.Module):
                 *rest: Tensor) -> tuple[Tensor, ...]:
         n = self.num_layers
         past = [(rest[2 * i], rest[2 * i + 1]) for i in range(n)]
-        stacks = {m: (rest[2 * n + 2 * j], rest[2 * n + 2 * j + 1]) for j, m in enumerate(self.targets)}
+        raw = {m: (rest[2 * n + 2 * j], rest[2 * n + 2 * j + 1]) for j, m in enumerate(self.targets)}
         extra = rest[2 * n + 2 * len(self.targets):]
+        dims = self.model.config.module_dims()
+        # Each module's experts as one matrix per layer, laid out once per run rather than once per
+        # layer: A [L, E·r, in] and B [L, E·r, out] (reshaped with static sizes: no shape arithmetic).
+        stacks = {m: (a.reshape(n, -1, dims[m][0]), b.transpose(2, 3).reshape(n, -1, dims[m][1]))
+                  for m, (a, b) in raw.items()}
         routed: dict[int, Tensor] = {}
+        # Every stack has the same (padded) rank r, as PROTOCOL.md's shapes write it and
+        # stackExperts feeds it: a ones vector of that length spreads a routing
+        # weight over its expert's rank columns, computed once per run (or once per layer).
+        first = raw[self.targets[0]][0] if self.targets else None
+        ones_r = torch.ones_like(first[0, 0, :, 0]) if first is not None else None
+        per_rank: dict[int, Tensor] = {}
         route = None
         if self.learned:
             w_router, b_router, prompt_mask, held, hold = extra
@@ -66,11 +83,19 @@ class OnnxDecoder(nn.Module):
         else:
             weights = extra[0]
 
+        def rank_weights(layer: int) -> Tensor:
+            key = layer if self.learned else -1
+            if key not in per_rank:
+                w = routed[layer] if self.learned else weights
+                assert ones_r is not None
+                per_rank[key] = (w[:, :, None] * ones_r[None, None, :]).flatten(1)[:, None, :]
+            return per_rank[key]
+
         def adapter(layer: int, module: str, x: Tensor) -> Optional[Tensor]:
             if module not in stacks:
                 return None
             a, b = stacks[module]
-            return mixed_delta(x, a[layer], b[layer], routed[layer] if self.learned else weights)
+            return lean_delta(x, a[layer], b[layer], rank_weights(layer))
 
         out = self.model(input_ids, position_ids=position_ids, attention_mask=attention_mask,
                          past_key_values=past, adapter=adapter, use_cache=True, route=route)
@@ -79,6 +104,33 @@ class OnnxDecoder(nn.Module):
         if self.learned:
             result = (*result, torch.stack([routed[i] for i in range(n)]))
         return result
+
+
+class PlainDecoder(nn.Module):
+    """The base decoder with KV cache and nothing else: the `hf` variant's graph."""
+
+    def __init__(self, model: CausalLM) -> None:
+        super().__init__()
+        self.model = model
+        self.num_layers = model.config.num_hidden_layers
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor,
+                *past_flat: Tensor) -> tuple[Tensor, ...]:
+        past = [(past_flat[2 * i], past_flat[2 * i + 1]) for i in range(self.num_layers)]
+        out = self.model(input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                         past_key_values=past, use_cache=True)
+        assert out.present is not None
+        return (out.logits, *[t for kv in out.present for t in kv])
+
+
+def lean_delta(x: Tensor, a: Tensor, b: Tensor, w_rank: Tensor) -> Tensor:
+    """`mixed_delta` in fewer graph nodes: the decoder pays for these on every decoded token.
+
+    a [E·r, in] and b [E·r, out] are one layer's experts side by side (A_e's rows, B_eᵀ's rows);
+    w_rank [batch, 1, E·r] is each expert's routing weight repeated over its rank, so that
+    Σ_e w_e (x A_eᵀ) B_eᵀ = ((x Aᵀ) ⊙ w) B.
+    """
+    return torch.matmul(torch.matmul(x, a.t()) * w_rank, b)
 
 
 def io_names(num_layers: int, targets: list[str], learned: bool = False) -> tuple[list[str], list[str]]:
@@ -147,6 +199,13 @@ def router_sample_inputs(model: CausalLM, batch: int, seq: int, experts: int) ->
             torch.zeros(1))
 
 
+def check_size(model: CausalLM) -> None:
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    if size > MAX_EXPORT_BYTES:
+        raise TrainerError(f"export: the model has {size / 2**30:.1f} GiB of weights; ONNX export "
+                           "over 2 GB (external data) is not supported yet", None)
+
+
 def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17, learned_routing: bool = False,
                 top_k: int = 1) -> None:
     """Export to a temp file beside `out`, then rename: readers never see a partial model."""
@@ -154,10 +213,7 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17,
     if unknown:
         raise TrainerError(f"export: unknown target_modules {unknown}",
                            f"choose from {', '.join(MODULE_PARENT)}")
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
-    if size > MAX_EXPORT_BYTES:
-        raise TrainerError(f"export: the model has {size / 2**30:.1f} GiB of weights; ONNX export "
-                           "over 2 GB (external data) is not supported yet", None)
+    check_size(model)
     model = model.float().eval()
     wrapper = OnnxDecoder(model, targets, learned_routing, top_k)
     inputs, outputs = io_names(model.config.num_hidden_layers, targets, learned_routing)
@@ -166,6 +222,12 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17,
     sample = sample_inputs(model, targets, experts=experts)
     if learned_routing:
         sample = (*sample[:-1], *router_sample_inputs(model, 2, 3, experts))
+    trace_to(wrapper, sample, out, inputs, outputs,
+             dynamic_axes(model.config.num_hidden_layers, targets, learned_routing), opset)
+
+
+def trace_to(wrapper: nn.Module, sample: tuple[Tensor, ...], out: Path, inputs: list[str], outputs: list[str],
+             axes: dict[str, dict[int, str]], opset: int) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     os.close(fd)
@@ -176,13 +238,87 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, opset: int = 17,
             # such value is derived from an input shape and recorded as a Shape op.
             warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
             torch.onnx.export(wrapper, sample, tmp, input_names=inputs, output_names=outputs,
-                              dynamic_axes=dynamic_axes(model.config.num_hidden_layers, targets, learned_routing),
-                              opset_version=opset, do_constant_folding=True, dynamo=False)
+                              dynamic_axes=axes, opset_version=opset, do_constant_folding=True, dynamo=False)
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def hf_byte_tokenizer(moa: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """MoA's byte-level tokenizer as a Hugging Face tokenizer.json (+ tokenizer_config.json).
+
+    A BPE with no merges whose vocabulary is the 256 byte tokens `<0xNN>` at ids 0–255 and
+    byte_fallback on: every character falls back to its UTF-8 bytes, so ids are the bytes, as
+    in MoA's own tokenizer; BOS is prepended by the post-processor. One difference: the literal
+    text "<s>" / "</s>" becomes the special token here (as in any HF tokenizer), bytes in MoA's.
+    """
+    bos, eos = int(moa.get("bos_token_id", 256)), int(moa.get("eos_token_id", 257))
+    vocab: dict[str, int] = {f"<0x{i:02X}>": i for i in range(256)}
+    vocab.update({"<s>": bos, "</s>": eos})
+
+    def special(i: int, text: str) -> dict[str, Any]:
+        return {"id": i, "content": text, "single_word": False, "lstrip": False, "rstrip": False,
+                "normalized": False, "special": True}
+
+    tokenizer = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [special(bos, "<s>"), special(eos, "</s>")],
+        "normalizer": None, "pre_tokenizer": None,
+        "post_processor": {"type": "TemplateProcessing",
+                           "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                           "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                                    {"Sequence": {"id": "B", "type_id": 1}}],
+                           "special_tokens": {"<s>": {"id": "<s>", "ids": [bos], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [{"type": "ByteFallback"}, {"type": "Fuse"}]},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": True, "ignore_merges": False,
+                  "vocab": vocab, "merges": []},
+    }
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+              "pad_token": "</s>", "add_bos_token": True, "clean_up_tokenization_spaces": False,
+              "model_max_length": 1024}
+    return tokenizer, config
+
+
+def export_hf(model: CausalLM, base_folder: Path, out_dir: Path, opset: int = 17) -> Path:
+    """The `hf` variant: `out_dir/onnx/model.onnx` plus the JSON files transformers.js reads.
+
+    A Hugging Face tokenizer is copied; the built-in byte-level tokenizer.json (MoA's own
+    format) is written as the equivalent Hugging Face one (`hf_byte_tokenizer`).
+    """
+    check_size(model)
+    model = model.float().eval()
+    n = model.config.num_hidden_layers
+    inputs = ["input_ids", "attention_mask", "position_ids"]
+    inputs += [f"past_key_values.{i}.{kv}" for i in range(n) for kv in ("key", "value")]
+    outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(n) for kv in ("key", "value")]
+    axes = {k: v for k, v in dynamic_axes(n, []).items() if k in inputs or k in outputs}
+    sample = sample_inputs(model, [])[:3 + 2 * n]  # ids, mask, positions, past: no expert inputs
+    out = out_dir / "onnx" / "model.onnx"
+    trace_to(PlainDecoder(model), sample, out, inputs, outputs, axes, opset)
+    config = json.loads((base_folder / "config.json").read_text(encoding="utf-8"))
+    config["use_cache"] = True
+    atomic_write_json(out_dir / "config.json", config)
+    cfg = model.config
+    atomic_write_json(out_dir / "generation_config.json", {
+        "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
+        "pad_token_id": cfg.eos_token_id, "max_length": cfg.max_position_embeddings})
+    tok = base_folder / "tokenizer.json"
+    raw = json.loads(tok.read_text(encoding="utf-8")) if tok.is_file() else None
+    if isinstance(raw, dict) and isinstance(raw.get("moa"), dict):
+        tokenizer, tok_config = hf_byte_tokenizer(raw["moa"])
+        atomic_write_json(out_dir / "tokenizer.json", tokenizer)
+        atomic_write_json(out_dir / "tokenizer_config.json", tok_config)
+    elif raw is not None:
+        for name in HF_TOKENIZER_FILES:
+            if (base_folder / name).is_file():
+                shutil.copyfile(base_folder / name, out_dir / name)
+    return out
 
 
 def model_json(model: CausalLM, targets: list[str], opset: int, learned_routing: bool = False,
@@ -211,8 +347,20 @@ def run(config_path: str) -> None:
     if not isinstance(learned, bool):
         raise TrainerError(f"{source}: learned_routing must be a boolean", None)
     top_k = f.int("top_k", 1, minimum=1)
+    variant = f.str("variant", "moa")
+    if variant not in ("moa", "hf"):
+        raise TrainerError(f"{source}: variant must be \"moa\" (expert inputs) or \"hf\" (transformers.js layout)", None)
+    if variant == "hf" and learned:
+        raise TrainerError(f"{source}: the hf variant is the base model alone; it has no routers", None)
     hello(torch.device("cpu"))
     model = load_base_model(base)
+    if variant == "hf":
+        # `out` is the folder to write; the graph goes to out/onnx/model.onnx as transformers.js expects.
+        path = export_hf(model, Path(base), out, opset)
+        emit("artifact", kind="onnx", name=path.name, path=str(path), variant="hf")
+        emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(path),
+             dir=str(out), bytes=path.stat().st_size)
+        return
     export_onnx(model, targets, out, opset, learned, top_k)
     meta_path = out.with_suffix(".json")  # model.onnx -> model.json, as PROTOCOL.md names it
     atomic_write_json(meta_path, model_json(model, targets, opset, learned, top_k))

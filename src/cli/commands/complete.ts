@@ -29,12 +29,16 @@ export async function cmdComplete(values: Values, positionals: string[]): Promis
   try {
     const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
     if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError('--temperature must be a number ≥ 0');
-    const c = await service.complete(rel, text.slice(0, offsetAt(text, line, col)), {
+    const cursor = offsetAt(text, line, col);
+    const opts = {
       ...DEFAULT_COMPLETE,
       maxNewTokens: intOption(values, 'max-tokens', DEFAULT_COMPLETE.maxNewTokens, 1)!,
+      promptTokens: intOption(values, 'prompt-tokens', DEFAULT_COMPLETE.promptTokens, 8)!,
       temperature,
       seed: intOption(values, 'seed', 0)!,
-    });
+      expert: values.expert,
+    };
+    const c = await service.complete(rel, text.slice(0, cursor), opts, text.slice(cursor));
     if (values.json) print(values, '', { file: rel, line, col, ...c });
     else {
       process.stderr.write(`route: ${c.route.reason}\n`);

@@ -1,12 +1,12 @@
 import { resolve } from 'node:path';
+import type { DatasetManifest } from '../../core/data/shards';
 import { workspaceLayout } from '../../core/paths';
-import { buildWorkspaceData } from '../../core/workspace';
+import { buildWorkspaceData, watchWorkspaceData } from '../../core/workspace';
+import { errorMessage } from '../../core/util/errors';
 import { EXIT, product, print } from '../args';
 import type { Values } from '../args';
 
-export async function cmdData(values: Values): Promise<number> {
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
-  const manifest = buildWorkspaceData(layout, product);
+function table(manifest: DatasetManifest): string {
   const lines = ['domain          files      bytes   train tok     val tok'];
   for (const d of manifest.domains) {
     lines.push(`${d.domain.padEnd(14)} ${String(d.files).padStart(6)} ${String(d.bytes).padStart(10)} ${String(d.trainTokens).padStart(11)} ${String(d.valTokens).padStart(11)}`);
@@ -14,6 +14,30 @@ export async function cmdData(values: Values): Promise<number> {
   const skipped = Object.entries(manifest.skipped).map(([k, v]) => `${v} ${k}`).join(', ');
   if (skipped) lines.push(`skipped: ${skipped}`);
   if (manifest.unassigned) lines.push(`${manifest.unassigned} files matched no domain`);
-  print(values, lines.join('\n'), manifest);
+  return lines.join('\n');
+}
+
+export async function cmdData(values: Values): Promise<number> {
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const manifest = buildWorkspaceData(layout, product);
+  print(values, table(manifest), manifest);
+  if (!values.watch) return EXIT.ok;
+
+  const watcher = watchWorkspaceData(layout, product, {
+    onUpdate: (r, ms, paths) => {
+      if (r.kind === 'unchanged') return;
+      const what = r.kind === 'rebuilt' ? 'rebuilt everything' : `${r.changed} re-tokenized, ${r.removed} removed`;
+      const extra = [r.rebuiltDomains.length && r.kind !== 'rebuilt' ? `rebuilt ${r.rebuiltDomains.join(', ')}` : '', r.compacted.length ? `compacted ${r.compacted.join(', ')}` : ''].filter(Boolean).join('; ');
+      print(values, `${new Date().toLocaleTimeString()} ${paths} change(s): ${what}${extra ? ` (${extra})` : ''} in ${ms.toFixed(0)} ms`, { kind: r.kind, changed: r.changed, removed: r.removed, rebuiltDomains: r.rebuiltDomains, compacted: r.compacted, ms, domains: r.manifest.domains });
+    },
+    onError: (e) => process.stderr.write(`moa data --watch: ${errorMessage(e)}\n`),
+  });
+  await watcher.ready;
+  process.stderr.write('watching for changes (Ctrl+C to stop)\n');
+  await new Promise<void>((done) => {
+    process.once('SIGINT', done);
+    process.once('SIGTERM', done);
+  });
+  await watcher.dispose();
   return EXIT.ok;
 }

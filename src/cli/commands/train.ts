@@ -1,6 +1,6 @@
 import { relative, resolve } from 'node:path';
 import { loadConfig } from '../../core/config/load';
-import { readManifest } from '../../core/data/shards';
+import { datasetsForTraining } from '../../core/data/compact';
 import { resolveBaseModelDir } from '../../core/models/base';
 import { workspaceLayout } from '../../core/paths';
 import { describeFailure } from '../../core/trainer/process';
@@ -15,7 +15,7 @@ export async function cmdTrain(values: Values): Promise<number> {
   const layout = workspaceLayout(resolve(values.workspace ?? '.'));
   const { config, warnings } = loadConfig(layout.configFile);
   warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
-  const manifest = readManifest(layout) ?? buildWorkspaceData(layout, product);
+  const manifest = datasetsForTraining(layout) ?? buildWorkspaceData(layout, product);
   const python = choosePython(productRoot, values.python).command;
   const progress = new ProgressPrinter(process.stdout);
   const session = startTraining({

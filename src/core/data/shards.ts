@@ -1,5 +1,4 @@
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { readJsonObjectOr } from '../util/json';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
@@ -7,9 +6,13 @@ import { compileDomains } from '../domains/classify';
 import type { Tokenizer } from '../tokenizer/types';
 import type { WorkspaceLayout } from '../paths';
 import { MoaError } from '../util/errors';
-import { tempPathFor, writeJsonAtomic } from '../util/atomic';
+import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
+import { readJsonObjectOr } from '../util/json';
+import { contentHash, EMPTY_SET_HASH, indexFingerprint, toggleFile, indexTotals, shardPaths, writeDomainIndex, type DomainIndex, type IndexTotals } from './fileIndex';
+import { withDataLock } from './lock';
 import { scanWorkspace, type SkipReason } from './scan';
-import { chooseValidation } from './split';
+import { encodeDocument, ShardWriter } from './shardFile';
+import { chooseValidation, pathBucket } from './split';
 
 export interface DomainStats {
   domain: string;
@@ -29,37 +32,12 @@ export interface DatasetManifest {
   tokenizer: string;
   created: string;
   domains: DomainStats[];
+  /** What the last full scan skipped and left unassigned (updates from a watcher do not recount). */
   skipped: Partial<Record<SkipReason, number>>;
   unassigned: number;
-}
-
-/** Appends uint32 token ids to a temp file; renamed into place only when complete. */
-class ShardWriter {
-  private readonly tmp: string;
-  private readonly fd: number;
-  tokens = 0;
-
-  constructor(readonly target: string) {
-    this.tmp = tempPathFor(target);
-    this.fd = openSync(this.tmp, 'w');
-  }
-
-  append(ids: Uint32Array): void {
-    // Shards are little-endian on disk whatever the host; x86 and arm64 are LE, so this is a view.
-    const bytes = new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength);
-    writeSync(this.fd, bytes);
-    this.tokens += ids.length;
-  }
-
-  commit(): void {
-    closeSync(this.fd);
-    renameSync(this.tmp, this.target);
-  }
-
-  abort(): void {
-    closeSync(this.fd);
-    rmSync(this.tmp, { force: true });
-  }
+  /** The config and tokenizer the shards were built for; an update under another key rebuilds. */
+  key?: string;
+  updated?: string;
 }
 
 export function manifestPath(layout: WorkspaceLayout): string {
@@ -71,105 +49,112 @@ export function readManifest(layout: WorkspaceLayout): DatasetManifest | undefin
   return m && m.v === 1 && Array.isArray(m.domains) ? m : undefined;
 }
 
+/** What the shards depend on besides the files: domains, split, size cap, tokenizer. */
+export function datasetKey(config: MoaConfig, tokenizer: Tokenizer): string {
+  const { maxFileBytes, valFraction } = config.data;
+  return createHash('sha256').update(JSON.stringify({ domains: config.domains, maxFileBytes, valFraction, tokenizer: tokenizer.id })).digest('hex').slice(0, 16);
+}
+
+/** Stats and meta.json for a domain, from its index: the same whether built whole or updated. */
+export function publishDomain(layout: WorkspaceLayout, index: DomainIndex, t: IndexTotals = indexTotals(index)): DomainStats {
+  const [trainPath, valPath] = shardPaths(layout, index.domain);
+  const s: DomainStats = { domain: index.domain, ...t, fingerprint: indexFingerprint(index), trainPath, valPath };
+  writeJsonAtomic(join(layout.dataDir, index.domain, 'meta.json'), {
+    v: 1,
+    domain: index.domain,
+    dtype: 'uint32',
+    tokenizer: index.tokenizer,
+    files: s.files,
+    bytes: s.bytes,
+    train_tokens: s.trainTokens,
+    val_tokens: s.valTokens,
+    fingerprint: s.fingerprint,
+  });
+  return s;
+}
+
 export interface BuildOptions {
   onFile?: (relPath: string, domain: string) => void;
+}
+
+/** Tokenizes one domain's files into fresh shards and writes its index. */
+export function buildDomain(
+  layout: WorkspaceLayout,
+  domain: string,
+  /** Workspace-relative paths, forward slashes. */
+  files: string[],
+  valFraction: number,
+  tokenizer: Tokenizer,
+  opts: BuildOptions = {},
+): DomainIndex {
+  mkdirSync(join(layout.dataDir, domain), { recursive: true });
+  removeStaleTemps(join(layout.dataDir, domain));
+  const val = chooseValidation(files, valFraction);
+  const writers = shardPaths(layout, domain).map((p) => new ShardWriter(p)) as [ShardWriter, ShardWriter];
+  const index: DomainIndex = { v: 1, domain, tokenizer: tokenizer.id, g: 0, stored: [0, 0], x: EMPTY_SET_HASH, files: {} };
+  const x = Buffer.alloc(32);
+  try {
+    for (const rel of files) {
+      const content = readFileSync(join(layout.root, rel));
+      const doc = encodeDocument(tokenizer, content);
+      const s = val.has(rel) ? 1 : 0;
+      const o = writers[s].append(doc);
+      const h = contentHash(content);
+      index.files[rel] = { s, o, n: doc.length, b: content.length, h, k: pathBucket(rel) };
+      toggleFile(x, rel, h);
+      opts.onFile?.(rel, domain);
+    }
+    for (const w of writers) w.commit();
+  } catch (e) {
+    for (const w of writers) w.abort();
+    throw e;
+  }
+  index.stored = [writers[0].tokens, writers[1].tokens];
+  index.x = x.toString('hex');
+  writeDomainIndex(layout, index);
+  return index;
 }
 
 /**
  * Tokenizes every domain's files into train/val shards (each file as BOS, tokens, EOS) with stats
  * and a fingerprint of the inputs, so training can tell which experts are stale.
  */
-export function buildDatasets(
-  layout: WorkspaceLayout,
-  config: MoaConfig,
-  tokenizer: Tokenizer,
-  opts: BuildOptions = {},
-): DatasetManifest {
+export function buildDatasets(layout: WorkspaceLayout, config: MoaConfig, tokenizer: Tokenizer, opts: BuildOptions = {}): DatasetManifest {
   if (config.domains.length === 0) throw new MoaError(`${layout.configFile}: no domains configured`, 'Add a domain or run "moa init --force".');
-  const matcher = compileDomains(config.domains);
-  const skipped: Partial<Record<SkipReason, number>> = {};
-  const byDomain = new Map<string, { relPath: string; absPath: string; size: number }[]>();
-  let unassigned = 0;
-  // Only paths are held for the whole workspace; contents are read one file at a time below.
-  for (const f of scanWorkspace(layout.root, {
-    maxFileBytes: config.data.maxFileBytes,
-    onSkip: (_p, reason) => (skipped[reason] = (skipped[reason] ?? 0) + 1),
-  })) {
-    const domain = matcher.domainOf(f.relPath);
-    if (!domain) {
-      unassigned++;
-      continue;
-    }
-    const list = byDomain.get(domain) ?? [];
-    list.push(f);
-    byDomain.set(domain, list);
-  }
-  const stats: DomainStats[] = [];
-  for (const d of config.domains) {
-    const files = byDomain.get(d.name) ?? [];
-    const dir = join(layout.dataDir, d.name);
-    mkdirSync(dir, { recursive: true });
-    const val = chooseValidation(files.map((f) => f.relPath), config.data.valFraction);
-    const trainPath = join(dir, 'train.bin');
-    const valPath = join(dir, 'val.bin');
-    const train = new ShardWriter(trainPath);
-    const held = new ShardWriter(valPath);
-    const fp = createHash('sha256').update(tokenizer.id).update('\0');
-    let bytes = 0;
-    try {
-      for (const f of files) {
-        const content = readFileSync(f.absPath);
-        fp.update(f.relPath).update('\0').update(content).update('\0');
-        bytes += content.length;
-        const ids = tokenizer.encode(content.toString('utf8'));
-        const lead = tokenizer.bosId === null ? 0 : 1;
-        const doc = new Uint32Array(ids.length + lead + 1);
-        if (tokenizer.bosId !== null) doc[0] = tokenizer.bosId;
-        doc.set(ids, lead);
-        doc[doc.length - 1] = tokenizer.eosId;
-        (val.has(f.relPath) ? held : train).append(doc);
-        opts.onFile?.(f.relPath, d.name);
+  return withDataLock(layout, () => {
+    const matcher = compileDomains(config.domains);
+    const skipped: Partial<Record<SkipReason, number>> = {};
+    const byDomain = new Map<string, string[]>();
+    let unassigned = 0;
+    // Only paths are held for the whole workspace; contents are read one file at a time.
+    for (const f of scanWorkspace(layout.root, {
+      maxFileBytes: config.data.maxFileBytes,
+      onSkip: (_p, reason) => (skipped[reason] = (skipped[reason] ?? 0) + 1),
+    })) {
+      const domain = matcher.domainOf(f.relPath);
+      if (!domain) {
+        unassigned++;
+        continue;
       }
-      train.commit();
-      held.commit();
-    } catch (e) {
-      train.abort();
-      held.abort();
-      throw e;
+      const list = byDomain.get(domain) ?? [];
+      list.push(f.relPath);
+      byDomain.set(domain, list);
     }
-    const s: DomainStats = {
-      domain: d.name,
-      files: files.length,
-      bytes,
-      trainFiles: files.length - val.size,
-      valFiles: val.size,
-      trainTokens: train.tokens,
-      valTokens: held.tokens,
-      fingerprint: fp.digest('hex'),
-      trainPath,
-      valPath,
-    };
-    writeJsonAtomic(join(dir, 'meta.json'), {
-      v: 1,
-      domain: d.name,
-      dtype: 'uint32',
-      tokenizer: tokenizer.id,
-      files: s.files,
-      bytes: s.bytes,
-      train_tokens: s.trainTokens,
-      val_tokens: s.valTokens,
-      fingerprint: s.fingerprint,
+    const stats = config.domains.map((d) => {
+      const files = byDomain.get(d.name) ?? [];
+      byDomain.delete(d.name); // let the path list go once its domain is written
+      return publishDomain(layout, buildDomain(layout, d.name, files, config.data.valFraction, tokenizer, opts));
     });
-    stats.push(s);
-  }
-  const manifest: DatasetManifest = {
-    v: 1,
-    tokenizer: tokenizer.id,
-    created: new Date().toISOString(),
-    domains: stats,
-    skipped,
-    unassigned,
-  };
-  writeJsonAtomic(manifestPath(layout), manifest);
-  return manifest;
+    const manifest: DatasetManifest = {
+      v: 1,
+      tokenizer: tokenizer.id,
+      created: new Date().toISOString(),
+      domains: stats,
+      skipped,
+      unassigned,
+      key: datasetKey(config, tokenizer),
+    };
+    writeJsonAtomic(manifestPath(layout), manifest);
+    return manifest;
+  });
 }

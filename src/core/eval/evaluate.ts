@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
-import { readManifest } from '../data/shards';
+import { datasetsForTraining } from '../data/compact';
 import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
-import { readRouterInfo } from '../adapters/router';
+import { loadRouterWeights, readRouterInfo, type RouterWeights } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { OnnxEngine } from '../inference/engine';
-import { stackExperts } from '../inference/expertStack';
+import { stackExperts, type ExpertStack } from '../inference/expertStack';
 import { ensureOnnxExport } from '../inference/export';
 import { readOnnxModelInfo } from '../inference/modelInfo';
 import { listRuns, readRunEvents } from '../trainer/runs';
@@ -32,8 +32,14 @@ export interface EvalReport {
   mixed: PerDomain | null;
   /** MoA with label routing: the domain's own expert (which is also oracle routing here). */
   label: PerDomain;
-  /** MoA with the learned router, from the trainer's stage-2 evaluation (its own windows). */
+  /** MoA with the learned router: routed on each window's first half and held, as completions are. */
   learned: PerDomain | null;
+  /**
+   * Where `learned` comes from: `onnx`, scored here on the same windows as every other column;
+   * `trainer`, the trainer's stage-2 evaluation on its own windows (when the router's experts
+   * are not all here to re-score it). Absent in reports written before this field existed.
+   */
+  learnedSource?: 'onnx' | 'trainer';
   routerAccuracy: PerDomain | null;
 }
 
@@ -65,12 +71,13 @@ export async function evaluate(
   python: string,
   opts: { windows: number; seqLen?: number; onLog?: (l: string) => void } = { windows: 16 },
 ): Promise<EvalReport> {
-  const manifest = readManifest(layout);
+  const manifest = datasetsForTraining(layout);
   if (!manifest) throw new MoaError(`${layout.dataDir}: no datasets yet`, 'Run "moa data" first.');
   const dir = resolveBaseModelDir(config.baseModel, product, layout.root);
   const base = readBaseModel(config.baseModel, dir);
   const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog);
   const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
+  let learnedEngine: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack } | undefined;
   try {
     const experts = listExperts(layout.expertsDir).filter((e) => e.status === 'ok');
     const weights = new Map<string, ExpertWeights>(experts.map((e) => [e.name, loadExpertWeights(e.dir, e.name, base)]));
@@ -89,10 +96,25 @@ export async function evaluate(
       matrix: {},
       mixed: mixed ? {} : null,
       label: {},
-      learned: learnedFromRuns(layout),
+      learned: null,
       routerAccuracy: readRouterInfo(layout.routerDir)?.accuracy ?? null,
     };
     const stacks = new Map([...weights].map(([n, w]) => [n, stackExperts(engine.info, [w])]));
+    const routerInfo = readRouterInfo(layout.routerDir);
+    if (routerInfo?.status === 'ok' && routerInfo.experts.length >= 2 && routerInfo.experts.every((e) => weights.has(e))) {
+      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK });
+      const lengine = await OnnxEngine.load(lexp.onnxPath, readOnnxModelInfo(lexp.infoPath));
+      learnedEngine = {
+        engine: lengine,
+        router: loadRouterWeights(layout.routerDir, routerInfo, base.numLayers, base.hiddenSize),
+        stack: stackExperts(lengine.info, routerInfo.experts.map((e) => weights.get(e)!)),
+      };
+      report.learned = {};
+      report.learnedSource = 'onnx';
+    } else {
+      report.learned = learnedFromRuns(layout);
+      if (report.learned) report.learnedSource = 'trainer';
+    }
     for (const d of manifest.domains) {
       const windows = evenWindows(d.valTokens >= seqLen ? d.valPath : d.trainPath, seqLen, opts.windows);
       if (windows.length === 0) continue;
@@ -102,10 +124,15 @@ export async function evaluate(
       for (const [name, stack] of stacks) report.matrix[d.domain]![name] = await engine.windowLoss(windows, stack, [1]);
       if (mixed && report.mixed) report.mixed[d.domain] = await engine.windowLoss(windows, stackExperts(engine.info, [mixed]), [1]);
       report.label[d.domain] = report.matrix[d.domain]![d.domain] ?? report.base[d.domain]!;
+      if (learnedEngine && report.learned) {
+        const { engine: le, router, stack } = learnedEngine;
+        report.learned[d.domain] = await le.windowLoss(windows, stack, { router, promptLen: Math.floor(seqLen / 2) });
+      }
     }
     return report;
   } finally {
     await engine.release();
+    await learnedEngine?.engine.release();
   }
 }
 
@@ -136,6 +163,7 @@ export function formatEvalTable(r: EvalReport): string {
   }
   const means = cols.slice(0, rowOf(r.domains[0] ?? '').length).map((_, i) => mean(r.domains.map((d) => rowOf(d)[i] ?? null)));
   lines.push('mean'.padEnd(14) + means.map((x) => fmt(x)).join('') + (r.routerAccuracy ? fmt(mean(r.domains.map((d) => r.routerAccuracy![d] ?? null)), true) : ''));
-  if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (not re-scored here).');
+  if (r.learned && r.learnedSource === 'onnx') lines.push('MoA learned: the per-layer routers decide on the first half of each window and hold it, as for a completion.');
+  else if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (the router\'s experts are not all here to re-score it).');
   return lines.join('\n');
 }

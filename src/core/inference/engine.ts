@@ -22,6 +22,10 @@ export interface GenerateOptions extends SamplingOptions {
   router?: RouterWeights;
   maxNewTokens: number;
   seed: number;
+  /** Tokens that end generation as EOS does (a FIM model's markers): never part of the output. */
+  stopTokens?: readonly number[];
+  /** Sees each step's next-token logits row (valid only during the call): tests compare it with PyTorch. */
+  onLogits?: (row: Float32Array, step: number) => void;
   /** Called with the ids generated so far; true stops generation (the stop rule). */
   shouldStop?: (generated: number[]) => boolean;
   signal?: AbortSignal;
@@ -36,7 +40,26 @@ export interface GenerateResult {
   totalMs: number;
 }
 
+/**
+ * Below this hidden size one thread decodes faster than several: each matmul of a decode step
+ * (one token) is then a few microseconds of work, less than handing it to a thread pool and
+ * waiting for it, and a thread pool spinning beside the editor's own processes slows both.
+ * Measured on moa-tiny (hidden 192): bench/core/RESULTS.md. Batched work (eval) keeps the pool.
+ */
+export const SINGLE_THREAD_BELOW_HIDDEN = 512;
+
+/** Intra-op threads for a session that serves completions (token-by-token decoding). */
+export function decodeThreads(info: Pick<OnnxModelInfo, 'hiddenSize'>): number {
+  return info.hiddenSize < SINGLE_THREAD_BELOW_HIDDEN ? 1 : 0;
+}
+
 /** One onnxruntime session for a base model; experts and routing travel as inputs, never as a new session. */
+/**
+ * How `windowLoss` routes: fixed weights over the stacked experts, or (for a graph exported with
+ * learned routing) the routers, deciding on each window's first `promptLen` tokens.
+ */
+export type WindowRouting = number[] | { router: RouterWeights; promptLen: number };
+
 export class OnnxEngine {
   private constructor(
     private readonly ort: Ort,
@@ -44,11 +67,15 @@ export class OnnxEngine {
     readonly info: OnnxModelInfo,
   ) {}
 
-  static async load(onnxPath: string, info: OnnxModelInfo): Promise<OnnxEngine> {
+  /**
+   * `threads`: onnxruntime's intra-op threads; 0 (the default) lets onnxruntime choose, one per
+   * physical core. Completions pass `decodeThreads(info)`.
+   */
+  static async load(onnxPath: string, info: OnnxModelInfo, threads = 0): Promise<OnnxEngine> {
     const ort = await loadOrt();
     let session: InferenceSession;
     try {
-      session = await ort.InferenceSession.create(onnxPath, { graphOptimizationLevel: 'all' });
+      session = await ort.InferenceSession.create(onnxPath, { graphOptimizationLevel: 'all', intraOpNumThreads: threads });
     } catch (e) {
       throw new MoaError(`${onnxPath}: onnxruntime could not load the model (${e instanceof Error ? e.message : String(e)})`, 'Delete the folder to re-export it.');
     }
@@ -136,12 +163,13 @@ export class OnnxEngine {
       }
       const logits = out['logits']!.data as Float32Array;
       const row = logits.subarray((seq - 1) * info.vocabSize, seq * info.vocabSize);
+      opts.onLogits?.(row, step);
       const next = sampleToken(row, opts, random);
       for (let i = 0; i < info.numLayers; i++) {
         for (const kv of ['key', 'value']) past[`past_key_values.${i}.${kv}`] = out[`present.${i}.${kv}`]!;
       }
       pastLen = total;
-      if (next === info.eosTokenId) {
+      if (next === info.eosTokenId || opts.stopTokens?.includes(next)) {
         stopReason = 'eos';
         break;
       }
@@ -155,30 +183,64 @@ export class OnnxEngine {
     return { tokens, stopReason, prefillMs, totalMs: performance.now() - t0, routing };
   }
 
+  /** Feeds for equal-length rows with no cache: the whole sequence in one pass. */
+  private fullFeeds(rows: ArrayLike<number>[], stack: ExpertStack, routing: WindowRouting): Record<string, Tensor> {
+    const { ort, info } = this;
+    const B = rows.length;
+    const S = rows[0]!.length;
+    const ids = new BigInt64Array(B * S);
+    rows.forEach((w, i) => {
+      for (let j = 0; j < S; j++) ids[i * S + j] = BigInt(w[j]!);
+    });
+    let routed: Record<string, Tensor>;
+    if (Array.isArray(routing)) {
+      if (info.learnedRouting) throw new MoaError('this ONNX graph routes with learned routers: pass the router weights');
+      routed = this.expertFeeds(stack, routing, B);
+    } else {
+      if (!info.learnedRouting) throw new MoaError('this ONNX graph takes routing weights, not routers');
+      // The routers pool the first `promptLen` positions of each row and route the whole row with
+      // that decision, as a completion routes on its prompt and holds it.
+      const E = Math.max(1, stack.names.length);
+      const mask = new Float32Array(B * S);
+      for (let b = 0; b < B; b++) mask.fill(1, b * S, b * S + Math.min(S, Math.max(1, routing.promptLen)));
+      routed = {
+        ...this.routerFeeds(stack, routing.router),
+        'router.prompt_mask': new ort.Tensor('float32', mask, [B, S]),
+        'router.held': new ort.Tensor('float32', new Float32Array(info.numLayers * B * E), [info.numLayers, B, E]),
+        'router.hold': new ort.Tensor('float32', Float32Array.of(0), [1]),
+      };
+    }
+    const feeds: Record<string, Tensor> = {
+      ...routed,
+      input_ids: new ort.Tensor('int64', ids, [B, S]),
+      attention_mask: new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]),
+      position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)), [B, S]),
+    };
+    for (let i = 0; i < info.numLayers; i++) {
+      for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [B, info.numKvHeads, 0, info.headDim]);
+    }
+    return feeds;
+  }
+
+  /** Logits at every position of one sequence, [seq × vocab], recomputed in full (no cache). */
+  async logits(ids: ArrayLike<number>, stack: ExpertStack, expertWeights: number[]): Promise<Float32Array> {
+    if (this.info.learnedRouting) throw new MoaError('logits() takes routing weights; this graph routes with learned routers');
+    return (await this.session.run(this.fullFeeds([ids], stack, expertWeights)))['logits']!.data as Float32Array;
+  }
+
   /**
    * Mean next-token cross-entropy (nats) of equal-length windows under one routing, computed in
    * batches through the same graph that serves completions: what `moa eval` measures.
    */
-  async windowLoss(windows: Uint32Array[], stack: ExpertStack, expertWeights: number[], batch = 8): Promise<number> {
-    const { ort, info } = this;
+  async windowLoss(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, batch = 8): Promise<number> {
+    const { info } = this;
     let total = 0;
     let count = 0;
     for (let b0 = 0; b0 < windows.length; b0 += batch) {
       const rows = windows.slice(b0, b0 + batch);
       const B = rows.length;
       const S = rows[0]!.length;
-      const ids = new BigInt64Array(B * S);
-      rows.forEach((w, i) => w.forEach((t, j) => (ids[i * S + j] = BigInt(t))));
-      const feeds: Record<string, Tensor> = {
-        ...this.expertFeeds(stack, expertWeights, B),
-        input_ids: new ort.Tensor('int64', ids, [B, S]),
-        attention_mask: new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]),
-        position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)), [B, S]),
-      };
-      for (let i = 0; i < info.numLayers; i++) {
-        for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [B, info.numKvHeads, 0, info.headDim]);
-      }
-      const logits = (await this.session.run(feeds))['logits']!.data as Float32Array;
+      const logits = (await this.session.run(this.fullFeeds(rows, stack, routing)))['logits']!.data as Float32Array;
       const V = info.vocabSize;
       for (let i = 0; i < B; i++) {
         for (let j = 0; j < S - 1; j++) {

@@ -1,18 +1,20 @@
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
 import { readExpertState } from '../adapters/state';
+import { MoaError } from '../util/errors';
 import { loadRouterWeights, readRouterInfo, type RouterInfo, type RouterWeights } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { routeByLabel, type RouteDecision } from '../routing/label';
 import { loadTokenizer } from '../tokenizer/load';
 import type { Tokenizer } from '../tokenizer/types';
-import { OnnxEngine } from './engine';
+import { OnnxEngine, decodeThreads } from './engine';
 import { stackExperts, type ExpertStack } from './expertStack';
 import { ensureOnnxExport } from './export';
 import { readOnnxModelInfo } from './modelInfo';
-import { buildPrefixPrompt, decodeCompletion } from './prompt';
+import { buildPrompt, decodeCompletion, detectFim, type FimTokens } from './prompt';
 import { applyStop, type StopMode } from './stop';
 
 export interface CompleteOptions {
@@ -20,12 +22,17 @@ export interface CompleteOptions {
   temperature: number;
   topP: number;
   seed: number;
-  /** Prompt budget in tokens before the cursor. */
+  /**
+   * Prompt budget in tokens, special tokens included: the prefix nearest the cursor, and for a base
+   * model with fill-in-the-middle tokens the start of the suffix too (prompt.ts, `splitBudget`).
+   */
   promptTokens: number;
   /** Where the completion ends (inline completions stop at the end of the line or block). */
   stop: StopMode;
   languageId?: string;
   signal?: AbortSignal;
+  /** This expert alone serves this request, whatever the routing mode (e.g. to compare experts on one prompt). */
+  expert?: string;
 }
 
 export const DEFAULT_COMPLETE: CompleteOptions = { maxNewTokens: 48, temperature: 0, topP: 0.95, seed: 0, promptTokens: 512, stop: 'none' };
@@ -35,6 +42,8 @@ export interface Completion {
   route: RouteDecision;
   /** With the learned router: the weights each layer chose on the prompt, [layers][experts]. */
   layerRouting?: { experts: string[]; weights: number[][] };
+  /** How the prompt was laid out: FIM family (null: prefix only) and the tokens taken from each side. */
+  prompt: { fim: string | null; tokens: number; prefixTokens: number; suffixTokens: number };
   tokens: number;
   stopReason: string;
   prefillMs: number;
@@ -49,6 +58,7 @@ export class CompletionService {
   private engine?: OnnxEngine;
   private learned?: { engine: OnnxEngine; router: RouterWeights };
   private tokenizer?: Tokenizer;
+  private fim?: FimTokens;
   private base?: BaseModelInfo;
   private readonly experts = new Map<string, ExpertWeights>();
   private readonly stacks = new Map<string, ExpertStack>();
@@ -67,12 +77,41 @@ export class CompletionService {
     const dir = resolveBaseModelDir(this.config.baseModel, this.product, this.layout.root);
     this.base = readBaseModel(this.config.baseModel, dir);
     this.tokenizer = loadTokenizer(dir);
+    this.fim = detectFim(this.tokenizer);
     const exp = await ensureOnnxExport(this.layout, this.product, dir, this.python, this.onLog);
-    this.engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
+    const info = readOnnxModelInfo(exp.infoPath);
+    this.engine = await OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
   }
 
   private attached(state = readExpertState(this.layout)): Set<string> {
-    return new Set(listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok' && !state.detached.includes(e.name)).map((e) => e.name));
+    return new Set(this.usableExperts().filter((e) => !state.detached.includes(e)));
+  }
+
+  private listing?: { signature: string; usable: string[] };
+
+  /**
+   * The experts that load, re-listed only when the folder changed. Routing runs on every request,
+   * and listing reads each expert's files (bench/core/RESULTS.md: it was over 5% of the time to
+   * the first token); the modification times of the experts folder and of each expert's folder
+   * change with every write, since every write of an expert is a temp file renamed into place.
+   */
+  private usableExperts(): string[] {
+    const dir = this.layout.expertsDir;
+    let signature = '';
+    if (existsSync(dir)) {
+      signature = String(statSync(dir).mtimeMs);
+      for (const name of readdirSync(dir)) {
+        try {
+          signature += `\0${name}:${statSync(join(dir, name)).mtimeMs}`;
+        } catch {
+          signature += `\0${name}:gone`; // removed while listing: the next call sees the folder's new time
+        }
+      }
+    }
+    if (this.listing?.signature !== signature) {
+      this.listing = { signature, usable: listExperts(dir).filter((e) => e.status === 'ok').map((e) => e.name) };
+    }
+    return this.listing.usable;
   }
 
   /** The trained router when the mode asks for it and every expert it routes among is attached. */
@@ -91,12 +130,19 @@ export class CompletionService {
     return routeByLabel(this.config, relPath, this.attached(state), languageId, state.pinned);
   }
 
+  private forced(name: string): RouteDecision {
+    const ok = listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok').map((e) => e.name);
+    if (!ok.includes(name)) throw new MoaError(`${join(this.layout.expertsDir, name)}: no usable expert "${name}"`, ok.length ? `Experts: ${ok.join(', ')}.` : 'Run "moa train" first.');
+    return { mode: 'pinned', experts: [{ name, weight: 1 }], reason: `expert ${name} asked for this request (routing bypassed)` };
+  }
+
   private async learnedEngine(info: RouterInfo): Promise<{ engine: OnnxEngine; router: RouterWeights }> {
     if (this.learned && this.learned.router.experts.join('\0') === info.experts.join('\0')) return this.learned;
     await this.ready();
     const dir = resolveBaseModelDir(this.config.baseModel, this.product, this.layout.root);
     const exp = await ensureOnnxExport(this.layout, this.product, dir, this.python, this.onLog, { learnedRouting: true, topK: info.topK });
-    const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
+    const engineInfo = readOnnxModelInfo(exp.infoPath);
+    const engine = await OnnxEngine.load(exp.onnxPath, engineInfo, decodeThreads(engineInfo));
     const router = loadRouterWeights(this.layout.routerDir, info, this.base!.numLayers, this.base!.hiddenSize);
     await this.learned?.engine.release();
     this.learned = { engine, router };
@@ -121,9 +167,10 @@ export class CompletionService {
     return stack;
   }
 
-  async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE): Promise<Completion> {
+  /** Completes at the cursor: `prefix` is the text before it, `suffix` the text after it (used by FIM models). */
+  async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE, suffix = ''): Promise<Completion> {
     await this.ready();
-    let route = this.route(relPath, opts.languageId);
+    let route = opts.expert !== undefined ? this.forced(opts.expert) : this.route(relPath, opts.languageId);
     const routerInfo = route.byRouter ? this.usableRouter() : undefined;
     const learned = routerInfo ? await this.learnedEngine(routerInfo) : undefined;
     const names = learned ? learned.router.experts : route.experts.map((e) => e.name);
@@ -131,8 +178,8 @@ export class CompletionService {
     // The learned graph ignores these (its routers decide); the base model alone is one zero expert.
     const weights = route.experts.length ? route.experts.map((e) => e.weight) : names.length ? names.map(() => 0) : [0];
     const tokenizer = this.tokenizer!;
-    const prompt = buildPrefixPrompt(prefix, tokenizer, opts.promptTokens);
-    const result = await (learned?.engine ?? this.engine!).generate(prompt, {
+    const prompt = buildPrompt(tokenizer, prefix, suffix, opts.promptTokens, this.fim);
+    const result = await (learned?.engine ?? this.engine!).generate(prompt.ids, {
       stack,
       router: learned?.router,
       expertWeights: weights,
@@ -141,6 +188,7 @@ export class CompletionService {
       topP: opts.topP,
       seed: opts.seed,
       signal: opts.signal,
+      stopTokens: prompt.fim?.stop,
       shouldStop: opts.stop === 'none' ? undefined : (ids) => applyStop(decodeCompletion(tokenizer.decodeBytes(ids)), opts.stop).done,
     });
     const text = applyStop(decodeCompletion(tokenizer.decodeBytes(result.tokens)), opts.stop).text;
@@ -149,7 +197,8 @@ export class CompletionService {
       layerRouting = { experts: names, weights: result.routing };
       route = learnedDecision(names, result.routing);
     }
-    return { text, route, layerRouting, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs };
+    const promptInfo = { fim: prompt.fim?.family ?? null, tokens: prompt.ids.length, prefixTokens: prompt.prefixTokens, suffixTokens: prompt.suffixTokens };
+    return { text, route, layerRouting, prompt: promptInfo, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs };
   }
 
   async dispose(): Promise<void> {

@@ -8,4 +8,6 @@ export interface Tokenizer {
   encode(text: string): Uint32Array;
   /** Token ids to bytes; callers decode UTF-8 themselves so a split character is never mangled. */
   decodeBytes(ids: ArrayLike<number>): Uint8Array;
+  /** The id of one vocabulary or added token by its text (HF tokenizers); how FIM tokens are found. */
+  tokenToId?(token: string): number | undefined;
 }

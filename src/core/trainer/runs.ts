@@ -6,6 +6,7 @@ import { MoaError } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { readJsonObjectOr } from '../util/json';
 import { parseTrainerEvent, type TrainerEvent } from './events';
+import { pidAlive } from '../util/pid';
 
 export interface RunInfo {
   id: string;
@@ -56,15 +57,6 @@ export function readRunEvents(eventsFile: string): TrainerEvent[] {
 export function listRuns(layout: WorkspaceLayout): string[] {
   if (!existsSync(layout.runsDir)) return [];
   return readdirSync(layout.runsDir).filter((n) => /^\d{8}-\d{6}-[0-9a-f]{4}$/.test(n)).sort();
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** One training run per workspace. A lock whose owner died is taken over, so a crash never leaves it stuck. */

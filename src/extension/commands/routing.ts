@@ -2,6 +2,8 @@ import * as vscode from 'vscode';
 import { setRoutingMode } from '../../core/config/edit';
 import type { RoutingMode } from '../../core/config/schema';
 import { MoaError } from '../../core/util/errors';
+import { readExpertState } from '../../core/adapters/state';
+import { listExperts } from '../../core/adapters/store';
 import type { App } from './app';
 
 /** How files are routed to experts, and what the current file gets. */
@@ -11,6 +13,25 @@ export function registerRoutingCommands({ ws, inline, cmd }: App): void {
     if (!doc) throw new MoaError('no file is open: open a file to see how it is routed');
     const route = inline.showRoute(doc);
     if (route) void vscode.window.showInformationMessage(`MoA routing (${route.mode}): ${route.reason}`);
+  });
+  // The status-bar item's menu: what serves this file, and the two ways to change it.
+  cmd('moa.routingMenu', async () => {
+    const state = readExpertState(ws.layout);
+    const experts = listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok').map((e) => e.name);
+    type Item = vscode.QuickPickItem & { run: () => unknown };
+    const items: Item[] = [
+      { label: '$(list-selection) Set Routing Mode…', description: `now ${ws.config().routing.mode}`, run: () => vscode.commands.executeCommand('moa.setRoutingMode') },
+      { label: '$(info) Show Routing for Current File', run: () => vscode.commands.executeCommand('moa.showRouting') },
+      { label: 'pin an expert for every file', kind: vscode.QuickPickItemKind.Separator, run: () => undefined },
+      ...experts.map((name): Item => ({
+        label: `$(pinned) ${name}`,
+        description: state.pinned === name ? 'pinned now' : undefined,
+        run: () => vscode.commands.executeCommand('moa.pinExpert', { kind: 'expert', expert: { name, status: 'ok' } }),
+      })),
+    ];
+    if (state.pinned) items.push({ label: '$(pin) Unpin', description: state.pinned, run: () => vscode.commands.executeCommand('moa.unpinExpert') });
+    const pick = await vscode.window.showQuickPick(items, { title: 'MoA: routing', placeHolder: experts.length ? 'routing mode, or pin an expert' : 'routing mode (no trained expert to pin yet)' });
+    await pick?.run();
   });
   cmd('moa.setRoutingMode', async () => {
     const current = ws.config().routing.mode;

@@ -1,9 +1,11 @@
 import * as vscode from 'vscode';
+import { join } from 'node:path';
 import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
 import type { TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, spawnTrainer } from '../../core/trainer/process';
 import { MoaError } from '../../core/util/errors';
-import { buildWorkspaceData, initWorkspace } from '../../core/workspace';
+import { initWorkspace } from '../../core/workspace';
+import { BuildCancelled, buildDatasetsInChild } from '../../core/data/buildProcess';
 import type { App } from './app';
 
 /** Initialise, datasets, evaluation, config and the environment check. */
@@ -15,10 +17,19 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     void vscode.window.showInformationMessage(`MoA: found ${config.domains.length} domains (${config.domains.map((d) => d.name).join(', ')}).`);
   });
   cmd('moa.buildData', () =>
-    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: building datasets' }, async () => {
-      const m = buildWorkspaceData(ws.layout, ws.product);
-      tree.refresh();
-      void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
+    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: building datasets', cancellable: true }, async (_p, token) => {
+      const abort = new AbortController();
+      const sub = token.onCancellationRequested(() => abort.abort());
+      try {
+        const m = await buildDatasetsInChild({ node: process.execPath, cli: join(ws.product.root, 'dist', 'cli.js'), root: ws.layout.root, signal: abort.signal });
+        tree.refresh();
+        void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
+      } catch (e) {
+        if (!(e instanceof BuildCancelled)) throw e;
+        ws.log.info('dataset build cancelled; the previous datasets are kept');
+      } finally {
+        sub.dispose();
+      }
     }),
   );
   cmd('moa.refresh', () => {
@@ -48,8 +59,7 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     if (!exit.done || !hello) throw new MoaError(`environment check with ${python} failed: ${describeFailure(exit)}`);
     const device = hello.gpu ? `${hello.gpu} (${hello.gpu_memory_gb} GB)` : 'no CUDA GPU: training runs on the CPU';
     ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
-    tree.device = { label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}`, ok: true };
-    tree.refresh();
+    tree.setDevice({ label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}`, ok: true });
     void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
   });
 }

@@ -1,0 +1,185 @@
+// Inference benchmarks (issue 5): switching expert between requests next to recreating the
+// session, routing overhead as a share of time-to-first-token, TTFT p50/p95 for a 256-token
+// prompt on moa-tiny, and the engine's resident memory. Every ratio comes from figures measured
+// side by side in this one run. Run: npm run bench:inference (needs .venv for the one-time ONNX
+// export). Prints figures; writes nothing into the repository.
+import { mkdirSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { validateConfig } from '../../src/core/config/validate';
+import { productLayout, workspaceLayout } from '../../src/core/paths';
+import { choosePython } from '../../src/core/trainer/python';
+import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
+import { loraKey } from '../../src/core/adapters/peftKeys';
+import { loadExpertWeights } from '../../src/core/adapters/store';
+import type { RouterWeights } from '../../src/core/adapters/router';
+import { readBaseModel } from '../../src/core/models/base';
+import { CompletionService, DEFAULT_COMPLETE } from '../../src/core/inference/service';
+import { OnnxEngine, decodeThreads, loadOrt } from '../../src/core/inference/engine';
+import { stackExperts } from '../../src/core/inference/expertStack';
+import { ensureOnnxExport } from '../../src/core/inference/export';
+import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
+
+// Read before onnxruntime-node (a lazy import) or any model is loaded: the engine's memory is measured from here.
+const rssAtStart = process.memoryUsage().rss;
+
+const root = resolve(__dirname, '..', '..');
+const product = productLayout(root);
+const baseDir = join(root, 'models', 'moa-tiny');
+const python = choosePython(root).command;
+
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
+}
+const median = (xs: number[]) => quantile(xs, 0.5);
+const ms = (x: number) => `${x.toFixed(x < 1 ? 3 : 1)} ms`;
+
+/** A seeded random LoRA expert in PEFT layout, as the trainer writes them (rank 8, alpha 16, q/k/v/o). */
+function writeExpert(dir: string, domain: string, seed: number): void {
+  const base = readBaseModel('builtin:moa-tiny', baseDir);
+  const headDim = base.hiddenSize / base.numHeads;
+  const dims: Record<string, [number, number]> = {
+    q_proj: [base.hiddenSize, base.numHeads * headDim],
+    k_proj: [base.hiddenSize, base.numKvHeads * headDim],
+    v_proj: [base.hiddenSize, base.numKvHeads * headDim],
+    o_proj: [base.numHeads * headDim, base.hiddenSize],
+  };
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.1;
+  const r = 8;
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (let l = 0; l < base.numLayers; l++) {
+    for (const [m, [inF, outF]] of Object.entries(dims)) {
+      tensors.set(loraKey(l, m, 'A'), { shape: [r, inF], data: Float32Array.from({ length: r * inF }, rand) });
+      tensors.set(loraKey(l, m, 'B'), { shape: [outF, r], data: Float32Array.from({ length: outF * r }, rand) });
+    }
+  }
+  mkdirSync(dir, { recursive: true });
+  writeSafetensorsF32(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
+  writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 16, target_modules: Object.keys(dims) }));
+  writeFileSync(join(dir, 'expert.json'), JSON.stringify({ v: 1, domain }));
+}
+
+async function main(): Promise<void> {
+  const ws = mkdtempSync(join(tmpdir(), 'moa-bench-inference-'));
+  try {
+    const layout = workspaceLayout(ws);
+    const config = validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'markdown', include: ['**/*.md'] }] }).config!;
+    mkdirSync(layout.moaDir, { recursive: true });
+    writeFileSync(layout.configFile, JSON.stringify(config));
+    writeExpert(join(layout.expertsDir, 'python'), 'python', 1);
+    writeExpert(join(layout.expertsDir, 'markdown'), 'markdown', 2);
+    // Export first, in its own step: the one-time Python export is not part of any figure below.
+    const exp = await ensureOnnxExport(layout, product, baseDir, python);
+    const learnedExp = await ensureOnnxExport(layout, product, baseDir, python, undefined, { learnedRouting: true, topK: 1 });
+
+    // ---- (d) resident memory: onnxruntime-node's library, then the service with its session, tokenizer and two experts, warm.
+    await loadOrt();
+    const rssOrt = process.memoryUsage().rss;
+    const code = 'import os\nimport sys\n\n\ndef load(path, limit=10):\n    """Read the first lines of a file."""\n    with open(path) as handle:\n        lines = handle.readlines()\n    return [line.strip() for line in lines[:limit]]\n\n\nclass Store:\n    def __init__(self, name):\n        self.name = name\n        self.items = {}\n\n    def put(self, key, value):\n        self.items[key] = value\n';
+    const prefix = code.slice(-255); // + BOS = a 256-token prompt (ASCII: one byte, one token)
+    const service = new CompletionService(layout, product, config, python);
+    const opts = { ...DEFAULT_COMPLETE, maxNewTokens: 1, promptTokens: 256 };
+    const first = await service.complete('src/a.py', prefix, opts);
+    if (first.prompt.tokens !== 256) throw new Error(`prompt has ${first.prompt.tokens} tokens, not 256`);
+    await service.complete('docs/a.md', prefix, opts);
+    const rssService = process.memoryUsage().rss;
+
+    // ---- (c) time-to-first-token for a 256-token prompt, the whole request: route, tokenize, stack, prefill, first token.
+    for (let i = 0; i < 5; i++) await service.complete('src/a.py', prefix, opts); // warm-up
+    const ttft: number[] = [];
+    const routeMs: number[] = [];
+    const sameExpert: number[] = [];
+    const switching: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      // Interleaved so that load on this shared machine falls on all series alike.
+      let t = performance.now();
+      service.route('src/a.py');
+      routeMs.push(performance.now() - t);
+      // python after markdown (a switch), python after python (same expert), markdown after python (a switch).
+      for (const [file, series] of [['src/a.py', switching], ['src/a.py', sameExpert], ['docs/a.md', switching]] as const) {
+        t = performance.now();
+        await service.complete(file, prefix, opts);
+        const d = performance.now() - t;
+        series.push(d);
+        ttft.push(d);
+      }
+    }
+
+    // The same call back to back, caches warm: what route() costs when nothing runs between calls.
+    const routeWarm: number[] = [];
+    for (let i = 0; i < 1000; i++) {
+      const t = performance.now();
+      service.route('src/a.py');
+      routeWarm.push(performance.now() - t);
+    }
+
+    // ---- (a) switching expert: what a switch computes (stack the new expert's tensors) vs a new session.
+    const info = readOnnxModelInfo(exp.infoPath);
+    const base = readBaseModel('builtin:moa-tiny', baseDir);
+    const py = loadExpertWeights(join(layout.expertsDir, 'python'), 'python', base);
+    const md = loadExpertWeights(join(layout.expertsDir, 'markdown'), 'markdown', base);
+    const stackTimes: number[] = [];
+    for (let i = 0; i < 400; i++) {
+      const t = performance.now();
+      stackExperts(info, [i % 2 ? py : md]);
+      stackTimes.push(performance.now() - t);
+    }
+
+    // ---- (b) learned routing's overhead: the routers run inside the graph; same experts, same prompt, fixed weights vs learned.
+    const rssBeforeLearned = process.memoryUsage().rss;
+    const plain = await OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
+    const learned = await OnnxEngine.load(learnedExp.onnxPath, readOnnxModelInfo(learnedExp.infoPath), decodeThreads(info));
+    const rssTwoMore = process.memoryUsage().rss;
+    const pair = stackExperts(info, [md, py]);
+    let s = 7;
+    const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.2;
+    const router: RouterWeights = { experts: ['markdown', 'python'], layers: info.numLayers, hidden: info.hiddenSize, weight: Float32Array.from({ length: info.numLayers * 2 * info.hiddenSize }, rand), bias: new Float32Array(info.numLayers * 2) };
+    const ids = [256, ...Buffer.from(prefix)];
+    const gen = { maxNewTokens: 1, temperature: 0, topP: 1, seed: 0 };
+    const fixedT: number[] = [];
+    const learnedT: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await plain.generate(ids, { ...gen, stack: pair, expertWeights: [0, 1] });
+      await learned.generate(ids, { ...gen, stack: pair, expertWeights: [], router });
+    }
+    for (let i = 0; i < 60; i++) {
+      let t = performance.now();
+      await plain.generate(ids, { ...gen, stack: pair, expertWeights: [0, 1] });
+      fixedT.push(performance.now() - t);
+      t = performance.now();
+      await learned.generate(ids, { ...gen, stack: pair, expertWeights: [], router });
+      learnedT.push(performance.now() - t);
+    }
+    await plain.release();
+    await learned.release();
+    // (a) continued: what a design that baked the expert into the graph would pay per switch at least.
+    const recreate: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const t = performance.now();
+      const e = await OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
+      recreate.push(performance.now() - t);
+      await e.release();
+    }
+
+    await service.dispose();
+
+    const mb = (x: number) => `${(x / 2 ** 20).toFixed(1)} MB`;
+    const p50 = median(ttft);
+    console.log(`moa-tiny (${base.numLayers} layers, hidden ${base.hiddenSize}), ${decodeThreads(info)} intra-op thread(s) as completions use, ${new Date().toISOString()}`);
+    console.log(`(a) switch expert: stack the new expert's inputs ${ms(median(stackTimes))} median of ${stackTimes.length} (target < 1 ms); recreate the session ${ms(median(recreate))} median of ${recreate.length}: ${(median(recreate) / median(stackTimes)).toFixed(0)}× the switch`);
+    console.log(`    whole request (TTFT) with the same expert as the request before ${ms(median(sameExpert))} (p50 of ${sameExpert.length}) vs with the other expert ${ms(median(switching))} (p50 of ${switching.length})`);
+    console.log(`(b) label routing (service.route) between requests ${ms(median(routeMs))} = ${((100 * median(routeMs)) / p50).toFixed(2)}% of TTFT (target < 5%); back to back ${ms(median(routeWarm))}`);
+    console.log(`    learned routing in the graph: first token ${ms(median(learnedT))} vs fixed weights ${ms(median(fixedT))}: +${((100 * (median(learnedT) - median(fixedT))) / median(fixedT)).toFixed(1)}% (2 experts, 256-token prompt)`);
+    console.log(`(c) TTFT, 256-token prompt, whole request through CompletionService: p50 ${ms(p50)}, p95 ${ms(quantile(ttft, 0.95))} (${ttft.length} requests)`);
+    console.log(`(d) resident memory over the process before it (${mb(rssAtStart)}): +${mb(rssService - rssAtStart)} in all = onnxruntime-node's library +${mb(rssOrt - rssAtStart)}, then the service (session, tokenizer, 2 experts, warm) +${mb(rssService - rssOrt)}; two more sessions (plain + learned graph) +${mb(rssTwoMore - rssBeforeLearned)}`);
+  } finally {
+    rmSync(ws, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

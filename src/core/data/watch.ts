@@ -1,0 +1,98 @@
+import { relative, sep } from 'node:path';
+import { watch } from 'chokidar';
+import type { MoaConfig } from '../config/schema';
+import type { WorkspaceLayout } from '../paths';
+import type { Tokenizer } from '../tokenizer/types';
+import { IndexCache, updateDatasets, type UpdateResult } from './incremental';
+import { DEFAULT_EXCLUDES } from './scan';
+
+export interface DatasetWatchOptions {
+  /** Loads config and tokenizer; called again after the config file changes. */
+  load: () => { config: MoaConfig; tokenizer: Tokenizer };
+  onUpdate: (r: UpdateResult, ms: number, paths: number) => void;
+  onError: (e: unknown) => void;
+  /** Quiet time that ends a burst of changes, and the longest a change waits under constant edits. */
+  debounceMs?: number;
+  maxWaitMs?: number;
+}
+
+export interface DatasetWatcher {
+  /** Resolves once the initial scan of the watcher is done, so later changes are seen. */
+  ready: Promise<void>;
+  /** Resolves when no change is pending or being applied. */
+  idle(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+/**
+ * Keeps the datasets current while files change: chokidar reports paths, a burst of them is
+ * coalesced, and only those files are re-tokenized (`updateDatasets`).
+ */
+export function watchDatasets(layout: WorkspaceLayout, opts: DatasetWatchOptions): DatasetWatcher {
+  const debounceMs = opts.debounceMs ?? 300;
+  const maxWaitMs = opts.maxWaitMs ?? 2000;
+  const cache = new IndexCache(layout);
+  let loaded: ReturnType<DatasetWatchOptions['load']> | undefined;
+  const pending = new Set<string>();
+  let configChanged = false;
+  let timer: NodeJS.Timeout | undefined;
+  let firstPending = 0;
+  let waiters: (() => void)[] = [];
+
+  const flush = () => {
+    timer = undefined;
+    const paths = [...pending];
+    pending.clear();
+    const t0 = performance.now();
+    try {
+      if (configChanged || !loaded) {
+        loaded = opts.load();
+        configChanged = false;
+      }
+      const r = updateDatasets(layout, loaded.config, loaded.tokenizer, paths, cache);
+      opts.onUpdate(r, performance.now() - t0, paths.length);
+    } catch (e) {
+      // A bad config or an unreadable file is reported; the watcher keeps going.
+      opts.onError(e);
+      loaded = undefined;
+    }
+    if (pending.size === 0 && !timer) for (const w of waiters.splice(0)) w();
+  };
+  const schedule = () => {
+    const now = Date.now();
+    if (!timer) firstPending = now;
+    clearTimeout(timer);
+    timer = setTimeout(flush, now - firstPending >= maxWaitMs ? 0 : debounceMs);
+  };
+
+  const excluded = (abs: string) => {
+    const rel = relative(layout.root, abs);
+    return rel !== '' && rel.split(sep).some((part) => DEFAULT_EXCLUDES.includes(part));
+  };
+  const files = watch(layout.root, { ignoreInitial: true, followSymlinks: false, ignored: excluded });
+  files.on('all', (event, abs) => {
+    if (event === 'addDir') return; // its files arrive as their own events
+    pending.add(relative(layout.root, abs).split(sep).join('/'));
+    schedule();
+  });
+  const configWatcher = watch(layout.configFile, { ignoreInitial: true });
+  configWatcher.on('all', () => {
+    configChanged = true;
+    schedule();
+  });
+  // A watcher error (a folder removed under it, too many watches) must not take the host down.
+  files.on('error', opts.onError);
+  configWatcher.on('error', opts.onError);
+  const ready = Promise.all([new Promise<void>((r) => files.once('ready', () => r())), new Promise<void>((r) => configWatcher.once('ready', () => r()))]).then(() => undefined);
+  return {
+    ready,
+    idle: () => (pending.size === 0 && !timer ? Promise.resolve() : new Promise<void>((r) => waiters.push(r))),
+    async dispose() {
+      clearTimeout(timer);
+      timer = undefined;
+      for (const w of waiters.splice(0)) w();
+      waiters = [];
+      await Promise.all([files.close(), configWatcher.close()]);
+    },
+  };
+}

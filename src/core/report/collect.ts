@@ -1,0 +1,96 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readRouterInfo } from '../adapters/router';
+import { manifestPath, readManifest, type DatasetManifest } from '../data/shards';
+import type { EvalReport } from '../eval/evaluate';
+import type { WorkspaceLayout } from '../paths';
+import { listRuns, readRunEvents } from '../trainer/runs';
+import { MoaError, errorMessage } from '../util/errors';
+import { readJsonObjectOr } from '../util/json';
+import { lossCurves, routerResultsFromEvents, runFacts, type RouterResults, type RunFacts, type StageCurves } from './curves';
+import { readEvalReport } from './evalFile';
+
+export interface ReportRun extends RunFacts {
+  id: string;
+  status: string;
+  created?: string;
+  finished?: string;
+}
+
+/** Everything the HTML report shows, read from a workspace; each part may be missing. */
+export interface ReportInput {
+  workspace: string;
+  generated: string;
+  baseModel?: string;
+  run?: ReportRun;
+  stages: StageCurves[];
+  eval?: { report: EvalReport; source: string };
+  router?: RouterResults & { source: string };
+  dataset?: { manifest: DatasetManifest; source: string };
+  /** Files that exist but could not be used, each naming the file: shown in the report and by the CLI. */
+  problems: string[];
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/** The run to report on: the one asked for, else the latest run that trained at least one step. */
+function chooseRun(layout: WorkspaceLayout, runId: string | undefined): string | undefined {
+  const runs = listRuns(layout);
+  if (runId !== undefined) {
+    if (!runs.includes(runId)) {
+      throw new MoaError(`${join(layout.runsDir, runId)}: no such run`, runs.length ? `Runs in this workspace: ${runs.slice(-5).join(', ')}${runs.length > 5 ? ', …' : ''}.` : 'Run "moa train" first.');
+    }
+    return runId;
+  }
+  for (const id of [...runs].reverse()) {
+    if (readRunEvents(join(layout.runsDir, id, 'events.jsonl')).some((e) => e.type === 'step')) return id;
+  }
+  return runs[runs.length - 1];
+}
+
+export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; now?: Date } = {}): ReportInput {
+  if (!existsSync(layout.moaDir)) throw new MoaError(`${layout.moaDir}: not a MoA workspace`, 'Run "moa init" first.');
+  const problems: string[] = [];
+  const input: ReportInput = {
+    workspace: layout.root,
+    generated: (opts.now ?? new Date()).toISOString(),
+    baseModel: str(readJsonObjectOr(layout.configFile)?.['baseModel']),
+    stages: [],
+    problems,
+  };
+
+  const id = chooseRun(layout, opts.runId);
+  let runRouter: RouterResults | undefined;
+  if (id) {
+    const dir = join(layout.runsDir, id);
+    const meta = readJsonObjectOr(join(dir, 'run.json'));
+    if (!meta) problems.push(`${join(dir, 'run.json')}: missing or not a JSON object`);
+    const events = readRunEvents(join(dir, 'events.jsonl'));
+    input.run = { id, status: str(meta?.['status']) ?? 'unknown', created: str(meta?.['created']), finished: str(meta?.['finished']), ...runFacts(events) };
+    input.stages = lossCurves(events);
+    runRouter = routerResultsFromEvents(events);
+  }
+
+  const runEval = id ? join(layout.runsDir, id, 'eval.json') : undefined;
+  const evalFile = runEval && existsSync(runEval) ? runEval : join(layout.moaDir, 'eval.json');
+  if (existsSync(evalFile)) {
+    try {
+      const source = evalFile === runEval ? `this run's eval.json` : `.moa/eval.json (the workspace's latest moa eval${id ? ', not saved with this run' : ''})`;
+      input.eval = { report: readEvalReport(evalFile), source };
+    } catch (e) {
+      problems.push(errorMessage(e));
+    }
+  }
+
+  if (runRouter) input.router = { ...runRouter, source: `stage-2 held-out evaluation of run ${id}` };
+  else {
+    const info = readRouterInfo(layout.routerDir);
+    if (info?.status === 'ok') input.router = { experts: info.experts, accuracy: info.accuracy, confusion: info.confusion, source: `.moa/router/router.json${info.runId ? ` (run ${info.runId})` : ''}` };
+    else if (info) problems.push(info.reason ?? `${layout.routerDir}: the router is broken`);
+  }
+
+  const manifest = readManifest(layout);
+  if (manifest) input.dataset = { manifest, source: '.moa/cache/data/manifest.json' };
+  else if (existsSync(manifestPath(layout))) problems.push(`${manifestPath(layout)}: not a dataset manifest (version 1 with a list of domains); run "moa data" again`);
+  return input;
+}

@@ -1,0 +1,34 @@
+import type { EvalReport } from '../eval/evaluate';
+import { MoaError } from '../util/errors';
+import { isObject, readJsonObject } from '../util/json';
+
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+const isPerDomain = (v: unknown): boolean => isObject(v) && Object.values(v).every((x) => x === null || typeof x === 'number');
+
+/** A `moa eval` report (.moa/eval.json or a run's eval.json), checked field by field. */
+export function readEvalReport(file: string): EvalReport {
+  const j = readJsonObject(file, 'Run "moa eval".');
+  const bad = (what: string) => new MoaError(`${file}: not a moa eval report (${what})`, 'Run "moa eval" again to rewrite it.');
+  if (j['v'] !== 1) throw bad(`version ${JSON.stringify(j['v'])}, expected 1`);
+  for (const f of ['windows', 'seqLen']) if (typeof j[f] !== 'number') throw bad(`"${f}" must be a number`);
+  for (const f of ['domains', 'experts']) if (!isStringArray(j[f])) throw bad(`"${f}" must be a list of names`);
+  for (const f of ['base', 'label']) if (!isPerDomain(j[f])) throw bad(`"${f}" must map domains to losses`);
+  for (const f of ['mixed', 'learned', 'routerAccuracy']) if (j[f] !== null && j[f] !== undefined && !isPerDomain(j[f])) throw bad(`"${f}" must map domains to numbers, or be null`);
+  const matrix = j['matrix'];
+  if (!isObject(matrix) || !Object.values(matrix).every(isPerDomain)) throw bad('"matrix" must map domain → expert → loss');
+  return {
+    v: 1,
+    created: typeof j['created'] === 'string' ? j['created'] : '',
+    windows: j['windows'] as number,
+    seqLen: j['seqLen'] as number,
+    domains: j['domains'] as string[],
+    experts: j['experts'] as string[],
+    base: j['base'] as EvalReport['base'],
+    matrix: matrix as EvalReport['matrix'],
+    mixed: (j['mixed'] ?? null) as EvalReport['mixed'],
+    label: j['label'] as EvalReport['label'],
+    learned: (j['learned'] ?? null) as EvalReport['learned'],
+    ...(j['learnedSource'] === 'onnx' || j['learnedSource'] === 'trainer' ? { learnedSource: j['learnedSource'] } : {}),
+    routerAccuracy: (j['routerAccuracy'] ?? null) as EvalReport['routerAccuracy'],
+  };
+}

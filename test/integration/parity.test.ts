@@ -1,0 +1,206 @@
+// The TypeScript inference path against PyTorch, all real: the shipped moa-tiny exported by the
+// trainer (through ensureOnnxExport), experts written by the trainer's own writer and read by our
+// store, stacked by stackExperts, run by OnnxEngine in onnxruntime-node; the reference is
+// moa_trainer's model in PyTorch (parity_torch.py), recomputing every sequence in full.
+// trainer/tests/test_export.py holds the graph to PyTorch from Python; this holds our engine to it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadExpertWeights, type ExpertWeights } from '../../src/core/adapters/store';
+import { loadRouterWeights, readRouterInfo, type RouterWeights } from '../../src/core/adapters/router';
+import { readBaseModel } from '../../src/core/models/base';
+import { productLayout, workspaceLayout } from '../../src/core/paths';
+import { choosePython } from '../../src/core/trainer/python';
+import { OnnxEngine, type GenerateOptions } from '../../src/core/inference/engine';
+import { stackExperts, type ExpertStack } from '../../src/core/inference/expertStack';
+import { ensureOnnxExport, type OnnxExport } from '../../src/core/inference/export';
+import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+
+const root = repoRoot();
+const baseDir = join(root, 'models', 'moa-tiny');
+const python = choosePython(root).command;
+const TOL = 1e-3;
+const STEPS = 12;
+
+// BOS, then a little Python: the tiny model has seen code like it, so greedy decoding is not degenerate.
+const PROMPT = [256, ...Buffer.from('import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.')];
+const EXPERTS = [
+  // Different ranks and alphas: the stack zero-pads ranks and folds each expert's scaling into B.
+  { name: 'alpha', r: 4, alpha: 8, seed: 11, std: 0.08 },
+  { name: 'beta', r: 6, alpha: 3, seed: 12, std: 0.1 },
+  { name: 'gamma', r: 2, alpha: 4, seed: 13, std: 0.08 },
+];
+const MIX = { alpha: 0.65, beta: 0.35 }; // a top-2 mix: two experts, renormalised weights
+
+interface Greedy {
+  tokens: number[];
+  rows: number[][];
+  routing: number[][];
+}
+interface Reference {
+  logits: Record<string, number[]>;
+  greedy: Record<string, Greedy>;
+}
+
+let ws: { root: string; cleanup: () => void };
+let engine: OnnxEngine;
+let plainExport: OnnxExport;
+let learnedEngine: OnnxEngine;
+let router: RouterWeights;
+let ref: Reference;
+const weights = new Map<string, ExpertWeights>();
+
+function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length, 'same number of logits');
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+function stack(names: string[]): ExpertStack {
+  return stackExperts(engine.info, names.map((n) => weights.get(n)!));
+}
+
+/** Greedy decoding through the engine's real path (prefill + KV cache), keeping each step's logits row. */
+async function greedy(e: OnnxEngine, s: ExpertStack, w: number[], extra: Partial<GenerateOptions> = {}) {
+  const rows: Float32Array[] = [];
+  const r = await e.generate(PROMPT, {
+    stack: s, expertWeights: w, maxNewTokens: STEPS, temperature: 0, topP: 1, seed: 0,
+    onLogits: (row) => rows.push(Float32Array.from(row)), ...extra,
+  });
+  return { ...r, rows };
+}
+
+before(async () => {
+  ws = tempWorkspace();
+  const layout = workspaceLayout(ws.root);
+  const product = productLayout(root);
+  const request = {
+    base: baseDir,
+    experts_dir: layout.expertsDir,
+    make: EXPERTS,
+    router: { dir: layout.routerDir, experts: EXPERTS.map((e) => e.name), seed: 5, scale: 20, top_k: 2 },
+    logits: [
+      { name: 'none', ids: PROMPT, experts: {} },
+      { name: 'alpha', ids: PROMPT, experts: { alpha: 1 } },
+      { name: 'mix', ids: PROMPT, experts: MIX },
+    ],
+    greedy: [
+      { name: 'mix', prompt: PROMPT, steps: STEPS, experts: MIX },
+      { name: 'beta', prompt: PROMPT, steps: STEPS, experts: { beta: 1 } },
+      { name: 'learned', prompt: PROMPT, steps: STEPS, learned: true },
+    ],
+  };
+  const reqFile = join(ws.root, 'parity-request.json');
+  writeFileSync(reqFile, JSON.stringify(request));
+  const py = spawnSync(python, [join(root, 'test', 'integration', 'parity_torch.py'), reqFile], {
+    encoding: 'utf8', env: { ...process.env, PYTHONPATH: product.trainerDir, OMP_NUM_THREADS: '1' }, maxBuffer: 64 * 1024 * 1024, timeout: 300_000,
+  });
+  assert.equal(py.status, 0, `parity_torch.py failed (${python}):\n${py.stderr}`);
+  ref = JSON.parse(py.stdout) as Reference;
+
+  plainExport = await ensureOnnxExport(layout, product, baseDir, python);
+  engine = await OnnxEngine.load(plainExport.onnxPath, readOnnxModelInfo(plainExport.infoPath));
+  const base = readBaseModel('builtin:moa-tiny', baseDir);
+  for (const e of EXPERTS) weights.set(e.name, loadExpertWeights(join(layout.expertsDir, e.name), e.name, base));
+  const info = readRouterInfo(layout.routerDir)!;
+  assert.equal(info.status, 'ok', info.reason);
+  router = loadRouterWeights(layout.routerDir, info, base.numLayers, base.hiddenSize);
+  const learned = await ensureOnnxExport(layout, product, baseDir, python, undefined, { learnedRouting: true, topK: info.topK });
+  learnedEngine = await OnnxEngine.load(learned.onnxPath, readOnnxModelInfo(learned.infoPath));
+});
+
+after(async () => {
+  await engine?.release();
+  await learnedEngine?.release();
+  ws?.cleanup();
+});
+
+test('no expert, one expert, a top-2 mix: onnxruntime-node logits equal PyTorch\'s within 1e-3 at every prompt position', async () => {
+  const cases: [string, string[], number[]][] = [
+    ['none', [], [0]],
+    ['alpha', ['alpha'], [1]],
+    ['mix', ['alpha', 'beta'], [MIX.alpha, MIX.beta]],
+  ];
+  for (const [name, names, w] of cases) {
+    const ours = await engine.logits(PROMPT, stack(names), w);
+    assert.equal(ours.length, PROMPT.length * engine.info.vocabSize);
+    const d = maxDiff(ours, ref.logits[name]!);
+    assert.ok(d < TOL, `${name}: max |onnx − torch| = ${d}`);
+  }
+  // Not a vacuous comparison: the experts move the logits far more than the tolerance.
+  assert.ok(maxDiff(ref.logits['alpha']!, ref.logits['none']!) > 0.1, 'the expert changes the logits');
+  assert.ok(maxDiff(ref.logits['mix']!, ref.logits['alpha']!) > 0.05, 'the mix is not the first expert alone');
+});
+
+test('cached decoding equals full recompute: the same greedy tokens as PyTorch, every step\'s logits within 1e-3, and within 1e-4 of our own full pass', async () => {
+  const s = stack(['alpha', 'beta']);
+  const w = [MIX.alpha, MIX.beta];
+  const run = await greedy(engine, s, w);
+  const torch = ref.greedy['mix']!;
+  assert.equal(run.stopReason, 'max-tokens');
+  assert.deepEqual(run.tokens, torch.tokens, 'greedy tokens');
+  assert.equal(run.rows.length, STEPS);
+  run.rows.forEach((row, i) => assert.ok(maxDiff(row, torch.rows[i]!) < TOL, `step ${i}: vs PyTorch ${maxDiff(row, torch.rows[i]!)}`));
+  // The same sequence in one pass without the cache, through the same session.
+  const full = await engine.logits([...PROMPT, ...run.tokens], s, w);
+  const V = engine.info.vocabSize;
+  run.rows.forEach((row, i) => {
+    const at = PROMPT.length - 1 + i;
+    const d = maxDiff(row, full.subarray(at * V, (at + 1) * V));
+    assert.ok(d < 1e-4, `step ${i}: cached vs full recompute ${d}`);
+  });
+  assert.ok(new Set(run.tokens).size > 1, 'decoding moved on from the first token');
+});
+
+test('switching expert between requests gives exactly what feeding that expert alone gives', async () => {
+  // Request 1 on alpha, then request 2 on beta, in the same session...
+  const first = await greedy(engine, stack(['alpha']), [1]);
+  const switched = await greedy(engine, stack(['beta']), [1]);
+  // ...against beta alone in a session that never saw another expert.
+  const fresh = await OnnxEngine.load(plainExport.onnxPath, readOnnxModelInfo(plainExport.infoPath));
+  try {
+    const alone = await greedy(fresh, stackExperts(fresh.info, [weights.get('beta')!]), [1]);
+    assert.deepEqual(switched.tokens, alone.tokens);
+    switched.rows.forEach((row, i) => assert.equal(maxDiff(row, alone.rows[i]!), 0, `step ${i}: bit-identical logits`));
+  } finally {
+    await fresh.release();
+  }
+  assert.notDeepEqual(first.tokens, switched.tokens, 'the two experts lead to different text, so the switch is visible');
+  assert.deepEqual(switched.tokens, ref.greedy['beta']!.tokens, 'and it is PyTorch\'s beta continuation');
+  // Switching by routing weights inside one stacked pair: the zero-weight expert contributes nothing.
+  const pair = stack(['alpha', 'beta']);
+  const viaWeights = await greedy(engine, pair, [0, 1]);
+  assert.deepEqual(viaWeights.tokens, switched.tokens);
+  viaWeights.rows.forEach((row, i) => assert.ok(maxDiff(row, switched.rows[i]!) < 1e-5, `step ${i}`));
+});
+
+test('learned routing with top-2: the engine\'s per-layer decision, tokens and logits match PyTorch\'s routers', async () => {
+  const s = stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!));
+  const run = await greedy(learnedEngine, s, [], { router });
+  const torch = ref.greedy['learned']!;
+  assert.ok(run.routing, 'the learned graph reports its routing');
+  assert.equal(run.routing!.length, engine.info.numLayers);
+  run.routing!.forEach((row, l) => {
+    assert.equal(row.filter((x) => x > 0).length, 2, `layer ${l}: top-2 keeps two experts`);
+    assert.ok(maxDiff(row, torch.routing[l]!) < 1e-5, `layer ${l}: ${row} vs ${torch.routing[l]}`);
+  });
+  run.routing!.forEach((row) => assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5, 'renormalised over the kept two'));
+  assert.deepEqual(run.tokens, torch.tokens);
+  run.rows.forEach((row, i) => assert.ok(maxDiff(row, torch.rows[i]!) < TOL, `step ${i}: ${maxDiff(row, torch.rows[i]!)}`));
+});
+
+test('stop tokens (a FIM model\'s markers) end generation like EOS and are not returned', async () => {
+  const s = stack(['alpha', 'beta']);
+  const w = [MIX.alpha, MIX.beta];
+  const all = (await greedy(engine, s, w)).tokens;
+  // The first token that did not occur earlier: stopping on it must cut the output right before it.
+  const k = all.findIndex((t, i) => i > 0 && !all.slice(0, i).includes(t));
+  assert.ok(k > 0, `some later token is new: ${all}`);
+  const stopped = await greedy(engine, s, w, { stopTokens: [all[k]!] });
+  assert.equal(stopped.stopReason, 'eos');
+  assert.deepEqual(stopped.tokens, all.slice(0, k));
+});

@@ -1,0 +1,48 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateConfig } from '../../src/core/config/validate';
+import { productLayout, workspaceLayout } from '../../src/core/paths';
+import { setAttached } from '../../src/core/adapters/state';
+import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
+import { writeJsonAtomic } from '../../src/core/util/atomic';
+import { CompletionService } from '../../src/core/inference/service';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+
+function writeExpert(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  const A = { shape: [1, 4], data: new Float32Array(4) };
+  writeSafetensorsF32(join(dir, 'adapter_model.safetensors'), new Map([['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', A]]));
+  writeJsonAtomic(join(dir, 'adapter_config.json'), { peft_type: 'LORA', r: 1, lora_alpha: 1, target_modules: ['q_proj'] });
+}
+
+test('routing sees experts appear, break, disappear and detach between requests, though it re-lists only on change', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    const config = validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'sql', include: ['**/*.sql'] }] }).config!;
+    // route() needs no model: the session loads on the first completion only.
+    const service = new CompletionService(layout, productLayout(repoRoot()), config, 'python3-never-run');
+    const names = (file: string) => service.route(file).experts.map((e) => e.name);
+    assert.deepEqual(names('a.py'), [], 'no experts folder yet');
+    writeExpert(join(layout.expertsDir, 'python'));
+    assert.deepEqual(names('a.py'), ['python'], 'a new expert is routed to');
+    assert.deepEqual(names('a.py'), ['python'], 'and still is when nothing changed');
+    assert.deepEqual(names('q.sql'), []);
+    writeExpert(join(layout.expertsDir, 'sql'));
+    assert.deepEqual(names('q.sql'), ['sql']);
+    // A broken config written the atomic way (temp file + rename) makes the expert unusable.
+    writeFileSync(join(layout.expertsDir, 'sql', '.tmp'), '{"peft_type": "IA3"}');
+    renameSync(join(layout.expertsDir, 'sql', '.tmp'), join(layout.expertsDir, 'sql', 'adapter_config.json'));
+    assert.deepEqual(names('q.sql'), [], 'a broken expert is not routed to');
+    setAttached(layout, 'python', false);
+    assert.deepEqual(names('a.py'), [], 'a detached expert is not routed to');
+    setAttached(layout, 'python', true);
+    assert.deepEqual(names('a.py'), ['python']);
+    rmSync(join(layout.expertsDir, 'python'), { recursive: true });
+    assert.deepEqual(names('a.py'), [], 'a removed expert is not routed to');
+  } finally {
+    ws.cleanup();
+  }
+});
