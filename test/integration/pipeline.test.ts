@@ -8,6 +8,10 @@ import { join } from 'node:path';
 import { readSafetensors } from '../../src/core/adapters/safetensors';
 import { readBaseModel } from '../../src/core/models/base';
 import { readRouterInfo } from '../../src/core/adapters/router';
+import { loadConfig } from '../../src/core/config/load';
+import { evaluate } from '../../src/core/eval/evaluate';
+import { productLayout, workspaceLayout } from '../../src/core/paths';
+import { Cancelled } from '../../src/core/util/errors';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const root = repoRoot();
@@ -138,11 +142,25 @@ test('moa eval scores base, every expert on every domain, and MoA routing on hel
     // Training on the domain lowers its held-out loss below the base model's.
     assert.ok(report.matrix[d][d] < report.base[d], `${d}: expert ${report.matrix[d][d]} < base ${report.base[d]}`);
   }
-  assert.ok(report.learned && Object.keys(report.learned).length === 2, 'the learned router\'s figures come from the run');
+  assert.ok(report.learned && Object.keys(report.learned).length === 2, 'the learned router is scored on every domain');
+  assert.equal(report.learnedSource, 'onnx', 'through the learned-routing graph, on the same windows as the other columns');
+  for (const d of report.domains) assert.ok(Number.isFinite(report.learned[d]), `learned ${d}`);
   assert.ok(existsSync(join(ws.root, '.moa', 'eval.json')));
   const table = moa(['eval', '--windows', '2']).stdout;
   assert.match(table, /domain\s+base\s+markdown\s+python\s+MoA label/);
   assert.match(table, /^mean /m);
+});
+
+test('an evaluation cancelled mid-way stops between scorings and keeps the last report', async () => {
+  const layout = workspaceLayout(ws.root);
+  const evalFile = join(ws.root, '.moa', 'eval.json');
+  const kept = readFileSync(evalFile, 'utf8');
+  const abort = new AbortController();
+  const python = join(root, '.venv', 'bin', 'python');
+  const run = evaluate(layout, productLayout(root), loadConfig(layout.configFile).config, python, { windows: 4, signal: abort.signal });
+  abort.abort();
+  await assert.rejects(run, (e: unknown) => e instanceof Cancelled && /evaluation cancelled/.test(e.message));
+  assert.equal(readFileSync(evalFile, 'utf8'), kept);
 });
 
 test('learned routing: the trained per-layer routers run inside the ONNX graph and decide on the prompt', () => {

@@ -46,3 +46,29 @@ test('routing sees experts appear, break, disappear and detach between requests,
     ws.cleanup();
   }
 });
+
+test('a file in no domain goes to the learned router when one is trained, else to the base model', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    const config = validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'sql', include: ['**/*.sql'] }] }).config!;
+    const service = new CompletionService(layout, productLayout(repoRoot()), config, 'python3-never-run');
+    writeExpert(join(layout.expertsDir, 'python'));
+    writeExpert(join(layout.expertsDir, 'sql'));
+    const before = service.route('notes.txt');
+    assert.equal(before.byRouter, undefined);
+    assert.deepEqual(before.experts, [], 'no router yet: the base model');
+    mkdirSync(layout.routerDir, { recursive: true });
+    writeSafetensorsF32(join(layout.routerDir, 'router.safetensors'), new Map([['router.layers.0.weight', { shape: [2, 4], data: new Float32Array(8) }]]));
+    writeJsonAtomic(join(layout.routerDir, 'router.json'), { v: 1, experts: ['python', 'sql'], top_k: 1, accuracy: {} });
+    const after = service.route('notes.txt');
+    assert.equal(after.byRouter, true, 'the learned router decides for a file in no domain');
+    assert.equal(after.mode, 'label', 'the mode stays what the config says');
+    assert.match(after.reason, /in no domain: the learned router/);
+    assert.deepEqual(service.route('a.py').experts.map((e) => e.name), ['python'], 'a file in a domain still goes by its label');
+    setAttached(layout, 'sql', false);
+    assert.equal(service.route('notes.txt').byRouter, undefined, 'a router whose experts are not all attached is not used');
+  } finally {
+    ws.cleanup();
+  }
+});

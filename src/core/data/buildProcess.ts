@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
-import { MoaError } from '../util/errors';
+import { Cancelled, MoaError } from '../util/errors';
 import type { DatasetManifest } from './shards';
 
 /** The build was cancelled; what was there before is kept. */
-export class BuildCancelled extends MoaError {
+export class BuildCancelled extends Cancelled {
   constructor() {
-    super('dataset build cancelled', 'The previous datasets are kept.');
+    super('dataset build', 'The previous datasets are kept.');
   }
 }
 

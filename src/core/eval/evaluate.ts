@@ -11,7 +11,7 @@ import { stackExperts, type ExpertStack } from '../inference/expertStack';
 import { ensureOnnxExport } from '../inference/export';
 import { readOnnxModelInfo } from '../inference/modelInfo';
 import { listRuns, readRunEvents } from '../trainer/runs';
-import { MoaError } from '../util/errors';
+import { MoaError, throwIfCancelled } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { evenWindows } from './windows';
 
@@ -69,13 +69,13 @@ export async function evaluate(
   product: ProductLayout,
   config: MoaConfig,
   python: string,
-  opts: { windows: number; seqLen?: number; onLog?: (l: string) => void } = { windows: 16 },
+  opts: { windows: number; seqLen?: number; onLog?: (l: string) => void; signal?: AbortSignal } = { windows: 16 },
 ): Promise<EvalReport> {
   const manifest = datasetsForTraining(layout);
   if (!manifest) throw new MoaError(`${layout.dataDir}: no datasets yet`, 'Run "moa data" first.');
   const dir = resolveBaseModelDir(config.baseModel, product, layout.root);
   const base = readBaseModel(config.baseModel, dir);
-  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog);
+  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, undefined, opts.signal);
   const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
   let learnedEngine: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack } | undefined;
   try {
@@ -102,7 +102,7 @@ export async function evaluate(
     const stacks = new Map([...weights].map(([n, w]) => [n, stackExperts(engine.info, [w])]));
     const routerInfo = readRouterInfo(layout.routerDir);
     if (routerInfo?.status === 'ok' && routerInfo.experts.length >= 2 && routerInfo.experts.every((e) => weights.has(e))) {
-      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK });
+      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK }, opts.signal);
       const lengine = await OnnxEngine.load(lexp.onnxPath, readOnnxModelInfo(lexp.infoPath));
       learnedEngine = {
         engine: lengine,
@@ -119,9 +119,16 @@ export async function evaluate(
       const windows = evenWindows(d.valTokens >= seqLen ? d.valPath : d.trainPath, seqLen, opts.windows);
       if (windows.length === 0) continue;
       report.domains.push(d.domain);
+      // Cancelling takes effect between two scorings (each a few batches), so it answers quickly.
+      const check = () => throwIfCancelled(opts.signal, 'evaluation');
+      check();
       report.base[d.domain] = await engine.windowLoss(windows, noExpert, [0]);
       report.matrix[d.domain] = {};
-      for (const [name, stack] of stacks) report.matrix[d.domain]![name] = await engine.windowLoss(windows, stack, [1]);
+      for (const [name, stack] of stacks) {
+        check();
+        report.matrix[d.domain]![name] = await engine.windowLoss(windows, stack, [1]);
+      }
+      check();
       if (mixed && report.mixed) report.mixed[d.domain] = await engine.windowLoss(windows, stackExperts(engine.info, [mixed]), [1]);
       report.label[d.domain] = report.matrix[d.domain]![d.domain] ?? report.base[d.domain]!;
       if (learnedEngine && report.learned) {

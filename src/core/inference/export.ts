@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ATTENTION_MODULES } from '../config/schema';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
-import { MoaError } from '../util/errors';
+import { MoaError, throwIfCancelled } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { describeFailure, spawnTrainer } from '../trainer/process';
 
@@ -50,6 +50,7 @@ export async function ensureOnnxExport(
   python: string | (() => Promise<string>),
   onLog?: (line: string) => void,
   variant: ExportVariant = DEFAULT_VARIANT,
+  signal?: AbortSignal,
 ): Promise<OnnxExport> {
   const exp = onnxExportFor(layout, baseModelDir, variant);
   if (existsSync(exp.onnxPath) && existsSync(exp.infoPath)) return exp;
@@ -73,7 +74,11 @@ export async function ensureOnnxExport(
     onNoise: onLog,
     onStderr: (t) => onLog?.(t.trimEnd()),
   });
+  const onAbort = () => proc.stop();
+  signal?.addEventListener('abort', onAbort, { once: true });
   const exit = await proc.exited;
+  signal?.removeEventListener('abort', onAbort);
+  throwIfCancelled(signal, 'ONNX export');
   if (!exit.done || !existsSync(exp.onnxPath)) throw new MoaError(`ONNX export of ${baseModelDir} failed: ${describeFailure(exit)}`);
   return exp;
 }

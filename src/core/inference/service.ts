@@ -114,9 +114,12 @@ export class CompletionService {
     return this.listing.usable;
   }
 
-  /** The trained router when the mode asks for it and every expert it routes among is attached. */
-  private usableRouter(): RouterInfo | undefined {
-    if (this.config.routing.mode !== 'learned') return undefined;
+  /**
+   * The trained router when the mode asks for it (or `anyMode`: a file in no domain) and every
+   * expert it routes among is attached.
+   */
+  private usableRouter(anyMode = false): RouterInfo | undefined {
+    if (!anyMode && this.config.routing.mode !== 'learned') return undefined;
     const info = readRouterInfo(this.layout.routerDir);
     if (!info || info.status !== 'ok' || info.experts.length < 2) return undefined;
     const attached = this.attached();
@@ -127,7 +130,13 @@ export class CompletionService {
     const state = readExpertState(this.layout);
     const router = this.usableRouter();
     if (router) return { mode: 'learned', experts: [], byRouter: true, reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` };
-    return routeByLabel(this.config, relPath, this.attached(state), languageId, state.pinned);
+    const byLabel = routeByLabel(this.config, relPath, this.attached(state), languageId, state.pinned);
+    // A file in no domain has no label to route by: the learned router decides, when one is trained.
+    if (byLabel.mode !== 'off' && byLabel.domain === undefined && byLabel.experts.length === 0) {
+      const fallback = this.usableRouter(true);
+      if (fallback) return { mode: byLabel.mode, experts: [], byRouter: true, reason: `${relPath} is in no domain: the learned router chooses among ${fallback.experts.join(', ')} per layer, from the prompt` };
+    }
+    return byLabel;
   }
 
   private forced(name: string): RouteDecision {
@@ -171,7 +180,7 @@ export class CompletionService {
   async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE, suffix = ''): Promise<Completion> {
     await this.ready();
     let route = opts.expert !== undefined ? this.forced(opts.expert) : this.route(relPath, opts.languageId);
-    const routerInfo = route.byRouter ? this.usableRouter() : undefined;
+    const routerInfo = route.byRouter ? this.usableRouter(true) : undefined;
     const learned = routerInfo ? await this.learnedEngine(routerInfo) : undefined;
     const names = learned ? learned.router.experts : route.experts.map((e) => e.name);
     const stack = this.stackFor(names);

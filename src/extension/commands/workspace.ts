@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
 import type { TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, spawnTrainer } from '../../core/trainer/process';
-import { MoaError } from '../../core/util/errors';
+import { Cancelled, MoaError } from '../../core/util/errors';
 import { initWorkspace } from '../../core/workspace';
-import { BuildCancelled, buildDatasetsInChild } from '../../core/data/buildProcess';
+import { buildDatasetsInChild } from '../../core/data/buildProcess';
 import type { App } from './app';
 
 /** Initialise, datasets, evaluation, config and the environment check. */
@@ -25,8 +25,8 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
         tree.refresh();
         void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
       } catch (e) {
-        if (!(e instanceof BuildCancelled)) throw e;
-        ws.log.info('dataset build cancelled; the previous datasets are kept');
+        if (!(e instanceof Cancelled)) throw e;
+        ws.log.info(`${e.message}; the previous datasets are kept`);
       } finally {
         sub.dispose();
       }
@@ -39,8 +39,18 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
   cmd('moa.evaluate', async () => {
     if (!vscode.workspace.isTrusted) throw new MoaError('evaluation may export the model with Python, which a restricted workspace does not allow');
     const python = await ws.python();
-    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: evaluating experts on held-out data' }, async () => {
-      const report = await evaluate(ws.layout, ws.product, ws.config(), python, { windows: 16, onLog: (l) => ws.log.info(`[eval] ${l}`) });
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: evaluating experts on held-out data', cancellable: true }, async (_p, token) => {
+      const abort = new AbortController();
+      const sub = token.onCancellationRequested(() => abort.abort());
+      let report;
+      try {
+        report = await evaluate(ws.layout, ws.product, ws.config(), python, { windows: 16, onLog: (l) => ws.log.info(`[eval] ${l}`), signal: abort.signal });
+      } catch (e) {
+        if (e instanceof Cancelled) return void ws.log.info(`${e.message}; the last evaluation is kept`);
+        throw e;
+      } finally {
+        sub.dispose();
+      }
       saveEvalReport(ws.layout, report);
       ws.log.info(`moa eval\n${formatEvalTable(report)}`);
       const label = report.domains.map((d) => report.label[d] ?? 0);
@@ -56,7 +66,12 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     const python = await ws.python();
     let hello: (TrainerEvent & { type: 'hello' }) | undefined;
     const exit = await spawnTrainer({ python, trainerDir: ws.product.trainerDir, command: 'doctor', cwd: ws.layout.root, onEvent: (e) => e.type === 'hello' && (hello = e) }).exited;
-    if (!exit.done || !hello) throw new MoaError(`environment check with ${python} failed: ${describeFailure(exit)}`);
+    if (!exit.done || !hello) {
+      const why = describeFailure(exit);
+      // Kept in the tree (and across reloads) so what is missing stays in sight until it is fixed.
+      tree.setDevice({ label: 'Python not ready', detail: `${python}: ${why}`, ok: false });
+      throw new MoaError(`environment check with ${python} failed: ${why}`);
+    }
     const device = hello.gpu ? `${hello.gpu} (${hello.gpu_memory_gb} GB)` : 'no CUDA GPU: training runs on the CPU';
     ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
     tree.setDevice({ label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}`, ok: true });
