@@ -11,7 +11,7 @@ import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { choosePython } from '../../src/core/trainer/python';
 import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { loraKey } from '../../src/core/adapters/peftKeys';
-import { loadExpertWeights } from '../../src/core/adapters/store';
+import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
 import type { RouterWeights } from '../../src/core/adapters/router';
 import { readBaseModel } from '../../src/core/models/base';
 import { CompletionService, DEFAULT_COMPLETE } from '../../src/core/inference/service';
@@ -38,13 +38,9 @@ const ms = (x: number) => `${x.toFixed(x < 1 ? 3 : 1)} ms`;
 /** A seeded random LoRA expert in PEFT layout, as the trainer writes them (rank 8, alpha 16, q/k/v/o). */
 function writeExpert(dir: string, domain: string, seed: number): void {
   const base = readBaseModel('builtin:moa-tiny', baseDir);
-  const headDim = base.hiddenSize / base.numHeads;
-  const dims: Record<string, [number, number]> = {
-    q_proj: [base.hiddenSize, base.numHeads * headDim],
-    k_proj: [base.hiddenSize, base.numKvHeads * headDim],
-    v_proj: [base.hiddenSize, base.numKvHeads * headDim],
-    o_proj: [base.numHeads * headDim, base.hiddenSize],
-  };
+  const { q_proj, k_proj, v_proj, o_proj } = moduleDims(base);
+  const dims = { q_proj: q_proj!, k_proj: k_proj!, v_proj: v_proj!, o_proj: o_proj! };
+
   let s = seed;
   const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.1;
   const r = 8;

@@ -94,12 +94,10 @@ export function listExperts(expertsDir: string): ExpertSummary[] {
   return out;
 }
 
-/** Loads an expert's LoRA matrices, checking every shape against the base model. */
-export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo): ExpertWeights {
-  const cfg = readAdapterConfig(dir);
-  const st = readSafetensors(join(dir, 'adapter_model.safetensors'));
+/** [in, out] features of each LoRA target module of the base model. */
+export function moduleDims(base: BaseModelInfo): Record<string, [number, number]> {
   const headDim = base.hiddenSize / base.numHeads;
-  const dims: Record<string, [number, number]> = {
+  return {
     q_proj: [base.hiddenSize, base.numHeads * headDim],
     k_proj: [base.hiddenSize, base.numKvHeads * headDim],
     v_proj: [base.hiddenSize, base.numKvHeads * headDim],
@@ -108,6 +106,14 @@ export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo
     up_proj: [base.hiddenSize, base.intermediateSize],
     down_proj: [base.intermediateSize, base.hiddenSize],
   };
+}
+
+/** Loads an expert's LoRA matrices, checking every shape against the base model. */
+export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo): ExpertWeights {
+  const cfg = readAdapterConfig(dir);
+  const st = readSafetensors(join(dir, 'adapter_model.safetensors'));
+  const dims = moduleDims(base);
+
   const modules = new Map<string, ModuleWeights>();
   for (const m of cfg.targetModules) {
     const [inF, outF] = dims[m]!;

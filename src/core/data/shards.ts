@@ -14,14 +14,8 @@ import { scanWorkspace, type SkipReason } from './scan';
 import { encodeDocument, ShardWriter } from './shardFile';
 import { chooseValidation, pathBucket } from './split';
 
-export interface DomainStats {
+export interface DomainStats extends IndexTotals {
   domain: string;
-  files: number;
-  bytes: number;
-  trainFiles: number;
-  valFiles: number;
-  trainTokens: number;
-  valTokens: number;
   fingerprint: string;
   trainPath: string;
   valPath: string;
