@@ -18,6 +18,7 @@ import { OnnxEngine, decodeThreads } from '../../src/core/inference/engine';
 import { stackExperts } from '../../src/core/inference/expertStack';
 import { ensureOnnxExport } from '../../src/core/inference/export';
 import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
+import { median } from './stats';
 
 const root = resolve(__dirname, '..', '..');
 const tjsDir = join(root, 'bench', 'transformersjs');
@@ -49,11 +50,6 @@ function loadTransformersJs(): { tjs: Tjs; version: string } {
   const version = (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
   // createRequire returns `any`; the module is held to the Tjs shape declared above.
   return { tjs: req('@huggingface/transformers') as Tjs, version };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 async function main(): Promise<void> {

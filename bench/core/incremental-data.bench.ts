@@ -10,14 +10,10 @@ import { IndexCache, updateDatasets } from '../../src/core/data/incremental';
 import { buildDatasets } from '../../src/core/data/shards';
 import { workspaceLayout } from '../../src/core/paths';
 import { ByteTokenizer } from '../../src/core/tokenizer/bytes';
+import { median } from './stats';
 
 const config = validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'docs', include: ['**/*.md'] }] }).config!;
 const tok = new ByteTokenizer();
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
 
 function makeWorkspace(files: number, bytesPerFile: number): { root: string; rels: string[] } {
   const root = mkdtempSync(join(tmpdir(), 'moa-bench-data-'));

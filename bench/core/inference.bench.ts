@@ -19,6 +19,7 @@ import { OnnxEngine, decodeThreads, loadOrt } from '../../src/core/inference/eng
 import { stackExperts } from '../../src/core/inference/expertStack';
 import { ensureOnnxExport } from '../../src/core/inference/export';
 import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
+import { median, quantile } from './stats';
 
 // Read before onnxruntime-node (a lazy import) or any model is loaded: the engine's memory is measured from here.
 const rssAtStart = process.memoryUsage().rss;
@@ -28,11 +29,6 @@ const product = productLayout(root);
 const baseDir = join(root, 'models', 'moa-tiny');
 const python = choosePython(root).command;
 
-function quantile(xs: number[], q: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
-}
-const median = (xs: number[]) => quantile(xs, 0.5);
 const ms = (x: number) => `${x.toFixed(x < 1 ? 3 : 1)} ms`;
 
 /** A seeded random LoRA expert in PEFT layout, as the trainer writes them (rank 8, alpha 16, q/k/v/o). */

@@ -9,11 +9,7 @@ import { workspaceLayout } from '../../src/core/paths';
 import { ByteTokenizer } from '../../src/core/tokenizer/bytes';
 import { listExperts } from '../../src/core/adapters/store';
 import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
+import { median } from './stats';
 
 function time(fn: () => void, runs: number): number {
   const out: number[] = [];

@@ -5,8 +5,8 @@ import { readBaseModel, resolveBaseModelDir } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { listRuns, readRunEvents } from '../trainer/runs';
 import { MoaError } from '../util/errors';
-import { readJsonObjectOr } from '../util/json';
 import type { EvalReport } from '../eval/evaluate';
+import { readEvalReport } from '../eval/evalFile';
 import { expertStats, updateCosine, type ModuleStats } from './inspect';
 import { listExperts, loadExpertWeights, type ExpertWeights } from './store';
 import { readRouterInfo } from './router';
@@ -38,9 +38,13 @@ function readConfusion(layout: WorkspaceLayout): ExpertInspection['routerConfusi
 }
 
 function readEvalMatrix(layout: WorkspaceLayout): ExpertInspection['evalMatrix'] {
-  const r = readJsonObjectOr(join(layout.moaDir, 'eval.json')) as Partial<EvalReport> | undefined;
-  if (!r || !Array.isArray(r.domains) || !Array.isArray(r.experts) || typeof r.matrix !== 'object' || r.matrix === null) return null;
-  const values = r.domains.map((d) => r.experts!.map((e) => r.matrix![d]?.[e] ?? Number.NaN));
+  let r: EvalReport;
+  try {
+    r = readEvalReport(join(layout.moaDir, 'eval.json'));
+  } catch {
+    return null; // no evaluation yet, or one this version cannot read: the inspector leaves the heatmap out
+  }
+  const values = r.domains.map((d) => r.experts.map((e) => r.matrix[d]?.[e] ?? Number.NaN));
   return { domains: r.domains, experts: r.experts, values };
 }
 

@@ -120,6 +120,11 @@ export interface IndexTotals {
   valTokens: number;
 }
 
+/** Just the totals of something that carries them (a manifest's domain stats, say), as a new object. */
+export function totalsOf(t: IndexTotals): IndexTotals {
+  return { files: t.files, bytes: t.bytes, trainFiles: t.trainFiles, valFiles: t.valFiles, trainTokens: t.trainTokens, valTokens: t.valTokens };
+}
+
 export function indexTotals(index: DomainIndex): IndexTotals {
   const t: IndexTotals = { files: 0, bytes: 0, trainFiles: 0, valFiles: 0, trainTokens: 0, valTokens: 0 };
   for (const rel in index.files) {

@@ -6,7 +6,7 @@ import type { Tokenizer } from '../tokenizer/types';
 import { writeJsonAtomic } from '../util/atomic';
 import { compactDomain } from './compact';
 import {
-  contentHash, domainIndexLogPath, domainIndexPath, garbageTokens, readDomainIndex, recordIndexChange, shardPaths, toggleFile,
+  contentHash, domainIndexLogPath, domainIndexPath, garbageTokens, readDomainIndex, recordIndexChange, shardPaths, toggleFile, totalsOf,
   type DomainIndex, type IndexChange, type IndexedFile, type IndexTotals,
 } from './fileIndex';
 import { withDataLock } from './lock';
@@ -216,7 +216,11 @@ export function updateDatasets(
       const hash = content ? contentHash(content) : undefined;
       if (owner && owner === target && indexes.get(owner)!.files[rel]!.h === hash) continue; // touched, not changed
       if (owner) drop(owner, rel);
-      if (target && content && hash) added.set(target, [...(added.get(target) ?? []), { rel, content, hash }]);
+      if (target && content && hash) {
+        const list = added.get(target) ?? [];
+        list.push({ rel, content, hash });
+        added.set(target, list);
+      }
     }
 
     const touched = new Set([...dropped.keys(), ...added.keys()]);
@@ -226,23 +230,19 @@ export function updateDatasets(
       const old = indexes.get(domain)!;
       const gone = dropped.get(domain) ?? new Set<string>();
       const fresh = added.get(domain) ?? [];
-      result.removed += [...gone].filter((r) => !fresh.some((p) => p.rel === r)).length;
+      const freshRels = new Set(fresh.map((p) => p.rel));
+      result.removed += [...gone].filter((r) => !freshRels.has(r)).length;
       result.changed += fresh.length;
       const prev = manifest.domains.find((d) => d.domain === domain);
       let index = old;
       let totals: IndexTotals | undefined;
-      const start: IndexTotals | undefined = prev && {
-        files: prev.files, bytes: prev.bytes, trainFiles: prev.trainFiles, valFiles: prev.valFiles, trainTokens: prev.trainTokens, valTokens: prev.valTokens,
-      };
-      let applied: IndexTotals | undefined;
       try {
-        applied = start && appendInPlace(layout, tokenizer, config.data.valFraction, old, gone, fresh, start);
+        totals = prev && appendInPlace(layout, tokenizer, config.data.valFraction, old, gone, fresh, totalsOf(prev));
       } catch (e) {
         cache.forget(domain); // the copy in memory may be ahead of the disk now
         throw e;
       }
-      if (applied) {
-        totals = applied;
+      if (totals) {
         cache.remember(index);
         if (needsCompaction(index, totals)) {
           index = compactDomain(layout, index);
@@ -252,7 +252,7 @@ export function updateDatasets(
       } else {
         const all = new Set(Object.keys(old.files));
         for (const rel of gone) all.delete(rel);
-        for (const p of fresh) all.add(p.rel);
+        for (const rel of freshRels) all.add(rel);
         index = buildDomain(layout, domain, [...all].sort(), config.data.valFraction, tokenizer);
         cache.remember(index);
         result.rebuiltDomains.push(domain);

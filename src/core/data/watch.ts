@@ -37,7 +37,7 @@ export function watchDatasets(layout: WorkspaceLayout, opts: DatasetWatchOptions
   let configChanged = false;
   let timer: NodeJS.Timeout | undefined;
   let firstPending = 0;
-  let waiters: (() => void)[] = [];
+  const waiters: (() => void)[] = [];
 
   const flush = () => {
     timer = undefined;
@@ -91,7 +91,6 @@ export function watchDatasets(layout: WorkspaceLayout, opts: DatasetWatchOptions
       clearTimeout(timer);
       timer = undefined;
       for (const w of waiters.splice(0)) w();
-      waiters = [];
       await Promise.all([files.close(), configWatcher.close()]);
     },
   };

@@ -84,6 +84,9 @@ export async function evaluate(
     const mixedDir = join(layout.baselinesDir, 'mixed');
     const mixed = existsSync(join(mixedDir, 'adapter_model.safetensors')) ? loadExpertWeights(mixedDir, 'mixed', base) : undefined;
     const seqLen = opts.seqLen ?? config.training.seqLen;
+    const routerInfo = readRouterInfo(layout.routerDir);
+    // Cancelling takes effect between two scorings (each a few batches), so it answers quickly.
+    const check = () => throwIfCancelled(opts.signal, 'evaluation');
     const noExpert = stackExperts(engine.info, []);
     const report: EvalReport = {
       v: 1,
@@ -97,10 +100,9 @@ export async function evaluate(
       mixed: mixed ? {} : null,
       label: {},
       learned: null,
-      routerAccuracy: readRouterInfo(layout.routerDir)?.accuracy ?? null,
+      routerAccuracy: routerInfo?.accuracy ?? null,
     };
     const stacks = new Map([...weights].map(([n, w]) => [n, stackExperts(engine.info, [w])]));
-    const routerInfo = readRouterInfo(layout.routerDir);
     if (routerInfo?.status === 'ok' && routerInfo.experts.length >= 2 && routerInfo.experts.every((e) => weights.has(e))) {
       const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK }, opts.signal);
       const lengine = await OnnxEngine.load(lexp.onnxPath, readOnnxModelInfo(lexp.infoPath));
@@ -119,8 +121,6 @@ export async function evaluate(
       const windows = evenWindows(d.valTokens >= seqLen ? d.valPath : d.trainPath, seqLen, opts.windows);
       if (windows.length === 0) continue;
       report.domains.push(d.domain);
-      // Cancelling takes effect between two scorings (each a few batches), so it answers quickly.
-      const check = () => throwIfCancelled(opts.signal, 'evaluation');
       check();
       report.base[d.domain] = await engine.windowLoss(windows, noExpert, [0]);
       report.matrix[d.domain] = {};

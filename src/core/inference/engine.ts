@@ -53,13 +53,13 @@ export function decodeThreads(info: Pick<OnnxModelInfo, 'hiddenSize'>): number {
   return info.hiddenSize < SINGLE_THREAD_BELOW_HIDDEN ? 1 : 0;
 }
 
-/** One onnxruntime session for a base model; experts and routing travel as inputs, never as a new session. */
 /**
  * How `windowLoss` routes: fixed weights over the stacked experts, or (for a graph exported with
  * learned routing) the routers, deciding on each window's first `promptLen` tokens.
  */
 export type WindowRouting = number[] | { router: RouterWeights; promptLen: number };
 
+/** One onnxruntime session for a base model; experts and routing travel as inputs, never as a new session. */
 export class OnnxEngine {
   private constructor(
     private readonly ort: Ort,

@@ -114,33 +114,38 @@ export class CompletionService {
     return this.listing.usable;
   }
 
-  /**
-   * The trained router when the mode asks for it (or `anyMode`: a file in no domain) and every
-   * expert it routes among is attached.
-   */
-  private usableRouter(anyMode = false): RouterInfo | undefined {
-    if (!anyMode && this.config.routing.mode !== 'learned') return undefined;
+  /** The trained router, when it is whole and every expert it routes among is attached. */
+  private usableRouter(attached: Set<string>): RouterInfo | undefined {
     const info = readRouterInfo(this.layout.routerDir);
     if (!info || info.status !== 'ok' || info.experts.length < 2) return undefined;
-    const attached = this.attached();
     return info.experts.every((e) => attached.has(e)) ? info : undefined;
   }
 
   route(relPath: string, languageId?: string): RouteDecision {
+    return this.decide(relPath, languageId).route;
+  }
+
+  /**
+   * The route, and the router behind it when the learned router decides: expert state and the
+   * router are read once per request, since this runs on every completion.
+   */
+  private decide(relPath: string, languageId?: string): { route: RouteDecision; router?: RouterInfo } {
     const state = readExpertState(this.layout);
-    const router = this.usableRouter();
-    if (router) return { mode: 'learned', experts: [], byRouter: true, reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` };
-    const byLabel = routeByLabel(this.config, relPath, this.attached(state), languageId, state.pinned);
+    const attached = this.attached(state);
+    const learnedMode = this.config.routing.mode === 'learned';
+    const router = learnedMode ? this.usableRouter(attached) : undefined;
+    if (router) return { router, route: { mode: 'learned', experts: [], byRouter: true, reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` } };
+    const byLabel = routeByLabel(this.config, relPath, attached, languageId, state.pinned);
     // A file in no domain has no label to route by: the learned router decides, when one is trained.
-    if (byLabel.mode !== 'off' && byLabel.domain === undefined && byLabel.experts.length === 0) {
-      const fallback = this.usableRouter(true);
-      if (fallback) return { mode: byLabel.mode, experts: [], byRouter: true, reason: `${relPath} is in no domain: the learned router chooses among ${fallback.experts.join(', ')} per layer, from the prompt` };
+    if (!learnedMode && byLabel.mode !== 'off' && byLabel.domain === undefined && byLabel.experts.length === 0) {
+      const fallback = this.usableRouter(attached);
+      if (fallback) return { router: fallback, route: { mode: byLabel.mode, experts: [], byRouter: true, reason: `${relPath} is in no domain: the learned router chooses among ${fallback.experts.join(', ')} per layer, from the prompt` } };
     }
-    return byLabel;
+    return { route: byLabel };
   }
 
   private forced(name: string): RouteDecision {
-    const ok = listExperts(this.layout.expertsDir).filter((e) => e.status === 'ok').map((e) => e.name);
+    const ok = this.usableExperts();
     if (!ok.includes(name)) throw new MoaError(`${join(this.layout.expertsDir, name)}: no usable expert "${name}"`, ok.length ? `Experts: ${ok.join(', ')}.` : 'Run "moa train" first.');
     return { mode: 'pinned', experts: [{ name, weight: 1 }], reason: `expert ${name} asked for this request (routing bypassed)` };
   }
@@ -179,8 +184,9 @@ export class CompletionService {
   /** Completes at the cursor: `prefix` is the text before it, `suffix` the text after it (used by FIM models). */
   async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE, suffix = ''): Promise<Completion> {
     await this.ready();
-    let route = opts.expert !== undefined ? this.forced(opts.expert) : this.route(relPath, opts.languageId);
-    const routerInfo = route.byRouter ? this.usableRouter(true) : undefined;
+    const decided = opts.expert !== undefined ? { route: this.forced(opts.expert) } : this.decide(relPath, opts.languageId);
+    let route = decided.route;
+    const routerInfo = decided.router;
     const learned = routerInfo ? await this.learnedEngine(routerInfo) : undefined;
     const names = learned ? learned.router.experts : route.experts.map((e) => e.name);
     const stack = this.stackFor(names);

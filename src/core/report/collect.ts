@@ -4,11 +4,12 @@ import { readRouterInfo } from '../adapters/router';
 import { manifestPath, readManifest, type DatasetManifest } from '../data/shards';
 import type { EvalReport } from '../eval/evaluate';
 import type { WorkspaceLayout } from '../paths';
+import type { TrainerEvent } from '../trainer/events';
 import { listRuns, readRunEvents } from '../trainer/runs';
 import { MoaError, errorMessage } from '../util/errors';
 import { readJsonObjectOr } from '../util/json';
 import { lossCurves, routerResultsFromEvents, runFacts, type RouterResults, type RunFacts, type StageCurves } from './curves';
-import { readEvalReport } from './evalFile';
+import { readEvalReport } from '../eval/evalFile';
 
 export interface ReportRun extends RunFacts {
   id: string;
@@ -33,19 +34,22 @@ export interface ReportInput {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-/** The run to report on: the one asked for, else the latest run that trained at least one step. */
-function chooseRun(layout: WorkspaceLayout, runId: string | undefined): string | undefined {
+/** The run to report on, with its events: the one asked for, else the latest run that trained at least one step. */
+function chooseRun(layout: WorkspaceLayout, runId: string | undefined): { id: string; events: TrainerEvent[] } | undefined {
   const runs = listRuns(layout);
+  const eventsOf = (id: string) => readRunEvents(join(layout.runsDir, id, 'events.jsonl'));
   if (runId !== undefined) {
     if (!runs.includes(runId)) {
       throw new MoaError(`${join(layout.runsDir, runId)}: no such run`, runs.length ? `Runs in this workspace: ${runs.slice(-5).join(', ')}${runs.length > 5 ? ', …' : ''}.` : 'Run "moa train" first.');
     }
-    return runId;
+    return { id: runId, events: eventsOf(runId) };
   }
   for (const id of [...runs].reverse()) {
-    if (readRunEvents(join(layout.runsDir, id, 'events.jsonl')).some((e) => e.type === 'step')) return id;
+    const events = eventsOf(id);
+    if (events.some((e) => e.type === 'step')) return { id, events };
   }
-  return runs[runs.length - 1];
+  const last = runs[runs.length - 1];
+  return last === undefined ? undefined : { id: last, events: eventsOf(last) };
 }
 
 export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; now?: Date } = {}): ReportInput {
@@ -59,13 +63,14 @@ export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; n
     problems,
   };
 
-  const id = chooseRun(layout, opts.runId);
+  const chosen = chooseRun(layout, opts.runId);
+  const id = chosen?.id;
   let runRouter: RouterResults | undefined;
-  if (id) {
+  if (chosen) {
+    const { id, events } = chosen;
     const dir = join(layout.runsDir, id);
     const meta = readJsonObjectOr(join(dir, 'run.json'));
     if (!meta) problems.push(`${join(dir, 'run.json')}: missing or not a JSON object`);
-    const events = readRunEvents(join(dir, 'events.jsonl'));
     input.run = { id, status: str(meta?.['status']) ?? 'unknown', created: str(meta?.['created']), finished: str(meta?.['finished']), ...runFacts(events) };
     input.stages = lossCurves(events);
     runRouter = routerResultsFromEvents(events);

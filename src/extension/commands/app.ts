@@ -17,8 +17,9 @@ export interface App {
   cmd: (id: string, fn: (...args: never[]) => unknown) => void;
 }
 
-/** A tree node (from a context menu) that names an expert, if it is one. */
+/** The expert a command was invoked on: a tree node from a context menu, or a name; undefined if neither. */
 export function expertNameOf(node: unknown): string | undefined {
+  if (typeof node === 'string') return node; // an expert's name, from another command (the status-bar menu)
   const n = node as { kind?: string; expert?: { name?: string; status?: string } } | undefined;
   return n?.kind === 'expert' && n.expert?.status === 'ok' ? n.expert.name : undefined;
 }

@@ -26,7 +26,7 @@ export function registerRoutingCommands({ ws, inline, cmd }: App): void {
       ...experts.map((name): Item => ({
         label: `$(pinned) ${name}`,
         description: state.pinned === name ? 'pinned now' : undefined,
-        run: () => vscode.commands.executeCommand('moa.pinExpert', { kind: 'expert', expert: { name, status: 'ok' } }),
+        run: () => vscode.commands.executeCommand('moa.pinExpert', name),
       })),
     ];
     if (state.pinned) items.push({ label: '$(pin) Unpin', description: state.pinned, run: () => vscode.commands.executeCommand('moa.unpinExpert') });

@@ -1,4 +1,4 @@
-import type { EvalReport } from '../eval/evaluate';
+import type { EvalReport } from './evaluate';
 import { MoaError } from '../util/errors';
 import { isObject, readJsonObject } from '../util/json';
 
