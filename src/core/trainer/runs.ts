@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { WorkspaceLayout } from '../paths';
@@ -6,7 +6,7 @@ import { MoaError } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { readJsonObjectOr } from '../util/json';
 import { parseTrainerEvent, type TrainerEvent } from './events';
-import { pidAlive } from '../util/pid';
+import { releaseLock, tryLock } from '../util/pidLock';
 
 export interface RunInfo {
   id: string;
@@ -63,16 +63,7 @@ export function listRuns(layout: WorkspaceLayout): string[] {
 export function acquireRunLock(layout: WorkspaceLayout, runId: string): () => void {
   mkdirSync(layout.runsDir, { recursive: true });
   const file = join(layout.runsDir, 'train.lock');
-  if (existsSync(file)) {
-    try {
-      const held = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; run: string };
-      if (held.pid !== process.pid && pidAlive(held.pid)) {
-        throw new MoaError(`${file}: run ${held.run} (pid ${held.pid}) is still training in this workspace`, 'Wait for it or cancel it first.');
-      }
-    } catch (e) {
-      if (e instanceof MoaError) throw e;
-    }
-  }
-  writeFileSync(file, JSON.stringify({ pid: process.pid, run: runId }));
-  return () => rmSync(file, { force: true });
+  const held = tryLock(file, { run: runId });
+  if (held) throw new MoaError(`${file}: run ${String(held['run'])} (pid ${held.pid}) is still training in this workspace`, 'Wait for it or cancel it first.');
+  return () => releaseLock(file);
 }
