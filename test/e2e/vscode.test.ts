@@ -148,36 +148,35 @@ test('3. typing in a domain file shows ghost text from the expert; Tab accepts i
   await vs.shot('3-accepted');
 });
 
+/** Answers the quick pick that is opening: waits for a row showing `row`, types `typed`, presses Enter. */
+async function pick(row: string, typed: string): Promise<void> {
+  await vs.page.locator(`.quick-input-list .monaco-list-row:has-text("${row}")`).first().waitFor();
+  await vs.page.keyboard.type(typed);
+  await vs.page.keyboard.press('Enter');
+}
+
+const statusItem = (text: string) => vs.page.locator(`.statusbar-item:has-text("${text}")`);
+
 test('4. routing commands and the status-bar menu (pin, unpin) change the routing; Inspect Expert shows its charts', async () => {
   await vs.command('MoA: Show Routing for Current File');
   await vs.page.locator('.notifications-toasts :text("domain python → expert python")').first().waitFor({ timeout: 30_000 });
   await vs.command('MoA: Set Routing Mode…');
-  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("off")').first().waitFor();
-  await vs.page.keyboard.type('off');
-  await vs.page.keyboard.press('Enter');
-  await vs.page.locator('.statusbar-item:has-text("MoA: base (routing off)")').waitFor({ timeout: 30_000 });
+  await pick('off', 'off');
+  await statusItem('MoA: base (routing off)').waitFor({ timeout: 30_000 });
   await vs.shot('4-routing-off');
   await vs.command('MoA: Set Routing Mode…');
-  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("learned")').first().waitFor();
-  await vs.page.keyboard.type('label');
-  await vs.page.keyboard.press('Enter');
-  await vs.page.locator('.statusbar-item:has-text("MoA: python")').waitFor({ timeout: 30_000 });
+  await pick('learned', 'label');
+  await statusItem('MoA: python').waitFor({ timeout: 30_000 });
   // The status-bar item offers the routing mode and pinning: pin markdown from it, then unpin.
-  await vs.page.locator('.statusbar-item:has-text("MoA: python")').first().click();
-  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("Set Routing Mode")').first().waitFor();
-  await vs.page.keyboard.type('markdown');
-  await vs.page.keyboard.press('Enter');
-  await vs.page.locator('.statusbar-item:has-text("MoA: markdown")').waitFor({ timeout: 30_000 });
+  await statusItem('MoA: python').first().click();
+  await pick('Set Routing Mode', 'markdown');
+  await statusItem('MoA: markdown').waitFor({ timeout: 30_000 });
   await vs.shot('4-pinned-from-status-bar');
-  await vs.page.locator('.statusbar-item:has-text("MoA: markdown")').first().click();
-  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("Unpin")').first().waitFor();
-  await vs.page.keyboard.type('Unpin');
-  await vs.page.keyboard.press('Enter');
-  await vs.page.locator('.statusbar-item:has-text("MoA: python")').waitFor({ timeout: 30_000 });
+  await statusItem('MoA: markdown').first().click();
+  await pick('Unpin', 'Unpin');
+  await statusItem('MoA: python').waitFor({ timeout: 30_000 });
   await vs.command('MoA: Inspect Expert');
-  await vs.page.locator('.quick-input-list .monaco-list-row:has-text("python")').first().waitFor();
-  await vs.page.keyboard.type('python');
-  await vs.page.keyboard.press('Enter');
+  await pick('python', 'python');
   const frame = vs.webview();
   await frame.locator('body[data-ready="true"]').waitFor({ timeout: 60_000 });
   assert.equal(await frame.locator('#title').innerText(), 'Expert python');

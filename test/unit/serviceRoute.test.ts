@@ -17,13 +17,17 @@ function writeExpert(dir: string): void {
   writeJsonAtomic(join(dir, 'adapter_config.json'), { peft_type: 'LORA', r: 1, lora_alpha: 1, target_modules: ['q_proj'] });
 }
 
+/** A completion service over an empty workspace with python and sql domains; route() needs no model. */
+function routingService(root: string) {
+  const layout = workspaceLayout(root);
+  const config = validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'sql', include: ['**/*.sql'] }] }).config!;
+  return { layout, service: new CompletionService(layout, productLayout(repoRoot()), config, 'python3-never-run') };
+}
+
 test('routing sees experts appear, break, disappear and detach between requests, though it re-lists only on change', () => {
   const ws = tempWorkspace();
   try {
-    const layout = workspaceLayout(ws.root);
-    const config = validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'sql', include: ['**/*.sql'] }] }).config!;
-    // route() needs no model: the session loads on the first completion only.
-    const service = new CompletionService(layout, productLayout(repoRoot()), config, 'python3-never-run');
+    const { layout, service } = routingService(ws.root);
     const names = (file: string) => service.route(file).experts.map((e) => e.name);
     assert.deepEqual(names('a.py'), [], 'no experts folder yet');
     writeExpert(join(layout.expertsDir, 'python'));
@@ -50,9 +54,7 @@ test('routing sees experts appear, break, disappear and detach between requests,
 test('a file in no domain goes to the learned router when one is trained, else to the base model', () => {
   const ws = tempWorkspace();
   try {
-    const layout = workspaceLayout(ws.root);
-    const config = validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'sql', include: ['**/*.sql'] }] }).config!;
-    const service = new CompletionService(layout, productLayout(repoRoot()), config, 'python3-never-run');
+    const { layout, service } = routingService(ws.root);
     writeExpert(join(layout.expertsDir, 'python'));
     writeExpert(join(layout.expertsDir, 'sql'));
     const before = service.route('notes.txt');
