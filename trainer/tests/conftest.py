@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -52,6 +53,16 @@ def write_model_dir(folder: Path, model: CausalLM) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_model_dir(tmp_path_factory.mktemp("tiny-model"), random_model())
+
+
+# TINY with heads of 16: onnxruntime's GroupQueryAttention (the exported graph's attention) takes
+# head sizes in multiples of 16.
+ONNX_TINY = replace(TINY, head_dim=16)
+
+
+@pytest.fixture(scope="session")
+def onnx_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_model_dir(tmp_path_factory.mktemp("onnx-tiny-model"), random_model(ONNX_TINY))
 
 
 def write_shard(path: Path, tokens: np.ndarray) -> Path:

@@ -19,15 +19,15 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj"]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, Any]:
+def exported(tmp_path_factory: pytest.TempPathFactory, onnx_model_dir: Path) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    cfg = {"v": 1, "base_model": str(tiny_model_dir), "out": str(out), "target_modules": TARGETS, "opset": 17}
+    cfg = {"v": 1, "base_model": str(onnx_model_dir), "out": str(out), "target_modules": TARGETS, "opset": 17}
     rc, events, _, stderr = run_trainer(["export", "--config", write_config(out.parent / "export.json", cfg)])
     assert rc == 0, stderr
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(str(out), opts, providers=["CPUExecutionProvider"])
-    return {"out": out, "events": events, "session": session, "model": load_base_model(tiny_model_dir)}
+    return {"out": out, "events": events, "session": session, "model": load_base_model(onnx_model_dir)}
 
 
 def test_export_events_and_model_json(exported: dict[str, Any]) -> None:
@@ -36,9 +36,9 @@ def test_export_events_and_model_json(exported: dict[str, Any]) -> None:
     assert events[1]["kind"] == "onnx" and events[1]["path"] == str(out)
     assert sorted(p.name for p in out.parent.iterdir()) == ["export.json", "model.json", "model.onnx"]
     meta = json.loads((out.parent / "model.json").read_text())
-    assert meta["v"] == 1 and meta["num_layers"] == 2 and meta["num_kv_heads"] == 2 and meta["head_dim"] == 8
+    assert meta["v"] == 1 and meta["num_layers"] == 2 and meta["num_kv_heads"] == 2 and meta["head_dim"] == 16
     assert meta["hidden_size"] == 32 and meta["vocab_size"] == 258 and meta["target_modules"] == TARGETS
-    assert meta["modules"]["k_proj"] == {"in": 32, "out": 16} and meta["modules"]["gate_proj"] == {"in": 32, "out": 64}
+    assert meta["modules"]["k_proj"] == {"in": 32, "out": 32} and meta["modules"]["gate_proj"] == {"in": 32, "out": 64}
     assert meta["bos_token_id"] == 256 and meta["eos_token_id"] == 257
     names = [i.name for i in exported["session"].get_inputs()]
     assert names[:5] == ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key",
@@ -128,7 +128,7 @@ def test_cached_decode_equals_full_recompute(exported: dict[str, Any]) -> None:
         out = run_graph(session, model, ids[:, t:t + 1], mask[:, :t + 1], pos[:, t:t + 1], past, feed, weights)
         step_logits.append(out[0])
         past = out[1:]
-        assert past[0].shape == (2, 2, t + 1, 8)
+        assert past[0].shape == (2, 2, t + 1, 16)
     decoded = np.concatenate(step_logits, axis=1)
     assert np.abs(decoded - full[0][:, 6:]).max() < 1e-4
     assert np.abs(prompt[0][:, 2:] - full[0][:, 2:6]).max() < 1e-4
@@ -140,12 +140,12 @@ def test_cached_decode_equals_full_recompute(exported: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("top_k", [1, 2])
-def test_learned_routing_graph_matches_pytorch_and_holds_the_decision(tmp_path: Path, tiny_model_dir: Path,
+def test_learned_routing_graph_matches_pytorch_and_holds_the_decision(tmp_path: Path, onnx_model_dir: Path,
                                                                       top_k: int) -> None:
     from moa_trainer.export import export_onnx, model_json
     from moa_trainer.router import RoutedAdapter, Routers
 
-    model = load_base_model(tiny_model_dir)
+    model = load_base_model(onnx_model_dir)
     out = tmp_path / "routed.onnx"
     export_onnx(model, TARGETS, out, learned_routing=True, top_k=top_k)
     assert model_json(model, TARGETS, 17, True, top_k)["learned_routing"] is True
@@ -195,6 +195,9 @@ def test_learned_routing_graph_matches_pytorch_and_holds_the_decision(tmp_path: 
         assert np.allclose(routing[i], ra.weights[i].numpy(), atol=1e-5)
         assert ((routing[i] > 0).sum(-1) == top_k).all()
     assert np.abs(first[0] - full[:, :prompt].numpy()).max() < 1e-3
-    nxt = session.run(None, feed(ids[:, prompt:], prompt, first[1:-1], routing, 1.0))
-    assert np.abs(nxt[0] - full[:, prompt:].numpy()).max() < 1e-3  # the held decision, not a new one
-    assert np.allclose(nxt[-1], routing)
+    past = first[1:-1]
+    for t in range(prompt, ids.shape[1]):  # one token at a time, as completions decode
+        nxt = session.run(None, feed(ids[:, t:t + 1], t, past, routing, 1.0))
+        assert np.abs(nxt[0] - full[:, t:t + 1].numpy()).max() < 1e-3  # the held decision, not a new one
+        assert np.allclose(nxt[-1], routing)
+        past = nxt[1:-1]

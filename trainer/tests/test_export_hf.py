@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO_ROOT, random_model, run_trainer, write_config, write_model_dir
+from conftest import ONNX_TINY, REPO_ROOT, random_model, run_trainer, write_config, write_model_dir
 from moa_trainer.hf_folder import load_base_model
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime not installed (test dependency)")
@@ -24,16 +24,16 @@ STANDARD_INPUTS = ["input_ids", "attention_mask", "position_ids"]
 
 
 @pytest.fixture(scope="module")
-def hf_export(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, Any]:
+def hf_export(tmp_path_factory: pytest.TempPathFactory, onnx_model_dir: Path) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("hf") / "moa-tiny-hf"
-    cfg = {"v": 1, "base_model": str(tiny_model_dir), "out": str(out), "variant": "hf"}
+    cfg = {"v": 1, "base_model": str(onnx_model_dir), "out": str(out), "variant": "hf"}
     rc, events, _, stderr = run_trainer(["export", "--config", write_config(out.parent / "export.json", cfg)])
     assert rc == 0, stderr
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(str(out / "onnx" / "model.onnx"), opts, providers=["CPUExecutionProvider"])
-    return {"out": out, "events": events, "session": session, "model": load_base_model(tiny_model_dir),
-            "base": tiny_model_dir}
+    return {"out": out, "events": events, "session": session, "model": load_base_model(onnx_model_dir),
+            "base": onnx_model_dir}
 
 
 def test_layout_and_io_names_are_the_standard_decoder_ones(hf_export: dict[str, Any]) -> None:
@@ -93,7 +93,7 @@ def test_the_byte_tokenizer_becomes_a_hugging_face_one_that_encodes_to_the_same_
 
 
 def test_a_hugging_face_tokenizer_is_copied_beside_the_graph(tmp_path: Path) -> None:
-    base = write_model_dir(tmp_path / "base", random_model())
+    base = write_model_dir(tmp_path / "base", random_model(ONNX_TINY))
     fixture = REPO_ROOT / "test" / "fixtures" / "tokenizers" / "bytelevel-bpe"
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copyfile(fixture / name, base / name)
@@ -107,8 +107,8 @@ def test_a_hugging_face_tokenizer_is_copied_beside_the_graph(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("extra, message", [({"variant": "onnx"}, "variant must be"),
                                             ({"variant": "hf", "learned_routing": True}, "no routers")])
-def test_bad_variants_are_refused(tmp_path: Path, tiny_model_dir: Path, extra: dict[str, Any], message: str) -> None:
-    cfg = {"v": 1, "base_model": str(tiny_model_dir), "out": str(tmp_path / "x"), **extra}
+def test_bad_variants_are_refused(tmp_path: Path, onnx_model_dir: Path, extra: dict[str, Any], message: str) -> None:
+    cfg = {"v": 1, "base_model": str(onnx_model_dir), "out": str(tmp_path / "x"), **extra}
     rc, events, _, _ = run_trainer(["export", "--config", write_config(tmp_path / "export.json", cfg)])
     assert rc == 1
     assert events[-1]["type"] == "error" and message in events[-1]["message"]

@@ -1,0 +1,310 @@
+"""The exported decoder written node by node as an ONNX graph (not traced).
+
+Tracing the PyTorch model records every shape computation of its Python code: for moa-tiny
+that was 581 nodes after onnxruntime's optimisations, two thirds of them shape plumbing
+(Shape, Gather, Unsqueeze, Concat, Reshape), each paid on every decoded token. Written by hand
+the same decoder is about 25 nodes per layer: the q/k/v and gate/up projections packed into
+one MatMul each, onnxruntime's fused kernels for attention (`GroupQueryAttention`: rotary
+embedding, KV cache append, grouped heads, causal and padding masks in one node) and for the
+residual add + RMSNorm (`SkipSimplifiedLayerNormalization`), and each LoRA group's experts laid
+out once per call. onnxruntime-genai's model builder builds its graphs the same way.
+
+Inputs and outputs are the contract of PROTOCOL.md ("ONNX export"); the semantics are the
+PyTorch model's (`model.CausalLM`), checked within 1e-4 in `tests/test_export.py`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .errors import TrainerError
+from .model import CausalLM
+
+OPSET = 17
+MS = "com.microsoft"
+# GroupQueryAttention takes the rotary tables as inputs; positions past this need a re-export
+# with a longer table (the tables cost 4·head_dim bytes per position).
+MAX_ROTARY_POSITIONS = 32768
+
+# LoRA groups: modules whose base projections are packed into one MatMul, in packing order.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "qkv": ("q_proj", "k_proj", "v_proj"),
+    "o": ("o_proj",),
+    "gate_up": ("gate_proj", "up_proj"),
+    "down": ("down_proj",),
+}
+
+
+class Graph:
+    """Nodes, initializers and I/O of one graph; names are made unique by a counter."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self.n = 0
+
+    def name(self, hint: str) -> str:
+        self.n += 1
+        return f"{hint}_{self.n}"
+
+    def op(self, op_type: str, inputs: list[str], hint: str = "", outputs: int = 1, domain: str = "",
+           **attrs: object) -> list[str]:
+        outs = [self.name(hint or op_type) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(f"n_{op_type}"),
+                                           domain=domain, **attrs))
+        return outs
+
+    def one(self, op_type: str, inputs: list[str], hint: str = "", domain: str = "", **attrs: object) -> str:
+        return self.op(op_type, inputs, hint, 1, domain, **attrs)[0]
+
+    def const(self, hint: str, value: np.ndarray) -> str:
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def ints(self, *values: int) -> str:
+        return self.const("ints", np.array(values, dtype=np.int64))
+
+    def input(self, name: str, elem: int, shape: list[object]) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, elem, shape))
+        return name
+
+    def output(self, value: str, name: str, elem: int, shape: list[object]) -> None:
+        self.nodes.append(helper.make_node("Identity", [value], [name], name=self.name("n_out")))
+        self.outputs.append(helper.make_tensor_value_info(name, elem, shape))
+
+
+def _np(t: object) -> np.ndarray:
+    return t.detach().float().cpu().numpy()  # type: ignore[attr-defined]  # torch tensor
+
+
+class LoraInputs:
+    """The `lora.{m}.A|B` inputs, regrouped once per call into per-layer packed matrices.
+
+    For a group (say q/k/v) with targeted modules P: A_l [1, in, |P|·E·r] (the modules' Aᵀ side by
+    side) and B_l [1, |P|·E·r, out_group] (each module's Bᵀ in its own rows and its own output
+    columns, zeros elsewhere), so that the group's delta is ((x A_l) ⊙ w) B_l: three nodes for
+    all of the group's experts, whatever their count and rank.
+    """
+
+    def __init__(self, g: Graph, targets: list[str], dims: dict[str, tuple[int, int]], layers: int) -> None:
+        self.g = g
+        self.layers = layers
+        self.count: dict[str, int] = {}
+        self.a: dict[str, list[str]] = {}
+        self.b: dict[str, list[str]] = {}
+        names = {m: (g.input(f"lora.{m}.A", TensorProto.FLOAT, [layers, "experts", "rank", dims[m][0]]),
+                     g.input(f"lora.{m}.B", TensorProto.FLOAT, [layers, "experts", dims[m][1], "rank"]))
+                 for m in targets}
+        self.first_a = names[targets[0]][0] if targets else None
+        for group, members in GROUPS.items():
+            present = [m for m in members if m in targets]
+            if not present:
+                continue
+            width = sum(dims[m][1] for m in members)
+            a_parts, b_parts = [], []
+            for m in present:
+                a, b = names[m]
+                # [L, E, r, in] -> [L, in, E, r] -> [L, in, E·r]
+                a_parts.append(g.one("Reshape", [g.one("Transpose", [a], perm=[0, 3, 1, 2]), g.ints(0, 0, -1)]))
+                # [L, E, out, r] -> [L, E, r, out] -> [L, E·r, out], padded to the group's columns
+                bt = g.one("Reshape", [g.one("Transpose", [b], perm=[0, 1, 3, 2]), g.ints(0, -1, dims[m][1])])
+                before = sum(dims[x][1] for x in members[:members.index(m)])
+                after = width - before - dims[m][1]
+                if before or after:
+                    bt = g.one("Pad", [bt, g.ints(0, 0, before, 0, 0, after)])
+                b_parts.append(bt)
+            a_all = a_parts[0] if len(a_parts) == 1 else g.one("Concat", a_parts, axis=2)
+            b_all = b_parts[0] if len(b_parts) == 1 else g.one("Concat", b_parts, axis=1)
+            self.count[group] = len(present)
+            self.a[group] = g.op("Split", [a_all], "lora_a", outputs=layers, axis=0) if layers > 1 else [a_all]
+            self.b[group] = g.op("Split", [b_all], "lora_b", outputs=layers, axis=0) if layers > 1 else [b_all]
+
+    def rank_weights(self, weights: str) -> str:
+        """[B, E] routing weights -> [B, 1, E·r]: each expert's weight over its rank columns."""
+        g = self.g
+        assert self.first_a is not None
+        ones_r = g.one("ConstantOfShape", [g.one("Shape", [self.first_a], start=2, end=3)],
+                       value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
+        spread = g.one("Mul", [g.one("Unsqueeze", [weights, g.ints(2)]), ones_r])
+        return g.one("Reshape", [spread, g.ints(0, 1, -1)])
+
+    def delta(self, group: str, layer: int, x: str, w_rank: dict[int, str]) -> Optional[str]:
+        if group not in self.count:
+            return None
+        g = self.g
+        n = self.count[group]
+        if n not in w_rank:
+            w_rank[n] = w_rank[1] if n == 1 else g.one("Concat", [w_rank[1]] * n, axis=2)
+        u = g.one("Mul", [g.one("MatMul", [x, self.a[group][layer]]), w_rank[n]])
+        return g.one("MatMul", [u, self.b[group][layer]])
+
+
+class Routers:
+    """The learned routers inside the graph (router.py's semantics): per layer, pool the layer's
+    normalised input over `router.prompt_mask`, a linear map to expert logits, softmax, top-k
+    renormalised; `router.hold` = 1 uses `router.held` instead."""
+
+    def __init__(self, g: Graph, layers: int, hidden: int, top_k: int) -> None:
+        self.g = g
+        w = g.input("router.weight", TensorProto.FLOAT, [layers, "experts", hidden])
+        b = g.input("router.bias", TensorProto.FLOAT, [layers, "experts"])
+        mask = g.input("router.prompt_mask", TensorProto.FLOAT, ["batch", "seq"])
+        held = g.input("router.held", TensorProto.FLOAT, [layers, "batch", "experts"])
+        self.hold = g.input("router.hold", TensorProto.FLOAT, [1])
+        self.keep = g.one("Sub", [g.const("one", np.array([1.0], np.float32)), self.hold])
+        self.w = g.op("Split", [w], "router_w", outputs=layers, axis=0) if layers > 1 else [w]
+        self.b = g.op("Split", [b], "router_b", outputs=layers, axis=0) if layers > 1 else [b]
+        self.held = g.op("Split", [held], "router_held", outputs=layers, axis=0) if layers > 1 else [held]
+        self.mask = g.one("Unsqueeze", [mask, g.ints(1)])  # [B, 1, S]
+        count = g.one("ReduceSum", [mask, g.ints(1)], keepdims=1)
+        self.count = g.one("Unsqueeze", [g.one("Max", [count, g.const("one", np.array(1.0, np.float32))]), g.ints(2)])
+        experts = g.one("Shape", [w], start=1, end=2)
+        self.k = g.one("Min", [experts, g.ints(top_k)])
+        self.routed: list[str] = []
+
+    def route(self, layer: int, normed: str) -> str:
+        """The layer's routing weights [B, E]."""
+        g = self.g
+        pooled = g.one("Div", [g.one("MatMul", [self.mask, normed]), self.count])  # [B, 1, H]
+        logits = g.one("Add", [g.one("FusedMatMul", [pooled, self.w[layer]], domain=MS, transB=1), self.b[layer]])
+        probs = g.one("Softmax", [g.one("Squeeze", [logits, g.ints(1)])], axis=-1)  # [B, E]
+        top, idx = g.op("TopK", [probs, self.k], "topk", outputs=2, axis=-1)
+        top = g.one("Div", [top, g.one("ReduceSum", [top, g.ints(-1)], keepdims=1)])
+        chosen = g.one("ScatterElements", [g.one("Mul", [probs, g.const("zero", np.array(0.0, np.float32))]), idx, top],
+                       axis=-1)
+        held = g.one("Squeeze", [self.held[layer], g.ints(0)])
+        routed = g.one("Add", [g.one("Mul", [self.hold, held]), g.one("Mul", [self.keep, chosen])])
+        self.routed.append(routed)
+        return routed
+
+
+def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, top_k: int = 1,
+                  experts: bool = True) -> onnx.ModelProto:
+    """The decoder graph. `experts=False`: the base model alone (no LoRA, routing or router
+    inputs), the `hf` variant's graph."""
+    cfg = model.config
+    sd = {k: _np(v) for k, v in model.state_dict().items()}
+    L, H, Hkv, D = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+    if D % 16:
+        raise TrainerError(f"export: head_dim {D} is not a multiple of 16, which onnxruntime's GroupQueryAttention "
+                           "kernel (the exported attention) needs", None)
+    g = Graph()
+    f32, i64 = TensorProto.FLOAT, TensorProto.INT64
+    ids = g.input("input_ids", i64, ["batch", "seq"])
+    mask = g.input("attention_mask", i64, ["batch", "total"])
+    pos = g.input("position_ids", i64, ["batch", "seq"])
+    past = [(g.input(f"past_key_values.{i}.key", f32, ["batch", Hkv, "past", D]),
+             g.input(f"past_key_values.{i}.value", f32, ["batch", Hkv, "past", D])) for i in range(L)]
+    if not experts:
+        # transformers.js starts from an empty cache of batch 0 ([0, kv_heads, 0, head_dim]), which
+        # GroupQueryAttention refuses; a reshape to the batch of input_ids fixes that and is free
+        # on a real cache.
+        shape = g.one("Concat", [g.one("Shape", [ids], start=0, end=1), g.ints(Hkv, -1, D)], axis=0)
+        past = [(g.one("Reshape", [k, shape]), g.one("Reshape", [v, shape])) for k, v in past]
+    lora = LoraInputs(g, targets if experts else [], cfg.module_dims(), L)
+    routers: Optional[Routers] = None
+    w_rank: dict[int, str] = {}
+    if experts and learned:
+        routers = Routers(g, L, cfg.hidden_size, top_k)
+    elif experts:
+        weights = g.input("expert_weights", f32, ["batch", "experts"])
+        if targets:
+            w_rank[1] = lora.rank_weights(weights)
+
+    # Every row attends to all `total` positions; GroupQueryAttention masks the padding through an
+    # additive bias (any pattern: left padding too) and the future causally.
+    total = g.one("Cast", [g.one("Squeeze", [g.one("Shape", [mask], start=1, end=2), g.ints(0)])], to=TensorProto.INT32)
+    seqlens = g.one("Expand", [g.one("Sub", [total, g.const("one", np.array(1, np.int32))]),
+                               g.one("Shape", [mask], start=0, end=1)])
+    neg = np.finfo(np.float32).min
+    pad_bias = g.one("Mul", [g.one("Cast", [g.one("Sub", [g.ints(1), mask])], to=f32), g.const("neg", np.array(neg, np.float32))])
+    # [B, 1, S, T]: one row per query (GroupQueryAttention does not broadcast that axis), shared by the heads
+    bias_shape = g.one("Concat", [g.one("Shape", [mask], start=0, end=1), g.ints(1), g.one("Shape", [ids], start=1, end=2),
+                                  g.one("Shape", [mask], start=1, end=2)], axis=0)
+    pad_bias = g.one("Expand", [g.one("Unsqueeze", [pad_bias, g.ints(1, 2)]), bias_shape])
+
+    inv = cfg.inv_freq().double().numpy()
+    positions = min(cfg.max_position_embeddings, MAX_ROTARY_POSITIONS)
+    freqs = np.arange(positions, dtype=np.float64)[:, None] * inv[None, :]
+    cos = g.const("rope_cos", np.cos(freqs).astype(np.float32))
+    sin = g.const("rope_sin", np.sin(freqs).astype(np.float32))
+    eps = float(cfg.rms_norm_eps)
+    qkv_split = g.ints(H * D, Hkv * D, Hkv * D)
+
+    def linear(x: str, weight: np.ndarray, bias: Optional[np.ndarray], group: str, layer: int) -> str:
+        y = g.one("MatMul", [x, g.const(f"w_{group}", weight)])
+        if bias is not None:
+            y = g.one("Add", [y, g.const(f"b_{group}", bias)])
+        d = lora.delta(group, layer, x, w_rank) if experts else None
+        return g.one("Add", [y, d]) if d is not None else y
+
+    def packed(layer: int, names: tuple[str, ...], parent: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        pre = f"model.layers.{layer}.{parent}"
+        w = np.concatenate([sd[f"{pre}.{m}.weight"].T for m in names], axis=1)
+        has_bias = [f"{pre}.{m}.bias" in sd for m in names]
+        if not any(has_bias):
+            return w, None
+        return w, np.concatenate([sd.get(f"{pre}.{m}.bias", np.zeros(sd[f"{pre}.{m}.weight"].shape[0], np.float32))
+                                  for m in names])
+
+    embed = g.const("embed", sd["model.embed_tokens.weight"])
+    x = g.one("Gather", [embed, ids])
+    normed = g.one("SimplifiedLayerNormalization", [x, g.const("norm", sd["model.layers.0.input_layernorm.weight"])],
+                   axis=-1, epsilon=eps, stash_type=1)
+    presents: list[str] = []
+    window = cfg.sliding_window
+    for i in range(L):
+        pre = f"model.layers.{i}"
+        if routers is not None:
+            w_rank.clear()
+            w_rank[1] = lora.rank_weights(routers.route(i, normed)) if targets else ""
+        w, b = packed(i, GROUPS["qkv"], "self_attn")
+        qkv = linear(normed, w, b, "qkv", i)
+        # Rotary outside GroupQueryAttention: its own (do_rotary) takes one position for every row
+        # of a batched decoding step (onnxruntime 1.30), so left-padded rows would be misplaced.
+        q, k, v = g.op("Split", [qkv, qkv_split], "qkv", outputs=3, axis=-1)
+        q = g.one("RotaryEmbedding", [q, pos, cos, sin], domain=MS, num_heads=H, interleaved=0)
+        k = g.one("RotaryEmbedding", [k, pos, cos, sin], domain=MS, num_heads=Hkv, interleaved=0)
+        attn, k, v = g.op("GroupQueryAttention", [q, k, v, past[i][0], past[i][1], seqlens, total, "", "", "",
+                                                  pad_bias], "attn", outputs=3, domain=MS,
+                          num_heads=H, kv_num_heads=Hkv, scale=1.0 / math.sqrt(D),
+                          local_window_size=-1 if window is None else window)
+        presents += [k, v]
+        w, b = packed(i, GROUPS["o"], "self_attn")
+        a = linear(attn, w, b, "o", i)
+        normed2, _, _, h = g.op("SkipSimplifiedLayerNormalization",
+                                [a, x, g.const("norm", sd[f"{pre}.post_attention_layernorm.weight"])], "ln", outputs=4,
+                                domain=MS, epsilon=eps)
+        w, b = packed(i, GROUPS["gate_up"], "mlp")
+        gate, up = g.op("Split", [linear(normed2, w, b, "gate_up", i)], "gate_up", outputs=2, axis=-1)
+        act = g.one("Mul", [g.one("QuickGelu", [gate], domain=MS, alpha=1.0), up])  # silu(gate) · up
+        w, b = packed(i, GROUPS["down"], "mlp")
+        m = linear(act, w, b, "down", i)
+        gamma = sd[f"model.layers.{i + 1}.input_layernorm.weight"] if i + 1 < L else sd["model.norm.weight"]
+        normed, _, _, x = g.op("SkipSimplifiedLayerNormalization", [m, h, g.const("norm", gamma)], "ln", outputs=4,
+                               domain=MS, epsilon=eps)
+    if cfg.tie_word_embeddings:
+        logits = g.one("FusedMatMul", [normed, embed], domain=MS, transB=1)
+    else:
+        logits = g.one("MatMul", [normed, g.const("lm_head", sd["lm_head.weight"].T)])
+
+    g.output(logits, "logits", f32, ["batch", "seq", cfg.vocab_size])
+    for i in range(L):
+        g.output(presents[2 * i], f"present.{i}.key", f32, ["batch", Hkv, "total", D])
+        g.output(presents[2 * i + 1], f"present.{i}.value", f32, ["batch", Hkv, "total", D])
+    if routers is not None:
+        stacked = g.one("Concat", [g.one("Unsqueeze", [r, g.ints(0)]) for r in routers.routed], axis=0)
+        g.output(stacked, "routing", f32, [L, "batch", "experts"])
+    graph = helper.make_graph(g.nodes, "moa_decoder", g.inputs, g.outputs, g.inits)
+    model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
+                                    producer_name="moa_trainer")
+    model_proto.ir_version = 8
+    return model_proto
