@@ -209,3 +209,42 @@ test('stop tokens (a FIM model\'s markers) end generation like EOS and are not r
   assert.equal(stopped.stopReason, 'eos');
   assert.deepEqual(stopped.tokens, all.slice(0, k));
 });
+
+test('prompt lookup drafting changes nothing but the number of passes: same tokens, logits within 1e-4, also with learned routing, stops and odd budgets', async () => {
+  // Repetitive code, so that drafts exist and some are kept.
+  const line = '    total = total + read_lines(path)\n';
+  const prompt = [256, ...Buffer.from(`def count(paths):\n    total = 0\n    for path in paths:\n${line}${line}${line}`)];
+  const cases: [string, OnnxEngine, ExpertStack, Partial<GenerateOptions>][] = [
+    ['mix', engine, stack(['alpha', 'beta']), { expertWeights: [MIX.alpha, MIX.beta] }],
+    ['learned', learnedEngine, stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!)), { router }],
+  ];
+  let kept = 0;
+  for (const [name, e, s, extra] of cases) {
+    for (const maxNewTokens of [40, 7]) {
+      const run = (draftTokens: number, more: Partial<GenerateOptions> = {}) => {
+        const rows: Float32Array[] = [];
+        return e.generate(prompt, {
+          stack: s, expertWeights: [], maxNewTokens, temperature: 0, topP: 1, seed: 0, draftTokens, ...extra, ...more,
+          onLogits: (row) => rows.push(Float32Array.from(row)),
+        }).then((r) => ({ ...r, rows }));
+      };
+      const plain = await run(0);
+      const drafted = await run(8);
+      assert.equal(plain.draft.passes, 0, 'draftTokens 0 never drafts');
+      assert.deepEqual(drafted.tokens, plain.tokens, `${name}/${maxNewTokens}: greedy tokens`);
+      assert.equal(drafted.tokens.length, maxNewTokens);
+      assert.equal(drafted.rows.length, plain.rows.length, 'one logits row per generated token');
+      drafted.rows.forEach((row, i) => assert.ok(maxDiff(row, plain.rows[i]!) < 1e-4, `${name} step ${i}: ${maxDiff(row, plain.rows[i]!)}`));
+      kept += drafted.draft.accepted;
+      // A stop token inside an accepted draft ends the output exactly where one-by-one decoding ends it.
+      const k = plain.tokens.findIndex((t, i) => i > 2 && !plain.tokens.slice(0, i).includes(t));
+      if (k > 0) {
+        const a = await run(0, { stopTokens: [plain.tokens[k]!] });
+        const b = await run(8, { stopTokens: [plain.tokens[k]!] });
+        assert.deepEqual(b.tokens, a.tokens);
+        assert.equal(b.stopReason, 'eos');
+      }
+    }
+  }
+  assert.ok(kept > 0, 'some drafted tokens were kept: the multi-token pass was exercised');
+});

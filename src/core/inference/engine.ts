@@ -3,6 +3,7 @@ import { MoaError } from '../util/errors';
 import type { ExpertStack } from './expertStack';
 import type { RouterWeights } from '../adapters/router';
 import type { OnnxModelInfo } from './modelInfo';
+import { lookupDraft } from './lookup';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling';
 
 type Ort = typeof import('onnxruntime-node');
@@ -29,6 +30,8 @@ export interface GenerateOptions extends SamplingOptions {
   /** Called with the ids generated so far; true stops generation (the stop rule). */
   shouldStop?: (generated: number[]) => boolean;
   signal?: AbortSignal;
+  /** Greedy decoding only: most prompt-lookup tokens checked per pass (default DRAFT_TOKENS; 0 = off). */
+  draftTokens?: number;
 }
 
 export interface GenerateResult {
@@ -38,7 +41,12 @@ export interface GenerateResult {
   stopReason: 'eos' | 'max-tokens' | 'stop-rule' | 'cancelled';
   prefillMs: number;
   totalMs: number;
+  /** Prompt lookup: passes that checked a draft, tokens drafted, tokens the model kept. */
+  draft: { passes: number; proposed: number; accepted: number };
 }
+
+/** Drafted tokens checked per pass: a pass over 1 + 8 tokens costs little more than over 1 here. */
+export const DRAFT_TOKENS = 8;
 
 /**
  * Below this hidden size one thread decodes faster than several: each matmul of a decode step
@@ -110,7 +118,11 @@ export class OnnxEngine {
     return feeds;
   }
 
-  /** Prefill on the prompt, then decode one token at a time with the KV cache. */
+  /**
+   * Prefill on the prompt, then decode with the KV cache: one token per pass, or, for greedy
+   * decoding, a prompt-lookup draft checked in one pass (`draftTokens`; lookup.ts). Drafting
+   * never changes greedy output: a pass keeps only the drafted tokens the model itself picks.
+   */
   async generate(prompt: ArrayLike<number>, opts: GenerateOptions): Promise<GenerateResult> {
     const t0 = performance.now();
     const { ort, info } = this;
@@ -119,6 +131,7 @@ export class OnnxEngine {
     if (learned && !opts.router) throw new MoaError('this ONNX graph routes with learned routers: pass the router weights');
     const E = Math.max(1, opts.stack.names.length);
     const fixed = learned ? this.routerFeeds(opts.stack, opts.router!) : this.expertFeeds(opts.stack, opts.expertWeights);
+    const draftMax = opts.temperature <= 0 ? Math.max(0, opts.draftTokens ?? DRAFT_TOKENS) : 0;
     let held: Tensor = new ort.Tensor('float32', new Float32Array(info.numLayers * E), [info.numLayers, 1, E]);
     let routing: number[][] | undefined;
     const past: Record<string, Tensor> = {};
@@ -127,33 +140,40 @@ export class OnnxEngine {
         past[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, info.numKvHeads, 0, info.headDim]);
       }
     }
+    const context = Array.from(prompt);
     const tokens: number[] = [];
-    let input = Array.from(prompt);
+    const draft = { passes: 0, proposed: 0, accepted: 0 };
+    let budget = draftMax;
+    let input = context.slice();
     let pastLen = 0;
     let prefillMs = 0;
-    let stopReason: GenerateResult['stopReason'] = 'max-tokens';
-    for (let step = 0; step < opts.maxNewTokens; step++) {
+    let stopReason: GenerateResult['stopReason'] | undefined;
+    while (!stopReason && tokens.length < opts.maxNewTokens) {
       if (opts.signal?.aborted) {
         stopReason = 'cancelled';
         break;
       }
-      const seq = input.length;
+      const first = pastLen === 0;
+      // The last row of a pass yields a token too, so a draft never runs past maxNewTokens.
+      const guess = first ? [] : lookupDraft(context, Math.min(budget, opts.maxNewTokens - tokens.length - 1));
+      const ids = [...input, ...guess];
+      const seq = ids.length;
       const total = pastLen + seq;
       const feeds: Record<string, Tensor> = {
         ...fixed,
         ...past,
-        input_ids: new ort.Tensor('int64', BigInt64Array.from(input, (x) => BigInt(x)), [1, seq]),
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, (x) => BigInt(x)), [1, seq]),
         attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
         position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: seq }, (_, i) => BigInt(pastLen + i)), [1, seq]),
       };
       if (learned) {
-        // Route on the prompt once; every later step holds that decision.
-        feeds['router.prompt_mask'] = new ort.Tensor('float32', new Float32Array(seq).fill(step === 0 ? 1 : 0), [1, seq]);
+        // Route on the prompt once; every later pass holds that decision.
+        feeds['router.prompt_mask'] = new ort.Tensor('float32', new Float32Array(seq).fill(first ? 1 : 0), [1, seq]);
         feeds['router.held'] = held;
-        feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(step === 0 ? 0 : 1), [1]);
+        feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(first ? 0 : 1), [1]);
       }
       const out = await this.session.run(feeds);
-      if (step === 0) {
+      if (first) {
         prefillMs = performance.now() - t0;
         if (learned) {
           held = out['routing']!;
@@ -162,25 +182,56 @@ export class OnnxEngine {
         }
       }
       const logits = out['logits']!.data as Float32Array;
-      const row = logits.subarray((seq - 1) * info.vocabSize, seq * info.vocabSize);
-      opts.onLogits?.(row, step);
-      const next = sampleToken(row, opts, random);
+      const V = info.vocabSize;
+      // Rows from the last input token on: row j is the pick after the input and j drafted tokens.
+      const rows = Array.from({ length: guess.length + 1 }, (_, j) => logits.subarray((seq - 1 - guess.length + j) * V, (seq - guess.length + j) * V));
+      const picks: number[] = [];
+      for (const row of rows) {
+        picks.push(sampleToken(row, opts, random));
+        if (picks.length > guess.length || picks[picks.length - 1] !== guess[picks.length - 1]) break;
+      }
+      const kept = picks.length - 1; // drafted tokens the model agreed with
+      if (guess.length) {
+        draft.passes++;
+        draft.proposed += guess.length;
+        draft.accepted += kept;
+        // A miss shortens the next draft to what this one got right (+1), a full hit doubles it:
+        // a long wrong draft costs a wider pass for nothing.
+        budget = kept === guess.length ? Math.min(draftMax, budget * 2) : kept + 1;
+      }
+      pastLen = total - (guess.length - kept);
       for (let i = 0; i < info.numLayers; i++) {
-        for (const kv of ['key', 'value']) past[`past_key_values.${i}.${kv}`] = out[`present.${i}.${kv}`]!;
+        for (const kv of ['key', 'value']) {
+          const present = out[`present.${i}.${kv}`]!;
+          past[`past_key_values.${i}.${kv}`] = kept < guess.length ? this.truncate(present, pastLen) : present;
+        }
       }
-      pastLen = total;
-      if (next === info.eosTokenId || opts.stopTokens?.includes(next)) {
-        stopReason = 'eos';
-        break;
+      for (const [j, next] of picks.entries()) {
+        opts.onLogits?.(rows[j]!, tokens.length);
+        if (next === info.eosTokenId || opts.stopTokens?.includes(next)) {
+          stopReason = 'eos';
+          break;
+        }
+        tokens.push(next);
+        context.push(next);
+        if (opts.shouldStop?.(tokens)) {
+          stopReason = 'stop-rule';
+          break;
+        }
+        if (tokens.length >= opts.maxNewTokens) break;
       }
-      tokens.push(next);
-      if (opts.shouldStop?.(tokens)) {
-        stopReason = 'stop-rule';
-        break;
-      }
-      input = [next];
+      input = [picks[picks.length - 1]!];
     }
-    return { tokens, stopReason, prefillMs, totalMs: performance.now() - t0, routing };
+    return { tokens, stopReason: stopReason ?? 'max-tokens', prefillMs, totalMs: performance.now() - t0, routing, draft };
+  }
+
+  /** The cache's first `length` positions ([1, kv_heads, T, head_dim] → [1, kv_heads, length, head_dim]). */
+  private truncate(t: Tensor, length: number): Tensor {
+    const [, heads, T, D] = t.dims as number[];
+    const src = t.data as Float32Array;
+    const dst = new Float32Array(heads! * length * D!);
+    for (let h = 0; h < heads!; h++) dst.set(src.subarray(h * T! * D!, (h * T! + length) * D!), h * length * D!);
+    return new this.ort.Tensor('float32', dst, [1, heads!, length, D!]);
   }
 
   /** Feeds for equal-length rows with no cache: the whole sequence in one pass. */
