@@ -4,13 +4,14 @@ Tracing the PyTorch model records every shape computation of its Python code: fo
 that was 581 nodes after onnxruntime's optimisations, two thirds of them shape plumbing
 (Shape, Gather, Unsqueeze, Concat, Reshape), each paid on every decoded token. Written by hand
 the same decoder is about 25 nodes per layer: the q/k/v and gate/up projections packed into
-one MatMul each, onnxruntime's fused kernels for attention (`GroupQueryAttention`: rotary
-embedding, KV cache append, grouped heads, causal and padding masks in one node) and for the
-residual add + RMSNorm (`SkipSimplifiedLayerNormalization`), and each LoRA group's experts laid
-out once per call. onnxruntime-genai's model builder builds its graphs the same way.
+one MatMul each, onnxruntime's fused kernels for attention (`GroupQueryAttention`: KV cache
+append, grouped heads, causal and padding masks in one node; `RotaryEmbedding` before it) and
+for the residual add + RMSNorm (`SkipSimplifiedLayerNormalization`), and each LoRA group's
+experts laid out once per call. onnxruntime-genai's model builder builds its graphs the same way.
 
 Inputs and outputs are the contract of PROTOCOL.md ("ONNX export"); the semantics are the
-PyTorch model's (`model.CausalLM`), checked within 1e-4 in `tests/test_export.py`.
+PyTorch model's (`model.CausalLM`), checked within 1e-4 in `tests/test_onnx_graph.py` (per
+architecture feature) and `tests/test_export.py`.
 """
 
 from __future__ import annotations
