@@ -118,6 +118,8 @@ test('moa complete routes to the file\'s expert and generates text with onnxrunt
   assert.deepEqual(c.route.experts, [{ name: 'python', weight: 1 }]);
   assert.ok(c.tokens > 0, 'the model generated tokens');
   assert.ok(c.text.length > 0, 'non-empty completion');
+  // Greedy by default, so prompt lookup is on; its counts are reported and consistent.
+  assert.ok(c.draft.accepted <= c.draft.proposed && c.draft.passes <= c.tokens, JSON.stringify(c.draft));
   const onnxDirs = readdirSync(join(ws.root, '.moa', 'cache', 'onnx'));
   assert.equal(onnxDirs.length, 1);
   const onnx = join(ws.root, '.moa', 'cache', 'onnx', onnxDirs[0]!, 'model.onnx');

@@ -43,7 +43,8 @@ export async function cmdComplete(values: Values, positionals: string[]): Promis
     else {
       process.stderr.write(`route: ${c.route.reason}\n`);
       process.stdout.write(c.text + '\n');
-      process.stderr.write(`${c.tokens} tokens, first token ${c.prefillMs.toFixed(0)} ms, total ${c.totalMs.toFixed(0)} ms (${c.stopReason})\n`);
+      const drafted = c.draft.passes ? `; prompt lookup kept ${c.draft.accepted} of ${c.draft.proposed} drafted tokens` : '';
+      process.stderr.write(`${c.tokens} tokens, first token ${c.prefillMs.toFixed(0)} ms, total ${c.totalMs.toFixed(0)} ms (${c.stopReason})${drafted}\n`);
     }
     return EXIT.ok;
   } finally {

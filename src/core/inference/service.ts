@@ -48,6 +48,8 @@ export interface Completion {
   stopReason: string;
   prefillMs: number;
   totalMs: number;
+  /** Greedy decoding's prompt lookup: passes that checked a draft, tokens drafted, tokens kept. */
+  draft: { passes: number; proposed: number; accepted: number };
 }
 
 /**
@@ -213,7 +215,7 @@ export class CompletionService {
       route = learnedDecision(names, result.routing);
     }
     const promptInfo = { fim: prompt.fim?.family ?? null, tokens: prompt.ids.length, prefixTokens: prompt.prefixTokens, suffixTokens: prompt.suffixTokens };
-    return { text, route, layerRouting, prompt: promptInfo, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs };
+    return { text, route, layerRouting, prompt: promptInfo, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs, draft: result.draft };
   }
 
   async dispose(): Promise<void> {
