@@ -23,7 +23,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .errors import TrainerError
 from .model import CausalLM
 
 OPSET = 17
@@ -31,6 +30,10 @@ MS = "com.microsoft"
 # GroupQueryAttention takes the rotary tables as inputs; positions past this need a re-export
 # with a longer table (the tables cost 4·head_dim bytes per position).
 MAX_ROTARY_POSITIONS = 32768
+# GroupQueryAttention's kernel takes head sizes in multiples of this; others get PlainAttention.
+GQA_HEAD_MULTIPLE = 16
+# The additive mask value: the most negative float32 (finite, so a fully masked row stays finite).
+NEG = float(np.finfo(np.float32).min)
 
 # LoRA groups: modules whose base projections are packed into one MatMul, in packing order.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -187,6 +190,44 @@ class Routers:
         return routed
 
 
+class PlainAttention:
+    """Attention in standard ONNX ops, for head sizes GroupQueryAttention does not take (it needs
+    multiples of 16): the same semantics as model.attention_bias + SDPA, about 15 nodes per layer
+    instead of one. Query heads are grouped over their shared KV head ([B, kv_heads, rep·S, D]),
+    so the cache is never repeated per query head."""
+
+    def __init__(self, g: Graph, ids: str, mask: str, pad_bias: str, heads: int, kv_heads: int, head_dim: int,
+                 window: Optional[int]) -> None:
+        self.g, self.H, self.Hkv, self.D = g, heads, kv_heads, head_dim
+        seq = g.one("Squeeze", [g.one("Shape", [ids], start=1, end=2), g.ints(0)])
+        total = g.one("Squeeze", [g.one("Shape", [mask], start=1, end=2), g.ints(0)])
+        zero, one = g.const("zero", np.array(0, np.int64)), g.const("one", np.array(1, np.int64))
+        q_at = g.one("Unsqueeze", [g.one("Add", [g.one("Range", [zero, seq, one]), g.one("Sub", [total, seq])]), g.ints(1)])
+        k_at = g.one("Range", [zero, total, one])
+        allowed = g.one("LessOrEqual", [k_at, q_at])  # [S, T]: a query sees itself and the past
+        if window is not None:  # Mistral: and only the last `window` keys
+            allowed = g.one("And", [allowed, g.one("Less", [g.one("Sub", [q_at, k_at]), g.ints(window)])])
+        causal = g.one("Where", [allowed, g.const("zero", np.array(0.0, np.float32)), g.const("neg", np.array(NEG, np.float32))])
+        bias = g.one("Min", [pad_bias, causal])  # [B, 1, S, T]; Min, not Add: two NEGs would overflow to -inf
+        rep = heads // kv_heads
+        self.bias = g.one("Tile", [bias, g.ints(1, 1, rep, 1)]) if rep > 1 else bias  # [B, 1, rep·S, T]
+
+    def attend(self, q: str, k: str, v: str, past_k: str, past_v: str) -> tuple[str, str, str]:
+        g, H, Hkv, D = self.g, self.H, self.Hkv, self.D
+
+        def heads(x: str, n: int) -> str:  # [B, S, n·D] -> [B, n, S, D]
+            return g.one("Transpose", [g.one("Reshape", [x, g.ints(0, 0, n, D)])], perm=[0, 2, 1, 3])
+
+        present_k = g.one("Concat", [past_k, heads(k, Hkv)], axis=2)
+        present_v = g.one("Concat", [past_v, heads(v, Hkv)], axis=2)
+        grouped = g.one("Reshape", [heads(q, H), g.ints(0, Hkv, -1, D)])
+        scores = g.one("FusedMatMul", [grouped, present_k], domain=MS, transB=1, alpha=1.0 / math.sqrt(D))
+        probs = g.one("Softmax", [g.one("Add", [scores, self.bias])], axis=-1)
+        out = g.one("Reshape", [g.one("MatMul", [probs, present_v]), g.ints(0, H, -1, D)])
+        out = g.one("Reshape", [g.one("Transpose", [out], perm=[0, 2, 1, 3]), g.ints(0, 0, H * D)])
+        return out, present_k, present_v
+
+
 def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, top_k: int = 1,
                   experts: bool = True) -> onnx.ModelProto:
     """The decoder graph. `experts=False`: the base model alone (no LoRA, routing or router
@@ -194,9 +235,6 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
     cfg = model.config
     sd = {k: _np(v) for k, v in model.state_dict().items()}
     L, H, Hkv, D = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-    if D % 16:
-        raise TrainerError(f"export: head_dim {D} is not a multiple of 16, which onnxruntime's GroupQueryAttention "
-                           "kernel (the exported attention) needs", None)
     g = Graph()
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     ids = g.input("input_ids", i64, ["batch", "seq"])
@@ -220,17 +258,22 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         if targets:
             w_rank[1] = lora.rank_weights(weights)
 
-    # Every row attends to all `total` positions; GroupQueryAttention masks the padding through an
-    # additive bias (any pattern: left padding too) and the future causally.
-    total = g.one("Cast", [g.one("Squeeze", [g.one("Shape", [mask], start=1, end=2), g.ints(0)])], to=TensorProto.INT32)
-    seqlens = g.one("Expand", [g.one("Sub", [total, g.const("one", np.array(1, np.int32))]),
-                               g.one("Shape", [mask], start=0, end=1)])
-    neg = np.finfo(np.float32).min
-    pad_bias = g.one("Mul", [g.one("Cast", [g.one("Sub", [g.ints(1), mask])], to=f32), g.const("neg", np.array(neg, np.float32))])
-    # [B, 1, S, T]: one row per query (GroupQueryAttention does not broadcast that axis), shared by the heads
-    bias_shape = g.one("Concat", [g.one("Shape", [mask], start=0, end=1), g.ints(1), g.one("Shape", [ids], start=1, end=2),
-                                  g.one("Shape", [mask], start=1, end=2)], axis=0)
-    pad_bias = g.one("Expand", [g.one("Unsqueeze", [pad_bias, g.ints(1, 2)]), bias_shape])
+    # Every row attends to all `total` positions; the padding is masked by an additive bias (any
+    # pattern: left padding too), the future causally.
+    pad_bias = g.one("Mul", [g.one("Cast", [g.one("Sub", [g.ints(1), mask])], to=f32), g.const("neg", np.array(NEG, np.float32))])
+    pad_bias = g.one("Unsqueeze", [pad_bias, g.ints(1, 2)])  # [B, 1, 1, T]
+    window = cfg.sliding_window
+    plain: Optional[PlainAttention] = None
+    if D % GQA_HEAD_MULTIPLE:
+        plain = PlainAttention(g, ids, mask, pad_bias, H, Hkv, D, window)
+    else:
+        total = g.one("Cast", [g.one("Squeeze", [g.one("Shape", [mask], start=1, end=2), g.ints(0)])], to=TensorProto.INT32)
+        seqlens = g.one("Expand", [g.one("Sub", [total, g.const("one", np.array(1, np.int32))]),
+                                   g.one("Shape", [mask], start=0, end=1)])
+        # [B, 1, S, T]: one row per query (GroupQueryAttention does not broadcast that axis), shared by the heads
+        bias_shape = g.one("Concat", [g.one("Shape", [mask], start=0, end=1), g.ints(1),
+                                      g.one("Shape", [ids], start=1, end=2), g.one("Shape", [mask], start=1, end=2)], axis=0)
+        pad_bias = g.one("Expand", [pad_bias, bias_shape])
 
     inv = cfg.inv_freq().double().numpy()
     positions = min(cfg.max_position_embeddings, MAX_ROTARY_POSITIONS)
@@ -261,7 +304,6 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
     normed = g.one("SimplifiedLayerNormalization", [x, g.const("norm", sd["model.layers.0.input_layernorm.weight"])],
                    axis=-1, epsilon=eps, stash_type=1)
     presents: list[str] = []
-    window = cfg.sliding_window
     for i in range(L):
         pre = f"model.layers.{i}"
         if routers is not None:
@@ -274,10 +316,13 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         q, k, v = g.op("Split", [qkv, qkv_split], "qkv", outputs=3, axis=-1)
         q = g.one("RotaryEmbedding", [q, pos, cos, sin], domain=MS, num_heads=H, interleaved=0)
         k = g.one("RotaryEmbedding", [k, pos, cos, sin], domain=MS, num_heads=Hkv, interleaved=0)
-        attn, k, v = g.op("GroupQueryAttention", [q, k, v, past[i][0], past[i][1], seqlens, total, "", "", "",
-                                                  pad_bias], "attn", outputs=3, domain=MS,
-                          num_heads=H, kv_num_heads=Hkv, scale=1.0 / math.sqrt(D),
-                          local_window_size=-1 if window is None else window)
+        if plain is not None:
+            attn, k, v = plain.attend(q, k, v, past[i][0], past[i][1])
+        else:
+            attn, k, v = g.op("GroupQueryAttention", [q, k, v, past[i][0], past[i][1], seqlens, total, "", "", "",
+                                                      pad_bias], "attn", outputs=3, domain=MS,
+                              num_heads=H, kv_num_heads=Hkv, scale=1.0 / math.sqrt(D),
+                              local_window_size=-1 if window is None else window)
         presents += [k, v]
         w, b = packed(i, GROUPS["o"], "self_attn")
         a = linear(attn, w, b, "o", i)

@@ -1,6 +1,7 @@
 """The hand-written ONNX decoder (`onnx_graph.py`) against the PyTorch model, per architecture
 feature: Qwen2's q/k/v bias, Mistral's sliding window (exceeded), llama3 RoPE scaling, an untied
-lm_head, LoRA on all seven projections, left padding, and a multi-token step on a cache."""
+lm_head, LoRA on all seven projections, left padding, a multi-token step on a cache, and head
+sizes onnxruntime's GroupQueryAttention does not take (the standard-op attention)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 import torch
 
 from conftest import ONNX_TINY, random_model
-from moa_trainer.errors import TrainerError
 from moa_trainer.lora import LoraSpec, StackedLoRA
 from moa_trainer.model import MODULE_PARENT, CausalLM
 from moa_trainer.onnx_graph import build_decoder
@@ -27,6 +27,9 @@ CASES = {
     "llama3-rope": replace(ONNX_TINY, rope_type="llama3", rope_factor=8.0, rope_original_max_position=64,
                            rope_low_freq_factor=1.0, rope_high_freq_factor=4.0),
     "mqa-mlp-bias": replace(ONNX_TINY, num_key_value_heads=1, mlp_bias=True, attention_bias=True),
+    # Head sizes GroupQueryAttention does not take: the standard-op attention instead.
+    "head-8-plain-attention": replace(ONNX_TINY, head_dim=8),
+    "head-8-mistral-window-3": replace(ONNX_TINY, head_dim=8, model_type="mistral", sliding_window=3),
 }
 
 
@@ -95,7 +98,8 @@ def test_graph_is_lean() -> None:
     assert len(two.graph.node) - len(one.graph.node) <= 40  # the traced graph had about 140
 
 
-def test_head_size_not_a_multiple_of_16_is_refused_with_the_reason() -> None:
-    model = random_model(replace(ONNX_TINY, head_dim=8))
-    with pytest.raises(TrainerError, match="head_dim 8.*multiple of 16"):
-        build_decoder(model, ALL)
+def test_attention_kernel_follows_the_head_size() -> None:
+    ops = {h: {n.op_type for n in build_decoder(random_model(replace(ONNX_TINY, head_dim=h)), ALL).graph.node}
+           for h in (8, 16)}
+    assert "GroupQueryAttention" in ops[16] and "Softmax" not in ops[16]
+    assert "GroupQueryAttention" not in ops[8] and "Softmax" in ops[8]
