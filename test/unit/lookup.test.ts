@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { lookupDraft } from '../../src/core/inference/lookup';
+import { lookupDraft, verifyDraft } from '../../src/core/inference/lookup';
 
 const ids = (s: string) => [...Buffer.from(s)];
 const text = (xs: number[]) => Buffer.from(xs).toString();
@@ -23,4 +23,15 @@ test('lookupDraft: at most max tokens, never past the context, nothing without a
   assert.deepEqual(lookupDraft(ids('aaaa'), 2), ids('a'));
   // Suffixes shorter than the minimum are not looked up: "bc" alone is too weak a cue.
   assert.deepEqual(lookupDraft(ids('xbcyzbc'), 4, 8, 3), []);
+});
+
+test('verifyDraft keeps the agreeing prefix and adds the model\'s own next pick', () => {
+  const model = [5, 6, 9, 1, 2]; // what the model picks after 0, 1, 2… drafted tokens
+  const calls: number[] = [];
+  const pick = (j: number) => (calls.push(j), model[j]!);
+  assert.deepEqual(verifyDraft([5, 6, 7, 8], pick), [5, 6, 9]); // third drafted token rejected
+  assert.deepEqual(calls, [0, 1, 2], 'no pick after the first disagreement');
+  assert.deepEqual(verifyDraft([5, 6, 9, 1], (j) => model[j]!), [5, 6, 9, 1, 2]); // all kept, plus one
+  assert.deepEqual(verifyDraft([], (j) => model[j]!), [5]); // no draft: one token, as plain decoding
+  assert.deepEqual(verifyDraft([4], (j) => model[j]!), [5]);
 });

@@ -3,7 +3,7 @@ import { MoaError } from '../util/errors';
 import type { ExpertStack } from './expertStack';
 import type { RouterWeights } from '../adapters/router';
 import type { OnnxModelInfo } from './modelInfo';
-import { lookupDraft } from './lookup';
+import { lookupDraft, verifyDraft } from './lookup';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling';
 
 type Ort = typeof import('onnxruntime-node');
@@ -185,11 +185,7 @@ export class OnnxEngine {
       const V = info.vocabSize;
       // Rows from the last input token on: row j is the pick after the input and j drafted tokens.
       const rows = Array.from({ length: guess.length + 1 }, (_, j) => logits.subarray((seq - 1 - guess.length + j) * V, (seq - guess.length + j) * V));
-      const picks: number[] = [];
-      for (const row of rows) {
-        picks.push(sampleToken(row, opts, random));
-        if (picks.length > guess.length || picks[picks.length - 1] !== guess[picks.length - 1]) break;
-      }
+      const picks = verifyDraft(guess, (j) => sampleToken(rows[j]!, opts, random));
       const kept = picks.length - 1; // drafted tokens the model agreed with
       if (guess.length) {
         draft.passes++;

@@ -31,3 +31,17 @@ export function lookupDraft(context: readonly number[], max: number, ngramMax = 
   }
   return [];
 }
+
+/**
+ * The tokens one checking pass yields: `pick(j)` is the model's choice after the input and the
+ * first j drafted tokens. Picks continue while they agree with the draft; the first that differs
+ * (or the one after a fully kept draft) ends the list, so it holds kept drafts + 1 tokens.
+ */
+export function verifyDraft(draft: readonly number[], pick: (j: number) => number): number[] {
+  const picks: number[] = [];
+  for (let j = 0; j <= draft.length; j++) {
+    picks.push(pick(j));
+    if (j === draft.length || picks[j] !== draft[j]) break;
+  }
+  return picks;
+}
