@@ -6,7 +6,7 @@ the same LoRA (r 8, q/k/v/o) on the same batch shapes. Designed to finish in wel
 6 minutes on one H100/H200-class GPU.
 
     .venv/bin/python bench/gpu_bench.py                 # full run, prints JSON
-    .venv/bin/python bench/gpu_bench.py --smoke         # tiny shapes on CPU: checks the script only
+    .venv/bin/python bench/gpu_bench.py --smoke         # tiny shapes (GPU if any, else CPU): checks the script
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from speed import compare
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--smoke", action="store_true", help="tiny model on CPU, to check the script runs")
+    ap.add_argument("--smoke", action="store_true", help="tiny model (on the GPU if any, else the CPU), to check the script runs")
     ap.add_argument("--batch", type=int, default=4, help="sequences per expert per step")
     ap.add_argument("--seq", type=int, default=1024)
     ap.add_argument("--steps", type=int, default=5)
@@ -31,7 +31,9 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     if args.smoke:
-        res = compare(SMALL_LLAMA, [1, 4], 1, 32, "cpu", 1, warmup=1, rounds=1)
+        # Tiny shapes on the GPU when there is one (the CUDA path: bf16 autocast, MFU), else on CPU.
+        res = compare(SMALL_LLAMA, [1, 4], 1, 32, "cuda" if torch.cuda.is_available() else "cpu", 1, warmup=1,
+                      rounds=1)
     else:
         if not torch.cuda.is_available():
             raise SystemExit("gpu_bench.py needs CUDA (use --smoke to check the script on CPU)")
