@@ -8,6 +8,8 @@ one MatMul each, onnxruntime's fused kernels for attention (`GroupQueryAttention
 append, grouped heads, causal and padding masks in one node; `RotaryEmbedding` before it) and
 for the residual add + RMSNorm (`SkipSimplifiedLayerNormalization`), and each LoRA group's
 experts laid out once per call. onnxruntime-genai's model builder builds its graphs the same way.
+The attention is in `onnx_attention.py` (with a standard-op path for head sizes the fused kernel
+does not take), the node-by-node builder in `onnx_builder.py`.
 
 Inputs and outputs are the contract of PROTOCOL.md ("ONNX export"); the semantics are the
 PyTorch model's (`model.CausalLM`), checked within 1e-4 in `tests/test_onnx_graph.py` (per
@@ -16,24 +18,20 @@ architecture feature) and `tests/test_export.py`.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from .model import CausalLM
+from .onnx_attention import GQA_HEAD_MULTIPLE, FusedAttention, PlainAttention
+from .onnx_builder import MS, NEG, Graph
 
 OPSET = 17
-MS = "com.microsoft"
 # GroupQueryAttention takes the rotary tables as inputs; positions past this need a re-export
 # with a longer table (the tables cost 4·head_dim bytes per position).
 MAX_ROTARY_POSITIONS = 32768
-# GroupQueryAttention's kernel takes head sizes in multiples of this; others get PlainAttention.
-GQA_HEAD_MULTIPLE = 16
-# The additive mask value: the most negative float32 (finite, so a fully masked row stays finite).
-NEG = float(np.finfo(np.float32).min)
 
 # LoRA groups: modules whose base projections are packed into one MatMul, in packing order.
 GROUPS: dict[str, tuple[str, ...]] = {
@@ -42,47 +40,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "gate_up": ("gate_proj", "up_proj"),
     "down": ("down_proj",),
 }
-
-
-class Graph:
-    """Nodes, initializers and I/O of one graph; names are made unique by a counter."""
-
-    def __init__(self) -> None:
-        self.nodes: list[onnx.NodeProto] = []
-        self.inits: list[onnx.TensorProto] = []
-        self.inputs: list[onnx.ValueInfoProto] = []
-        self.outputs: list[onnx.ValueInfoProto] = []
-        self.n = 0
-
-    def name(self, hint: str) -> str:
-        self.n += 1
-        return f"{hint}_{self.n}"
-
-    def op(self, op_type: str, inputs: list[str], hint: str = "", outputs: int = 1, domain: str = "",
-           **attrs: object) -> list[str]:
-        outs = [self.name(hint or op_type) for _ in range(outputs)]
-        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(f"n_{op_type}"),
-                                           domain=domain, **attrs))
-        return outs
-
-    def one(self, op_type: str, inputs: list[str], hint: str = "", domain: str = "", **attrs: object) -> str:
-        return self.op(op_type, inputs, hint, 1, domain, **attrs)[0]
-
-    def const(self, hint: str, value: np.ndarray) -> str:
-        name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
-        return name
-
-    def ints(self, *values: int) -> str:
-        return self.const("ints", np.array(values, dtype=np.int64))
-
-    def input(self, name: str, elem: int, shape: list[object]) -> str:
-        self.inputs.append(helper.make_tensor_value_info(name, elem, shape))
-        return name
-
-    def output(self, value: str, name: str, elem: int, shape: list[object]) -> None:
-        self.nodes.append(helper.make_node("Identity", [value], [name], name=self.name("n_out")))
-        self.outputs.append(helper.make_tensor_value_info(name, elem, shape))
 
 
 def _np(t: object) -> np.ndarray:
@@ -190,44 +147,6 @@ class Routers:
         return routed
 
 
-class PlainAttention:
-    """Attention in standard ONNX ops, for head sizes GroupQueryAttention does not take (it needs
-    multiples of 16): the same semantics as model.attention_bias + SDPA, about 15 nodes per layer
-    instead of one. Query heads are grouped over their shared KV head ([B, kv_heads, rep·S, D]),
-    so the cache is never repeated per query head."""
-
-    def __init__(self, g: Graph, ids: str, mask: str, pad_bias: str, heads: int, kv_heads: int, head_dim: int,
-                 window: Optional[int]) -> None:
-        self.g, self.H, self.Hkv, self.D = g, heads, kv_heads, head_dim
-        seq = g.one("Squeeze", [g.one("Shape", [ids], start=1, end=2), g.ints(0)])
-        total = g.one("Squeeze", [g.one("Shape", [mask], start=1, end=2), g.ints(0)])
-        zero, one = g.const("zero", np.array(0, np.int64)), g.const("one", np.array(1, np.int64))
-        q_at = g.one("Unsqueeze", [g.one("Add", [g.one("Range", [zero, seq, one]), g.one("Sub", [total, seq])]), g.ints(1)])
-        k_at = g.one("Range", [zero, total, one])
-        allowed = g.one("LessOrEqual", [k_at, q_at])  # [S, T]: a query sees itself and the past
-        if window is not None:  # Mistral: and only the last `window` keys
-            allowed = g.one("And", [allowed, g.one("Less", [g.one("Sub", [q_at, k_at]), g.ints(window)])])
-        causal = g.one("Where", [allowed, g.const("zero", np.array(0.0, np.float32)), g.const("neg", np.array(NEG, np.float32))])
-        bias = g.one("Min", [pad_bias, causal])  # [B, 1, S, T]; Min, not Add: two NEGs would overflow to -inf
-        rep = heads // kv_heads
-        self.bias = g.one("Tile", [bias, g.ints(1, 1, rep, 1)]) if rep > 1 else bias  # [B, 1, rep·S, T]
-
-    def attend(self, q: str, k: str, v: str, past_k: str, past_v: str) -> tuple[str, str, str]:
-        g, H, Hkv, D = self.g, self.H, self.Hkv, self.D
-
-        def heads(x: str, n: int) -> str:  # [B, S, n·D] -> [B, n, S, D]
-            return g.one("Transpose", [g.one("Reshape", [x, g.ints(0, 0, n, D)])], perm=[0, 2, 1, 3])
-
-        present_k = g.one("Concat", [past_k, heads(k, Hkv)], axis=2)
-        present_v = g.one("Concat", [past_v, heads(v, Hkv)], axis=2)
-        grouped = g.one("Reshape", [heads(q, H), g.ints(0, Hkv, -1, D)])
-        scores = g.one("FusedMatMul", [grouped, present_k], domain=MS, transB=1, alpha=1.0 / math.sqrt(D))
-        probs = g.one("Softmax", [g.one("Add", [scores, self.bias])], axis=-1)
-        out = g.one("Reshape", [g.one("MatMul", [probs, present_v]), g.ints(0, H, -1, D)])
-        out = g.one("Reshape", [g.one("Transpose", [out], perm=[0, 2, 1, 3]), g.ints(0, 0, H * D)])
-        return out, present_k, present_v
-
-
 def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, top_k: int = 1,
                   experts: bool = True) -> onnx.ModelProto:
     """The decoder graph. `experts=False`: the base model alone (no LoRA, routing or router
@@ -262,18 +181,8 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
     # pattern: left padding too), the future causally.
     pad_bias = g.one("Mul", [g.one("Cast", [g.one("Sub", [g.ints(1), mask])], to=f32), g.const("neg", np.array(NEG, np.float32))])
     pad_bias = g.one("Unsqueeze", [pad_bias, g.ints(1, 2)])  # [B, 1, 1, T]
-    window = cfg.sliding_window
-    plain: Optional[PlainAttention] = None
-    if D % GQA_HEAD_MULTIPLE:
-        plain = PlainAttention(g, ids, mask, pad_bias, H, Hkv, D, window)
-    else:
-        total = g.one("Cast", [g.one("Squeeze", [g.one("Shape", [mask], start=1, end=2), g.ints(0)])], to=TensorProto.INT32)
-        seqlens = g.one("Expand", [g.one("Sub", [total, g.const("one", np.array(1, np.int32))]),
-                                   g.one("Shape", [mask], start=0, end=1)])
-        # [B, 1, S, T]: one row per query (GroupQueryAttention does not broadcast that axis), shared by the heads
-        bias_shape = g.one("Concat", [g.one("Shape", [mask], start=0, end=1), g.ints(1),
-                                      g.one("Shape", [ids], start=1, end=2), g.one("Shape", [mask], start=1, end=2)], axis=0)
-        pad_bias = g.one("Expand", [pad_bias, bias_shape])
+    kind = PlainAttention if D % GQA_HEAD_MULTIPLE else FusedAttention
+    attention = kind(g, ids, mask, pad_bias, H, Hkv, D, cfg.sliding_window)
 
     inv = cfg.inv_freq().double().numpy()
     positions = min(cfg.max_position_embeddings, MAX_ROTARY_POSITIONS)
@@ -316,13 +225,7 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         q, k, v = g.op("Split", [qkv, qkv_split], "qkv", outputs=3, axis=-1)
         q = g.one("RotaryEmbedding", [q, pos, cos, sin], domain=MS, num_heads=H, interleaved=0)
         k = g.one("RotaryEmbedding", [k, pos, cos, sin], domain=MS, num_heads=Hkv, interleaved=0)
-        if plain is not None:
-            attn, k, v = plain.attend(q, k, v, past[i][0], past[i][1])
-        else:
-            attn, k, v = g.op("GroupQueryAttention", [q, k, v, past[i][0], past[i][1], seqlens, total, "", "", "",
-                                                      pad_bias], "attn", outputs=3, domain=MS,
-                              num_heads=H, kv_num_heads=Hkv, scale=1.0 / math.sqrt(D),
-                              local_window_size=-1 if window is None else window)
+        attn, k, v = attention.attend(q, k, v, past[i][0], past[i][1])
         presents += [k, v]
         w, b = packed(i, GROUPS["o"], "self_attn")
         a = linear(attn, w, b, "o", i)

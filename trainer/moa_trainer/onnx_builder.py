@@ -1,0 +1,53 @@
+"""A small builder for ONNX graphs written node by node (`onnx_graph.py`): unique value names,
+initializers from numpy arrays, typed inputs and outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+MS = "com.microsoft"
+# The additive mask value: the most negative float32 (finite, so a fully masked row stays finite).
+NEG = float(np.finfo(np.float32).min)
+
+
+class Graph:
+    """Nodes, initializers and I/O of one graph; names are made unique by a counter."""
+
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.inits: list[onnx.TensorProto] = []
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self.n = 0
+
+    def name(self, hint: str) -> str:
+        self.n += 1
+        return f"{hint}_{self.n}"
+
+    def op(self, op_type: str, inputs: list[str], hint: str = "", outputs: int = 1, domain: str = "",
+           **attrs: object) -> list[str]:
+        outs = [self.name(hint or op_type) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, inputs, outs, name=self.name(f"n_{op_type}"),
+                                           domain=domain, **attrs))
+        return outs
+
+    def one(self, op_type: str, inputs: list[str], hint: str = "", domain: str = "", **attrs: object) -> str:
+        return self.op(op_type, inputs, hint, 1, domain, **attrs)[0]
+
+    def const(self, hint: str, value: np.ndarray) -> str:
+        name = self.name(hint)
+        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    def ints(self, *values: int) -> str:
+        return self.const("ints", np.array(values, dtype=np.int64))
+
+    def input(self, name: str, elem: int, shape: list[object]) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, elem, shape))
+        return name
+
+    def output(self, value: str, name: str, elem: int, shape: list[object]) -> None:
+        self.nodes.append(helper.make_node("Identity", [value], [name], name=self.name("n_out")))
+        self.outputs.append(helper.make_tensor_value_info(name, elem, shape))
