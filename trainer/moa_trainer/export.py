@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import onnx
 import torch
@@ -38,46 +38,53 @@ from .onnx_graph import MAX_ROTARY_POSITIONS, OPSET, build_decoder
 from .protocol import emit
 from .runtime import hello
 
-# The TorchScript exporter writes one protobuf; past 2 GB it needs external data files, which
-# the atomic rename below does not cover yet.
-MAX_EXPORT_BYTES = 1900 * 1024 * 1024
-
-
-def check_size(model: CausalLM) -> None:
-    size = sum(p.numel() * p.element_size() for p in model.parameters())
-    if size > MAX_EXPORT_BYTES:
-        raise TrainerError(f"export: the model has {size / 2**30:.1f} GiB of weights; ONNX export "
-                           "over 2 GB (external data) is not supported yet", None)
+# One protobuf cannot pass 2 GB: past this many bytes of weights they go to a file beside the
+# graph, `<graph name>_data` (the name Optimum and transformers.js use); onnxruntime finds it there.
+EXTERNAL_DATA_BYTES = 1536 * 1024 * 1024
 
 
 def export_onnx(model: CausalLM, targets: list[str], out: Path, learned_routing: bool = False,
-                top_k: int = 1) -> None:
+                top_k: int = 1, external_data: Optional[bool] = None) -> None:
     unknown = [m for m in targets if m not in MODULE_PARENT]
     if unknown:
         raise TrainerError(f"export: unknown target_modules {unknown}",
                            f"choose from {', '.join(MODULE_PARENT)}")
     if learned_routing and not targets:
         raise TrainerError("export: learned_routing needs target_modules to route", None)
-    check_size(model)
-    save_to(build_decoder(model.float().eval(), targets, learned_routing, top_k), out)
+    save_to(build_decoder(model.float().eval(), targets, learned_routing, top_k), out, external_data)
 
 
-def save_to(proto: onnx.ModelProto, out: Path) -> None:
-    """Write to a temp file beside `out`, then rename: readers never see a partial model.
+def save_to(proto: onnx.ModelProto, out: Path, external_data: Optional[bool] = None) -> None:
+    """Write the graph (and, past EXTERNAL_DATA_BYTES of weights or when asked, its weights file
+    `<out>_data`) in a temp folder beside `out`, then rename them into place, the weights first:
+    readers never see a partial model or a graph without its weights.
 
     (No `onnx.checker`: it rejects SimplifiedLayerNormalization, a kernel onnxruntime registers
     in the default domain; the tests load every variant in onnxruntime instead.)"""
+    if external_data is None:
+        external_data = sum(len(t.raw_data) for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    tmp_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
+        tmp = tmp_dir / out.name
+        if external_data:
+            data = f"{out.name}_data"
+            onnx.save_model(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data, size_threshold=1024)
+            os.chmod(tmp_dir / data, FILE_MODE)
+            os.replace(tmp_dir / data, out.parent / data)
+        else:
+            tmp.write_bytes(proto.SerializeToString())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def bytes_on_disk(graph: Path) -> int:
+    """The graph's size plus its weights file's, if it has one."""
+    data = graph.with_name(f"{graph.name}_data")
+    return graph.stat().st_size + (data.stat().st_size if data.is_file() else 0)
 
 
 HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -119,15 +126,14 @@ def hf_byte_tokenizer(moa: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return tokenizer, config
 
 
-def export_hf(model: CausalLM, base_folder: Path, out_dir: Path) -> Path:
+def export_hf(model: CausalLM, base_folder: Path, out_dir: Path, external_data: Optional[bool] = None) -> Path:
     """The `hf` variant: `out_dir/onnx/model.onnx` plus the JSON files transformers.js reads.
 
     A Hugging Face tokenizer is copied; the built-in byte-level tokenizer.json (MoA's own
     format) is written as the equivalent Hugging Face one (`hf_byte_tokenizer`).
     """
-    check_size(model)
     out = out_dir / "onnx" / "model.onnx"
-    save_to(build_decoder(model.float().eval(), [], experts=False), out)
+    save_to(build_decoder(model.float().eval(), [], experts=False), out, external_data)
     config = json.loads((base_folder / "config.json").read_text(encoding="utf-8"))
     config["use_cache"] = True
     atomic_write_json(out_dir / "config.json", config)
@@ -177,6 +183,10 @@ def run(config_path: str) -> None:
     if not isinstance(learned, bool):
         raise TrainerError(f"{source}: learned_routing must be a boolean", None)
     top_k = f.int("top_k", 1, minimum=1)
+    external = raw.get("external_data")
+    if external is not None and not isinstance(external, bool):
+        raise TrainerError(f"{source}: external_data must be a boolean (default: only past "
+                           f"{EXTERNAL_DATA_BYTES >> 20} MiB of weights)", None)
     variant = f.str("variant", "moa")
     if variant not in ("moa", "hf"):
         raise TrainerError(f"{source}: variant must be \"moa\" (expert inputs) or \"hf\" (transformers.js layout)", None)
@@ -186,14 +196,14 @@ def run(config_path: str) -> None:
     model = load_base_model(base)
     if variant == "hf":
         # `out` is the folder to write; the graph goes to out/onnx/model.onnx as transformers.js expects.
-        path = export_hf(model, Path(base), out)
+        path = export_hf(model, Path(base), out, external)
         emit("artifact", kind="onnx", name=path.name, path=str(path), variant="hf")
         emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(path),
-             dir=str(out), bytes=path.stat().st_size)
+             dir=str(out), bytes=bytes_on_disk(path))
         return
-    export_onnx(model, targets, out, learned, top_k)
+    export_onnx(model, targets, out, learned, top_k, external)
     meta_path = out.with_suffix(".json")  # model.onnx -> model.json, as PROTOCOL.md names it
     atomic_write_json(meta_path, model_json(model, targets, opset, learned, top_k))
     emit("artifact", kind="onnx", name=out.name, path=str(out))
     emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(out),
-         model_json=str(meta_path), bytes=out.stat().st_size)
+         model_json=str(meta_path), bytes=bytes_on_disk(out))

@@ -29,6 +29,8 @@ from .onnx_attention import GQA_HEAD_MULTIPLE, FusedAttention, PlainAttention
 from .onnx_builder import MS, NEG, Graph
 
 OPSET = 17
+# A `logits_to_keep` larger than any call's length: every row.
+KEEP_ALL = 2**62
 # GroupQueryAttention takes the rotary tables as inputs; positions past this need a re-export
 # with a longer table (the tables cost 4·head_dim bytes per position).
 MAX_ROTARY_POSITIONS = 32768
@@ -240,6 +242,13 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         gamma = sd[f"model.layers.{i + 1}.input_layernorm.weight"] if i + 1 < L else sd["model.norm.weight"]
         normed, _, _, x = g.op("SkipSimplifiedLayerNormalization", [m, h, g.const("norm", gamma)], "ln", outputs=4,
                                domain=MS, epsilon=eps)
+    if experts:
+        # Logits for the last `logits_to_keep` positions only: a prefill needs one row, not one per
+        # prompt token (with a 150k vocabulary, 600 KB each). A required input: onnxruntime-node
+        # drops feeds that are not graph inputs, so an overridable default could not be changed.
+        # (The hf variant keeps the standard inputs: transformers.js refuses unknown required ones.)
+        keep = g.input("logits_to_keep", i64, [1])
+        normed = g.one("Slice", [normed, g.one("Neg", [keep]), g.ints(KEEP_ALL), g.ints(1)])
     if cfg.tie_word_embeddings:
         logits = g.one("FusedMatMul", [normed, embed], domain=MS, transB=1)
     else:

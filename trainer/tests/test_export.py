@@ -43,7 +43,7 @@ def test_export_events_and_model_json(exported: dict[str, Any]) -> None:
     names = [i.name for i in exported["session"].get_inputs()]
     assert names[:5] == ["input_ids", "attention_mask", "position_ids", "past_key_values.0.key",
                          "past_key_values.0.value"]
-    assert names[-3:] == ["lora.gate_proj.A", "lora.gate_proj.B", "expert_weights"]
+    assert names[-4:] == ["lora.gate_proj.A", "lora.gate_proj.B", "expert_weights", "logits_to_keep"]
     outs = [o.name for o in exported["session"].get_outputs()]
     assert outs == ["logits", "present.0.key", "present.0.value", "present.1.key", "present.1.value"]
 
@@ -69,7 +69,7 @@ def run_graph(session: Any, model: CausalLM, ids: torch.Tensor, mask: torch.Tens
               past: list[np.ndarray] | None, lora: dict[str, np.ndarray], weights: np.ndarray) -> list[np.ndarray]:
     cfg = model.config
     feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "position_ids": pos.numpy(),
-            "expert_weights": weights.astype(np.float32), **lora}
+            "expert_weights": weights.astype(np.float32), "logits_to_keep": np.array([ids.shape[1]]), **lora}
     for i in range(cfg.num_hidden_layers):
         for j, kv in enumerate(("key", "value")):
             feed[f"past_key_values.{i}.{kv}"] = (past[2 * i + j] if past is not None else
@@ -177,7 +177,8 @@ def test_learned_routing_graph_matches_pytorch_and_holds_the_decision(tmp_path: 
         f = {"input_ids": chunk.numpy(), "attention_mask": np.ones((2, start + seq), dtype=np.int64),
              "position_ids": (torch.arange(seq) + start)[None].expand(2, seq).numpy(),
              "router.weight": w, "router.bias": b, "router.prompt_mask": np.ones((2, seq), dtype=np.float32),
-             "router.held": held, "router.hold": np.array([hold], dtype=np.float32), **lora_feed(model, lora)}
+             "router.held": held, "router.hold": np.array([hold], dtype=np.float32), "logits_to_keep": np.array([seq]),
+             **lora_feed(model, lora)}
         for i in range(layers):
             for j, kv in enumerate(("key", "value")):
                 f[f"past_key_values.{i}.{kv}"] = (past[2 * i + j] if past is not None else np.zeros(

@@ -112,3 +112,47 @@ def test_bad_variants_are_refused(tmp_path: Path, onnx_model_dir: Path, extra: d
     rc, events, _, _ = run_trainer(["export", "--config", write_config(tmp_path / "export.json", cfg)])
     assert rc == 1
     assert events[-1]["type"] == "error" and message in events[-1]["message"]
+
+
+@pytest.mark.parametrize("variant", ["moa", "hf"])
+def test_weights_past_the_protobuf_limit_go_to_a_data_file_beside_the_graph(tmp_path: Path, onnx_model_dir: Path,
+                                                                            variant: str) -> None:
+    """`external_data: true` takes the path a model over 1.5 GB of weights takes on its own (a
+    single protobuf cannot pass 2 GB): the graph plus `model.onnx_data`, loaded by path."""
+    outs = {}
+    for external in (False, True):
+        target = tmp_path / f"{variant}-{external}"
+        out = target / "model.onnx" if variant == "moa" else target
+        cfg = {"v": 1, "base_model": str(onnx_model_dir), "out": str(out), "variant": variant, "external_data": external}
+        rc, events, _, stderr = run_trainer(["export", "--config", write_config(tmp_path / f"e-{variant}-{external}.json", cfg)])
+        assert rc == 0, stderr
+        graph = out if variant == "moa" else out / "onnx" / "model.onnx"
+        data = graph.with_name("model.onnx_data")
+        assert data.is_file() == external
+        assert not [p for p in graph.parent.iterdir() if p.name.startswith(".")], "no temp files left"
+        assert events[-1]["bytes"] == graph.stat().st_size + (data.stat().st_size if external else 0)
+        outs[external] = graph
+    assert outs[True].stat().st_size < outs[False].stat().st_size / 10, "the weights left the graph"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    model = load_base_model(onnx_model_dir)
+    ids = torch.randint(0, 256, (1, 9), generator=torch.Generator().manual_seed(4))
+    f = feed(model, ids, 0, None)
+    if variant == "moa":
+        dims = model.config.module_dims()
+        for m in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            f[f"lora.{m}.A"] = np.zeros((model.config.num_hidden_layers, 1, 1, dims[m][0]), np.float32)
+            f[f"lora.{m}.B"] = np.zeros((model.config.num_hidden_layers, 1, dims[m][1], 1), np.float32)
+        f["expert_weights"] = np.zeros((1, 1), np.float32)
+        f["logits_to_keep"] = np.array([ids.shape[1]])
+    logits = [ort.InferenceSession(str(outs[e]), opts, providers=["CPUExecutionProvider"]).run(["logits"], f)[0]
+              for e in (False, True)]
+    assert np.array_equal(logits[0], logits[1])
+    with torch.no_grad():
+        assert np.abs(logits[1] - model(ids).logits.numpy()).max() < 1e-3
+
+
+def test_external_data_must_be_a_boolean(tmp_path: Path, onnx_model_dir: Path) -> None:
+    cfg = {"v": 1, "base_model": str(onnx_model_dir), "out": str(tmp_path / "m.onnx"), "external_data": "yes"}
+    rc, events, _, _ = run_trainer(["export", "--config", write_config(tmp_path / "e.json", cfg)])
+    assert rc != 0 and events[-1]["type"] == "error" and "external_data must be a boolean" in events[-1]["message"]

@@ -43,7 +43,8 @@ def session_for(model: CausalLM, targets: list[str]) -> Any:
 def feeds(model: CausalLM, lora: StackedLoRA, weights: np.ndarray, ids: np.ndarray, mask: np.ndarray,
           pos: np.ndarray, past: list[np.ndarray] | None) -> dict[str, np.ndarray]:
     cfg = model.config
-    f = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "expert_weights": weights}
+    f = {"input_ids": ids, "attention_mask": mask, "position_ids": pos, "expert_weights": weights,
+         "logits_to_keep": np.array([ids.shape[1]])}
     for i in range(cfg.num_hidden_layers):
         for j, kv in enumerate(("key", "value")):
             f[f"past_key_values.{i}.{kv}"] = (past[2 * i + j] if past is not None else np.zeros(
@@ -84,6 +85,10 @@ def test_graph_matches_pytorch_full_padded_and_cached(case: str) -> None:
         out = session.run(None, feeds(model, lora, weights, ids[:, t:t + 1], mask[:, :t + 1], pos[:, t:t + 1], past))
         assert np.abs(out[0][:, 0] - ref[:, t]).max() < 1e-4
         past = out[1:]
+    # `logits_to_keep`: only the last rows, the same numbers.
+    last3 = session.run(["logits"], {**feeds(model, lora, weights, ids, mask, pos, None),
+                                     "logits_to_keep": np.array([3], np.int64)})[0]
+    assert last3.shape == (2, 3, model.config.vocab_size) and np.array_equal(last3, full[0][:, -3:])
     # Several new tokens on a cache (batch 1: what onnxruntime's GroupQueryAttention allows).
     head = session.run(None, feeds(model, lora, weights[:1], ids[:1, :5], mask[:1, :5], pos[:1, :5], None))
     rest = session.run(None, feeds(model, lora, weights[:1], ids[:1, 5:], mask[:1], pos[:1, 5:], head[1:]))

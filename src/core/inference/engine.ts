@@ -165,6 +165,8 @@ export class OnnxEngine {
         input_ids: new ort.Tensor('int64', BigInt64Array.from(ids, (x) => BigInt(x)), [1, seq]),
         attention_mask: new ort.Tensor('int64', new BigInt64Array(total).fill(1n), [1, total]),
         position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: seq }, (_, i) => BigInt(pastLen + i)), [1, seq]),
+        // Only the rows this pass reads: the last input token's and the drafted tokens'.
+        logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(guess.length + 1)), [1]),
       };
       if (learned) {
         // Route on the prompt once; every later pass holds that decision.
@@ -183,23 +185,24 @@ export class OnnxEngine {
       }
       const logits = out['logits']!.data as Float32Array;
       const V = info.vocabSize;
+      const returned = logits.length / V; // the last rows of the pass
       // Rows from the last input token on: row j is the pick after the input and j drafted tokens.
-      const rows = Array.from({ length: guess.length + 1 }, (_, j) => logits.subarray((seq - 1 - guess.length + j) * V, (seq - guess.length + j) * V));
+      const rows = Array.from({ length: guess.length + 1 }, (_, j) => logits.subarray((returned - 1 - guess.length + j) * V, (returned - guess.length + j) * V));
       const picks = verifyDraft(guess, (j) => sampleToken(rows[j]!, opts, random));
-      const kept = picks.length - 1; // drafted tokens the model agreed with
+      const agreed = picks.length - 1; // drafted tokens the model agreed with
       if (guess.length) {
         draft.passes++;
         draft.proposed += guess.length;
-        draft.accepted += kept;
+        draft.accepted += agreed;
         // A miss shortens the next draft to what this one got right (+1), a full hit doubles it:
         // a long wrong draft costs a wider pass for nothing.
-        budget = kept === guess.length ? Math.min(draftMax, budget * 2) : kept + 1;
+        budget = agreed === guess.length ? Math.min(draftMax, budget * 2) : agreed + 1;
       }
-      pastLen = total - (guess.length - kept);
+      pastLen = total - (guess.length - agreed);
       for (let i = 0; i < info.numLayers; i++) {
         for (const kv of ['key', 'value']) {
           const present = out[`present.${i}.${kv}`]!;
-          past[`past_key_values.${i}.${kv}`] = kept < guess.length ? this.truncate(present, pastLen) : present;
+          past[`past_key_values.${i}.${kv}`] = agreed < guess.length ? this.truncate(present, pastLen) : present;
         }
       }
       for (const [j, next] of picks.entries()) {
@@ -262,6 +265,7 @@ export class OnnxEngine {
       input_ids: new ort.Tensor('int64', ids, [B, S]),
       attention_mask: new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)), [B, S]),
+      logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(S)), [1]), // every position
     };
     for (let i = 0; i < info.numLayers; i++) {
       for (const kv of ['key', 'value']) feeds[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [B, info.numKvHeads, 0, info.headDim]);

@@ -8,7 +8,7 @@ import { writeJsonAtomic } from '../util/atomic';
 import { describeFailure, spawnTrainer } from '../trainer/process';
 
 /** Bumped whenever the exported graph changes shape or inputs, so old caches are not reused. */
-export const EXPORT_FORMAT = 3; // 3: the graph written node by node with onnxruntime kernels (same inputs and outputs)
+export const EXPORT_FORMAT = 4; // 3: written node by node with onnxruntime kernels; 4: + optional logits_to_keep
 
 export interface OnnxExport {
   dir: string;
