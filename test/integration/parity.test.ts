@@ -248,3 +248,15 @@ test('prompt lookup drafting changes nothing but the number of passes: same toke
   }
   assert.ok(kept > 0, 'some drafted tokens were kept: the multi-token pass was exercised');
 });
+
+test('generation ends at the model\'s last position; a prompt that fills it is refused with the reason', async () => {
+  const limit = engine.info.maxPositions;
+  assert.equal(limit, 1024, 'moa-tiny: max_position_embeddings');
+  const long = Array.from({ length: limit - 5 }, (_, i) => PROMPT[i % PROMPT.length]!);
+  for (const temperature of [0, 0.8]) { // with and without prompt lookup's multi-token passes
+    const r = await engine.generate(long, { stack: stack([]), expertWeights: [0], maxNewTokens: 50, temperature, topP: 1, seed: 1 });
+    assert.ok(r.tokens.length <= 5, `${r.tokens.length} tokens`);
+    if (r.stopReason === 'max-tokens') assert.equal(r.tokens.length, 5);
+  }
+  await assert.rejects(engine.generate(Array.from({ length: limit }, () => 65), { stack: stack([]), expertWeights: [0], maxNewTokens: 1, temperature: 0, topP: 1, seed: 0 }), /1024 tokens; this model takes 1024 positions/);
+});

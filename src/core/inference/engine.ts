@@ -132,6 +132,11 @@ export class OnnxEngine {
     const E = Math.max(1, opts.stack.names.length);
     const fixed = learned ? this.routerFeeds(opts.stack, opts.router!) : this.expertFeeds(opts.stack, opts.expertWeights);
     const draftMax = opts.temperature <= 0 ? Math.max(0, opts.draftTokens ?? DRAFT_TOKENS) : 0;
+    if (prompt.length >= info.maxPositions) {
+      throw new MoaError(`the prompt has ${prompt.length} tokens; this model takes ${info.maxPositions} positions in all`, 'Lower the prompt budget (moa.inline.promptTokens, or --prompt-tokens).');
+    }
+    // Generation ends at the model's last position, as at maxNewTokens.
+    const maxNew = Math.min(opts.maxNewTokens, info.maxPositions - prompt.length);
     let held: Tensor = new ort.Tensor('float32', new Float32Array(info.numLayers * E), [info.numLayers, 1, E]);
     let routing: number[][] | undefined;
     const past: Record<string, Tensor> = {};
@@ -148,14 +153,14 @@ export class OnnxEngine {
     let pastLen = 0;
     let prefillMs = 0;
     let stopReason: GenerateResult['stopReason'] | undefined;
-    while (!stopReason && tokens.length < opts.maxNewTokens) {
+    while (!stopReason && tokens.length < maxNew) {
       if (opts.signal?.aborted) {
         stopReason = 'cancelled';
         break;
       }
       const first = pastLen === 0;
       // The last row of a pass yields a token too, so a draft never runs past maxNewTokens.
-      const guess = first ? [] : lookupDraft(context, Math.min(budget, opts.maxNewTokens - tokens.length - 1));
+      const guess = first ? [] : lookupDraft(context, Math.min(budget, maxNew - tokens.length - 1));
       const ids = [...input, ...guess];
       const seq = ids.length;
       const total = pastLen + seq;
@@ -217,7 +222,7 @@ export class OnnxEngine {
           stopReason = 'stop-rule';
           break;
         }
-        if (tokens.length >= opts.maxNewTokens) break;
+        if (tokens.length >= maxNew) break;
       }
       input = [picks[picks.length - 1]!];
     }

@@ -15,6 +15,8 @@ export interface OnnxModelInfo {
   /** The graph runs the per-layer routers (inputs router.*, output routing) instead of taking expert_weights. */
   learnedRouting: boolean;
   topK: number;
+  /** Positions the graph takes (prompt + generated): its rotary tables' length. */
+  maxPositions: number;
 }
 
 export function readOnnxModelInfo(file: string): OnnxModelInfo {
@@ -40,5 +42,6 @@ export function readOnnxModelInfo(file: string): OnnxModelInfo {
     eosTokenId: j['eos_token_id'] === null ? -1 : int('eos_token_id'),
     learnedRouting: j['learned_routing'] === true,
     topK: typeof j['top_k'] === 'number' ? (j['top_k'] as number) : 1,
+    maxPositions: int('max_positions'),
   };
 }
