@@ -32,6 +32,8 @@ const node = {
 rmSync('dist', { recursive: true, force: true });
 const jobs = [
   esbuild.build({ ...node, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
+  // The completion worker (onnxruntime-node off the extension host's thread): its own bundle.
+  esbuild.build({ ...node, entryPoints: ['src/core/inference/completionWorker.ts'], outfile: 'dist/completionWorker.js' }),
   esbuild.build({
     ...node,
     entryPoints: ['src/cli/main.ts'],

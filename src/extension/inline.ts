@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
+import { CompletionClient } from '../core/inference/completionClient';
 import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { errorMessage } from '../core/util/errors';
 import { LruCache } from '../core/util/lru';
@@ -33,7 +34,9 @@ function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
  * decode steps), and the model loads on the first request, never at activation.
  */
 export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
+  /** Routing for the status bar, on this thread (no model); completions run on the worker. */
   private service?: CompletionService;
+  private client?: CompletionClient;
   private failedOnce = false;
   private readonly cache = new LruCache<string, string>(256);
   readonly status = vscode.window.createStatusBarItem('moa.route', vscode.StatusBarAlignment.Right, 100);
@@ -47,7 +50,9 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
   reset(): void {
     this.cache.clear();
     void this.service?.dispose();
+    void this.client?.dispose();
     this.service = undefined;
+    this.client = undefined;
     this.failedOnce = false;
   }
 
@@ -55,6 +60,13 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     // Python is needed only for the one-time ONNX export; it is resolved then, not per keystroke.
     this.service ??= new CompletionService(this.ws.layout, this.ws.product, this.ws.config(), () => this.ws.python(), (l) => this.ws.log.info(`[engine] ${l}`));
     return this.service;
+  }
+
+  private getClient(): CompletionClient {
+    const { layout, product } = this.ws;
+    this.client ??= new CompletionClient(join(product.root, 'dist', 'completionWorker.js'), { layout, product, config: this.ws.config() },
+      () => this.ws.python(), (l) => this.ws.log.info(`[engine] ${l}`));
+    return this.client;
   }
 
   /** Shows in the status bar which expert (or mix) serves this file; returns the decision. */
@@ -93,11 +105,9 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     const maxNewTokens = settings.get<number>('maxTokens', 24);
     const promptTokens = settings.get<number>('promptTokens', DEFAULT_COMPLETE.promptTokens);
     const stop = settings.get<StopMode>('stopAt', 'line');
-    let service: CompletionService;
     let route: RouteDecision;
     try {
-      service = this.getService();
-      route = service.route(rel, doc.languageId);
+      route = this.getService().route(rel, doc.languageId);
     } catch (e) {
       return this.fail(e);
     }
@@ -110,7 +120,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     const abort = new AbortController();
     const sub = token.onCancellationRequested(() => abort.abort());
     try {
-      const c = await service.complete(rel, prefix, { ...DEFAULT_COMPLETE, maxNewTokens, promptTokens, stop, languageId: doc.languageId, signal: abort.signal }, suffix);
+      const c = await this.getClient().complete(rel, prefix, { ...DEFAULT_COMPLETE, maxNewTokens, promptTokens, stop, languageId: doc.languageId, signal: abort.signal }, suffix);
       this.status.text = `$(circuit-board) MoA: ${routeLabel(c.route)} · ${Math.round(c.totalMs)} ms`;
       this.status.tooltip = c.route.reason;
       this.status.show();
@@ -137,5 +147,6 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
   dispose(): void {
     this.status.dispose();
     void this.service?.dispose();
+    void this.client?.dispose();
   }
 }

@@ -135,7 +135,10 @@ test('3. typing in a domain file shows ghost text from the expert; Tab accepts i
   await vs.page.keyboard.press('Enter');
   await vs.page.keyboard.type('    def ', { delay: 40 });
   const ghost = vs.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first();
-  await ghost.waitFor({ timeout: 90_000 });
+  await ghost.waitFor({ timeout: 90_000 }).catch((e: unknown) => {
+    // Say why, from the extension's own log: a timeout alone does not.
+    throw new Error(`no ghost text; the extension log says: ${vs.findInLogs(/inline completion failed/) ?? 'no completion failure'}`, { cause: e });
+  });
   const suggestion = (await vs.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').allInnerTexts()).join('');
   assert.ok(suggestion.trim().length > 0, 'ghost text is not empty');
   assert.match(await vs.statusBar(), /MoA: python/);

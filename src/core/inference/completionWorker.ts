@@ -1,0 +1,46 @@
+// The completion worker: a CompletionService (and so onnxruntime-node) on its own thread, so that a
+// prefill never holds the extension host's event loop (onnxruntime-node's run is synchronous; a
+// 0.5B model's 512-token prefill takes about a second: bench/core/RESULTS.md). Bundled on its own
+// as dist/completionWorker.js; CompletionClient (completionClient.ts) is the host's side.
+import { parentPort, workerData } from 'node:worker_threads';
+import { MoaError, errorMessage } from '../util/errors';
+import { CompletionService } from './service';
+import type { FromWorker, ToWorker, WorkerInit } from './workerProtocol';
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const send = (m: FromWorker) => port.postMessage(m);
+const running = new Map<number, AbortController>();
+const pythonAsked = new Map<number, { resolve: (p: string) => void; reject: (e: Error) => void }>();
+let pythonId = 0;
+
+/** The interpreter is the host's to choose (a machine-scoped setting, workspace trust): asked for once, when the export needs it. */
+function askPython(): Promise<string> {
+  const id = ++pythonId;
+  return new Promise((resolve, reject) => {
+    pythonAsked.set(id, { resolve, reject });
+    send({ type: 'python', id });
+  });
+}
+
+const service = new CompletionService(init.layout, init.product, init.config, askPython, (line) => send({ type: 'log', line }));
+
+port.on('message', (m: ToWorker) => {
+  if (m.type === 'cancel') {
+    running.get(m.id)?.abort();
+  } else if (m.type === 'python') {
+    const waiting = pythonAsked.get(m.id);
+    pythonAsked.delete(m.id);
+    if (m.path !== undefined) waiting?.resolve(m.path);
+    else waiting?.reject(new MoaError(m.error ?? 'no Python interpreter'));
+  } else {
+    const abort = new AbortController();
+    if (m.aborted) abort.abort(); // cancelled before it was sent: answer as the in-process service would
+    running.set(m.id, abort);
+    service
+      .complete(m.relPath, m.prefix, { ...m.opts, signal: abort.signal }, m.suffix)
+      .then((completion) => send({ type: 'done', id: m.id, completion }))
+      .catch((e: unknown) => send({ type: 'failed', id: m.id, message: errorMessage(e), hint: e instanceof MoaError ? e.hint : undefined }))
+      .finally(() => running.delete(m.id));
+  }
+});
