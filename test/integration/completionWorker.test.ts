@@ -83,8 +83,11 @@ test('a failure in the worker comes back as an error naming the problem, and the
   // Disposing lets a request in flight answer (the provider drops its client when experts change,
   // often mid-completion), and the next request starts a new worker.
   const inFlight = client.complete('src/a.py', PREFIX, { ...DEFAULT_COMPLETE, maxNewTokens: 16 });
-  await client.dispose();
+  const disposing = client.dispose();
+  const next = client.complete('src/a.py', PREFIX, { ...DEFAULT_COMPLETE, maxNewTokens: 4 }); // on a new worker
+  await disposing;
   assert.ok((await inFlight).tokens > 0, 'the request in flight was answered, not dropped');
+  assert.ok((await next).tokens > 0, 'the old worker\'s exit did not fail the new worker\'s request');
   const c = await client.complete('src/a.py', PREFIX, { ...DEFAULT_COMPLETE, maxNewTokens: 4 });
   assert.ok(c.tokens > 0);
 });

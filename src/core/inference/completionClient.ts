@@ -4,6 +4,7 @@ import type { CompleteOptions, Completion } from './service';
 import type { FromWorker, ToWorker, WorkerInit } from './workerProtocol';
 
 interface Pending {
+  worker: Worker;
   resolve: (c: Completion) => void;
   reject: (e: Error) => void;
 }
@@ -17,7 +18,8 @@ export class CompletionClient {
   private worker?: Worker;
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
-  private drained?: () => void;
+  /** Workers being disposed, and what to call once each one's last request has answered. */
+  private readonly retiring = new Map<Worker, () => void>();
 
   constructor(
     /** dist/completionWorker.js: the worker's own bundle. */
@@ -33,14 +35,29 @@ export class CompletionClient {
     // A crash (or a failed start) fails what was waiting; the next request starts a new worker.
     const fail = (why: string) => {
       if (this.worker === w) this.worker = undefined;
-      for (const p of this.pending.values()) p.reject(new MoaError(`the completion worker stopped: ${why}`));
-      this.pending.clear();
-      this.drained?.();
+      for (const [id, p] of this.pending) {
+        if (p.worker !== w) continue;
+        this.pending.delete(id);
+        p.reject(new MoaError(`the completion worker stopped: ${why}`));
+      }
+      this.settled(w);
     };
     w.on('error', (e) => fail(e.message));
     w.on('exit', (code) => fail(`exit code ${code}`));
-    w.unref(); // an idle worker never keeps the process alive; a request in flight does (track())
+    w.unref(); // an idle worker never keeps the process alive; one with a request in flight does
     return w;
+  }
+
+  private busy(w: Worker): boolean {
+    for (const p of this.pending.values()) if (p.worker === w) return true;
+    return false;
+  }
+
+  /** After a request of `w` answered: let the process exit when idle, finish a disposal. */
+  private settled(w: Worker): void {
+    if (this.busy(w)) return;
+    w.unref();
+    this.retiring.get(w)?.();
   }
 
   private onMessage(w: Worker, m: FromWorker): void {
@@ -54,10 +71,7 @@ export class CompletionClient {
     }
     const p = this.pending.get(m.id);
     this.pending.delete(m.id);
-    if (!this.pending.size) {
-      w.unref();
-      this.drained?.();
-    }
+    this.settled(w);
     if (m.type === 'done') p?.resolve(m.completion);
     else p?.reject(new MoaError(m.message, m.hint));
   }
@@ -69,7 +83,7 @@ export class CompletionClient {
     const cancel = () => w.postMessage({ type: 'cancel', id } satisfies ToWorker);
     return new Promise<Completion>((resolve, reject) => {
       const settle = () => signal?.removeEventListener('abort', cancel);
-      this.pending.set(id, { resolve: (c) => (settle(), resolve(c)), reject: (e) => (settle(), reject(e)) });
+      this.pending.set(id, { worker: w, resolve: (c) => (settle(), resolve(c)), reject: (e) => (settle(), reject(e)) });
       w.ref();
       signal?.addEventListener('abort', cancel, { once: true });
       w.postMessage({ type: 'complete', id, relPath, prefix, suffix, opts: rest, aborted: signal?.aborted ?? false } satisfies ToWorker);
@@ -85,8 +99,8 @@ export class CompletionClient {
     const w = this.worker;
     this.worker = undefined;
     if (!w) return;
-    if (this.pending.size) await new Promise<void>((resolve) => (this.drained = resolve));
-    this.drained = undefined;
+    if (this.busy(w)) await new Promise<void>((drained) => this.retiring.set(w, drained));
+    this.retiring.delete(w);
     await w.terminate();
   }
 }
