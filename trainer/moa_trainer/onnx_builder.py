@@ -41,6 +41,10 @@ class Graph:
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
+    def per_layer(self, x: str, layers: int, hint: str) -> list[str]:
+        """A [layers, …] value cut into one [1, …] value per layer (itself when there is one layer)."""
+        return self.op("Split", [x], hint, outputs=layers, axis=0) if layers > 1 else [x]
+
     def ints(self, *values: int) -> str:
         return self.const("ints", np.array(values, dtype=np.int64))
 

@@ -59,14 +59,18 @@ class LoraInputs:
 
     def __init__(self, g: Graph, targets: list[str], dims: dict[str, tuple[int, int]], layers: int) -> None:
         self.g = g
-        self.layers = layers
         self.count: dict[str, int] = {}
         self.a: dict[str, list[str]] = {}
         self.b: dict[str, list[str]] = {}
         names = {m: (g.input(f"lora.{m}.A", TensorProto.FLOAT, [layers, "experts", "rank", dims[m][0]]),
                      g.input(f"lora.{m}.B", TensorProto.FLOAT, [layers, "experts", dims[m][1], "rank"]))
                  for m in targets}
-        self.first_a = names[targets[0]][0] if targets else None
+        # A ones vector of the (padded) rank, to spread each expert's weight over its rank columns:
+        # built once, whether the weights come once (expert_weights) or per layer (the routers).
+        self.ones_r: Optional[str] = None
+        if targets:
+            self.ones_r = g.one("ConstantOfShape", [g.one("Shape", [names[targets[0]][0]], start=2, end=3)],
+                                value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
         for group, members in GROUPS.items():
             present = [m for m in members if m in targets]
             if not present:
@@ -87,16 +91,14 @@ class LoraInputs:
             a_all = a_parts[0] if len(a_parts) == 1 else g.one("Concat", a_parts, axis=2)
             b_all = b_parts[0] if len(b_parts) == 1 else g.one("Concat", b_parts, axis=1)
             self.count[group] = len(present)
-            self.a[group] = g.op("Split", [a_all], "lora_a", outputs=layers, axis=0) if layers > 1 else [a_all]
-            self.b[group] = g.op("Split", [b_all], "lora_b", outputs=layers, axis=0) if layers > 1 else [b_all]
+            self.a[group] = g.per_layer(a_all, layers, "lora_a")
+            self.b[group] = g.per_layer(b_all, layers, "lora_b")
 
     def rank_weights(self, weights: str) -> str:
         """[B, E] routing weights -> [B, 1, E·r]: each expert's weight over its rank columns."""
         g = self.g
-        assert self.first_a is not None
-        ones_r = g.one("ConstantOfShape", [g.one("Shape", [self.first_a], start=2, end=3)],
-                       value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]))
-        spread = g.one("Mul", [g.one("Unsqueeze", [weights, g.ints(2)]), ones_r])
+        assert self.ones_r is not None, "routing weights without LoRA targets"
+        spread = g.one("Mul", [g.one("Unsqueeze", [weights, g.ints(2)]), self.ones_r])
         return g.one("Reshape", [spread, g.ints(0, 1, -1)])
 
     def delta(self, group: str, layer: int, x: str, w_rank: dict[int, str]) -> Optional[str]:
@@ -123,9 +125,9 @@ class Routers:
         held = g.input("router.held", TensorProto.FLOAT, [layers, "batch", "experts"])
         self.hold = g.input("router.hold", TensorProto.FLOAT, [1])
         self.keep = g.one("Sub", [g.const("one", np.array([1.0], np.float32)), self.hold])
-        self.w = g.op("Split", [w], "router_w", outputs=layers, axis=0) if layers > 1 else [w]
-        self.b = g.op("Split", [b], "router_b", outputs=layers, axis=0) if layers > 1 else [b]
-        self.held = g.op("Split", [held], "router_held", outputs=layers, axis=0) if layers > 1 else [held]
+        self.w = g.per_layer(w, layers, "router_w")
+        self.b = g.per_layer(b, layers, "router_b")
+        self.held = g.per_layer(held, layers, "router_held")
         self.mask = g.one("Unsqueeze", [mask, g.ints(1)])  # [B, 1, S]
         count = g.one("ReduceSum", [mask, g.ints(1)], keepdims=1)
         self.count = g.one("Unsqueeze", [g.one("Max", [count, g.const("one", np.array(1.0, np.float32))]), g.ints(2)])
@@ -219,7 +221,7 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         pre = f"model.layers.{i}"
         if routers is not None:
             w_rank.clear()
-            w_rank[1] = lora.rank_weights(routers.route(i, normed)) if targets else ""
+            w_rank[1] = lora.rank_weights(routers.route(i, normed))
         w, b = packed(i, GROUPS["qkv"], "self_attn")
         qkv = linear(normed, w, b, "qkv", i)
         # Rotary outside GroupQueryAttention: its own (do_rotary) takes one position for every row

@@ -46,7 +46,7 @@ export interface GenerateResult {
 }
 
 /** Drafted tokens checked per pass: a pass over 1 + 8 tokens costs little more than over 1 here. */
-export const DRAFT_TOKENS = 8;
+const DRAFT_TOKENS = 8;
 
 /**
  * Below this hidden size one thread decodes faster than several: each matmul of a decode step

@@ -6,8 +6,8 @@
  */
 
 /** Longest and shortest suffix (in tokens) looked up; longer matches are tried first. */
-export const LOOKUP_NGRAM_MAX = 8;
-export const LOOKUP_NGRAM_MIN = 3;
+const LOOKUP_NGRAM_MAX = 8;
+const LOOKUP_NGRAM_MIN = 3;
 
 /**
  * Up to `max` tokens that followed the most recent earlier occurrence of the longest suffix of

@@ -14,7 +14,7 @@ export interface FimTokens {
 }
 
 /** The FIM token names of the families we know; the first whose three markers all exist wins. */
-export const FIM_FAMILIES: readonly { family: string; prefix: string; suffix: string; middle: string; stop: string[] }[] = [
+const FIM_FAMILIES: readonly { family: string; prefix: string; suffix: string; middle: string; stop: string[] }[] = [
   // Qwen2.5-Coder (and CodeGemma, which uses the same marker names).
   { family: 'qwen', prefix: '<|fim_prefix|>', suffix: '<|fim_suffix|>', middle: '<|fim_middle|>', stop: ['<|fim_pad|>', '<|file_sep|>', '<|repo_name|>', '<|file_separator|>'] },
   // StarCoder, StarCoder2, SantaCoder.
@@ -107,7 +107,8 @@ export interface Prompt {
  * without FIM tokens: BOS, then the tokens nearest the cursor. With FIM tokens:
  * BOS? `P` prefix-tail `S` suffix-head `M`, the budget split by `splitBudget`.
  */
-export function buildPrompt(tokenizer: Tokenizer, prefix: string, suffix: string, budget: number, fim: FimTokens | undefined = detectFim(tokenizer)): Prompt {
+/** `fim`: the model's FIM tokens, `null` for a model without them (prefix only); found from the tokenizer when omitted. */
+export function buildPrompt(tokenizer: Tokenizer, prefix: string, suffix: string, budget: number, fim: FimTokens | null = detectFim(tokenizer) ?? null): Prompt {
   const bos = tokenizer.bosId === null ? [] : [tokenizer.bosId];
   if (!fim) {
     const n = Math.max(0, budget - bos.length);
@@ -127,7 +128,7 @@ export function buildPrompt(tokenizer: Tokenizer, prefix: string, suffix: string
 
 /** Prefix-only prompt of at most `budget` tokens, BOS included (the tiny byte-level base model's form). */
 export function buildPrefixPrompt(prefix: string, tokenizer: Tokenizer, budget: number): Uint32Array {
-  return buildPrompt(tokenizer, prefix, '', budget, undefined).ids;
+  return buildPrompt(tokenizer, prefix, '', budget, null).ids;
 }
 
 /** Characters before a 1-based line and column, clamped to the document. */

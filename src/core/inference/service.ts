@@ -1,18 +1,18 @@
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
-import { readExpertState } from '../adapters/state';
+import { readExpertState, type ExpertState } from '../adapters/state';
 import { MoaError } from '../util/errors';
+import { folderStamp } from '../util/folderStamp';
 import { loadRouterWeights, readRouterInfo, type RouterInfo, type RouterWeights } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { routeByLabel, type RouteDecision } from '../routing/label';
 import { loadTokenizer } from '../tokenizer/load';
 import type { Tokenizer } from '../tokenizer/types';
-import { OnnxEngine, decodeThreads } from './engine';
+import { OnnxEngine, decodeThreads, type GenerateResult } from './engine';
 import { stackExperts, type ExpertStack } from './expertStack';
-import { ensureOnnxExport } from './export';
+import { ensureOnnxExport, type ExportVariant } from './export';
 import { readOnnxModelInfo } from './modelInfo';
 import { buildPrompt, decodeCompletion, detectFim, type FimTokens } from './prompt';
 import { applyStop, type StopMode } from './stop';
@@ -49,7 +49,7 @@ export interface Completion {
   prefillMs: number;
   totalMs: number;
   /** Greedy decoding's prompt lookup: passes that checked a draft, tokens drafted, tokens kept. */
-  draft: { passes: number; proposed: number; accepted: number };
+  draft: GenerateResult['draft'];
 }
 
 /**
@@ -60,7 +60,9 @@ export class CompletionService {
   private engine?: OnnxEngine;
   private learned?: { engine: OnnxEngine; router: RouterWeights };
   private tokenizer?: Tokenizer;
-  private fim?: FimTokens;
+  /** Found once with the tokenizer: null for a model without FIM tokens. */
+  private fim: FimTokens | null = null;
+  private baseDir?: string;
   private base?: BaseModelInfo;
   private readonly experts = new Map<string, ExpertWeights>();
   private readonly stacks = new Map<string, ExpertStack>();
@@ -77,48 +79,47 @@ export class CompletionService {
   async ready(): Promise<void> {
     if (this.engine) return;
     const dir = resolveBaseModelDir(this.config.baseModel, this.product, this.layout.root);
+    this.baseDir = dir;
     this.base = readBaseModel(this.config.baseModel, dir);
     this.tokenizer = loadTokenizer(dir);
-    this.fim = detectFim(this.tokenizer);
-    const exp = await ensureOnnxExport(this.layout, this.product, dir, this.python, this.onLog);
-    const info = readOnnxModelInfo(exp.infoPath);
-    this.engine = await OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
+    this.fim = detectFim(this.tokenizer) ?? null;
+    this.engine = await this.loadEngine();
   }
 
-  private attached(state = readExpertState(this.layout)): Set<string> {
+  /** The base model's graph (exported once), in a session with completions' threading. */
+  private async loadEngine(variant?: ExportVariant): Promise<OnnxEngine> {
+    const exp = await ensureOnnxExport(this.layout, this.product, this.baseDir!, this.python, this.onLog, variant);
+    const info = readOnnxModelInfo(exp.infoPath);
+    return OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
+  }
+
+  private attached(state: ExpertState): Set<string> {
     return new Set(this.usableExperts().filter((e) => !state.detached.includes(e)));
   }
 
-  private listing?: { signature: string; usable: string[] };
+  private listing?: { stamp: string; usable: string[] };
+  private routerRead?: { stamp: string; info: RouterInfo | undefined };
 
   /**
    * The experts that load, re-listed only when the folder changed. Routing runs on every request,
    * and listing reads each expert's files (bench/core/RESULTS.md: it was over 5% of the time to
-   * the first token); the modification times of the experts folder and of each expert's folder
-   * change with every write, since every write of an expert is a temp file renamed into place.
+   * the first token).
    */
   private usableExperts(): string[] {
     const dir = this.layout.expertsDir;
-    let signature = '';
-    if (existsSync(dir)) {
-      signature = String(statSync(dir).mtimeMs);
-      for (const name of readdirSync(dir)) {
-        try {
-          signature += `\0${name}:${statSync(join(dir, name)).mtimeMs}`;
-        } catch {
-          signature += `\0${name}:gone`; // removed while listing: the next call sees the folder's new time
-        }
-      }
-    }
-    if (this.listing?.signature !== signature) {
-      this.listing = { signature, usable: listExperts(dir).filter((e) => e.status === 'ok').map((e) => e.name) };
+    const stamp = folderStamp(dir);
+    if (this.listing?.stamp !== stamp) {
+      this.listing = { stamp, usable: listExperts(dir).filter((e) => e.status === 'ok').map((e) => e.name) };
     }
     return this.listing.usable;
   }
 
   /** The trained router, when it is whole and every expert it routes among is attached. */
   private usableRouter(attached: Set<string>): RouterInfo | undefined {
-    const info = readRouterInfo(this.layout.routerDir);
+    // Reading it hashes the router's weights: done again only when the router folder changed.
+    const stamp = folderStamp(this.layout.routerDir);
+    if (this.routerRead?.stamp !== stamp) this.routerRead = { stamp, info: readRouterInfo(this.layout.routerDir) };
+    const info = this.routerRead.info;
     if (!info || info.status !== 'ok' || info.experts.length < 2) return undefined;
     return info.experts.every((e) => attached.has(e)) ? info : undefined;
   }
@@ -155,10 +156,7 @@ export class CompletionService {
   private async learnedEngine(info: RouterInfo): Promise<{ engine: OnnxEngine; router: RouterWeights }> {
     if (this.learned && this.learned.router.experts.join('\0') === info.experts.join('\0')) return this.learned;
     await this.ready();
-    const dir = resolveBaseModelDir(this.config.baseModel, this.product, this.layout.root);
-    const exp = await ensureOnnxExport(this.layout, this.product, dir, this.python, this.onLog, { learnedRouting: true, topK: info.topK });
-    const engineInfo = readOnnxModelInfo(exp.infoPath);
-    const engine = await OnnxEngine.load(exp.onnxPath, engineInfo, decodeThreads(engineInfo));
+    const engine = await this.loadEngine({ learnedRouting: true, topK: info.topK });
     const router = loadRouterWeights(this.layout.routerDir, info, this.base!.numLayers, this.base!.hiddenSize);
     await this.learned?.engine.release();
     this.learned = { engine, router };
