@@ -12,7 +12,7 @@ export interface DemoSource {
   files: string[];
 }
 
-export const DEMO_FILES_PER_DOMAIN = 30;
+const DEMO_FILES_PER_DOMAIN = 30;
 const MIN_BYTES = 500;
 const MAX_BYTES = 200_000;
 

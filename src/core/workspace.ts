@@ -44,7 +44,7 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
 }
 
 /** The config and the tokenizer of its base model: what building datasets needs. */
-export function loadDataInputs(layout: WorkspaceLayout, product: ProductLayout): { config: MoaConfig; tokenizer: Tokenizer } {
+function loadDataInputs(layout: WorkspaceLayout, product: ProductLayout): { config: MoaConfig; tokenizer: Tokenizer } {
   const { config } = loadConfig(layout.configFile);
   return { config, tokenizer: loadTokenizer(resolveBaseModelDir(config.baseModel, product, layout.root)) };
 }

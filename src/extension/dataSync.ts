@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { readManifest } from '../core/data/shards';
-import type { DatasetWatcher } from '../core/data/watch';
+import { describeUpdate, type DatasetWatcher } from '../core/data/watch';
 import { errorMessage } from '../core/util/errors';
 import { watchWorkspaceData } from '../core/workspace';
 import type { MoaWorkspace } from './workspace';
@@ -26,7 +26,7 @@ export class DatasetSync implements vscode.Disposable {
       this.watcher = watchWorkspaceData(this.ws.layout, this.ws.product, {
         onUpdate: (r, ms, paths) => {
           if (r.kind === 'unchanged') return;
-          this.ws.log.info(`datasets ${r.kind} after ${paths} change(s) in ${ms.toFixed(0)} ms: ${r.changed} re-tokenized, ${r.removed} removed${r.compacted.length ? `, compacted ${r.compacted.join(', ')}` : ''}`);
+          this.ws.log.info(`datasets after ${paths} change(s) in ${ms.toFixed(0)} ms: ${describeUpdate(r)}`);
         },
         onError: (e) => this.ws.log.warn(`dataset watcher: ${errorMessage(e)}`),
       });

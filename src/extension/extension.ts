@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { watchMoaFolders } from '../core/adapters/watch';
-import { errorMessage, MoaError } from '../core/util/errors';
+import { Cancelled, errorMessage, MoaError } from '../core/util/errors';
 import type { App } from './commands/app';
 import { registerExpertCommands } from './commands/experts';
 import { registerRoutingCommands } from './commands/routing';
@@ -20,6 +20,8 @@ function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown
     try {
       await fn(...args);
     } catch (e) {
+      // The user cancelled: what was there before is kept, so this is news for the log, not an error.
+      if (e instanceof Cancelled) return void log.info(e.hint ? `${e.message}. ${e.hint}` : e.message);
       log.error(errorMessage(e));
       const hint = e instanceof MoaError && e.hint ? ` ${e.hint}` : '';
       const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, 'Open Log');

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { join, relative } from 'node:path';
 import { CompletionClient } from '../core/inference/completionClient';
+import { abortOn } from './abort';
 import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { errorMessage } from '../core/util/errors';
 import { LruCache } from '../core/util/lru';
@@ -117,8 +118,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached ? [new vscode.InlineCompletionItem(cached, new vscode.Range(position, position))] : undefined;
     if (!(await sleep(settings.get<number>('debounceMs', 150), token))) return undefined;
-    const abort = new AbortController();
-    const sub = token.onCancellationRequested(() => abort.abort());
+    const abort = abortOn(token);
     try {
       const c = await this.getClient().complete(rel, prefix, { ...DEFAULT_COMPLETE, maxNewTokens, promptTokens, stop, languageId: doc.languageId, signal: abort.signal }, suffix);
       this.status.text = `$(circuit-board) MoA: ${routeLabel(c.route)} · ${Math.round(c.totalMs)} ms`;
@@ -131,7 +131,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     } catch (e) {
       return this.fail(e);
     } finally {
-      sub.dispose();
+      abort.dispose();
     }
   }
 

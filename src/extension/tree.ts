@@ -19,7 +19,7 @@ function compact(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
 }
 
-export interface DeviceInfo {
+interface DeviceInfo {
   label: string;
   detail: string;
   ok: boolean;

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { DatasetManifest } from '../../core/data/shards';
+import { describeUpdate } from '../../core/data/watch';
 import { workspaceLayout } from '../../core/paths';
 import { buildWorkspaceData, watchWorkspaceData } from '../../core/workspace';
 import { errorMessage } from '../../core/util/errors';
@@ -26,9 +27,8 @@ export async function cmdData(values: Values): Promise<number> {
   const watcher = watchWorkspaceData(layout, product, {
     onUpdate: (r, ms, paths) => {
       if (r.kind === 'unchanged') return;
-      const what = r.kind === 'rebuilt' ? 'rebuilt everything' : `${r.changed} re-tokenized, ${r.removed} removed`;
-      const extra = [r.rebuiltDomains.length && r.kind !== 'rebuilt' ? `rebuilt ${r.rebuiltDomains.join(', ')}` : '', r.compacted.length ? `compacted ${r.compacted.join(', ')}` : ''].filter(Boolean).join('; ');
-      print(values, `${new Date().toLocaleTimeString()} ${paths} change(s): ${what}${extra ? ` (${extra})` : ''} in ${ms.toFixed(0)} ms`, { kind: r.kind, changed: r.changed, removed: r.removed, rebuiltDomains: r.rebuiltDomains, compacted: r.compacted, ms, domains: r.manifest.domains });
+      const { manifest, ...rest } = r;
+      print(values, `${new Date().toLocaleTimeString()} ${paths} change(s): ${describeUpdate(r)} in ${ms.toFixed(0)} ms`, { ...rest, ms, domains: manifest.domains });
     },
     onError: (e) => process.stderr.write(`moa data --watch: ${errorMessage(e)}\n`),
   });

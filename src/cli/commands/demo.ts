@@ -18,8 +18,8 @@ import { cmdRoute } from './route';
 import { cmdTrain } from './train';
 
 /** Stage-1 and mixed-baseline steps; sized so the whole demo stays well under 10 minutes on 2 CPU cores. */
-export const DEMO_STEPS = 200;
-export const DEMO_ROUTER_STEPS = 100;
+const DEMO_STEPS = 200;
+const DEMO_ROUTER_STEPS = 100;
 
 /** A new folder, or an empty one: the demo never writes among a user's files. */
 function demoFolder(asked: string | undefined): string {

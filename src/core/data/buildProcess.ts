@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { Cancelled, MoaError } from '../util/errors';
+import { Cancelled, MoaError, errorMessage } from '../util/errors';
 import type { DatasetManifest } from './shards';
 
 /** The build was cancelled; what was there before is kept. */
@@ -52,7 +52,7 @@ export function buildDatasetsInChild(opts: ChildBuildOptions): Promise<DatasetMa
         if (m?.v !== 1 || !Array.isArray(m.domains)) throw new Error('not a dataset manifest');
         resolve(m);
       } catch (e) {
-        reject(new MoaError(`dataset build printed something unexpected: ${e instanceof Error ? e.message : String(e)}`));
+        reject(new MoaError(`dataset build printed something unexpected: ${errorMessage(e)}`));
       }
     });
   });

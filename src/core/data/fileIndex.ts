@@ -125,20 +125,22 @@ export function totalsOf(t: IndexTotals): IndexTotals {
   return { files: t.files, bytes: t.bytes, trainFiles: t.trainFiles, valFiles: t.valFiles, trainTokens: t.trainTokens, valTokens: t.valTokens };
 }
 
+/** Adds one indexed file to the totals (sign 1) or takes it out (sign -1). */
+export function addFileTotals(t: IndexTotals, f: IndexedFile, sign: 1 | -1 = 1): void {
+  t.files += sign;
+  t.bytes += sign * f.b;
+  if (f.s === 0) {
+    t.trainFiles += sign;
+    t.trainTokens += sign * f.n;
+  } else {
+    t.valFiles += sign;
+    t.valTokens += sign * f.n;
+  }
+}
+
 export function indexTotals(index: DomainIndex): IndexTotals {
   const t: IndexTotals = { files: 0, bytes: 0, trainFiles: 0, valFiles: 0, trainTokens: 0, valTokens: 0 };
-  for (const rel in index.files) {
-    const f = index.files[rel]!;
-    t.files++;
-    t.bytes += f.b;
-    if (f.s === 0) {
-      t.trainFiles++;
-      t.trainTokens += f.n;
-    } else {
-      t.valFiles++;
-      t.valTokens += f.n;
-    }
-  }
+  for (const rel in index.files) addFileTotals(t, index.files[rel]!);
   return t;
 }
 
@@ -148,7 +150,7 @@ export function garbageTokens(index: DomainIndex, t: IndexTotals = indexTotals(i
 }
 
 /** The digest a file adds to its domain's set hash. */
-export function fileDigest(rel: string, hash: string): Buffer {
+function fileDigest(rel: string, hash: string): Buffer {
   return createHash('sha256').update(rel).update('\0').update(hash).digest();
 }
 

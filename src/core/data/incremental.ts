@@ -6,8 +6,8 @@ import type { Tokenizer } from '../tokenizer/types';
 import { writeJsonAtomic } from '../util/atomic';
 import { compactDomain } from './compact';
 import {
-  contentHash, domainIndexLogPath, domainIndexPath, garbageTokens, readDomainIndex, recordIndexChange, shardPaths, toggleFile, totalsOf,
-  type DomainIndex, type IndexChange, type IndexedFile, type IndexTotals,
+  addFileTotals, contentHash, domainIndexLogPath, domainIndexPath, garbageTokens, readDomainIndex, recordIndexChange, shardPaths, toggleFile, totalsOf,
+  type DomainIndex, type IndexChange, type IndexTotals,
 } from './fileIndex';
 import { withDataLock } from './lock';
 import { checkPath, GitignoreCache } from './scan';
@@ -120,12 +120,6 @@ function appendInPlace(
   const val = validationFromBuckets(buckets, valFraction);
   for (const rel in index.files) if (!gone.has(rel) && (index.files[rel]!.s === 1) !== val.has(rel)) return undefined;
 
-  const count = (f: IndexedFile, sign: 1 | -1) => {
-    totals.files += sign;
-    totals.bytes += sign * f.b;
-    if (f.s === 0) (totals.trainFiles += sign), (totals.trainTokens += sign * f.n);
-    else (totals.valFiles += sign), (totals.valTokens += sign * f.n);
-  };
   const docs: [Uint32Array[], Uint32Array[]] = [[], []];
   const stored: [number, number] = [...index.stored];
   const x = Buffer.from(index.x, 'hex');
@@ -142,13 +136,13 @@ function appendInPlace(
   for (const rel of gone) {
     const f = index.files[rel]!;
     toggleFile(x, rel, f.h);
-    count(f, -1);
+    addFileTotals(totals, f, -1);
     delete index.files[rel];
   }
   for (const [rel, f] of Object.entries(set)) {
     index.files[rel] = f;
     toggleFile(x, rel, f.h);
-    count(f, 1);
+    addFileTotals(totals, f, 1);
   }
   index.stored = stored;
   index.x = x.toString('hex');
@@ -167,6 +161,8 @@ export function updateDatasets(
   tokenizer: Tokenizer,
   paths: Iterable<string>,
   cache: IndexCache = new IndexCache(layout),
+  /** How long to wait for the datasets lock (lock.ts): 0 for a caller that must not block. */
+  waitMs?: number,
 ): UpdateResult {
   return withDataLock(layout, () => {
     const rels = [...new Set(paths)];
@@ -263,5 +259,5 @@ export function updateDatasets(
     manifest.updated = new Date().toISOString();
     writeJsonAtomic(manifestPath(layout), manifest);
     return result;
-  });
+  }, waitMs);
 }

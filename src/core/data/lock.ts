@@ -6,6 +6,9 @@ import { releaseLock, tryLock } from '../util/pidLock';
 
 const held = new Set<string>();
 
+/** The datasets stayed locked by another process for the whole wait. */
+export class DataLockBusy extends MoaError {}
+
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -13,7 +16,8 @@ function sleepSync(ms: number): void {
 /**
  * Runs `fn` holding the datasets lock: a watcher appending to the shards, a full rebuild and a
  * compaction before training must not interleave. Held for milliseconds to seconds, so waiting
- * is synchronous; a lock whose owner died is taken over.
+ * is synchronous (callers on an event loop pass `waitMs` 0 and retry later); a lock whose owner
+ * died is taken over.
  */
 export function withDataLock<T>(layout: WorkspaceLayout, fn: () => T, waitMs = 60_000): T {
   mkdirSync(layout.dataDir, { recursive: true });
@@ -22,7 +26,7 @@ export function withDataLock<T>(layout: WorkspaceLayout, fn: () => T, waitMs = 6
   const deadline = Date.now() + waitMs;
   for (let holder = tryLock(file); holder; holder = tryLock(file)) {
     if (Date.now() > deadline) {
-      throw new MoaError(`${file}: the datasets are locked by process ${holder.pid}`, 'Another "moa data" or a watcher is updating them; try again when it is done.');
+      throw new DataLockBusy(`${file}: the datasets are locked by process ${holder.pid}`, 'Another "moa data" or a watcher is updating them; try again when it is done.');
     }
     sleepSync(20);
   }

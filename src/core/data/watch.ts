@@ -4,7 +4,11 @@ import type { MoaConfig } from '../config/schema';
 import type { WorkspaceLayout } from '../paths';
 import type { Tokenizer } from '../tokenizer/types';
 import { IndexCache, updateDatasets, type UpdateResult } from './incremental';
+import { DataLockBusy } from './lock';
 import { DEFAULT_EXCLUDES } from './scan';
+
+/** How soon a watcher tries again when another process holds the datasets lock. */
+const LOCKED_RETRY_MS = 500;
 
 export interface DatasetWatchOptions {
   /** Loads config and tokenizer; called again after the config file changes. */
@@ -22,6 +26,13 @@ export interface DatasetWatcher {
   /** Resolves when no change is pending or being applied. */
   idle(): Promise<void>;
   dispose(): Promise<void>;
+}
+
+/** One watcher update in words: what was re-tokenized, removed, rebuilt and compacted. */
+export function describeUpdate(r: UpdateResult): string {
+  const what = r.kind === 'rebuilt' ? 'rebuilt everything' : `${r.changed} re-tokenized, ${r.removed} removed`;
+  const extra = [r.rebuiltDomains.length && r.kind !== 'rebuilt' ? `rebuilt ${r.rebuiltDomains.join(', ')}` : '', r.compacted.length ? `compacted ${r.compacted.join(', ')}` : ''].filter(Boolean).join('; ');
+  return `${what}${extra ? ` (${extra})` : ''}`;
 }
 
 /**
@@ -49,9 +60,16 @@ export function watchDatasets(layout: WorkspaceLayout, opts: DatasetWatchOptions
         loaded = opts.load();
         configChanged = false;
       }
-      const r = updateDatasets(layout, loaded.config, loaded.tokenizer, paths, cache);
+      // Never wait for the lock on the event loop (a child "moa data" may hold it for a whole
+      // build): keep the paths and try again shortly.
+      const r = updateDatasets(layout, loaded.config, loaded.tokenizer, paths, cache, 0);
       opts.onUpdate(r, performance.now() - t0, paths.length);
     } catch (e) {
+      if (e instanceof DataLockBusy) {
+        for (const p of paths) pending.add(p);
+        timer = setTimeout(flush, LOCKED_RETRY_MS);
+        return;
+      }
       // A bad config or an unreadable file is reported; the watcher keeps going.
       opts.onError(e);
       loaded = undefined;

@@ -43,10 +43,29 @@ export interface EvalReport {
   routerAccuracy: PerDomain | null;
 }
 
-const mean = (xs: (number | null)[]): number | null => {
-  const v = xs.filter((x): x is number => typeof x === 'number');
+/** The mean of the finite numbers among `xs`; null when there are none. */
+export function mean(xs: readonly unknown[]): number | null {
+  const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
-};
+}
+
+export interface EvalColumn {
+  name: string;
+  get: (domain: string) => number | null | undefined;
+  kind: 'loss' | 'pct';
+}
+
+/** The eval table's columns, in order, as `moa eval` prints them and the report draws them. */
+export function evalColumns(r: EvalReport): EvalColumn[] {
+  return [
+    { name: 'base', get: (d) => r.base[d], kind: 'loss' },
+    ...r.experts.map((e): EvalColumn => ({ name: e, get: (d) => r.matrix[d]?.[e], kind: 'loss' })),
+    ...(r.mixed ? [{ name: 'mixed', get: (d) => r.mixed?.[d], kind: 'loss' } satisfies EvalColumn] : []),
+    { name: 'MoA label', get: (d) => r.label[d], kind: 'loss' },
+    ...(r.learned ? [{ name: 'MoA learned', get: (d) => r.learned?.[d], kind: 'loss' } satisfies EvalColumn] : []),
+    ...(r.routerAccuracy ? [{ name: 'router acc', get: (d) => r.routerAccuracy?.[d], kind: 'pct' } satisfies EvalColumn] : []),
+  ];
+}
 
 /** The learned router's held-out loss per domain, from the latest run's stage-2 eval events. */
 function learnedFromRuns(layout: WorkspaceLayout): PerDomain | null {
@@ -86,7 +105,7 @@ export async function evaluate(
     const seqLen = opts.seqLen ?? config.training.seqLen;
     const routerInfo = readRouterInfo(layout.routerDir);
     // Cancelling takes effect between two scorings (each a few batches), so it answers quickly.
-    const check = () => throwIfCancelled(opts.signal, 'evaluation');
+    const check = () => throwIfCancelled(opts.signal, 'evaluation', 'The last evaluation is kept.');
     const noExpert = stackExperts(engine.info, []);
     const report: EvalReport = {
       v: 1,
@@ -154,22 +173,12 @@ export function saveEvalReport(layout: WorkspaceLayout, report: EvalReport): str
 
 /** The table `moa eval` prints: one row per domain, then the means. */
 export function formatEvalTable(r: EvalReport): string {
-  const cols = ['base', ...r.experts, ...(r.mixed ? ['mixed'] : []), 'MoA label', ...(r.learned ? ['MoA learned'] : []), ...(r.routerAccuracy ? ['router acc'] : [])];
-  const width = Math.max(10, ...cols.map((c) => c.length + 2));
-  const fmt = (x: number | null | undefined, pct = false) => (typeof x !== 'number' ? '—' : pct ? `${(x * 100).toFixed(0)}%` : x.toFixed(3)).padStart(width);
-  const rowOf = (d: string) => [
-    r.base[d],
-    ...r.experts.map((e) => r.matrix[d]?.[e]),
-    ...(r.mixed ? [r.mixed[d]] : []),
-    r.label[d],
-    ...(r.learned ? [r.learned[d]] : []),
-  ];
-  const lines = [`held-out loss (nats/token), ${r.windows} windows of ${r.seqLen} tokens per domain`, 'domain'.padEnd(14) + cols.map((c) => c.padStart(width)).join('')];
-  for (const d of r.domains) {
-    lines.push(d.padEnd(14) + rowOf(d).map((x) => fmt(x)).join('') + (r.routerAccuracy ? fmt(r.routerAccuracy[d], true) : ''));
-  }
-  const means = cols.slice(0, rowOf(r.domains[0] ?? '').length).map((_, i) => mean(r.domains.map((d) => rowOf(d)[i] ?? null)));
-  lines.push('mean'.padEnd(14) + means.map((x) => fmt(x)).join('') + (r.routerAccuracy ? fmt(mean(r.domains.map((d) => r.routerAccuracy![d] ?? null)), true) : ''));
+  const cols = evalColumns(r);
+  const width = Math.max(10, ...cols.map((c) => c.name.length + 2));
+  const fmt = (x: number | null | undefined, c: EvalColumn) => (typeof x !== 'number' ? '—' : c.kind === 'pct' ? `${(x * 100).toFixed(0)}%` : x.toFixed(3)).padStart(width);
+  const lines = [`held-out loss (nats/token), ${r.windows} windows of ${r.seqLen} tokens per domain`, 'domain'.padEnd(14) + cols.map((c) => c.name.padStart(width)).join('')];
+  for (const d of r.domains) lines.push(d.padEnd(14) + cols.map((c) => fmt(c.get(d), c)).join(''));
+  lines.push('mean'.padEnd(14) + cols.map((c) => fmt(mean(r.domains.map((d) => c.get(d))), c)).join(''));
   if (r.learned && r.learnedSource === 'onnx') lines.push('MoA learned: the per-layer routers decide on the first half of each window and hold it, as for a completion.');
   else if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (the router\'s experts are not all here to re-score it).');
   return lines.join('\n');

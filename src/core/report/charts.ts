@@ -15,7 +15,7 @@ export function colorMap(names: string[]): (name: string) => string {
 }
 
 /** About `n` round tick values covering [min, max]. */
-export function niceTicks(min: number, max: number, n = 5): number[] {
+function niceTicks(min: number, max: number, n = 5): number[] {
   const span = max - min;
   if (!(span > 0) || !Number.isFinite(span)) return [min];
   let step = 10 ** Math.floor(Math.log10(span / n));
@@ -43,7 +43,7 @@ function clip(s: string, max: number): string {
 const SMOOTH_FROM = 30;
 
 /** Centred moving average over about a twentieth of the series (at least 5 points). */
-export function movingAverage(points: Point[]): Point[] {
+function movingAverage(points: Point[]): Point[] {
   const half = Math.max(2, Math.floor(points.length / 40));
   const prefix = [0];
   for (const p of points) prefix.push(prefix[prefix.length - 1]! + p.y);
@@ -61,7 +61,7 @@ export interface ChartSeries {
   points: Point[];
 }
 
-export interface LineChartOptions {
+interface LineChartOptions {
   label: string;
   xLabel: string;
   yLabel: string;
@@ -109,7 +109,7 @@ function legend(series: ChartSeries[]): Html {
   return html`<figcaption class="legend">${series.map((s) => html`<span class="key"><span class="swatch${s.dashed ? ' dashed' : ''}" style="border-color:${s.color}"></span>${s.name}</span>`)}</figcaption>`;
 }
 
-export interface HeatmapOptions {
+interface HeatmapOptions {
   label: string;
   format: (v: number) => string;
   /** Colour range; default: the values' own min and max. */

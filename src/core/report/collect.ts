@@ -11,7 +11,7 @@ import { readJsonObjectOr } from '../util/json';
 import { lossCurves, routerResultsFromEvents, runFacts, type RouterResults, type RunFacts, type StageCurves } from './curves';
 import { readEvalReport } from '../eval/evalFile';
 
-export interface ReportRun extends RunFacts {
+interface ReportRun extends RunFacts {
   id: string;
   status: string;
   created?: string;
@@ -44,12 +44,13 @@ function chooseRun(layout: WorkspaceLayout, runId: string | undefined): { id: st
     }
     return { id: runId, events: eventsOf(runId) };
   }
+  let newest: { id: string; events: ReturnType<typeof eventsOf> } | undefined;
   for (const id of [...runs].reverse()) {
     const events = eventsOf(id);
+    newest ??= { id, events }; // no run trained: the newest one, read once
     if (events.some((e) => e.type === 'step')) return { id, events };
   }
-  const last = runs[runs.length - 1];
-  return last === undefined ? undefined : { id: last, events: eventsOf(last) };
+  return newest;
 }
 
 export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; now?: Date } = {}): ReportInput {
@@ -66,8 +67,8 @@ export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; n
   const chosen = chooseRun(layout, opts.runId);
   const id = chosen?.id;
   let runRouter: RouterResults | undefined;
-  if (chosen) {
-    const { id, events } = chosen;
+  if (chosen && id !== undefined) {
+    const { events } = chosen;
     const dir = join(layout.runsDir, id);
     const meta = readJsonObjectOr(join(dir, 'run.json'));
     if (!meta) problems.push(`${join(dir, 'run.json')}: missing or not a JSON object`);

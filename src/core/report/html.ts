@@ -9,12 +9,12 @@ export class Html {
   }
 }
 
-export type HtmlValue = Html | string | number | boolean | null | undefined | HtmlValue[];
+type HtmlValue = Html | string | number | boolean | null | undefined | HtmlValue[];
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
 /** Text for an element body or a quoted attribute value. */
-export function escapeHtml(s: string): string {
+function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
 }
 

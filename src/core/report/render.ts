@@ -1,4 +1,4 @@
-import type { EvalReport } from '../eval/evaluate';
+import { evalColumns, mean, type EvalReport } from '../eval/evaluate';
 import { colorMap, fractionBars, heatmap, lineChart, type ChartSeries } from './charts';
 import type { ReportInput } from './collect';
 import type { LossCurve, StageCurves } from './curves';
@@ -21,10 +21,6 @@ const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFin
 const loss = (x: unknown) => (isNum(x) ? x.toFixed(3) : '—');
 const pct = (x: unknown) => (isNum(x) ? `${(x * 100).toFixed(0)}%` : '—');
 const count = (x: unknown) => (isNum(x) ? Math.round(x).toLocaleString('en-US') : '—');
-const mean = (xs: unknown[]): number | null => {
-  const v = xs.filter(isNum);
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
-};
 
 const notAvailable = (what: string, how: Html | string) => html`<p class="na">${what} not available: ${how}</p>`;
 
@@ -48,19 +44,8 @@ function stageSection(s: StageCurves, color: (n: string) => string): Html {
 ${lineChart(series, { label: `loss curves, stage ${s.stage}`, xLabel: `${s.stage} step`, yLabel: 'loss (nats/token)' })}</section>`;
 }
 
-function columns(r: EvalReport): { name: string; get: (d: string) => number | null | undefined; kind: 'loss' | 'pct' }[] {
-  return [
-    { name: 'base', get: (d) => r.base[d], kind: 'loss' },
-    ...r.experts.map((e) => ({ name: e, get: (d: string) => r.matrix[d]?.[e], kind: 'loss' as const })),
-    ...(r.mixed ? [{ name: 'mixed', get: (d: string) => r.mixed?.[d], kind: 'loss' as const }] : []),
-    { name: 'MoA label', get: (d) => r.label[d], kind: 'loss' },
-    ...(r.learned ? [{ name: 'MoA learned', get: (d: string) => r.learned?.[d], kind: 'loss' as const }] : []),
-    ...(r.routerAccuracy ? [{ name: 'router acc', get: (d: string) => r.routerAccuracy?.[d], kind: 'pct' as const }] : []),
-  ];
-}
-
 function evalTable(r: EvalReport): Html {
-  const cols = columns(r);
+  const cols = evalColumns(r);
   const rows = r.domains.map((d) => {
     const lossVals = cols.filter((c) => c.kind === 'loss').map((c) => c.get(d)).filter(isNum);
     const best = lossVals.length ? Math.min(...lossVals) : undefined;

@@ -22,6 +22,6 @@ export class Cancelled extends MoaError {
   }
 }
 
-export function throwIfCancelled(signal: AbortSignal | undefined, what: string): void {
-  if (signal?.aborted) throw new Cancelled(what);
+export function throwIfCancelled(signal: AbortSignal | undefined, what: string, hint?: string): void {
+  if (signal?.aborted) throw new Cancelled(what, hint);
 }

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
 import type { TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, spawnTrainer } from '../../core/trainer/process';
-import { Cancelled, MoaError } from '../../core/util/errors';
+import { MoaError } from '../../core/util/errors';
+import { abortOn } from '../abort';
 import { initWorkspace } from '../../core/workspace';
 import { buildDatasetsInChild } from '../../core/data/buildProcess';
 import type { App } from './app';
@@ -18,17 +19,13 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
   });
   cmd('moa.buildData', () =>
     vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: building datasets', cancellable: true }, async (_p, token) => {
-      const abort = new AbortController();
-      const sub = token.onCancellationRequested(() => abort.abort());
+      const abort = abortOn(token);
       try {
         const m = await buildDatasetsInChild({ node: process.execPath, cli: join(ws.product.root, 'dist', 'cli.js'), root: ws.layout.root, signal: abort.signal });
         tree.refresh();
         void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
-      } catch (e) {
-        if (!(e instanceof Cancelled)) throw e;
-        ws.log.info(`${e.message}; the previous datasets are kept`);
       } finally {
-        sub.dispose();
+        abort.dispose();
       }
     }),
   );
@@ -40,16 +37,12 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     if (!vscode.workspace.isTrusted) throw new MoaError('evaluation may export the model with Python, which a restricted workspace does not allow');
     const python = await ws.python();
     await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: evaluating experts on held-out data', cancellable: true }, async (_p, token) => {
-      const abort = new AbortController();
-      const sub = token.onCancellationRequested(() => abort.abort());
+      const abort = abortOn(token);
       let report;
       try {
         report = await evaluate(ws.layout, ws.product, ws.config(), python, { windows: 16, onLog: (l) => ws.log.info(`[eval] ${l}`), signal: abort.signal });
-      } catch (e) {
-        if (e instanceof Cancelled) return void ws.log.info(`${e.message}; the last evaluation is kept`);
-        throw e;
       } finally {
-        sub.dispose();
+        abort.dispose();
       }
       saveEvalReport(ws.layout, report);
       ws.log.info(`moa eval\n${formatEvalTable(report)}`);
