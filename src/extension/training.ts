@@ -1,10 +1,12 @@
 import * as vscode from 'vscode';
+import { join } from 'node:path';
+import { buildDatasetsInChild } from '../core/data/buildProcess';
+import type { DatasetManifest } from '../core/data/shards';
 import { datasetsForTraining } from '../core/data/compact';
 import { resolveBaseModelDir } from '../core/models/base';
 import type { TrainerEvent } from '../core/trainer/events';
 import { describeFailure } from '../core/trainer/process';
 import { startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
-import { buildWorkspaceData } from '../core/workspace';
 import { MoaError } from '../core/util/errors';
 import type { MoaWorkspace } from './workspace';
 
@@ -37,13 +39,15 @@ export class TrainingController implements vscode.Disposable {
     if (this.session || this.starting) throw new MoaError('a training run is already going in this window', 'Stop it first (MoA: Cancel Training).');
     this.starting = true;
     let python: string;
+    let manifest: DatasetManifest;
     try {
       python = await this.ws.python();
+      // A first build runs in a child process, as MoA: Build Datasets does: never on the host's thread.
+      manifest = datasetsForTraining(this.ws.layout) ?? (await buildDatasetsInChild({ node: process.execPath, cli: join(this.ws.product.root, 'dist', 'cli.js'), root: this.ws.layout.root }));
     } finally {
       this.starting = false;
     }
     const config = this.ws.config();
-    const manifest = datasetsForTraining(this.ws.layout) ?? buildWorkspaceData(this.ws.layout, this.ws.product);
     const session = startTraining({
       layout: this.ws.layout,
       product: this.ws.product,

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { WorkspaceLayout } from '../paths';
 import { garbageTokens, readDomainIndex, shardPaths, writeDomainIndex, type DomainIndex } from './fileIndex';
 import { withDataLock } from './lock';
@@ -32,6 +32,14 @@ export function compactDomain(layout: WorkspaceLayout, index: DomainIndex): Doma
   return compacted;
 }
 
+function tokensIn(shard: string): number {
+  try {
+    return statSync(shard).size / 4;
+  } catch {
+    return -1; // missing: let the index decide
+  }
+}
+
 /**
  * The manifest, with every shard compacted first: the trainer and the evaluator read shards
  * whole, so documents of changed or deleted files must be gone before they do.
@@ -40,6 +48,9 @@ export function datasetsForTraining(layout: WorkspaceLayout): DatasetManifest | 
   return withDataLock(layout, () => {
     const manifest = readManifest(layout);
     for (const d of manifest?.domains ?? []) {
+      // Shards holding exactly the live tokens have no garbage: no need to read the index.
+      const [train, val] = shardPaths(layout, d.domain).map(tokensIn);
+      if (train === d.trainTokens && val === d.valTokens) continue;
       const index = readDomainIndex(layout, d.domain);
       if (index && garbageTokens(index) > 0) compactDomain(layout, index);
     }
