@@ -62,7 +62,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     trainingItem,
     training.onEvent((e) => {
-      if (e.type === 'hello') tree.setDevice({ label: e.gpu ? 'cuda' : 'cpu', detail: `torch ${e.torch}, ${deviceLabel(e)}`, ok: true });
+      if (e.type === 'hello') tree.setDevice({ label: e.gpu ? 'cuda' : 'cpu', detail: `torch ${e.torch}, ${deviceLabel(e)}` });
       if (e.type !== 'step') return;
       trainingItem.text = `$(sync~spin) MoA ${e.stage} ${e.step}/${e.steps}`;
       trainingItem.tooltip = `loss ${e.expert} ${e.loss.toFixed(3)} · ${Math.round(e.tokens_per_s)} tok/s — open the dashboard`;

@@ -22,7 +22,6 @@ function compact(n: number): string {
 interface DeviceInfo {
   label: string;
   detail: string;
-  ok: boolean;
   /** When it was found out (ISO time), shown after a reload so an old answer reads as old. */
   checked?: string;
 }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, openSync, readFileSync, readSync, readdirSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 
@@ -57,6 +57,24 @@ export function looksBinary(absPath: string): boolean {
 }
 
 /**
+ * The rules for one path that is not a folder, shared by the walk and by `checkPath`: a dataset
+ * file, a reason to skip it, or null for what is no dataset file at all (not a regular file, a
+ * .gitignore).
+ */
+function fileVerdict(abs: string, rel: string, name: string, st: Stats, scopes: IgnoreScope[], opts: ScanOptions): { file: ScannedFile } | { skip: SkipReason } | null {
+  if (st.isSymbolicLink()) return { skip: 'symlink' };
+  if (!st.isFile() || name === '.gitignore') return null;
+  if (isIgnored(scopes, rel, false)) return { skip: 'gitignored' };
+  if (st.size > opts.maxFileBytes) return { skip: 'too-large' };
+  try {
+    if (looksBinary(abs)) return { skip: 'binary' };
+  } catch {
+    return { skip: 'unreadable' };
+  }
+  return { file: { relPath: rel, absPath: abs, size: st.size } };
+}
+
+/**
  * Walks a workspace, honouring nested .gitignore files and the default excludes; yields files in a
  * stable order, one at a time, so memory does not grow with the workspace. Symlinks are not followed
  * (no loops, nothing outside the workspace).
@@ -84,31 +102,15 @@ export function* scanWorkspace(root: string, opts: ScanOptions): Generator<Scann
         skip(rel, 'unreadable');
         continue;
       }
-      if (st.isSymbolicLink()) {
-        skip(rel, 'symlink');
-        continue;
-      }
       if (st.isDirectory()) {
         if (DEFAULT_EXCLUDES.includes(name)) skip(rel, 'excluded');
         else if (isIgnored(here, rel, true)) skip(rel, 'gitignored');
         else yield* walk(rel, here);
         continue;
       }
-      if (!st.isFile()) continue;
-      if (name === '.gitignore') continue;
-      if (isIgnored(here, rel, false)) skip(rel, 'gitignored');
-      else if (st.size > opts.maxFileBytes) skip(rel, 'too-large');
-      else {
-        let binary: boolean;
-        try {
-          binary = looksBinary(abs);
-        } catch {
-          skip(rel, 'unreadable');
-          continue;
-        }
-        if (binary) skip(rel, 'binary');
-        else yield { relPath: rel, absPath: abs, size: st.size };
-      }
+      const v = fileVerdict(abs, rel, name, st, here, opts);
+      if (v && 'skip' in v) skip(rel, v.skip);
+      else if (v) yield v.file;
     }
   }
   yield* walk('', []);
@@ -134,7 +136,7 @@ export type PathCheck = { file: ScannedFile } | { skip: SkipReason } | { gone: t
 
 /**
  * The scan's verdict on one path, without walking the workspace: what a watcher needs when it is
- * told that a single file changed. Agrees with `scanWorkspace` on every rule.
+ * told that a single file changed. Applies the walk's rules (`fileVerdict`, the same folder rules).
  */
 export function checkPath(root: string, relPath: string, opts: ScanOptions, ignores: GitignoreCache): PathCheck {
   const parts = relPath.split('/');
@@ -156,14 +158,5 @@ export function checkPath(root: string, relPath: string, opts: ScanOptions, igno
   } catch {
     return { gone: true };
   }
-  if (st.isSymbolicLink()) return { skip: 'symlink' };
-  if (!st.isFile() || name === '.gitignore') return { gone: true };
-  if (isIgnored(scopes, relPath, false)) return { skip: 'gitignored' };
-  if (st.size > opts.maxFileBytes) return { skip: 'too-large' };
-  try {
-    if (looksBinary(abs)) return { skip: 'binary' };
-  } catch {
-    return { skip: 'unreadable' };
-  }
-  return { file: { relPath, absPath: abs, size: st.size } };
+  return fileVerdict(abs, relPath, name, st, scopes, opts) ?? { gone: true };
 }

@@ -62,12 +62,12 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     if (!exit.done || !hello) {
       const why = describeFailure(exit);
       // Kept in the tree (and across reloads) so what is missing stays in sight until it is fixed.
-      tree.setDevice({ label: 'Python not ready', detail: `${python}: ${why}`, ok: false });
+      tree.setDevice({ label: 'Python not ready', detail: `${python}: ${why}` });
       throw new MoaError(`environment check with ${python} failed: ${why}`);
     }
     const device = hello.gpu ? `${hello.gpu} (${hello.gpu_memory_gb} GB)` : 'no CUDA GPU: training runs on the CPU';
     ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
-    tree.setDevice({ label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}`, ok: true });
+    tree.setDevice({ label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}` });
     void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
   });
 }
