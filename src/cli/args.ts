@@ -26,6 +26,10 @@ export const OPTIONS = {
   run: { type: 'string' },
   out: { type: 'string' },
   expert: { type: 'string' },
+  resume: { type: 'boolean' },
+  'keep-partial': { type: 'boolean' },
+  'finish-now': { type: 'boolean' },
+  verbose: { type: 'boolean' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

@@ -26,11 +26,17 @@ Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and 
 --watch   then keep watching the workspace: each burst of changes re-tokenizes only the files
           that changed (renames and deletes included); a change to .moa/moa.json or a
           .gitignore rebuilds. Stop with Ctrl+C. With --json, one JSON line per update.`,
-  train: `usage: moa train [--steps N] [--stages experts,router,mixed] [--router-steps N] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
+  train: `usage: moa train [--steps N] [--stages experts,router,mixed] [--router-steps N] [--keep-partial] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
+       moa train --resume [--run ID] [--finish-now] [--keep-partial]
 Stage 1 (experts) trains every domain's expert together on the frozen base and writes
 .moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
 trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
 .moa/baselines/mixed/. --stages router alone refreshes the router over the existing experts.
+A stopped run (Ctrl+C) keeps its checkpoint and leaves the existing experts as they were;
+--keep-partial writes the partly trained ones instead. An expert that is replaced is kept as its
+previous version ("moa experts rollback NAME").
+--resume continues the latest stopped, failed or interrupted run (or --run ID) from its last
+checkpoint; with --finish-now it writes that checkpoint's experts without training further.
 --json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,
   complete: `usage: moa complete <file> --line L --col C [--max-tokens N] [--prompt-tokens N] [--temperature T] [--seed S] [--expert NAME] [--python PATH] [--json]
 Completes <file> at line L, column C (both 1-based, as editors show them) with the expert that
@@ -38,9 +44,10 @@ label routing picks for the file's domain, and prints the completion. The prompt
 before the cursor, and for a base model with fill-in-the-middle tokens (Qwen2.5-Coder, StarCoder,
 DeepSeek-Coder) also the text after it, cut to --prompt-tokens (default 512, special tokens included).
 --expert NAME serves this one request from expert NAME alone, bypassing routing (to compare experts).`,
-  experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|import DIR [NAME]|export NAME DIR|inspect NAME> [--force] [--workspace DIR] [--json]
+  experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|rollback NAME|import DIR [NAME]|export NAME DIR|inspect NAME> [--force] [--workspace DIR] [--json]
 list: every expert with its state (attached, detached, pinned, broken with the reason).
 attach/detach/pin/unpin: workspace state in .moa/state.json; routing skips detached experts.
+rollback: swaps an expert with the version that training or an import replaced (again to undo).
 import: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors), checked against the
 base model, becomes an expert. export: writes an expert as a PEFT folder. inspect: per-layer
 update norms, effective rank and the similarity to the other experts.`,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { MoaError, errorMessage } from '../core/util/errors';
+import { MoaError, errnoHint, errorMessage, isErrnoError } from '../core/util/errors';
 import { EXIT, OPTIONS, UsageError, type Values } from './args';
 import { HELP } from './help';
 import { cmdComplete } from './commands/complete';
@@ -51,6 +51,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (e instanceof MoaError) {
       process.stderr.write(`moa ${command}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`);
+      return EXIT.failed;
+    }
+    if (isErrnoError(e)) {
+      // A file-system failure (a full disk, a permission): one line with the file and the errno, no stack.
+      const hint = errnoHint(e);
+      process.stderr.write(`moa ${command}: ${e.message}${hint ? `\n  hint: ${hint}` : ''}\n`);
       return EXIT.failed;
     }
     process.stderr.write(`moa ${command}: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

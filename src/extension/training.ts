@@ -5,9 +5,10 @@ import type { DatasetManifest } from '../core/data/shards';
 import { datasetsForTraining } from '../core/data/compact';
 import { resolveBaseModelDir } from '../core/models/base';
 import type { TrainerEvent } from '../core/trainer/events';
-import { describeFailure } from '../core/trainer/process';
-import { startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
-import { MoaError } from '../core/util/errors';
+import { describeFailure, succeeded } from '../core/trainer/process';
+import { hasCheckpoint, latestResumable, type RunInfo } from '../core/trainer/runs';
+import { resumeTraining, startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
+import { MoaError, errorMessage } from '../core/util/errors';
 import type { MoaWorkspace } from './workspace';
 
 export type TrainingStatus = 'idle' | 'running' | 'stopping' | 'done' | 'stopped' | 'failed';
@@ -35,8 +36,27 @@ export class TrainingController implements vscode.Disposable {
     return this.session !== undefined;
   }
 
-  async start(steps: number, stages?: TrainStage[], domains?: string[]): Promise<TrainingSession> {
+  private guardIdle(): void {
     if (this.session || this.starting) throw new MoaError('a training run is already going in this window', 'Stop it first (MoA: Cancel Training).');
+  }
+
+  /** Continues a stopped, failed or interrupted run from its last checkpoint (`finishNow`: only publish it). */
+  async resume(run?: RunInfo, opts: { finishNow?: boolean } = {}): Promise<TrainingSession> {
+    this.guardIdle();
+    const target = run ?? latestResumable(this.ws.layout);
+    if (!target) throw new MoaError('no stopped, failed or interrupted run with a checkpoint to resume', 'Start a new run with "MoA: Train All Experts".');
+    this.starting = true;
+    let python: string;
+    try {
+      python = await this.ws.python();
+    } finally {
+      this.starting = false;
+    }
+    return this.follow(resumeTraining({ layout: this.ws.layout, product: this.ws.product, python, run: target, finishNow: opts.finishNow, onEvent: (e) => this.events.fire(e), onLog: (line) => this.ws.log.info(`[trainer] ${line}`) }), 'resumed');
+  }
+
+  async start(steps: number, stages?: TrainStage[], domains?: string[]): Promise<TrainingSession> {
+    this.guardIdle();
     this.starting = true;
     let python: string;
     let manifest: DatasetManifest;
@@ -61,21 +81,36 @@ export class TrainingController implements vscode.Disposable {
       onEvent: (e) => this.events.fire(e),
       onLog: (line) => this.ws.log.info(`[trainer] ${line}`),
     });
+    return this.follow(session, `started (${steps} steps)`);
+  }
+
+  private follow(session: TrainingSession, what: string): TrainingSession {
     this.session = session;
     this.runId = session.run.id;
     this.runEventsFile = session.run.eventsFile;
     this.setStatus('running');
-    this.ws.log.info(`training run ${session.run.id} started (${steps} steps)`);
+    this.ws.log.info(`training run ${session.run.id} ${what}`);
     void session.exited.then((exit) => {
       this.session = undefined;
-      if (exit.done) {
+      const run = session.run;
+      if (succeeded(exit)) {
         this.setStatus(exit.done.stopped ? 'stopped' : 'done');
-        this.ws.log.info(`training run ${session.run.id} ${exit.done.stopped ? 'stopped' : 'finished'}`);
+        this.ws.log.info(`training run ${run.id} ${exit.done.stopped ? 'stopped' : 'finished'}`);
+        const kept = Array.isArray(exit.done['kept_previous']) ? (exit.done['kept_previous'] as string[]) : [];
+        if (kept.length) {
+          void vscode.window
+            .showInformationMessage(`MoA: run stopped before the end of ${kept.join(', ')}; the existing ${kept.join(' and ')} ${kept.length > 1 ? 'were' : 'was'} kept. Its checkpoint can be resumed.`, 'Resume', 'Keep Partial Experts')
+            .then((a) => a && this.resume(run, { finishNow: a === 'Keep Partial Experts' }).catch((e) => this.ws.log.error(errorMessage(e))));
+        }
       } else {
         this.setStatus('failed');
         const why = describeFailure(exit);
-        this.ws.log.error(`training run ${session.run.id} failed: ${why}`);
-        void vscode.window.showErrorMessage(`MoA training failed: ${why.split('\n')[0]}`, 'Open Log').then((a) => a && this.ws.log.show());
+        this.ws.log.error(`training run ${run.id} failed: ${why}`);
+        const actions = hasCheckpoint(run) && !exit.hostError ? ['Resume', 'Open Log'] : ['Open Log'];
+        void vscode.window.showErrorMessage(`MoA training failed: ${why.split('\n')[0]}`, ...actions).then((a) => {
+          if (a === 'Open Log') this.ws.log.show();
+          else if (a === 'Resume') this.resume(run).catch((e) => void vscode.window.showErrorMessage(`MoA: ${errorMessage(e)}`));
+        });
       }
     });
     return session;

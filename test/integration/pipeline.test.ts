@@ -226,8 +226,10 @@ test('moa experts detach/attach/pin change routing; export and import round-trip
   assert.equal(moa(['experts', 'unpin']).code, 0);
 });
 
-test('stopping a run (SIGINT) ends it gracefully with a checkpoint and the experts written', async () => {
-  const child = spawn(process.execPath, [cli, 'train', '--steps', '100000', '--json', '--workspace', ws.root], { cwd: ws.root });
+test('stopping a run (SIGINT) checkpoints, keeps the existing experts byte for byte, and --resume finishes it', async () => {
+  const expertFiles = () => ['python', 'markdown'].map((d) => readFileSync(join(ws.root, '.moa', 'experts', d, 'adapter_model.safetensors')));
+  const before = expertFiles();
+  const child = spawn(process.execPath, [cli, 'train', '--steps', '40', '--json', '--workspace', ws.root], { cwd: ws.root });
   let out = '';
   let stopped = false;
   child.stdout.on('data', (b: Buffer) => {
@@ -242,7 +244,23 @@ test('stopping a run (SIGINT) ends it gracefully with a checkpoint and the exper
   const events = out.trim().split('\n').map((l) => JSON.parse(l));
   const done = events.find((e) => e.type === 'done');
   assert.equal(done?.stopped, true);
+  assert.deepEqual(done?.kept_previous, ['experts']);
   assert.ok(events.some((e) => e.type === 'checkpoint'), 'a checkpoint was written at stop');
-  assert.ok(existsSync(join(ws.root, '.moa', 'experts', 'python', 'adapter_model.safetensors')));
+  assert.ok(!events.some((e) => e.type === 'artifact'), 'a stopped stage publishes nothing');
+  assert.deepEqual(expertFiles(), before, 'the experts a stopped run would have replaced are untouched');
   assert.ok(!existsSync(join(ws.root, '.moa', 'runs', 'train.lock')), 'the run lock is released');
+
+  const resumed = moa(['train', '--resume', '--json']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  const after = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const plan = after.find((e) => e.type === 'plan');
+  assert.ok(plan.resumed_from >= 1, 'the resumed run starts from the checkpoint');
+  assert.equal(after.filter((e) => e.type === 'step' && e.stage === 'experts').at(-1).step, 40);
+  const current = expertFiles();
+  assert.notDeepEqual(current, before, 'the finished run wrote its experts');
+  assert.equal(moa(['experts', 'rollback', 'python']).code, 0, 'the replaced version is kept for rollback');
+  assert.notDeepEqual(expertFiles()[0], current[0]);
+  assert.equal(moa(['experts', 'list']).stdout.match(/^python\s+attached/m)?.length, 1, 'the rolled-back expert is whole and listed');
+  assert.equal(moa(['experts', 'rollback', 'python']).code, 0, 'a second rollback undoes the first');
+  assert.deepEqual(expertFiles()[0], current[0]);
 });

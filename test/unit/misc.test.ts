@@ -39,8 +39,7 @@ test('run ids sort by time; a lock held by a dead process is taken over, a live 
     const layout = workspaceLayout(ws.root);
     mkdirSync(layout.runsDir, { recursive: true });
     writeFileSync(join(layout.runsDir, 'train.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, run: 'old' }));
-    const release = acquireRunLock(layout, 'new');
-    release();
+    acquireRunLock(layout, 'new').release();
     writeFileSync(join(layout.runsDir, 'train.lock'), JSON.stringify({ pid: process.ppid, run: 'live' }));
     assert.throws(() => acquireRunLock(layout, 'x'), /still training/);
   } finally {

@@ -36,7 +36,7 @@ test('a PEFT folder imports as an expert and exports back byte for byte', () => 
     const layout = workspaceLayout(ws.root);
     const src = join(ws.root, 'My Adapter');
     peftFolder(src, { use_rslora: true });
-    const dir = importPeftAdapter(src, layout.expertsDir, base);
+    const { dir } = importPeftAdapter(src, layout.expertsDir, base);
     assert.equal(dir, join(layout.expertsDir, 'my-adapter'));
     const listed = listExperts(layout.expertsDir);
     assert.deepEqual(listed.map((e) => [e.name, e.status]), [['my-adapter', 'ok']]);
@@ -92,8 +92,13 @@ test('attach, detach and pin are workspace state, not adapter files', () => {
     assert.equal(readExpertState(layout).pinned, null, 'detaching the pinned expert unpins it');
     setPinned(layout, 'python');
     assert.deepEqual(readExpertState(layout), { detached: ['docs'], pinned: 'python' }, 'pinning attaches');
+    // Unreadable state counts as "all attached", and says so rather than meaning it in silence.
     writeFileSync(join(layout.moaDir, 'state.json'), '{broken');
-    assert.deepEqual(readExpertState(layout), { detached: [], pinned: null });
+    const broken = readExpertState(layout);
+    assert.deepEqual([broken.detached, broken.pinned], [[], null]);
+    assert.match(broken.problem ?? '', /state\.json: not valid JSON.*every expert counts as attached/);
+    writeFileSync(join(layout.moaDir, 'state.json'), JSON.stringify({ detached: ['../../etc'], pinned: null }));
+    assert.match(readExpertState(layout).problem ?? '', /"detached" must be a list of expert names/);
   } finally {
     ws.cleanup();
   }

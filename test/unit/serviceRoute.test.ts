@@ -13,7 +13,9 @@ import { repoRoot, tempWorkspace } from '../helpers/tmp';
 function writeExpert(dir: string): void {
   mkdirSync(dir, { recursive: true });
   const A = { shape: [1, 4], data: new Float32Array(4) };
-  writeSafetensorsF32(join(dir, 'adapter_model.safetensors'), new Map([['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', A]]));
+  const B = { shape: [4, 1], data: new Float32Array(4) };
+  const key = (w: string) => `base_model.model.model.layers.0.self_attn.q_proj.lora_${w}.weight`;
+  writeSafetensorsF32(join(dir, 'adapter_model.safetensors'), new Map([[key('A'), A], [key('B'), B]]));
   writeJsonAtomic(join(dir, 'adapter_config.json'), { peft_type: 'LORA', r: 1, lora_alpha: 1, target_modules: ['q_proj'] });
 }
 

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import traceback
 from typing import NoReturn, Optional, Sequence
 
 from .errors import TrainerError
-from .protocol import StopFlag, claim_stdout, emit, install_stop_handlers
+from .protocol import StopFlag, StopRequested, claim_stdout, emit, install_stop_handlers
 
 COMMANDS = ("doctor", "train", "export", "pretrain")
 TORCH_HINT = "pip install -r trainer/requirements.txt"
@@ -76,8 +77,14 @@ def main(argv: Optional[Sequence[str]] = None, own_stdout: bool = True) -> int:
     stop = StopFlag()
     if args.command in ("train", "pretrain"):
         install_stop_handlers(stop)
+    started = time.perf_counter()
     try:
         _dispatch(args.command, args.config, stop, bool(getattr(args, "resume", False)))
+        return 0
+    except StopRequested:
+        # Stopped while loading: no step ran, nothing was written, nothing to checkpoint.
+        emit("done", stopped=True, elapsed_s=round(time.perf_counter() - started, 3), stage=None, stages=[],
+             steps_done=0, experts=[], checkpoint=None, reason=stop.reason)
         return 0
     except TrainerError as e:
         emit("error", message=e.message, hint=e.hint)

@@ -1,7 +1,7 @@
 """Expert folders in PEFT layout: writing ours, reading ours or any PEFT LoRA folder back.
 
-Writes are ordered so a complete folder is recognisable: adapter weights, then
-adapter_config.json, then expert.json last (its presence marks a complete expert).
+An expert folder is published whole (fsutil.publish_dir): written beside its place, then
+renamed into it, the version it replaces kept as `.<name>.prev` for one step of rollback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Optional
 from torch import Tensor
 
 from .errors import TrainerError
-from .fsutil import atomic_write_json
+from .fsutil import atomic_write_json, publish_dir
 from .lora import LoraSpec, StackedLoRA
 from .safetensors_io import load_file, save_file
 
@@ -38,14 +38,17 @@ def adapter_config(spec: LoraSpec, base_model_name: str) -> dict[str, Any]:
 def write_expert_folder(folder: Path, lora: StackedLoRA, slot: int, base_model_name: str,
                         expert_json: dict[str, Any]) -> Path:
     spec = lora.spec
-    save_file(lora.peft_state_dict(slot), folder / "adapter_model.safetensors", metadata={"format": "pt"})
-    atomic_write_json(folder / "adapter_config.json", adapter_config(spec, base_model_name))
-    atomic_write_json(folder / "expert.json", {
-        "v": 1, **expert_json,
-        "lora": {"r": spec.r, "alpha": spec.alpha, "target_modules": list(spec.target_modules),
-                 **({"use_rslora": True} if spec.use_rslora else {})},
-    })
-    return folder
+    tensors = lora.peft_state_dict(slot)
+
+    def write(staging: Path) -> None:
+        save_file(tensors, staging / "adapter_model.safetensors", metadata={"format": "pt"})
+        atomic_write_json(staging / "adapter_config.json", adapter_config(spec, base_model_name))
+        atomic_write_json(staging / "expert.json", {
+            "v": 1, **expert_json,
+            "lora": {"r": spec.r, "alpha": spec.alpha, "target_modules": list(spec.target_modules),
+                     **({"use_rslora": True} if spec.use_rslora else {})},
+        })
+    return publish_dir(folder, write)
 
 
 def read_peft_spec(folder: Path, who: str) -> LoraSpec:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -31,7 +30,7 @@ import torch
 
 from .config import Fields, read_json_config
 from .errors import TrainerError
-from .fsutil import FILE_MODE, atomic_write_json
+from .fsutil import FILE_MODE, atomic_write_json, temp_name
 from .hf_folder import load_base_model
 from .model import MODULE_PARENT, CausalLM
 from .onnx_graph import MAX_ROTARY_POSITIONS, OPSET, build_decoder
@@ -64,7 +63,8 @@ def save_to(proto: onnx.ModelProto, out: Path, external_data: Optional[bool] = N
     if external_data is None:
         external_data = sum(len(t.raw_data) for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    tmp_dir = temp_name(out)
+    tmp_dir.mkdir()
     try:
         tmp = tmp_dir / out.name
         if external_data:

@@ -33,6 +33,11 @@ MODULE_PARENT = {**{m: "self_attn" for m in ATTN_MODULES}, **{m: "mlp" for m in 
 # Same block structure; Qwen2 adds q/k/v bias (never o_proj), Mistral a sliding attention window.
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "mistral")
 ROPE_TYPES = ("default", "linear", "llama3")
+# Far above any released Llama-family model, far below what would exhaust memory while the
+# module tree is built: a config.json outside them is refused before anything is allocated.
+DIM_BOUNDS = {"vocab_size": 1 << 21, "hidden_size": 1 << 16, "intermediate_size": 1 << 18,
+              "num_hidden_layers": 1024, "num_attention_heads": 1024, "num_key_value_heads": 1024,
+              "head_dim": 1024, "max_position_embeddings": 1 << 24}
 
 
 @dataclass(frozen=True)
@@ -120,10 +125,37 @@ class ModelConfig:
             raise TrainerError(f"{source}: missing required field {e.args[0]!r}", None) from None
         except (TypeError, ValueError) as e:
             raise TrainerError(f"{source}: invalid field value ({e})", None) from None
+        for key, bound in DIM_BOUNDS.items():
+            value = getattr(cfg, key)
+            if not 1 <= value <= bound:
+                raise TrainerError(f"{source}: {key} {value} is outside the supported range 1..{bound}",
+                                   "is this config.json from a Llama-family model?")
         if cfg.num_attention_heads % cfg.num_key_value_heads:
             raise TrainerError(f"{source}: num_attention_heads {cfg.num_attention_heads} is not a "
                                f"multiple of num_key_value_heads {cfg.num_key_value_heads}", None)
         return cfg
+
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every weight's HF name and shape, from the config alone: what the files must hold,
+        checked before any module or tensor is allocated (tied heads appear once)."""
+        h, i = self.hidden_size, self.intermediate_size
+        out: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (self.vocab_size, h),
+                                           "model.norm.weight": (h,)}
+        if not self.tie_word_embeddings:
+            out["lm_head.weight"] = (self.vocab_size, h)
+        dims = self.module_dims()
+        for layer in range(self.num_hidden_layers):
+            pre = f"model.layers.{layer}."
+            out[pre + "input_layernorm.weight"] = (h,)
+            out[pre + "post_attention_layernorm.weight"] = (h,)
+            for m, (fan_in, fan_out) in dims.items():
+                key = f"{pre}{MODULE_PARENT[m]}.{m}"
+                out[key + ".weight"] = (fan_out, fan_in)
+                has_bias = (self.attention_bias and m in ATTN_MODULES) or (self.mlp_bias and m in MLP_MODULES) \
+                    or (self.qkv_bias and m in ("q_proj", "k_proj", "v_proj"))
+                if has_bias:
+                    out[key + ".bias"] = (fan_out,)
+        return out
 
     def to_hf(self) -> dict[str, Any]:
         d = asdict(self)

@@ -8,12 +8,10 @@ file, so the recipe runs from any working directory.
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +20,7 @@ from .config import Fields, read_json_config
 from .corpus import BOS, EOS, VOCAB, build, parse_sources
 from .data import WindowSampler, fixed_windows
 from .errors import TrainerError
-from .fsutil import DIR_MODE, atomic_write_json
+from .fsutil import atomic_write_json, previous_path, publish_dir
 from .hf_folder import save_model_files
 from .model import CausalLM, ModelConfig, count_params, init_weights
 from .protocol import StopFlag, emit
@@ -67,25 +65,12 @@ def held_out_loss(model: CausalLM, windows: torch.Tensor, batch: int, device: to
 
 def _write_folder(out: Path, model: CausalLM, record: dict[str, Any]) -> None:
     """Build the folder beside `out`, then swap it in, so `out` is never half written."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    os.chmod(tmp, DIR_MODE)
-    old: Optional[Path] = None
-    try:
+    def write(tmp: Path) -> None:
         save_model_files(model, tmp)
         atomic_write_json(tmp / "tokenizer.json", byte_tokenizer_json())
         atomic_write_json(tmp / "pretrain.json", record)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
-            os.replace(out, old / out.name)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.replace(old / out.name, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    publish_dir(out, write)
+    shutil.rmtree(previous_path(out), ignore_errors=True)
 
 
 def run(config_path: str, stop: StopFlag) -> None:
@@ -136,6 +121,7 @@ def run(config_path: str, stop: StopFlag) -> None:
 
     train_time, tokens, steps_done, loss_val = 0.0, 0, 0, float("nan")
     budget_hit = False
+    stop.begin_loop()
     for step in range(1, steps + 1):
         if stop.is_set():
             break

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import _thread
 import json
 import math
 import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, Callable, Optional, TextIO
 
 from . import PROTOCOL_VERSION
 
 _lock = threading.Lock()
 _events: TextIO | None = None
 _muted = False
+# Called once when the reader of our events is gone (a broken pipe): the run stops cleanly.
+_on_reader_lost: Optional[Callable[[str], None]] = None
 
 
 def set_muted(muted: bool) -> None:
@@ -55,24 +59,47 @@ def emit(type_: str, **fields: Any) -> None:
     line = json.dumps(event, allow_nan=False, separators=(",", ":"))
     out = _events if _events is not None else sys.stdout
     with _lock:
-        out.write(line + "\n")
-        out.flush()
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except (BrokenPipeError, ValueError, OSError) as e:
+            # The parent died or closed our stdout: nobody reads events any more. Keep training
+            # state safe (the stop path checkpoints) instead of crashing mid-step.
+            set_muted(True)
+            print(f"moa_trainer: events can no longer be written ({e}); stopping", file=sys.stderr)
+            if _on_reader_lost is not None:
+                _on_reader_lost("stdout closed")
+
+
+class StopRequested(BaseException):
+    """A stop before the training loop began (while the model loads or is built): there is
+    nothing to checkpoint, so the command ends at once. A BaseException, like KeyboardInterrupt,
+    so that no `except Exception` on the way swallows it."""
 
 
 class StopFlag:
-    """Set by a stop request; the training loops poll it between steps."""
+    """Set by a stop request. The training loops poll it between steps; before they start
+    (`begin_loop`), a stop interrupts whatever the main thread is doing (StopRequested)."""
 
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason: str | None = None
+        self.immediate = False
 
     def set(self, reason: str) -> None:
         if not self._event.is_set():
             self.reason = reason
         self._event.set()
+        if self.immediate and threading.current_thread() is not threading.main_thread():
+            # Delivered as SIGTERM in the main thread, whose handler raises StopRequested.
+            _thread.interrupt_main(signal.SIGTERM)
 
     def is_set(self) -> bool:
         return self._event.is_set()
+
+    def begin_loop(self) -> None:
+        """From here on a stop is polled, so the loop can checkpoint before it ends."""
+        self.immediate = False
 
 
 def _read_stdin(flag: StopFlag, stream: TextIO) -> None:
@@ -93,24 +120,49 @@ def _read_stdin(flag: StopFlag, stream: TextIO) -> None:
         return
 
 
-def install_stop_handlers(flag: StopFlag, stdin: TextIO | None = None, signals: bool = True) -> None:
-    """Start the stdin watcher thread and route SIGTERM/SIGINT to `flag`.
+def _watch_parent(flag: StopFlag, parent: int, every_s: float) -> None:
+    # When the process that started us dies, we are re-parented: nobody will read our events or
+    # release the run, so stop (with a checkpoint) rather than train on as an orphan.
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != parent:
+            set_muted(True)
+            print(f"moa_trainer: parent process {parent} exited; stopping", file=sys.stderr)
+            flag.set("parent exited")
+            return
 
-    EOF on stdin is not a stop: a parent that spawns with stdin ignored must not end the run.
-    A second SIGINT falls through to KeyboardInterrupt so a terminal user can still abort.
+
+def install_stop_handlers(flag: StopFlag, stdin: TextIO | None = None, signals: bool = True,
+                          watch_parent_s: float = 1.0) -> None:
+    """Start the stdin and parent watchers and route SIGTERM/SIGINT to `flag`.
+
+    EOF on stdin is not a stop: a parent that spawns with stdin ignored must not end the run
+    (the parent watcher covers a parent that died). A second SIGINT falls through to
+    KeyboardInterrupt so a terminal user can still abort. Until `flag.begin_loop()`, a stop
+    raises StopRequested in the main thread.
     """
+    global _on_reader_lost
     stream = stdin if stdin is not None else sys.stdin
     if stream is not None:
         threading.Thread(target=_read_stdin, args=(flag, stream), name="moa-stdin", daemon=True).start()
+    if watch_parent_s > 0 and os.name == "posix":
+        threading.Thread(target=_watch_parent, args=(flag, os.getppid(), watch_parent_s), name="moa-parent",
+                         daemon=True).start()
+    _on_reader_lost = flag.set
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         flag.set("SIGTERM")
+        if flag.immediate:
+            raise StopRequested
 
     def on_int(signum: int, frame: FrameType | None) -> None:
-        if flag.is_set():
+        if flag.is_set() and not flag.immediate:
             raise KeyboardInterrupt
         flag.set("SIGINT")
+        if flag.immediate:
+            raise StopRequested
 
     if signals and threading.current_thread() is threading.main_thread():
+        flag.immediate = True
         signal.signal(signal.SIGTERM, on_term)
         signal.signal(signal.SIGINT, on_int)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .errors import TrainerError
-from .fsutil import atomic_write_bytes, atomic_write_json
+from .fsutil import atomic_write_bytes, atomic_write_json, publish_dir
 from .lora import StackedLoRA, mixed_delta
 from .model import Adapter
 from .safetensors_io import load_file, serialize
@@ -107,18 +107,21 @@ def decision(logits: Tensor) -> Tensor:
 
 
 def router_files(routers: Routers, out_dir: Path, info: dict[str, Any]) -> Path:
-    """router.safetensors, then router.json naming the weights' sha256: a reader that finds the
-    json can check it belongs to the weights beside it (two files cannot be swapped at once)."""
+    """router.safetensors and router.json (naming the weights' sha256), published together as one
+    folder: a reader sees the old router or the new one, never the json of one with the other's
+    weights."""
     tensors = {f"router.layers.{i}.{k}": v.detach().float().cpu().contiguous()
                for i, lin in enumerate(routers.layers) for k, v in lin.state_dict().items()}
     data = serialize(tensors, {"format": "pt"})
-    atomic_write_bytes(out_dir / "router.safetensors", data)
-    atomic_write_json(out_dir / "router.json", {
-        "v": 1, **info, "layers": len(routers.layers), "hidden": routers.hidden,
-        "weights": "router.safetensors", "weights_sha256": hashlib.sha256(data).hexdigest(),
-        "pooling": "masked_mean", "input": "input_layernorm",
-    })
-    return out_dir
+
+    def write(folder: Path) -> None:
+        atomic_write_bytes(folder / "router.safetensors", data)
+        atomic_write_json(folder / "router.json", {
+            "v": 1, **info, "layers": len(routers.layers), "hidden": routers.hidden,
+            "weights": "router.safetensors", "weights_sha256": hashlib.sha256(data).hexdigest(),
+            "pooling": "masked_mean", "input": "input_layernorm",
+        })
+    return publish_dir(out_dir, write)
 
 
 def load_router(out_dir: Path, num_layers: int, hidden: int, num_experts: int) -> Routers:

@@ -58,6 +58,9 @@ def _bad(path: Path, why: str) -> TrainerError:
 def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorInfo], dict[str, str], int]:
     """Parse and validate the header. Returns (tensors, metadata, data_start)."""
     p = Path(path)
+    if p.exists() and not p.is_file() and not p.is_dir():
+        # A device or a pipe would be read forever (or block): only regular files are tensors.
+        raise TrainerError(f"{p}: not a regular file, expected a .safetensors file", None)
     try:
         size = p.stat().st_size
         with p.open("rb") as f:
@@ -111,6 +114,16 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, TensorInfo], di
             raise _bad(p, f"tensor {name!r} has {end - begin} bytes but shape {shape} of "
                           f"{entry['dtype']} needs {numel * itemsize}")
         infos[name] = TensorInfo(dtype, shape, begin, end)
+    # As the reference implementation requires: the tensors tile the data section exactly, in
+    # offset order, with no overlap, gap or trailing bytes.
+    at = 0
+    for name, info in sorted(infos.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
+        if info.begin != at:
+            raise _bad(p, f"tensor {name!r} starts at byte {info.begin} of the data section, expected {at} "
+                          "(tensors overlap or leave a gap)")
+        at = info.end
+    if at != data_len:
+        raise _bad(p, f"the tensors cover {at} bytes but the data section holds {data_len}")
     return infos, dict(meta_raw), data_start
 
 

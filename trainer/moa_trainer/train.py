@@ -17,6 +17,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .dist import Dist, init_from_env
 from .errors import TrainerError
+from .fsutil import recover_dir
 from .hf_folder import load_base_model
 from .lora import StackedLoRA
 from .mfu import flops_per_token, peak_flops
@@ -193,6 +194,10 @@ def run(config_path: str, stop: StopFlag, resume: bool = False) -> None:
 def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, stop: StopFlag, start: float,
          resume: bool) -> None:
     hello(device)
+    if dist.is_main:
+        # A writer killed between publish_dir's renames left only the previous version: restore it.
+        for folder in [cfg.experts_dir / d.name for d in cfg.domains] + ([cfg.router.out_dir] if cfg.router else []):
+            recover_dir(folder)
     model = load_model(cfg, config_path, device)
     ctx = Ctx(cfg, model, device, dist)
     progress = ckpt.Progress(cfg.run_dir, cfg.fingerprint)
@@ -202,11 +207,15 @@ def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, s
         ckpt.clear(cfg.run_dir)
     dist.barrier()
     engine = Engine(cfg, model, device, dist, stop, start, resume)
+    stop.begin_loop()
 
     results: dict[str, dict[str, Any]] = {}
     ran: list[str] = []
+    kept: list[str] = []
     stopped = False
     experts: Optional[StackedLoRA] = None
+    if cfg.finish_now:
+        stop.set("finish_now")
     for name in cfg.stages:
         if name in progress.completed:
             results[name] = progress.results.get(name, {})
@@ -217,6 +226,11 @@ def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, s
         ran.append(name)
         if steps_done == 0:
             results[name] = {"steps_done": 0}
+            break
+        if stopped and not (cfg.keep_partial or cfg.finish_now):
+            # A stopped stage leaves what it would replace as it was: its checkpoint is for --resume.
+            results[name] = {"steps_done": steps_done}
+            kept.append(name)
             break
         results[name] = stage.finish(steps_done) if dist.is_main else {}
         results[name]["steps_done"] = steps_done
@@ -237,6 +251,7 @@ def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, s
         "train_loss": results.get("experts", {}).get("train_loss", {n: None for n in cfg.names}),
         "val_loss": results.get("experts", {}).get("val_loss", {n: None for n in cfg.names}),
         "resumed": resume,
+        "kept_previous": kept,
     }
     for extra in ("router", "mixed"):
         if extra in results:

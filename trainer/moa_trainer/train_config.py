@@ -16,7 +16,7 @@ from .lora import LoraSpec, parse_spec
 DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 STAGES = ("experts", "router", "mixed")
 # Fields that may change between a killed run and its --resume without changing the result.
-RESUME_NEUTRAL = ("device", "threads", "checkpoint_every", "eval_every", "compile")
+RESUME_NEUTRAL = ("device", "threads", "checkpoint_every", "eval_every", "compile", "keep_partial", "finish_now")
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,11 @@ class TrainConfig:
     compile: bool = False
     peak_tflops: Optional[float] = None
     precision: str = "auto"
+    # A stopped stage publishes its partly trained artifacts only when asked; otherwise the
+    # previous ones stay and the checkpoint waits for --resume.
+    keep_partial: bool = False
+    # With --resume: publish the last checkpoint's artifacts without training further.
+    finish_now: bool = False
     fingerprint: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -190,6 +195,8 @@ def parse_config(path: str) -> TrainConfig:
         compile=_bool(f, "compile", False),
         peak_tflops=None if peak is None else f.float("peak_tflops"),
         precision=precision,
+        keep_partial=_bool(f, "keep_partial", False),
+        finish_now=_bool(f, "finish_now", False),
         fingerprint=config_fingerprint(raw),
         source=source,
     )

@@ -120,3 +120,27 @@ def train_inproc(config_path: str, capsys: pytest.CaptureFixture[str], resume: b
     capsys.readouterr()
     run(config_path, StopFlag(), resume=resume)
     return parse_events(capsys.readouterr().out)
+
+
+# The three-domain training fixture most trainer tests start from: each domain its own byte range.
+DOMAINS = {"python": (10, 60), "sql": (100, 150), "docs": (200, 250)}
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]
+
+
+def make_config(tmp: Path, model_dir: Path, **over: Any) -> dict[str, Any]:
+    domains = []
+    for i, (name, (lo, hi)) in enumerate(DOMAINS.items()):
+        train = write_shard(tmp / "data" / name / "train.bin", domain_tokens(i, 3000, lo, hi))
+        # docs has an empty val shard: eval is skipped for it.
+        val_tokens = domain_tokens(i + 10, 0 if name == "docs" else 400, lo, hi)
+        val = write_shard(tmp / "data" / name / "val.bin", val_tokens)
+        domains.append({"name": name, "train": str(train), "val": str(val), "fingerprint": f"fp-{name}"})
+    cfg: dict[str, Any] = {
+        "v": 1, "run_id": "run-1", "run_dir": str(tmp / "runs" / "run-1"), "base_model": str(model_dir),
+        "base_model_name": "builtin:test-tiny", "experts_dir": str(tmp / "experts"), "domains": domains,
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": TARGETS},
+        "steps": 6, "batch_size": 2, "seq_len": 16, "lr": 0.05, "warmup_steps": 2, "seed": 0,
+        "eval_every": 3, "eval_windows": 4, "device": "auto", "threads": 1,
+    }
+    cfg.update(over)
+    return cfg

@@ -12,7 +12,7 @@ import torch
 from conftest import run_trainer, train_inproc, write_config
 from moa_trainer.errors import TrainerError
 from moa_trainer.safetensors_io import load_file
-from test_train import TARGETS, make_config
+from conftest import TARGETS, make_config
 
 transformers = pytest.importorskip("transformers", reason="transformers not installed (test dependency)")
 peft = pytest.importorskip("peft", reason="peft not installed (test dependency)")

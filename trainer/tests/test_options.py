@@ -18,7 +18,7 @@ from moa_trainer.protocol import StopFlag
 from moa_trainer.safetensors_io import load_file
 from moa_trainer.sampling import domain_counts
 from moa_trainer.train import run
-from test_train import DOMAINS, TARGETS, make_config
+from conftest import DOMAINS, TARGETS, make_config
 
 
 def test_domain_counts_follow_the_temperature() -> None:

@@ -14,7 +14,7 @@ from moa_trainer.errors import TrainerError
 from moa_trainer.lora import LoraSpec, StackedLoRA
 from moa_trainer.router import RoutedAdapter, Routers, decision, load_router, masked_mean, top_k_weights
 from moa_trainer.safetensors_io import load_file
-from test_train import DOMAINS, TARGETS, make_config
+from conftest import DOMAINS, TARGETS, make_config
 
 
 def test_top_k_renormalises() -> None:
@@ -188,7 +188,7 @@ def test_decision_helper_averages_layers() -> None:
     assert masked_mean(torch.ones(1, 2, 3), torch.zeros(1, 2)).abs().sum() == 0
 
 
-def test_stop_during_stage_two_writes_the_router_and_skips_later_stages(
+def test_stop_during_stage_two_keeps_the_previous_router_and_skips_later_stages(
         tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     from moa_trainer.protocol import StopFlag
@@ -213,7 +213,9 @@ def test_stop_during_stage_two_writes_the_router_and_skips_later_stages(
     done = events[-1]
     assert done["type"] == "done" and done["stopped"] is True and done["stages"] == ["experts", "router"]
     assert done["router"]["steps_done"] == 3 and "mixed" not in done
-    assert json.loads((tmp_path / "router" / "router.json").read_text())["steps"] == 3
+    # Stage 1 finished and published its experts; the stopped stage 2 wrote no router.
+    assert done["kept_previous"] == ["router"] and len(done["experts"]) == len(cfg["domains"])
+    assert not (tmp_path / "router").exists()
     assert not (tmp_path / "baselines").exists()
     assert [e["step"] for e in events if e["type"] == "checkpoint"] == [2, 3]
     assert not [e for e in events if e["type"] == "eval" and e["stage"] == "router"]  # no eval after a stop

@@ -11,34 +11,11 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import domain_tokens, parse_events, run_trainer, trainer_env, write_config, write_shard
+from conftest import DOMAINS, TARGETS, domain_tokens, make_config, parse_events, run_trainer, trainer_env, write_config, write_shard
 from moa_trainer.hf_folder import load_base_model
 from moa_trainer.lora import LoraSpec, StackedLoRA
 from moa_trainer.model import MODULE_PARENT
 from moa_trainer.safetensors_io import load_file
-
-DOMAINS = {"python": (10, 60), "sql": (100, 150), "docs": (200, 250)}
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]
-
-
-def make_config(tmp: Path, model_dir: Path, **over: Any) -> dict[str, Any]:
-    domains = []
-    for i, (name, (lo, hi)) in enumerate(DOMAINS.items()):
-        train = write_shard(tmp / "data" / name / "train.bin", domain_tokens(i, 3000, lo, hi))
-        # docs has an empty val shard: eval is skipped for it.
-        val_tokens = domain_tokens(i + 10, 0 if name == "docs" else 400, lo, hi)
-        val = write_shard(tmp / "data" / name / "val.bin", val_tokens)
-        domains.append({"name": name, "train": str(train), "val": str(val), "fingerprint": f"fp-{name}"})
-    cfg: dict[str, Any] = {
-        "v": 1, "run_id": "run-1", "run_dir": str(tmp / "runs" / "run-1"), "base_model": str(model_dir),
-        "base_model_name": "builtin:test-tiny", "experts_dir": str(tmp / "experts"), "domains": domains,
-        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": TARGETS},
-        "steps": 6, "batch_size": 2, "seq_len": 16, "lr": 0.05, "warmup_steps": 2, "seed": 0,
-        "eval_every": 3, "eval_windows": 4, "device": "auto", "threads": 1,
-    }
-    cfg.update(over)
-    return cfg
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, Any]:
@@ -189,10 +166,38 @@ def test_graceful_stop(tmp_path: Path, tiny_model_dir: Path, how: str) -> None:
     done = events[-1]
     assert done["type"] == "done" and done["stopped"] is True
     assert 1 <= done["steps_done"] < 100000
-    assert [e["type"] for e in events if e["type"] in ("checkpoint", "artifact")] == \
-        ["checkpoint"] + ["artifact"] * len(DOMAINS)
+    # A stop checkpoints and publishes nothing: the experts a stopped run would replace stay.
+    assert [e["type"] for e in events if e["type"] in ("checkpoint", "artifact")] == ["checkpoint"]
+    assert done["kept_previous"] == ["experts"] and done["experts"] == []
+    assert not (Path(cfg["experts_dir"]) / "python").exists()
+
+    # Asked for, the checkpoint's experts are published without training further.
+    cfg["finish_now"] = True
+    rc, events, _, stderr = run_trainer(["train", "--config", write_config(tmp_path / "train.json", cfg),
+                                         "--resume"])
+    assert rc == 0, stderr
+    assert [e["name"] for e in events if e["type"] == "artifact"] == [d["name"] for d in cfg["domains"]]
+    assert not any(e["type"] == "step" for e in events)
     ej = json.loads((Path(cfg["experts_dir"]) / "python" / "expert.json").read_text())
     assert ej["steps"] == done["steps_done"]
+
+
+def test_keep_partial_publishes_a_stopped_stage(tmp_path: Path, tiny_model_dir: Path) -> None:
+    cfg = make_config(tmp_path, tiny_model_dir, steps=100000, eval_every=0)
+    cfg["keep_partial"] = True
+    proc = subprocess.Popen([sys.executable, "-m", "moa_trainer", "train", "--config",
+                             write_config(tmp_path / "train.json", cfg)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=trainer_env())
+    assert proc.stdout is not None and proc.stdin is not None
+    while '"type":"step"' not in proc.stdout.readline():
+        pass
+    proc.stdin.write('{"cmd":"stop"}\n')
+    proc.stdin.flush()
+    rc, events = finish(proc)
+    assert rc == 0 and events[-1]["stopped"] is True and events[-1]["kept_previous"] == []
+    assert [e["type"] for e in events if e["type"] in ("checkpoint", "artifact")] == \
+        ["checkpoint"] + ["artifact"] * len(DOMAINS)
 
 
 def test_errors_name_the_domain(tmp_path: Path, tiny_model_dir: Path) -> None:

@@ -7,7 +7,7 @@ import { errorMessage } from '../../core/util/errors';
 import { EXIT, product, print } from '../args';
 import type { Values } from '../args';
 
-function table(manifest: DatasetManifest): string {
+function table(manifest: DatasetManifest, verbose = false): string {
   const lines = ['domain          files      bytes   train tok     val tok'];
   for (const d of manifest.domains) {
     lines.push(`${d.domain.padEnd(14)} ${String(d.files).padStart(6)} ${String(d.bytes).padStart(10)} ${String(d.trainTokens).padStart(11)} ${String(d.valTokens).padStart(11)}`);
@@ -15,13 +15,20 @@ function table(manifest: DatasetManifest): string {
   const skipped = Object.entries(manifest.skipped).map(([k, v]) => `${v} ${k}`).join(', ');
   if (skipped) lines.push(`skipped: ${skipped}`);
   if (manifest.unassigned) lines.push(`${manifest.unassigned} files matched no domain`);
+  if (verbose) {
+    for (const f of manifest.skippedFiles ?? []) lines.push(`  skipped (${f.reason}): ${f.path}`);
+    for (const f of manifest.unassignedFiles ?? []) lines.push(`  in no domain: ${f}`);
+    const listed = (manifest.skippedFiles?.length ?? 0) + (manifest.unassignedFiles?.length ?? 0);
+    const total = manifest.unassigned + Object.entries(manifest.skipped).filter(([k]) => k !== 'gitignored' && k !== 'excluded').reduce((a, [, v]) => a + (v ?? 0), 0);
+    if (total > listed) lines.push(`  (${total - listed} more not listed)`);
+  } else if ((manifest.skippedFiles?.length ?? 0) + (manifest.unassignedFiles?.length ?? 0) > 0) lines.push('(--verbose names them)');
   return lines.join('\n');
 }
 
 export async function cmdData(values: Values): Promise<number> {
   const layout = workspaceLayout(resolve(values.workspace ?? '.'));
   const manifest = buildWorkspaceData(layout, product);
-  print(values, table(manifest), manifest);
+  print(values, table(manifest, values.verbose), manifest);
   if (!values.watch) return EXIT.ok;
 
   const watcher = watchWorkspaceData(layout, product, {

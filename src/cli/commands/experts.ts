@@ -8,6 +8,8 @@ import { readManifest } from '../../core/data/shards';
 import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
 import { workspaceLayout } from '../../core/paths';
 import { MoaError } from '../../core/util/errors';
+import { swapWithPrevious } from '../../core/util/atomic';
+import { SAFE_NAME } from '../../core/names';
 import { EXIT, UsageError, product, print } from '../args';
 import type { Values } from '../args';
 
@@ -30,6 +32,7 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
   switch (sub) {
     case 'list': {
       const state = readExpertState(layout);
+      if (state.problem && !values.json) process.stderr.write(`warning: ${state.problem}\n`);
       const manifest = readManifest(layout);
       const experts = listExperts(layout.expertsDir).map((e) => ({
         ...e,
@@ -59,9 +62,18 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
     case 'unpin':
       print(values, 'nothing pinned', setPinned(layout, null));
       return EXIT.ok;
+    case 'rollback': {
+      const name = need('an expert name');
+      if (!SAFE_NAME.test(name)) throw new MoaError(`"${name}" is not an expert name`);
+      const dir = join(layout.expertsDir, name);
+      if (!swapWithPrevious(dir)) throw new MoaError(`${dir}: no previous version of "${name}" is kept`, 'A previous version is kept when training or an import replaces an expert.');
+      print(values, `${name}: back to its previous version (run it again to undo)`, { expert: dir });
+      return EXIT.ok;
+    }
     case 'import': {
-      const dir = importPeftAdapter(resolve(need('a PEFT adapter folder')), layout.expertsDir, baseOf(layout).base, arg2, values.force);
-      print(values, `imported ${arg} as ${dir}`, { expert: dir });
+      const { dir, warnings } = importPeftAdapter(resolve(need('a PEFT adapter folder')), layout.expertsDir, baseOf(layout).base, arg2, values.force);
+      warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
+      print(values, `imported ${arg} as ${dir}`, { expert: dir, warnings });
       return EXIT.ok;
     }
     case 'export': {

@@ -2,23 +2,48 @@ import { relative, resolve } from 'node:path';
 import { loadConfig } from '../../core/config/load';
 import { datasetsForTraining } from '../../core/data/compact';
 import { resolveBaseModelDir } from '../../core/models/base';
-import { workspaceLayout } from '../../core/paths';
-import { describeFailure } from '../../core/trainer/process';
+import { workspaceLayout, type WorkspaceLayout } from '../../core/paths';
+import type { TrainerEvent } from '../../core/trainer/events';
+import { describeFailure, succeeded } from '../../core/trainer/process';
 import { choosePython } from '../../core/trainer/python';
-import { startTraining } from '../../core/trainer/train';
+import { latestResumable, runInfo } from '../../core/trainer/runs';
+import { resumeTraining, startTraining, type TrainingSession } from '../../core/trainer/train';
+import { MoaError } from '../../core/util/errors';
 import { buildWorkspaceData } from '../../core/workspace';
-import { EXIT, intOption, parseStages, productRoot, product } from '../args';
+import { EXIT, UsageError, intOption, parseStages, productRoot, product } from '../args';
 import type { Values } from '../args';
 import { ProgressPrinter } from '../progress';
 
-export async function cmdTrain(values: Values): Promise<number> {
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+function printer(values: Values, layout: WorkspaceLayout, progress: ProgressPrinter) {
+  return (e: TrainerEvent) => {
+    if (values.json) return void process.stdout.write(JSON.stringify(e) + '\n');
+    if (e.type === 'step') progress.step(e);
+    else if (e.type === 'hello') process.stdout.write(`trainer: torch ${e.torch} on ${e.device}${e.gpu ? ` (${e.gpu})` : ''}\n`);
+    else if (e.type === 'plan') process.stdout.write(`plan (${e.stage}): ${e.experts.join(', ')}, ${e.steps} steps\n`);
+    else if (e.type === 'artifact') {
+      progress.end();
+      process.stdout.write(`wrote ${e.kind} ${e.name}: ${relative(layout.root, e.path) || e.path}\n`);
+    } else if (e.type === 'eval') {
+      progress.end();
+      const acc = (e as { router_accuracy?: unknown }).router_accuracy;
+      process.stdout.write(`eval ${e.expert} on ${e.domain}: loss ${e.loss.toFixed(4)}${typeof acc === 'number' ? `, routed to its own expert ${(acc * 100).toFixed(0)}%` : ''}\n`);
+    }
+  };
+}
+
+function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEvent) => void): TrainingSession {
+  const python = choosePython(productRoot, values.python).command;
+  const onLog = (line: string) => process.env['MOA_VERBOSE'] && process.stderr.write(line + '\n');
+  if (values.resume) {
+    const run = values.run ? runInfo(layout, values.run) : latestResumable(layout);
+    if (!run) throw new MoaError(`${layout.runsDir}: no stopped, failed or interrupted run with a checkpoint to resume`, 'Start a new run with "moa train".');
+    return resumeTraining({ layout, product, python, run, finishNow: values['finish-now'], keepPartial: values['keep-partial'], onEvent, onLog });
+  }
+  if (values['finish-now']) throw new UsageError('--finish-now goes with --resume');
   const { config, warnings } = loadConfig(layout.configFile);
   warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
   const manifest = datasetsForTraining(layout) ?? buildWorkspaceData(layout, product);
-  const python = choosePython(productRoot, values.python).command;
-  const progress = new ProgressPrinter(process.stdout);
-  const session = startTraining({
+  return startTraining({
     layout,
     product,
     config,
@@ -29,22 +54,16 @@ export async function cmdTrain(values: Values): Promise<number> {
     routerSteps: intOption(values, 'router-steps', undefined, 1),
     stages: parseStages(values.stages),
     device: values.device,
-    onEvent: (e) => {
-      if (values.json) return void process.stdout.write(JSON.stringify(e) + '\n');
-      if (e.type === 'step') progress.step(e);
-      else if (e.type === 'hello') process.stdout.write(`trainer: torch ${e.torch} on ${e.device}${e.gpu ? ` (${e.gpu})` : ''}\n`);
-      else if (e.type === 'plan') process.stdout.write(`plan (${e.stage}): ${e.experts.join(', ')}, ${e.steps} steps\n`);
-      else if (e.type === 'artifact') {
-        progress.end();
-        process.stdout.write(`wrote ${e.kind} ${e.name}: ${relative(layout.root, e.path) || e.path}\n`);
-      } else if (e.type === 'eval') {
-        progress.end();
-        const acc = (e as { router_accuracy?: unknown }).router_accuracy;
-        process.stdout.write(`eval ${e.expert} on ${e.domain}: loss ${e.loss.toFixed(4)}${typeof acc === 'number' ? `, routed to its own expert ${(acc * 100).toFixed(0)}%` : ''}\n`);
-      }
-    },
-    onLog: (line) => process.env['MOA_VERBOSE'] && process.stderr.write(line + '\n'),
+    keepPartial: values['keep-partial'],
+    onEvent,
+    onLog,
   });
+}
+
+export async function cmdTrain(values: Values): Promise<number> {
+  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const progress = new ProgressPrinter(process.stdout);
+  const session = start(values, layout, printer(values, layout, progress));
   const onSignal = () => session.stop();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -52,10 +71,18 @@ export async function cmdTrain(values: Values): Promise<number> {
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
   progress.end();
-  if (!exit.done) {
+  if (!succeeded(exit)) {
     process.stderr.write(`moa train: ${describeFailure(exit)}\nrun: ${session.run.dir}\n`);
+    if (!exit.hostError) process.stderr.write(`  hint: continue it from its last checkpoint with "moa train --resume --run ${session.run.id}"\n`);
     return EXIT.failed;
   }
-  if (!values.json) process.stdout.write(`run ${session.run.id} ${exit.done.stopped ? 'stopped' : 'finished'}\n`);
+  const kept = Array.isArray(exit.done['kept_previous']) ? (exit.done['kept_previous'] as string[]) : [];
+  if (!values.json) {
+    process.stdout.write(`run ${session.run.id} ${exit.done.stopped ? 'stopped' : 'finished'}\n`);
+    if (kept.length) {
+      process.stdout.write(`stopped before the end of ${kept.join(', ')}: the existing ${kept.join(' and ')} ${kept.length > 1 ? 'were' : 'was'} kept as ${kept.length > 1 ? 'they were' : 'it was'}\n`);
+      process.stdout.write(`  continue: moa train --resume --run ${session.run.id}\n  or keep the partly trained ones: moa train --resume --run ${session.run.id} --finish-now\n`);
+    }
+  }
   return exit.done.stopped ? EXIT.stopped : EXIT.ok;
 }

@@ -1,9 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { MoaError, errorMessage } from '../util/errors';
 import { readSafetensors, tensorToFloat32 } from './safetensors';
-import { readJsonObject } from '../util/json';
+import { isObject, readJsonObject } from '../util/json';
+import { MAX_BUFFER_BYTES, pathInside, readFileBounded } from '../util/fsRead';
+import { recoverPublished } from '../util/atomic';
 
 export interface RouterInfo {
   status: 'ok' | 'broken';
@@ -15,37 +17,68 @@ export interface RouterInfo {
   confusion: Record<string, Record<string, number> | null>;
   steps?: number;
   topK: number;
+  /** The weights file router.json names, resolved inside the router's folder. */
+  weightsFile?: string;
   runId?: string;
   created?: string;
 }
 
+const numberOrNull = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isFinite(v));
+
+/** A JSON object of numbers (or nulls) per key; anything else is dropped rather than trusted. */
+function numberRecord(v: unknown): Record<string, number | null> {
+  if (!isObject(v)) return {};
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => numberOrNull(x))) as Record<string, number | null>;
+}
+
 /** Reads `.moa/router/router.json` and checks the weights beside it; undefined when no router was trained. */
 export function readRouterInfo(routerDir: string): RouterInfo | undefined {
+  recoverPublished(routerDir);
   const file = join(routerDir, 'router.json');
   if (!existsSync(file)) return undefined;
-  const broken = (reason: string): RouterInfo => ({ status: 'broken', reason, experts: [], accuracy: {}, confusion: {}, topK: 1 });
   let j: Record<string, unknown>;
   try {
     j = readJsonObject(file);
   } catch (e) {
-    return broken(errorMessage(e));
+    return brokenRouter(errorMessage(e));
   }
-  const weights = join(routerDir, typeof j['weights'] === 'string' ? (j['weights'] as string) : 'router.safetensors');
-  if (!existsSync(weights)) return broken(`${weights}: missing`);
-  if (typeof j['weights_sha256'] === 'string' && createHash('sha256').update(readFileSync(weights)).digest('hex') !== j['weights_sha256']) {
-    return broken(`${weights}: does not match the checksum in router.json (written by a different run?)`);
+  return routerInfoFrom(file, j, routerDir, (weights) => createHash('sha256').update(readFileBounded(weights, MAX_BUFFER_BYTES, 'router weights')).digest('hex'));
+}
+
+function brokenRouter(reason: string): RouterInfo {
+  return { status: 'broken', reason, experts: [], accuracy: {}, confusion: {}, topK: 1 };
+}
+
+/**
+ * The rules of `readRouterInfo` on a parsed router.json (pure but for `hashOf`): the weights path
+ * must stay inside the router's folder, and every field is type-checked, never trusted.
+ */
+export function routerInfoFrom(file: string, j: Record<string, unknown>, routerDir: string, hashOf: (weights: string) => string): RouterInfo {
+  let weights: string;
+  try {
+    weights = pathInside(routerDir, j['weights'] === undefined ? 'router.safetensors' : (j['weights'] as string), file);
+    if (!existsSync(weights)) return brokenRouter(`${weights}: missing`);
+    if (typeof j['weights_sha256'] === 'string' && hashOf(weights) !== j['weights_sha256']) {
+      return brokenRouter(`${weights}: does not match the checksum in router.json (written by a different run?)`);
+    }
+  } catch (e) {
+    return brokenRouter(errorMessage(e));
   }
   const experts = Array.isArray(j['experts']) ? (j['experts'] as unknown[]).filter((x): x is string => typeof x === 'string') : [];
-  const acc = typeof j['accuracy'] === 'object' && j['accuracy'] !== null ? (j['accuracy'] as Record<string, number | null>) : {};
+  const confusion = isObject(j['confusion'])
+    ? Object.fromEntries(Object.entries(j['confusion']).map(([k, row]) => [k, isObject(row) ? (numberRecord(row) as Record<string, number>) : null]))
+    : {};
+  const topK = j['top_k'];
   return {
     status: 'ok',
     experts,
-    accuracy: acc,
-    confusion: typeof j['confusion'] === 'object' && j['confusion'] !== null ? (j['confusion'] as RouterInfo['confusion']) : {},
-    steps: typeof j['steps'] === 'number' ? (j['steps'] as number) : undefined,
-    topK: typeof j['top_k'] === 'number' && Number.isInteger(j['top_k']) ? (j['top_k'] as number) : 1,
+    accuracy: numberRecord(j['accuracy']),
+    confusion,
+    steps: typeof j['steps'] === 'number' && Number.isFinite(j['steps']) ? (j['steps'] as number) : undefined,
+    topK: typeof topK === 'number' && Number.isInteger(topK) && topK >= 1 && topK <= Math.max(1, experts.length) ? topK : 1,
     runId: typeof j['run_id'] === 'string' ? (j['run_id'] as string) : undefined,
     created: typeof j['created'] === 'string' ? (j['created'] as string) : undefined,
+    weightsFile: weights,
   };
 }
 
@@ -61,7 +94,7 @@ export interface RouterWeights {
 /** The per-layer router matrices, checked against the base model's shape. */
 export function loadRouterWeights(routerDir: string, info: RouterInfo, layers: number, hidden: number): RouterWeights {
   if (info.status !== 'ok') throw new MoaError(info.reason ?? `${routerDir}: the router is broken`);
-  const st = readSafetensors(join(routerDir, 'router.safetensors'));
+  const st = readSafetensors(info.weightsFile ?? join(routerDir, 'router.safetensors'));
   const E = info.experts.length;
   const weight = new Float32Array(layers * E * hidden);
   const bias = new Float32Array(layers * E);

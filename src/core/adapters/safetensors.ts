@@ -1,6 +1,7 @@
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { MoaError } from '../util/errors';
 import { writeFileAtomic } from '../util/atomic';
+import { MAX_BUFFER_BYTES, readFileBounded } from '../util/fsRead';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -28,32 +29,32 @@ function fail(file: string, problem: string): never {
   throw new MoaError(`${file}: invalid safetensors: ${problem}`);
 }
 
-/** Parses and bounds-checks a safetensors buffer; names the file in every error. */
-export function parseSafetensors(file: string, buf: Uint8Array): SafetensorsFile {
-  if (buf.length < 8) fail(file, `file is ${buf.length} bytes, shorter than the 8-byte header length`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const headerLen = view.getBigUint64(0, true);
-  if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
-  const n = Number(headerLen);
-  if (8 + n > buf.length) fail(file, `header length ${n} runs past the end of the file (${buf.length} bytes)`);
+/**
+ * The tensors a header declares, checked as the reference implementation checks them: known
+ * dtypes, sane shapes, string metadata, and offsets that tile the data section exactly (in
+ * order, no overlap, no gap, nothing left over), so no claim in a header is ever trusted.
+ */
+function parseHeader(file: string, headerBytes: Uint8Array, dataLength: number): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
   let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n)));
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(headerBytes));
   } catch (e) {
     fail(file, `header is not valid UTF-8 JSON (${e instanceof Error ? e.message : String(e)})`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail(file, 'header is not a JSON object');
-  const data = buf.subarray(8 + n);
   const tensors = new Map<string, TensorInfo>();
   let metadata: Record<string, string> = {};
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (typeof raw === 'object' && raw !== null) metadata = raw as Record<string, string>;
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== 'string')) {
+        fail(file, '__metadata__ must map strings to strings');
+      }
+      metadata = raw as Record<string, string>;
       continue;
     }
     const t = raw as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (typeof t !== 'object' || t === null) fail(file, `tensor "${name}" entry is not an object`);
-    if (typeof t.dtype !== 'string' || !(t.dtype in DTYPE_BYTES)) fail(file, `tensor "${name}" has unsupported dtype ${JSON.stringify(t.dtype)}`);
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) fail(file, `tensor "${name}" entry is not an object`);
+    if (typeof t.dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, t.dtype)) fail(file, `tensor "${name}" has unsupported dtype ${JSON.stringify(t.dtype)}`);
     const dtype = t.dtype as Dtype;
     if (!Array.isArray(t.shape) || t.shape.some((d) => typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0)) {
       fail(file, `tensor "${name}" has an invalid shape ${JSON.stringify(t.shape)}`);
@@ -64,23 +65,35 @@ export function parseSafetensors(file: string, buf: Uint8Array): SafetensorsFile
       fail(file, `tensor "${name}" has invalid data_offsets ${JSON.stringify(off)}`);
     }
     const [begin, end] = off as [number, number];
-    if (begin > end || end > data.length) fail(file, `tensor "${name}" data [${begin}, ${end}) lies outside the ${data.length}-byte data section`);
+    if (begin > end || end > dataLength) fail(file, `tensor "${name}" data [${begin}, ${end}) lies outside the ${dataLength}-byte data section`);
     const expected = shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
     if (end - begin !== expected) fail(file, `tensor "${name}" holds ${end - begin} bytes but ${dtype}${JSON.stringify(shape)} needs ${expected}`);
     tensors.set(name, { dtype, shape, begin, end });
   }
-  return { file, tensors, metadata, data };
+  let at = 0;
+  for (const [name, t] of [...tensors].sort((a, b) => a[1].begin - b[1].begin || a[1].end - b[1].end)) {
+    if (t.begin !== at) fail(file, `tensor "${name}" starts at byte ${t.begin} of the data section, expected ${at} (tensors overlap or leave a gap)`);
+    at = t.end;
+  }
+  if (at !== dataLength) fail(file, `the tensors cover ${at} bytes but the data section holds ${dataLength}`);
+  return { tensors, metadata };
 }
 
-export function readSafetensors(file: string, maxBytes = 4 * 1024 ** 3): SafetensorsFile {
-  let size: number;
-  try {
-    size = statSync(file).size;
-  } catch {
-    throw new MoaError(`${file}: missing`);
-  }
-  if (size > maxBytes) throw new MoaError(`${file}: ${size} bytes is larger than the ${maxBytes}-byte limit`);
-  return parseSafetensors(file, readFileSync(file));
+/** Parses and bounds-checks a safetensors buffer; names the file in every error. */
+export function parseSafetensors(file: string, buf: Uint8Array): SafetensorsFile {
+  if (buf.length < 8) fail(file, `file is ${buf.length} bytes, shorter than the 8-byte header length`);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const headerLen = view.getBigUint64(0, true);
+  if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
+  const n = Number(headerLen);
+  if (8 + n > buf.length) fail(file, `header length ${n} runs past the end of the file (${buf.length} bytes)`);
+  const data = buf.subarray(8 + n);
+  return { file, ...parseHeader(file, buf.subarray(8, 8 + n), data.length), data };
+}
+
+/** Adapters and routers are megabytes; past 2 GiB a file is not one (and Node cannot hold it). */
+export function readSafetensors(file: string, maxBytes = MAX_BUFFER_BYTES): SafetensorsFile {
+  return parseSafetensors(file, readFileBounded(file, maxBytes, 'a safetensors adapter'));
 }
 
 function halfToFloat(h: number): number {
@@ -152,30 +165,28 @@ export function writeSafetensorsF32(file: string, tensors: Map<string, { shape: 
   writeFileAtomic(file, out);
 }
 
-/** Element count of every tensor, from the header alone (for listings: the data is not read). */
-export function countSafetensorsElements(file: string): number {
-  const fd = openSync(file, 'r');
+/** The header alone, validated against the file's size (for listings: the data is not read). */
+export function readSafetensorsHeader(file: string): Map<string, TensorInfo> {
+  const fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new MoaError(`${file}: not a regular file`);
     const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) !== 8) fail(file, 'shorter than the 8-byte header length');
+    if (readSync(fd, len, 0, 8, 0) !== 8) fail(file, `file is ${st.size} bytes, shorter than the 8-byte header length`);
     const n = len.readBigUInt64LE(0);
     if (n > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
+    if (8 + Number(n) > st.size) fail(file, `header length ${n} runs past the end of the file (${st.size} bytes)`);
     const header = Buffer.alloc(Number(n));
     if (readSync(fd, header, 0, header.length, 8) !== header.length) fail(file, 'header runs past the end of the file');
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(header.toString('utf8'));
-    } catch (e) {
-      fail(file, `header is not valid JSON (${e instanceof Error ? e.message : String(e)})`);
-    }
-    let total = 0;
-    for (const [name, t] of Object.entries(parsed as Record<string, { shape?: unknown }>)) {
-      if (name === '__metadata__') continue;
-      if (!Array.isArray(t?.shape)) fail(file, `tensor "${name}" has no shape`);
-      total += (t.shape as number[]).reduce((a, b) => a * b, 1);
-    }
-    return total;
+    return parseHeader(file, header, st.size - 8 - header.length).tensors;
   } finally {
     closeSync(fd);
   }
+}
+
+/** Element count of every tensor, from the header alone. */
+export function countSafetensorsElements(file: string): number {
+  let total = 0;
+  for (const t of readSafetensorsHeader(file).values()) total += t.shape.reduce((a, b) => a * b, 1);
+  return total;
 }

@@ -1,10 +1,11 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { readJsonObject, readJsonObjectOr } from '../util/json';
+import { isObject, readJsonObject, readJsonObjectOr } from '../util/json';
 import { join } from 'node:path';
 import type { BaseModelInfo } from '../models/base';
 import { MoaError, errorMessage } from '../util/errors';
 import { ATTENTION_TARGETS, MLP_TARGETS, loraKey } from './peftKeys';
-import { countSafetensorsElements, readSafetensors, tensorToFloat32 } from './safetensors';
+import { readSafetensors, readSafetensorsHeader, tensorToFloat32, type SafetensorsFile, type TensorInfo } from './safetensors';
+import { recoverPublished } from '../util/atomic';
 
 export interface ExpertMeta {
   domain?: string;
@@ -53,40 +54,112 @@ export interface ExpertWeights {
   modules: Map<string, ModuleWeights>;
 }
 
+/** Larger than any sensible LoRA scale; a value past it is a corrupt or hostile config. */
+const MAX_ALPHA = 65536;
+
+/** adapter_config.json as an expert; what we cannot compute exactly is refused, naming the option. */
 export function readAdapterConfig(dir: string): AdapterConfig {
   const file = join(dir, 'adapter_config.json');
-  const c = readJsonObject(file);
+  return adapterConfigFrom(file, readJsonObject(file));
+}
+
+/** The rules of `readAdapterConfig` on a parsed object (pure: the fuzz tests feed it anything). */
+export function adapterConfigFrom(file: string, c: unknown): AdapterConfig {
+  if (!isObject(c)) throw new MoaError(`${file}: expected a JSON object`);
   if (c['peft_type'] !== 'LORA') throw new MoaError(`${file}: peft_type ${JSON.stringify(c['peft_type'])} is not supported (only LORA)`);
   if (c['use_dora'] === true) throw new MoaError(`${file}: DoRA adapters are not supported`);
   const r = c['r'];
-  if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0) throw new MoaError(`${file}: "r" must be a positive integer`);
-  const alpha = typeof c['lora_alpha'] === 'number' ? (c['lora_alpha'] as number) : r;
+  if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0 || r > 4096) throw new MoaError(`${file}: "r" must be an integer from 1 to 4096`);
+  const alphaRaw = c['lora_alpha'] ?? r;
+  if (typeof alphaRaw !== 'number' || !Number.isFinite(alphaRaw) || alphaRaw <= 0 || alphaRaw > MAX_ALPHA) {
+    throw new MoaError(`${file}: "lora_alpha" ${JSON.stringify(alphaRaw)} must be a number above 0 and at most ${MAX_ALPHA}`);
+  }
+  const bias = c['bias'] ?? 'none';
+  if (bias !== 'none') throw new MoaError(`${file}: bias ${JSON.stringify(bias)} is not supported: an expert holds LoRA matrices only, so the bias tensors would be dropped`, 'Train the adapter with bias="none".');
+  for (const key of ['rank_pattern', 'alpha_pattern'] as const) {
+    const p = c[key];
+    if (p !== undefined && p !== null && !(typeof p === 'object' && !Array.isArray(p) && Object.keys(p).length === 0)) {
+      throw new MoaError(`${file}: ${key} ${JSON.stringify(p).slice(0, 120)} is not supported (every module of an expert has one rank and one scale)`);
+    }
+  }
+  if (c['use_rslora'] !== undefined && typeof c['use_rslora'] !== 'boolean') throw new MoaError(`${file}: "use_rslora" must be true or false`);
   const tm = c['target_modules'];
-  const targetModules = typeof tm === 'string' ? [tm] : Array.isArray(tm) ? tm.filter((x): x is string => typeof x === 'string') : [];
+  const targetModules = typeof tm === 'string' ? [tm] : Array.isArray(tm) && tm.every((x) => typeof x === 'string') ? (tm as string[]) : [];
   const unknown = targetModules.filter((m) => !ATTENTION_TARGETS.has(m) && !MLP_TARGETS.has(m));
   if (targetModules.length === 0 || unknown.length) {
-    throw new MoaError(`${file}: target_modules ${JSON.stringify(tm)} must name Llama projections (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)`);
+    throw new MoaError(`${file}: target_modules ${JSON.stringify(tm)?.slice(0, 200)} must name Llama projections (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)`);
   }
-  return { r, alpha, targetModules, useRslora: c['use_rslora'] === true };
+  return { r, alpha: alphaRaw, targetModules: [...new Set(targetModules)], useRslora: c['use_rslora'] === true };
 }
 
 function readMeta(dir: string): ExpertMeta {
   return (readJsonObjectOr(join(dir, 'expert.json')) ?? {}) as ExpertMeta;
 }
 
+const LORA_KEY = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.([a-z_]+)\.lora_([AB])\.weight$/;
+
+/**
+ * The tensors a header declares against the config beside them (no data read): every key a LoRA
+ * key of a configured module, each A of rank r, each B of rank r, every module on the same layers.
+ * This is what catches an expert torn between two writes (new weights, old config).
+ */
+export function checkAdapterTensors(file: string, cfg: AdapterConfig, tensors: Map<string, TensorInfo>): number {
+  const layers = new Map<string, Set<number>>();
+  for (const [key, t] of tensors) {
+    const m = LORA_KEY.exec(key);
+    if (!m) throw new MoaError(`${file}: tensor "${key}" is not a LoRA matrix of a Llama projection`);
+    const [, layer, , module, which] = m;
+    if (!cfg.targetModules.includes(module!)) throw new MoaError(`${file}: tensor "${key}" is for ${module}, which adapter_config.json does not target`);
+    const rankAxis = which === 'A' ? 0 : 1;
+    if (t.shape.length !== 2 || t.shape[rankAxis] !== cfg.r) {
+      throw new MoaError(`${file}: ${key} has shape [${t.shape}] but adapter_config.json says rank ${cfg.r}`, 'The expert was written halfway; roll it back ("moa experts rollback") or retrain it.');
+    }
+    const set = layers.get(`${module}.${which}`) ?? new Set<number>();
+    set.add(Number(layer));
+    layers.set(`${module}.${which}`, set);
+  }
+  const counts = cfg.targetModules.flatMap((m) => (['A', 'B'] as const).map((w) => ({ key: `${m}.lora_${w}`, n: layers.get(`${m}.${w}`)?.size ?? 0 })));
+  const n = counts[0]!.n;
+  const odd = counts.find((c) => c.n !== n || c.n === 0);
+  if (odd) throw new MoaError(`${file}: ${odd.key} is present on ${odd.n} layers, ${counts[0]!.key} on ${n}: the adapter is incomplete`);
+  return n;
+}
+
+/** The folder an expert is read from: finishing a publish a kill interrupted (util/atomic). */
+function expertFolders(expertsDir: string): string[] {
+  const names = readdirSync(expertsDir);
+  for (const name of names) {
+    const m = /^\.(.+)\.prev$/.exec(name);
+    if (m && !names.includes(m[1]!)) {
+      try {
+        recoverPublished(join(expertsDir, m[1]!));
+      } catch {
+        // another process finished it first, or it cannot be moved: listed as it is
+      }
+    }
+  }
+  return readdirSync(expertsDir).filter((n) => !n.startsWith('.')).sort();
+}
+
 /** Lists experts; a broken one is reported with its reason instead of breaking the list. */
 export function listExperts(expertsDir: string): ExpertSummary[] {
   if (!existsSync(expertsDir)) return [];
   const out: ExpertSummary[] = [];
-  for (const name of readdirSync(expertsDir).sort()) {
+  for (const name of expertFolders(expertsDir)) {
     const dir = join(expertsDir, name);
-    if (name.startsWith('.') || !statSync(dir).isDirectory()) continue;
+    try {
+      if (!statSync(dir).isDirectory()) continue;
+    } catch {
+      continue;
+    }
     const meta = readMeta(dir);
     try {
       const cfg = readAdapterConfig(dir);
       const weights = join(dir, 'adapter_model.safetensors');
-      if (!existsSync(weights)) throw new MoaError(`${weights}: missing`);
-      out.push({ name, dir, status: 'ok', r: cfg.r, alpha: cfg.alpha, targetModules: cfg.targetModules, sizeBytes: statSync(weights).size, parameters: countSafetensorsElements(weights), meta });
+      const tensors = readSafetensorsHeader(weights);
+      checkAdapterTensors(weights, cfg, tensors);
+      const parameters = [...tensors.values()].reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+      out.push({ name, dir, status: 'ok', r: cfg.r, alpha: cfg.alpha, targetModules: cfg.targetModules, sizeBytes: statSync(weights).size, parameters, meta });
     } catch (e) {
       out.push({ name, dir, status: 'broken', reason: errorMessage(e), meta });
     }
@@ -108,10 +181,21 @@ export function moduleDims(base: BaseModelInfo): Record<string, [number, number]
   };
 }
 
+/** A tensor's values, refusing NaN and infinities: such an expert would only produce garbage. */
+function finite(st: SafetensorsFile, key: string): Float32Array {
+  const v = tensorToFloat32(st, key);
+  for (let i = 0; i < v.length; i++) {
+    if (!Number.isFinite(v[i]!)) throw new MoaError(`${st.file}: ${key} holds ${v[i]} at index ${i}: the adapter's weights are not finite`, 'Retrain or re-export the adapter.');
+  }
+  return v;
+}
+
 /** Loads an expert's LoRA matrices, checking every shape against the base model. */
 export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo): ExpertWeights {
   const cfg = readAdapterConfig(dir);
   const st = readSafetensors(join(dir, 'adapter_model.safetensors'));
+  const layers = checkAdapterTensors(st.file, cfg, st.tensors);
+  if (layers > base.numLayers) throw new MoaError(`${st.file}: the adapter has ${layers} layers but the base model ${base.name} has ${base.numLayers}: it was made for another model`);
   const dims = moduleDims(base);
 
   const modules = new Map<string, ModuleWeights>();
@@ -126,8 +210,8 @@ export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo
       if (!ta || !tb) throw new MoaError(`${st.file}: missing ${!ta ? ka : kb} (expected ${base.numLayers} layers of ${m})`);
       if (ta.shape.join() !== `${cfg.r},${inF}`) throw new MoaError(`${st.file}: ${ka} has shape [${ta.shape}] but the base model needs [${cfg.r}, ${inF}]`);
       if (tb.shape.join() !== `${outF},${cfg.r}`) throw new MoaError(`${st.file}: ${kb} has shape [${tb.shape}] but the base model needs [${outF}, ${cfg.r}]`);
-      mw.A.push(tensorToFloat32(st, ka));
-      mw.B.push(tensorToFloat32(st, kb));
+      mw.A.push(finite(st, ka));
+      mw.B.push(finite(st, kb));
     }
     modules.set(m, mw);
   }

@@ -1,3 +1,4 @@
+import { SAFE_NAME } from '../names';
 import {
   DEFAULT_BASE_MODEL,
   ROUTING_MODES,
@@ -76,7 +77,6 @@ class Reader {
   }
 }
 
-const DOMAIN_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
 function readDomain(r: Reader, raw: unknown, path: string): DomainConfig | undefined {
   const obj = r.section(raw, path, ['name', 'include', 'exclude', 'languages']);
@@ -86,7 +86,7 @@ function readDomain(r: Reader, raw: unknown, path: string): DomainConfig | undef
     if (obj['name'] === undefined) r.errors.push({ path: `${path}.name`, message: 'missing (every domain needs a name)' });
     return undefined;
   }
-  if (!DOMAIN_NAME.test(name)) {
+  if (!SAFE_NAME.test(name)) {
     r.errors.push({ path: `${path}.name`, message: `"${name}" must be lowercase letters, digits, "-" or "_" (it names a folder)` });
     return undefined;
   }

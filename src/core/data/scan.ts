@@ -44,13 +44,48 @@ function isIgnored(scopes: IgnoreScope[], relPath: string, isDir: boolean): bool
   return false;
 }
 
-/** NUL in the first 8 KiB is how git decides a file is binary; we do the same. */
+const SNIFF_BYTES = 8192;
+
+/**
+ * Whether a file's first 8 KiB look like anything but text. A NUL byte (git's own test), or many
+ * control characters, or bytes that are not UTF-8 and mostly above 0x7F (random or compressed
+ * data) say binary; Latin-1 text, with its few high bytes, stays text.
+ */
+export function bytesLookBinary(sample: Uint8Array): boolean {
+  if (sample.length === 0) return false;
+  let control = 0;
+  let high = 0;
+  for (const b of sample) {
+    if (b === 0) return true;
+    if ((b < 0x20 && b !== 9 && b !== 10 && b !== 13 && b !== 12 && b !== 11 && b !== 27) || b === 0x7f) control++;
+    else if (b >= 0x80) high++;
+  }
+  if (control / sample.length > 0.03) return true;
+  if (high / sample.length <= 0.2) return false;
+  // A sample cut inside a multi-byte character is still UTF-8: drop an incomplete tail first.
+  let end = sample.length;
+  for (let k = 1; k <= 3 && end - k >= 0; k++) {
+    const b = sample[end - k]!;
+    if ((b & 0xc0) !== 0x80) {
+      const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+      if (need > k) end -= k;
+      break;
+    }
+  }
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(sample.subarray(0, end));
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 export function looksBinary(absPath: string): boolean {
   const fd = openSync(absPath, 'r');
   try {
-    const buf = Buffer.alloc(8192);
+    const buf = Buffer.alloc(SNIFF_BYTES);
     const n = readSync(fd, buf, 0, buf.length, 0);
-    return buf.subarray(0, n).includes(0);
+    return bytesLookBinary(buf.subarray(0, n));
   } finally {
     closeSync(fd);
   }

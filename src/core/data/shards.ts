@@ -7,7 +7,8 @@ import type { Tokenizer } from '../tokenizer/types';
 import type { WorkspaceLayout } from '../paths';
 import { MoaError } from '../util/errors';
 import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
-import { readJsonObjectOr } from '../util/json';
+import { isObject, readJsonObjectOr } from '../util/json';
+import { SAFE_NAME } from '../names';
 import { contentHash, EMPTY_SET_HASH, indexFingerprint, toggleFile, indexTotals, shardPaths, writeDomainIndex, type DomainIndex, type IndexTotals } from './fileIndex';
 import { withDataLock } from './lock';
 import { scanWorkspace, type SkipReason } from './scan';
@@ -29,18 +30,38 @@ export interface DatasetManifest {
   /** What the last full scan skipped and left unassigned (updates from a watcher do not recount). */
   skipped: Partial<Record<SkipReason, number>>;
   unassigned: number;
+  /** The files the scan skipped for what they are (binary, too large, a link, unreadable), by name; at most LISTED_FILES. */
+  skippedFiles?: { path: string; reason: SkipReason }[];
+  /** Files that matched no domain, by name; at most LISTED_FILES. */
+  unassignedFiles?: string[];
   /** The config and tokenizer the shards were built for; an update under another key rebuilds. */
   key?: string;
   updated?: string;
 }
 
+/** How many skipped or unassigned files a manifest names (the counts are always complete). */
+export const LISTED_FILES = 500;
+
 export function manifestPath(layout: WorkspaceLayout): string {
   return join(layout.dataDir, 'manifest.json');
 }
 
+/**
+ * The manifest, with every path in it derived from the layout, never read from the file: a
+ * manifest is workspace content, and a shard path in it could name anything on the machine.
+ * Entries with an unusable domain name are dropped.
+ */
 export function readManifest(layout: WorkspaceLayout): DatasetManifest | undefined {
   const m = readJsonObjectOr(manifestPath(layout)) as DatasetManifest | undefined;
-  return m && m.v === 1 && Array.isArray(m.domains) ? m : undefined;
+  if (!m || m.v !== 1 || !Array.isArray(m.domains)) return undefined;
+  const domains = m.domains.filter((d) => isObject(d) && typeof d.domain === 'string' && SAFE_NAME.test(d.domain));
+  return {
+    ...m,
+    domains: domains.map((d) => {
+      const [trainPath, valPath] = shardPaths(layout, d.domain);
+      return { ...d, trainPath, valPath };
+    }),
+  };
 }
 
 /** What the shards depend on besides the files: domains, split, size cap, tokenizer. */
@@ -118,16 +139,23 @@ export function buildDatasets(layout: WorkspaceLayout, config: MoaConfig, tokeni
   return withDataLock(layout, () => {
     const matcher = compileDomains(config.domains);
     const skipped: Partial<Record<SkipReason, number>> = {};
+    const skippedFiles: { path: string; reason: SkipReason }[] = [];
+    const unassignedFiles: string[] = [];
     const byDomain = new Map<string, string[]>();
     let unassigned = 0;
     // Only paths are held for the whole workspace; contents are read one file at a time.
     for (const f of scanWorkspace(layout.root, {
       maxFileBytes: config.data.maxFileBytes,
-      onSkip: (_p, reason) => (skipped[reason] = (skipped[reason] ?? 0) + 1),
+      onSkip: (path, reason) => {
+        skipped[reason] = (skipped[reason] ?? 0) + 1;
+        // Ignored and excluded folders are the user's choice; what we decided on our own is named.
+        if (reason !== 'gitignored' && reason !== 'excluded' && skippedFiles.length < LISTED_FILES) skippedFiles.push({ path, reason });
+      },
     })) {
       const domain = matcher.domainOf(f.relPath);
       if (!domain) {
         unassigned++;
+        if (unassignedFiles.length < LISTED_FILES) unassignedFiles.push(f.relPath);
         continue;
       }
       const list = byDomain.get(domain) ?? [];
@@ -146,6 +174,8 @@ export function buildDatasets(layout: WorkspaceLayout, config: MoaConfig, tokeni
       domains: stats,
       skipped,
       unassigned,
+      skippedFiles,
+      unassignedFiles,
       key: datasetKey(config, tokenizer),
     };
     writeJsonAtomic(manifestPath(layout), manifest);

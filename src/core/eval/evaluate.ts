@@ -10,7 +10,7 @@ import { OnnxEngine } from '../inference/engine';
 import { stackExperts, type ExpertStack } from '../inference/expertStack';
 import { ensureOnnxExport } from '../inference/export';
 import { readOnnxModelInfo } from '../inference/modelInfo';
-import { listRuns, readRunEvents } from '../trainer/runs';
+import { listRuns, readRunEvents, runStatus } from '../trainer/runs';
 import { MoaError, throwIfCancelled } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { evenWindows } from './windows';
@@ -162,11 +162,15 @@ export async function evaluate(
   }
 }
 
-/** Saves the report beside the latest run (and as .moa/eval.json, which the inspector reads). */
+/**
+ * Saves the report as .moa/eval.json (which the inspector reads) and beside the latest run, when
+ * that run finished: the experts scored are the ones it wrote. A run that is still going, or that
+ * ended early, is not what was measured.
+ */
 export function saveEvalReport(layout: WorkspaceLayout, report: EvalReport): string[] {
   const written = [join(layout.moaDir, 'eval.json')];
   const last = listRuns(layout).pop();
-  if (last) written.push(join(layout.runsDir, last, 'eval.json'));
+  if (last && runStatus(layout, last) === 'done') written.push(join(layout.runsDir, last, 'eval.json'));
   for (const f of written) writeJsonAtomic(f, report);
   return written;
 }

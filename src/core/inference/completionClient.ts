@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { MoaError } from '../util/errors';
 import type { CompleteOptions, Completion } from './service';
-import type { FromWorker, ToWorker, WorkerInit } from './workerProtocol';
+import { parseFromWorker, type FromWorker, type ToWorker, type WorkerInit } from './workerProtocol';
 
 interface Pending {
   worker: Worker;
@@ -31,7 +31,11 @@ export class CompletionClient {
 
   private start(): Worker {
     const w = new Worker(this.workerFile, { workerData: this.init });
-    w.on('message', (m: FromWorker) => this.onMessage(w, m));
+    w.on('message', (raw: unknown) => {
+      const m = parseFromWorker(raw);
+      if (m) this.onMessage(w, m);
+      else this.onLog?.(`completion worker: dropped a malformed message ${JSON.stringify(raw)?.slice(0, 200)}`);
+    });
     // A crash (or a failed start) fails what was waiting; the next request starts a new worker.
     const fail = (why: string) => {
       if (this.worker === w) this.worker = undefined;

@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { MoaError, errorMessage } from '../util/errors';
 import { CompletionService } from './service';
-import type { FromWorker, ToWorker, WorkerInit } from './workerProtocol';
+import { parseToWorker, type FromWorker, type WorkerInit } from './workerProtocol';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
@@ -25,7 +25,9 @@ function askPython(): Promise<string> {
 
 const service = new CompletionService(init.layout, init.product, init.config, askPython, (line) => send({ type: 'log', line }));
 
-port.on('message', (m: ToWorker) => {
+port.on('message', (raw: unknown) => {
+  const m = parseToWorker(raw);
+  if (!m) return send({ type: 'log', line: `completion worker: dropped a malformed message ${JSON.stringify(raw)?.slice(0, 200)}` });
   if (m.type === 'cancel') {
     running.get(m.id)?.abort();
   } else if (m.type === 'python') {

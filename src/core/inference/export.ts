@@ -1,10 +1,12 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { readFileBounded } from '../util/fsRead';
+import { MAX_JSON_BYTES } from '../util/json';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ATTENTION_MODULES } from '../config/schema';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { MoaError, throwIfCancelled } from '../util/errors';
-import { writeJsonAtomic } from '../util/atomic';
+import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
 import { describeFailure, spawnTrainer } from '../trainer/process';
 
 /** Bumped whenever the exported graph changes shape or inputs, so old caches are not reused. */
@@ -28,7 +30,7 @@ export const DEFAULT_VARIANT: ExportVariant = { learnedRouting: false, topK: 1 }
 export function exportKey(baseModelDir: string, variant: ExportVariant = DEFAULT_VARIANT): string {
   const h = createHash('sha256').update(`format-${EXPORT_FORMAT}\0${ATTENTION_MODULES.join(',')}\0`);
   if (variant.learnedRouting) h.update(`learned-top${variant.topK}\0`);
-  h.update(readFileSync(join(baseModelDir, 'config.json')));
+  h.update(readFileBounded(join(baseModelDir, 'config.json'), MAX_JSON_BYTES, 'config.json'));
   const weights = join(baseModelDir, 'model.safetensors');
   if (existsSync(weights)) {
     const st = statSync(weights);
@@ -56,6 +58,7 @@ export async function ensureOnnxExport(
   if (existsSync(exp.onnxPath) && existsSync(exp.infoPath)) return exp;
   // Only a missing export needs Python, so only then is the interpreter looked up.
   const interpreter = typeof python === 'string' ? python : await python();
+  removeStaleTemps(exp.dir); // what a killed export left
   const configPath = join(exp.dir, 'export-config.json');
   writeJsonAtomic(configPath, {
     v: 1,
@@ -70,7 +73,6 @@ export async function ensureOnnxExport(
     trainerDir: product.trainerDir,
     command: 'export',
     configPath,
-    cwd: layout.root,
     onNoise: onLog,
     onStderr: (t) => onLog?.(t.trimEnd()),
   });

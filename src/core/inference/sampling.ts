@@ -1,3 +1,5 @@
+import { MoaError } from '../util/errors';
+
 /** A small seeded PRNG (mulberry32): sampling is reproducible for a given seed. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -22,8 +24,20 @@ export interface SamplingOptions {
   topP: number;
 }
 
+/** Thrown when the model's output is not numbers: a corrupt expert or base, never text to show. */
+export class NonFiniteLogits extends MoaError {
+  constructor(index: number, value: number) {
+    super(`the model produced a non-finite logit (${value} at token ${index}): an attached expert or the base weights hold NaN or infinite values`, 'Check the experts with "moa experts list" and "moa experts inspect NAME"; detach or retrain the broken one.');
+  }
+}
+
 /** Picks the next token from one row of logits: greedy, or temperature + nucleus (top-p) sampling. */
 export function sampleToken(row: ArrayLike<number>, opts: SamplingOptions, random: () => number): number {
+  for (let i = 0; i < row.length; i++) {
+    const v = row[i]!;
+    // -Infinity is a masked token, which is fine; NaN and +Infinity mean the numbers broke.
+    if (v !== v || v === Infinity) throw new NonFiniteLogits(i, v);
+  }
   if (opts.temperature <= 0) return argmax(row);
   const n = row.length;
   let max = -Infinity;

@@ -21,3 +21,47 @@ export type FromWorker =
   | { type: 'failed'; id: number; message: string; hint?: string }
   | { type: 'python'; id: number }
   | { type: 'log'; line: string };
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const optStr = (v: unknown) => v === undefined || typeof v === 'string';
+
+/** What the worker accepts from the host: anything else is dropped (and logged), never acted on. */
+export function parseToWorker(m: unknown): ToWorker | undefined {
+  if (!isObj(m) || !isId(m['id'])) return undefined;
+  switch (m['type']) {
+    case 'cancel':
+      return { type: 'cancel', id: m['id'] };
+    case 'python':
+      return optStr(m['path']) && optStr(m['error']) ? (m as ToWorker) : undefined;
+    case 'complete': {
+      const o = m['opts'];
+      const ok =
+        typeof m['relPath'] === 'string' && typeof m['prefix'] === 'string' && typeof m['suffix'] === 'string' && typeof m['aborted'] === 'boolean' &&
+        isObj(o) && ['maxNewTokens', 'temperature', 'topP', 'seed', 'promptTokens'].every((k) => typeof o[k] === 'number' && Number.isFinite(o[k])) &&
+        (o['stop'] === 'line' || o['stop'] === 'block' || o['stop'] === 'none') && optStr(o['languageId']);
+      return ok ? (m as ToWorker) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** What the host accepts from the worker. */
+export function parseFromWorker(m: unknown): FromWorker | undefined {
+  if (!isObj(m)) return undefined;
+  if (m['type'] === 'log') return typeof m['line'] === 'string' ? { type: 'log', line: m['line'] } : undefined;
+  if (!isId(m['id'])) return undefined;
+  switch (m['type']) {
+    case 'python':
+      return { type: 'python', id: m['id'] };
+    case 'failed':
+      return typeof m['message'] === 'string' && optStr(m['hint']) ? (m as FromWorker) : undefined;
+    case 'done': {
+      const c = m['completion'];
+      return isObj(c) && typeof c['text'] === 'string' && isObj(c['route']) && typeof c['tokens'] === 'number' && typeof c['stopReason'] === 'string' ? (m as FromWorker) : undefined;
+    }
+    default:
+      return undefined;
+  }
+}

@@ -5,7 +5,7 @@ import { manifestPath, readManifest, type DatasetManifest } from '../data/shards
 import type { EvalReport } from '../eval/evaluate';
 import type { WorkspaceLayout } from '../paths';
 import type { TrainerEvent } from '../trainer/events';
-import { listRuns, readRunEvents } from '../trainer/runs';
+import { listRuns, readRunLog, runStatus, type RunLog } from '../trainer/runs';
 import { MoaError, errorMessage } from '../util/errors';
 import { readJsonObjectOr } from '../util/json';
 import { lossCurves, routerResultsFromEvents, runFacts, type RouterResults, type RunFacts, type StageCurves } from './curves';
@@ -34,23 +34,44 @@ export interface ReportInput {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
-/** The run to report on, with its events: the one asked for, else the latest run that trained at least one step. */
-function chooseRun(layout: WorkspaceLayout, runId: string | undefined): { id: string; events: TrainerEvent[] } | undefined {
+/**
+ * The run to report on, with its events: the one asked for, else the latest run that trained at
+ * least one step. A newer run passed over because its events could not be read is named in
+ * `problems`, never skipped in silence.
+ */
+function chooseRun(layout: WorkspaceLayout, runId: string | undefined, problems: string[]): { id: string; events: TrainerEvent[] } | undefined {
   const runs = listRuns(layout);
-  const eventsOf = (id: string) => readRunEvents(join(layout.runsDir, id, 'events.jsonl'));
+  const file = (id: string) => join(layout.runsDir, id, 'events.jsonl');
+  const noteUnreadable = (id: string, log: RunLog) => {
+    if (log.problem) problems.push(log.problem);
+    else if (log.unreadable) problems.push(`${file(id)}: ${log.unreadable} line${log.unreadable > 1 ? 's' : ''} could not be read as trainer events`);
+  };
   if (runId !== undefined) {
     if (!runs.includes(runId)) {
       throw new MoaError(`${join(layout.runsDir, runId)}: no such run`, runs.length ? `Runs in this workspace: ${runs.slice(-5).join(', ')}${runs.length > 5 ? ', …' : ''}.` : 'Run "moa train" first.');
     }
-    return { id: runId, events: eventsOf(runId) };
+    const log = readRunLog(file(runId));
+    noteUnreadable(runId, log);
+    return { id: runId, events: log.events };
   }
-  let newest: { id: string; events: ReturnType<typeof eventsOf> } | undefined;
+  let newest: { id: string; log: RunLog } | undefined;
+  const passed: string[] = [];
   for (const id of [...runs].reverse()) {
-    const events = eventsOf(id);
-    newest ??= { id, events }; // no run trained: the newest one, read once
-    if (events.some((e) => e.type === 'step')) return { id, events };
+    const log = readRunLog(file(id));
+    newest ??= { id, log }; // no run trained: the newest one, read once
+    if (log.events.some((e) => e.type === 'step')) {
+      noteUnreadable(id, log);
+      return { id, events: log.events };
+    }
+    // Passed over for having no steps: say so when that is because its events were unreadable.
+    if (log.problem || log.unreadable) {
+      noteUnreadable(id, log);
+      passed.push(id);
+      problems.push(`run ${id} was passed over: its events file has no readable training step`);
+    }
   }
-  return newest;
+  if (newest && passed.length === 0) noteUnreadable(newest.id, newest.log);
+  return newest && { id: newest.id, events: newest.log.events };
 }
 
 export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; now?: Date } = {}): ReportInput {
@@ -64,7 +85,7 @@ export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; n
     problems,
   };
 
-  const chosen = chooseRun(layout, opts.runId);
+  const chosen = chooseRun(layout, opts.runId, problems);
   const id = chosen?.id;
   let runRouter: RouterResults | undefined;
   if (chosen && id !== undefined) {
@@ -72,7 +93,7 @@ export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; n
     const dir = join(layout.runsDir, id);
     const meta = readJsonObjectOr(join(dir, 'run.json'));
     if (!meta) problems.push(`${join(dir, 'run.json')}: missing or not a JSON object`);
-    input.run = { id, status: str(meta?.['status']) ?? 'unknown', created: str(meta?.['created']), finished: str(meta?.['finished']), ...runFacts(events) };
+    input.run = { id, status: runStatus(layout, id, meta), created: str(meta?.['created']), finished: str(meta?.['finished']), ...runFacts(events) };
     input.stages = lossCurves(events);
     runRouter = routerResultsFromEvents(events);
   }

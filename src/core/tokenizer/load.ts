@@ -1,8 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizerImpl } from '@huggingface/tokenizers';
 import { MoaError, errorMessage } from '../util/errors';
+import { readFileBounded } from '../util/fsRead';
 import { isObject, readJsonObject } from '../util/json';
 import { ByteTokenizer } from './bytes';
 import { HfTokenizer } from './hf';
@@ -23,38 +24,68 @@ function specialId(modelConfig: Record<string, unknown> | undefined, tokConfig: 
   return content !== undefined ? (lookup(content) ?? null) : null;
 }
 
+/** Real tokenizer.json files reach ~20 MB (large vocabularies with merges); 64 MiB leaves room. */
+const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
+
 /** Loads `tokenizer.json` from a model folder: the built-in byte-level one or a Hugging Face BPE. */
 export function loadTokenizer(modelDir: string): Tokenizer {
   const file = join(modelDir, 'tokenizer.json');
-  const raw = readJsonObject(file, 'A base model folder needs tokenizer.json.');
+  let bytes: Buffer;
+  try {
+    bytes = readFileBounded(file, MAX_TOKENIZER_BYTES, 'tokenizer.json');
+  } catch (e) {
+    throw e instanceof MoaError && e.message.endsWith(': missing') ? new MoaError(e.message, 'A base model folder needs tokenizer.json.') : e;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
+  }
+  const fingerprint = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+  return tokenizerFromJson(file, raw, readOptional(join(modelDir, 'tokenizer_config.json')), readOptional(join(modelDir, 'config.json')), fingerprint);
+}
+
+/** The tokenizer a parsed tokenizer.json describes (pure: the fuzz tests feed it anything). */
+export function tokenizerFromJson(file: string, raw: unknown, tokConfig: Record<string, unknown> | undefined, modelConfig: Record<string, unknown> | undefined, fingerprint: string): Tokenizer {
+  if (!isObject(raw)) throw new MoaError(`${file}: expected a JSON object`);
   const moa = raw['moa'];
   if (isObject(moa) && moa['type'] === 'bytes') {
     const int = (k: string, d: number): number => {
       const v = moa[k];
       if (v === undefined) return d;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw new MoaError(`${file}: moa.${k} must be a non-negative integer`);
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 1 << 20) throw new MoaError(`${file}: moa.${k} must be an integer from 0 to ${1 << 20}`);
       return v;
     };
-    return new ByteTokenizer(int('bos_token_id', 256), int('eos_token_id', 257), int('vocab_size', 258));
+    const vocab = int('vocab_size', 258);
+    const bos = int('bos_token_id', 256);
+    const eos = int('eos_token_id', 257);
+    if (vocab < 256 || bos >= vocab || eos >= vocab) throw new MoaError(`${file}: moa: the byte tokenizer needs vocab_size >= 256 with bos_token_id and eos_token_id below it`);
+    return new ByteTokenizer(bos, eos, vocab);
   }
   const model = raw['model'];
   const kind = isObject(model) && typeof model['type'] === 'string' ? model['type'] : 'unknown';
   if (kind !== 'BPE') {
     throw new MoaError(`${file}: tokenizer model "${kind}" is not supported (byte-level BPE tokenizers, as Llama 3, Qwen2 and GPT-2 use, and the built-in byte tokenizer are)`);
   }
-  const tokConfig = readOptional(join(modelDir, 'tokenizer_config.json'));
-  const modelConfig = readOptional(join(modelDir, 'config.json'));
   let impl: HfTokenizerImpl;
   try {
     impl = new HfTokenizerImpl(raw, tokConfig ?? {});
+    // Some malformed parts only fail when used: find out now, with the file named, not mid-completion.
+    impl.decode(impl.encode('def f(x):\n\treturn "é ▁ 1"', { add_special_tokens: false }).ids, { skip_special_tokens: true });
   } catch (e) {
     throw new MoaError(`${file}: could not build the tokenizer (${errorMessage(e)})`);
   }
-  const lookup = (t: string) => impl.token_to_id(t);
+  const lookup = (t: string) => {
+    try {
+      return impl.token_to_id(t);
+    } catch {
+      return undefined;
+    }
+  };
   const eos = specialId(modelConfig, tokConfig, 'eos', lookup);
   if (eos === null) throw new MoaError(`${file}: no end-of-sequence token (set eos_token_id in config.json or eos_token in tokenizer_config.json)`);
   const vocab = isObject(model) && isObject(model['vocab']) ? Object.keys(model['vocab']).length : 0;
   const added = Array.isArray(raw['added_tokens']) ? raw['added_tokens'].length : 0;
-  const fingerprint = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16);
   return new HfTokenizer(impl, fingerprint, vocab + added, specialId(modelConfig, tokConfig, 'bos', lookup), eos);
 }

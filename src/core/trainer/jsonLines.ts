@@ -62,12 +62,18 @@ export class JsonLineParser {
     this.pending = 0;
     if (line.trim() === '') return;
     if (line.startsWith('{')) {
+      let value: unknown;
       try {
-        this.handlers.onJson(JSON.parse(line));
-        return;
+        value = JSON.parse(line);
       } catch {
-        // falls through: a line that looks like JSON but is not is noise like any other
+        // a line that looks like JSON but is not is noise like any other
+        this.handlers.onNoise(line);
+        return;
       }
+      // Outside the try: a handler's own failure (a full disk while persisting the event) is
+      // its caller's to handle, never mistaken for a malformed line.
+      this.handlers.onJson(value);
+      return;
     }
     this.handlers.onNoise(line);
   }

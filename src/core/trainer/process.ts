@@ -2,13 +2,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { delimiter } from 'node:path';
 import { JsonLineParser } from './jsonLines';
 import { parseTrainerEvent, type TrainerEvent } from './events';
+import { errorMessage } from '../util/errors';
 
 export interface TrainerSpawnOptions {
   python: string;
   trainerDir: string;
   command: 'doctor' | 'train' | 'export' | 'pretrain';
   configPath?: string;
-  cwd: string;
+  /** Extra arguments after the command (`--resume`). */
+  extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
   onEvent?: (e: TrainerEvent) => void;
   /** A stdout line that is not a protocol event (logged, never fatal). */
@@ -23,6 +25,13 @@ export interface TrainerExit {
   stderrTail: string;
   done?: TrainerEvent & { type: 'done' };
   error?: TrainerEvent & { type: 'error' };
+  /** Our own side failed while the trainer ran (an event could not be persisted, say): the run failed. */
+  hostError?: string;
+}
+
+/** A run succeeded only if the trainer said `done` and then exited cleanly. */
+export function succeeded(exit: TrainerExit): exit is TrainerExit & { done: TrainerEvent & { type: 'done' } } {
+  return exit.done !== undefined && exit.code === 0 && !exit.hostError;
 }
 
 export interface TrainerProcess {
@@ -33,22 +42,45 @@ export interface TrainerProcess {
 }
 
 const STDERR_TAIL = 8192;
+const STDIO_DRAIN_MS = 2000;
+
+/**
+ * How Python is started so that nothing in a workspace can be imported in place of our code: the
+ * working directory (first on `sys.path` under `-m`) is the trainer's own folder, never the
+ * workspace or the caller's directory, so a `torch.py` or `moa_trainer/` planted at a repository's
+ * root is never seen; PYTHONSAFEPATH (3.11+) also keeps the unsafe path off. Every trainer command
+ * goes through here (test/integration/isolation.test.ts plants exactly such modules).
+ */
+export function trainerLaunch(python: string, trainerDir: string, args: string[], baseEnv: NodeJS.ProcessEnv = process.env) {
+  const pythonPath = [trainerDir, baseEnv['PYTHONPATH']].filter(Boolean).join(delimiter);
+  return {
+    command: python,
+    args: ['-m', 'moa_trainer', ...args],
+    options: {
+      cwd: trainerDir,
+      env: { ...baseEnv, PYTHONPATH: pythonPath, PYTHONSAFEPATH: '1', PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8' },
+    },
+  };
+}
 
 /** Spawns `python -m moa_trainer <command>` without a shell and streams its protocol events. */
 export function spawnTrainer(opts: TrainerSpawnOptions): TrainerProcess {
-  const args = ['-m', 'moa_trainer', opts.command];
+  const args: string[] = [opts.command];
   if (opts.configPath) args.push('--config', opts.configPath);
-  const baseEnv = opts.env ?? process.env;
-  const pythonPath = [opts.trainerDir, baseEnv['PYTHONPATH']].filter(Boolean).join(delimiter);
-  const child: ChildProcess = spawn(opts.python, args, {
-    cwd: opts.cwd,
-    env: { ...baseEnv, PYTHONPATH: pythonPath, PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8' },
+  if (opts.extraArgs) args.push(...opts.extraArgs);
+  const launch = trainerLaunch(opts.python, opts.trainerDir, args, opts.env ?? process.env);
+  const child: ChildProcess = spawn(launch.command, launch.args, {
+    ...launch.options,
     stdio: ['pipe', 'pipe', 'pipe'],
     shell: false,
   });
   let stderrTail = '';
   let done: TrainerExit['done'];
   let error: TrainerExit['error'];
+  let hostError: string | undefined;
+  const stopNow = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  };
   const parser = new JsonLineParser({
     onJson: (value) => {
       const parsed = parseTrainerEvent(value);
@@ -58,7 +90,15 @@ export function spawnTrainer(opts: TrainerSpawnOptions): TrainerProcess {
       }
       if (parsed.event.type === 'done') done = parsed.event;
       if (parsed.event.type === 'error') error = parsed.event;
-      opts.onEvent?.(parsed.event);
+      if (hostError) return;
+      try {
+        opts.onEvent?.(parsed.event);
+      } catch (e) {
+        // The run cannot be recorded (ENOSPC writing events.jsonl, say): it has failed, whatever
+        // the trainer goes on to report, and it is stopped rather than left running unrecorded.
+        hostError = errorMessage(e);
+        stopNow();
+      }
     },
     onNoise: (line) => opts.onNoise?.(line),
   });
@@ -72,14 +112,31 @@ export function spawnTrainer(opts: TrainerSpawnOptions): TrainerProcess {
   child.stdin!.on('error', () => undefined);
   const timers: NodeJS.Timeout[] = [];
   const exited = new Promise<TrainerExit>((resolve) => {
-    child.on('error', (err) => {
-      stderrTail += `\n${err.message}`;
-      resolve({ code: null, signal: null, stderrTail, error: { type: 'error', message: `could not start ${opts.python}: ${err.message}`, hint: 'Install Python 3.10+ or set moa.pythonPath / --python.' } });
-    });
-    child.on('close', (code, signal) => {
+    let settled = false;
+    const settle = (code: number | null, signal: NodeJS.Signals | null) => {
+      if (settled) return;
+      settled = true;
       parser.end();
       timers.forEach(clearTimeout);
-      resolve({ code, signal, stderrTail, done, error });
+      resolve({ code, signal, stderrTail, done, error, hostError });
+    };
+    child.on('error', (err) => {
+      stderrTail += `\n${err.message}`;
+      error = { type: 'error', message: `could not start ${opts.python}: ${err.message}`, hint: 'Install Python 3.10+ or set moa.pythonPath / --python.' };
+      settle(null, null);
+    });
+    child.on('exit', (code, signal) => {
+      // Normally the pipes close right after; a grandchild that inherited stdout can keep them
+      // open for ever, so the trainer's own exit is what ends the run, after a short drain.
+      const drain = setTimeout(() => {
+        child.stdout!.destroy();
+        child.stderr!.destroy();
+        settle(code, signal);
+      }, STDIO_DRAIN_MS);
+      child.on('close', () => {
+        clearTimeout(drain);
+        settle(code, signal);
+      });
     });
   });
   return {
@@ -98,8 +155,9 @@ export function spawnTrainer(opts: TrainerSpawnOptions): TrainerProcess {
 
 /** One line for a failed trainer: the protocol error if there was one, else exit code and stderr. */
 export function describeFailure(exit: TrainerExit): string {
+  if (exit.hostError) return exit.hostError;
   if (exit.error) return exit.error.message + (exit.error.hint ? ` (${exit.error.hint})` : '');
-  const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+  const how = exit.signal ? `was killed by ${exit.signal}` : exit.done ? `reported done, then exited with code ${exit.code}` : `exited with code ${exit.code}`;
   const tail = exit.stderrTail.trim().split('\n').slice(-8).join('\n');
   return `the trainer ${how}${tail ? `:\n${tail}` : ''}`;
 }

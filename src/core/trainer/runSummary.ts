@@ -1,7 +1,7 @@
 import { readJsonObjectOr } from '../util/json';
 import { join } from 'node:path';
 import type { WorkspaceLayout } from '../paths';
-import { listRuns, readRunEvents } from './runs';
+import { listRuns, readRunEvents, runStatus } from './runs';
 
 export interface RunSummary {
   id: string;
@@ -27,7 +27,7 @@ export function summarizeRun(layout: WorkspaceLayout, id: string): RunSummary {
       steps = e.step;
     } else if (e.type === 'done' && typeof e.elapsed_s === 'number') elapsed = e.elapsed_s;
   }
-  const status = typeof meta['status'] === 'string' ? (meta['status'] as string) : 'unknown';
+  const status = runStatus(layout, id, meta);
   return { id, status, created: typeof meta['created'] === 'string' ? (meta['created'] as string) : undefined, durationS: elapsed, steps, finalLoss };
 }
 

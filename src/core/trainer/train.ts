@@ -2,11 +2,12 @@ import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import type { DatasetManifest } from '../data/shards';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
-import { MoaError } from '../util/errors';
-import { writeJsonAtomic } from '../util/atomic';
+import { MoaError, errorMessage } from '../util/errors';
+import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
+import { readJsonObject } from '../util/json';
 import type { TrainerEvent } from './events';
-import { spawnTrainer, type TrainerExit } from './process';
-import { acquireRunLock, appendEvent, createRun, finishRun, type RunInfo } from './runs';
+import { describeFailure, spawnTrainer, succeeded, type TrainerExit } from './process';
+import { acquireRunLock, appendEvent, createRun, finishRun, hasCheckpoint, newRunId, runStatus, trainConfigPath, updateRun, type RunInfo, type RunLock } from './runs';
 
 export interface TrainRequest {
   layout: WorkspaceLayout;
@@ -23,6 +24,8 @@ export interface TrainRequest {
   stages?: TrainStage[];
   /** Overrides config.router.steps. */
   routerSteps?: number;
+  /** A stop publishes the partly trained experts instead of keeping the previous ones. */
+  keepPartial?: boolean;
   device?: string;
   onEvent?: (e: TrainerEvent) => void;
   onLog?: (line: string) => void;
@@ -73,6 +76,7 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
     device: req.device ?? 'auto',
     threads: 0,
     stages,
+    ...(req.keepPartial ? { keep_partial: true } : {}),
     ...(stages.includes('router')
       ? { router: { steps: req.routerSteps ?? rc.steps, eta: rc.eta, expert_lr_mult: rc.expertLrMult, top_k: rc.topK, out_dir: req.layout.routerDir } }
       : {}),
@@ -80,37 +84,100 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
   };
 }
 
-/** Starts stage-1 training of the experts; every event is persisted to the run's events.jsonl. */
+/** Starts a training run; every event is persisted to the run's events.jsonl. */
 export function startTraining(req: TrainRequest): TrainingSession {
-  const run = createRun(req.layout, { kind: 'train', steps: req.steps ?? req.config.training.steps });
-  const release = acquireRunLock(req.layout, run.id);
-  let trainConfig: Record<string, unknown>;
+  const id = newRunId();
+  // The lock first: a refused start must leave no run folder behind.
+  const lock = acquireRunLock(req.layout, id);
+  let run: RunInfo;
   try {
-    trainConfig = buildTrainConfig(req, run);
+    removeStaleTemps(req.layout.moaDir, true);
+    run = createRun(req.layout, id, { kind: 'train', steps: req.steps ?? req.config.training.steps });
   } catch (e) {
-    release();
-    finishRun(run, 'failed', { error: e instanceof Error ? e.message : String(e) });
+    lock.release();
     throw e;
   }
-  const configPath = join(run.dir, 'train-config.json');
-  writeJsonAtomic(configPath, trainConfig);
+  let configPath: string;
+  try {
+    configPath = trainConfigPath(run);
+    writeJsonAtomic(configPath, buildTrainConfig(req, run));
+  } catch (e) {
+    lock.release();
+    finishRun(run, 'failed', { error: errorMessage(e) });
+    throw e;
+  }
+  return launch(req, run, lock, configPath, []);
+}
+
+export interface ResumeRequest {
+  layout: WorkspaceLayout;
+  product: ProductLayout;
+  python: string;
+  /** The run to continue from its last checkpoint. */
+  run: RunInfo;
+  /** Publish the checkpoint's experts without training further. */
+  finishNow?: boolean;
+  /** A stop during the resumed run publishes the partly trained experts. */
+  keepPartial?: boolean;
+  onEvent?: (e: TrainerEvent) => void;
+  onLog?: (line: string) => void;
+}
+
+/** Continues a stopped, failed or interrupted run from its last checkpoint, in the same folder. */
+export function resumeTraining(req: ResumeRequest): TrainingSession {
+  const { run, layout } = req;
+  const status = runStatus(layout, run.id);
+  if (status === 'done') throw new MoaError(`${run.dir}: run ${run.id} finished; there is nothing to resume`, 'Start a new run with "moa train".');
+  if (!hasCheckpoint(run)) throw new MoaError(`${run.dir}: run ${run.id} has no checkpoint to resume from`, 'Start a new run with "moa train".');
+  const lock = acquireRunLock(layout, run.id);
+  let configPath: string;
+  try {
+    removeStaleTemps(layout.moaDir, true);
+    configPath = trainConfigPath(run);
+    const config = readJsonObject(configPath, 'The run folder is incomplete; start a new run.');
+    // Both flags leave the run's fingerprint unchanged (the trainer's RESUME_NEUTRAL fields).
+    writeJsonAtomic(configPath, { ...config, keep_partial: req.keepPartial === true, finish_now: req.finishNow === true });
+    updateRun(run, { status: 'running', pid: process.pid, resumed: new Date().toISOString() });
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  return launch(req, run, lock, configPath, ['--resume']);
+}
+
+function launch(req: { layout: WorkspaceLayout; product: ProductLayout; python: string; onEvent?: (e: TrainerEvent) => void; onLog?: (line: string) => void }, run: RunInfo, lock: RunLock, configPath: string, extraArgs: string[]): TrainingSession {
   const proc = spawnTrainer({
     python: req.python,
     trainerDir: req.product.trainerDir,
     command: 'train',
     configPath,
-    cwd: req.layout.root,
+    extraArgs,
     onEvent: (e) => {
+      // A failure to persist the event fails the run (spawnTrainer stops the trainer).
       appendEvent(run, e);
       req.onEvent?.(e);
     },
     onNoise: (line) => req.onLog?.(line),
     onStderr: (text) => req.onLog?.(text.trimEnd()),
   });
+  if (proc.pid !== undefined) {
+    try {
+      lock.addTrainer(proc.pid);
+    } catch (e) {
+      req.onLog?.(`could not record the trainer in the run lock: ${errorMessage(e)}`);
+    }
+  }
   const exited = proc.exited.then((exit) => {
-    release();
-    const status = exit.done ? (exit.done.stopped ? 'stopped' : 'done') : 'failed';
-    finishRun(run, status, exit.done ? {} : { exit_code: exit.code, error: exit.error?.message ?? exit.stderrTail.slice(-2000) });
+    lock.release();
+    const ok = succeeded(exit);
+    try {
+      if (ok) finishRun(run, exit.done.stopped ? 'stopped' : 'done', { exit_code: exit.code, ...(exit.done['kept_previous'] ? { kept_previous: exit.done['kept_previous'] } : {}) });
+      else finishRun(run, 'failed', { exit_code: exit.code, signal: exit.signal, error: describeFailure(exit).slice(0, 4000) });
+    } catch (e) {
+      // The run's own record cannot be written (the disk is full, say): a run we cannot record
+      // has not succeeded, whatever the trainer said.
+      return { ...exit, hostError: `${exit.hostError ? `${exit.hostError}; ` : ''}${join(run.dir, 'run.json')} could not be written: ${errorMessage(e)}` };
+    }
     return exit;
   });
   return { run, stop: () => proc.stop(), exited };

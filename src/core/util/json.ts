@@ -1,14 +1,23 @@
-import { existsSync, readFileSync } from 'node:fs';
 import { MoaError, errorMessage } from './errors';
+import { readFileBounded } from './fsRead';
 
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** Config, state and metadata files are small; one this large is not ours (or is an attack). */
+export const MAX_JSON_BYTES = 16 * 1024 * 1024;
+
 /** A JSON object from a file; every failure is a MoaError that names the file and the problem. */
-export function readJsonObject(file: string, missingHint?: string): Record<string, unknown> {
-  if (!existsSync(file)) throw new MoaError(`${file}: missing`, missingHint);
+export function readJsonObject(file: string, missingHint?: string, maxBytes = MAX_JSON_BYTES): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileBounded(file, maxBytes, 'a JSON file').toString('utf8');
+  } catch (e) {
+    if (e instanceof MoaError && e.message === `${file}: missing`) throw new MoaError(e.message, missingHint);
+    throw e;
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(text);
   } catch (e) {
     throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
   }
@@ -16,7 +25,7 @@ export function readJsonObject(file: string, missingHint?: string): Record<strin
   return raw;
 }
 
-/** For state and metadata files where "absent or unreadable" simply means "nothing recorded". */
+/** For metadata files where "absent or unreadable" simply means "nothing recorded". */
 export function readJsonObjectOr(file: string): Record<string, unknown> | undefined {
   try {
     return readJsonObject(file);

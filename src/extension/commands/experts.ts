@@ -59,9 +59,10 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     if (!picked?.[0]) return;
     const config = ws.config();
     const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root));
-    const dir = importPeftAdapter(picked[0].fsPath, ws.layout.expertsDir, base);
+    const { dir, warnings } = importPeftAdapter(picked[0].fsPath, ws.layout.expertsDir, base);
     stateChanged();
     void vscode.window.showInformationMessage(`MoA: imported ${dir}`);
+    for (const w of warnings) void vscode.window.showWarningMessage(`MoA: ${w}`);
   });
   cmd('moa.exportExpert', async (node?: unknown) => {
     const name = await pickExpert(node, 'MoA: export which expert?');

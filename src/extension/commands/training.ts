@@ -7,10 +7,13 @@ import type { App } from './app';
 
 /** Training runs: all experts, one domain, the router; stopping; the dashboard. */
 export function registerTrainingCommands({ context, ws, training, tree, cmd }: App): void {
-  const train = async (stages?: TrainStage[], domains?: string[]) => {
+  const requireTrust = () => {
     if (!vscode.workspace.isTrusted) {
       throw new MoaError('training is disabled in a restricted workspace: it runs Python on this folder\'s data.', 'Trust the workspace (Manage Workspace Trust) to train.');
     }
+  };
+  const train = async (stages?: TrainStage[], domains?: string[]) => {
+    requireTrust();
     const override = vscode.workspace.getConfiguration('moa').get<number>('trainSteps', 0);
     await training.start(override > 0 ? override : ws.config().training.steps, stages, domains);
     DashboardPanel.show(context, ws, training);
@@ -27,6 +30,12 @@ export function registerTrainingCommands({ context, ws, training, tree, cmd }: A
       throw new MoaError('the router chooses among experts: train at least two first', 'Run "MoA: Train All Experts".');
     }
     return train(['router']);
+  });
+  cmd('moa.resumeTraining', async () => {
+    requireTrust();
+    await training.resume();
+    DashboardPanel.show(context, ws, training);
+    tree.refresh();
   });
   cmd('moa.cancelTraining', () => training.stop());
   cmd('moa.showDashboard', () => DashboardPanel.show(context, ws, training));

@@ -58,7 +58,7 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     if (!vscode.workspace.isTrusted) throw new MoaError('the environment check runs Python, which a restricted workspace does not allow');
     const python = await ws.python();
     let hello: (TrainerEvent & { type: 'hello' }) | undefined;
-    const exit = await spawnTrainer({ python, trainerDir: ws.product.trainerDir, command: 'doctor', cwd: ws.layout.root, onEvent: (e) => e.type === 'hello' && (hello = e) }).exited;
+    const exit = await spawnTrainer({ python, trainerDir: ws.product.trainerDir, command: 'doctor', onEvent: (e) => e.type === 'hello' && (hello = e) }).exited;
     if (!exit.done || !hello) {
       const why = describeFailure(exit);
       // Kept in the tree (and across reloads) so what is missing stays in sight until it is fixed.
