@@ -50,7 +50,7 @@ step('end-to-end tools (code-server, chromium)', process.execPath, ['scripts/e2e
 step('build', process.execPath, ['scripts/build.mjs']);
 step('typecheck', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.', '--noEmit']);
 
-const pyRes = await runTests('python tests (pytest)', py, ['-m', 'pytest', '-q', 'trainer/tests'], { PYTHONPATH: join(root, 'trainer') });
+const pyRes = await runTests('python tests (pytest)', py, ['-m', 'pytest', '-q', '-rs', 'trainer/tests'], { PYTHONPATH: join(root, 'trainer') });
 const pyTail = pyRes.out.split('\n').filter((l) => /\d+ (passed|failed|error)/.test(l)).pop() ?? '';
 const pyPassed = count(/(\d+) passed/g, pyTail);
 const pyFailed = count(/(\d+) failed/g, pyTail) + count(/(\d+) errors?/g, pyTail) + (pyRes.code !== 0 && !pyTail ? 1 : 0);
@@ -61,8 +61,10 @@ const nodeRes = await runTests('typescript tests (node --test)', process.execPat
 const nodePassed = count(/ℹ pass (\d+)/g, nodeRes.out);
 const nodeFailed = count(/ℹ fail (\d+)/g, nodeRes.out) + (nodeRes.code !== 0 && !/ℹ fail/.test(nodeRes.out) ? 1 : 0);
 
+const pySkipped = count(/(\d+) skipped/g, pyTail);
+const nodeSkipped = count(/ℹ skipped (\d+)/g, nodeRes.out);
 const passed = pyPassed + nodePassed;
 const failed = pyFailed + nodeFailed + (pyRes.code !== 0 && pyFailed === 0 ? 1 : 0) + (nodeRes.code !== 0 && nodeFailed === 0 ? 1 : 0);
-console.log(`\npython: ${pyPassed} passed, ${pyFailed} failed; typescript: ${nodePassed} passed, ${nodeFailed} failed`);
-console.log(`total: ${passed} passed, ${failed} failed`);
+console.log(`\npython: ${pyPassed} passed, ${pyFailed} failed, ${pySkipped} skipped; typescript: ${nodePassed} passed, ${nodeFailed} failed, ${nodeSkipped} skipped`);
+console.log(`total: ${passed} passed, ${failed} failed, ${pySkipped + nodeSkipped} skipped`);
 process.exit(failed === 0 && passed > 0 ? 0 : 1);

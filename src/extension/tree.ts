@@ -13,7 +13,8 @@ type Node =
   | { kind: 'domain'; name: string; description: string; expert?: ExpertSummary }
   | { kind: 'expert'; expert?: ExpertSummary; domain: string; training: boolean }
   | { kind: 'router'; info?: RouterInfo }
-  | { kind: 'message'; label: string; icon: string; tooltip?: string };
+  | { kind: 'message'; label: string; icon: string; tooltip?: string }
+  | { kind: 'files'; label: string; files: { path: string; why: string }[]; more: number };
 
 function compact(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
@@ -57,6 +58,10 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
   getChildren(node?: Node): Node[] {
     if (!node) return this.roots();
     if (node.kind === 'domain') return [{ kind: 'expert', expert: node.expert, domain: node.name, training: this.training.running }];
+    if (node.kind === 'files') {
+      const rows: Node[] = node.files.map((f) => ({ kind: 'message', label: f.path, icon: 'file', tooltip: f.why }));
+      return node.more > 0 ? [...rows, { kind: 'message', label: `… and ${node.more} more`, icon: 'ellipsis' }] : rows;
+    }
     return [];
   }
 
@@ -89,6 +94,14 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
       nodes.push({ kind: 'domain', name: d.name, description, expert });
     }
     if (config.domains.length > 1) nodes.push({ kind: 'router', info: readRouterInfo(this.ws.layout.routerDir) });
+    if (this.state.problem) nodes.push({ kind: 'message', label: 'Expert state unreadable', icon: 'warning', tooltip: this.state.problem });
+    if (manifest) {
+      // What the datasets left out, by name: skipped for what the file is, or in no domain.
+      const skipped = (manifest.skippedFiles ?? []).map((f) => ({ path: f.path, why: `skipped: ${f.reason}` }));
+      const loose = (manifest.unassignedFiles ?? []).map((f) => ({ path: f, why: 'matches no domain' }));
+      const total = manifest.unassigned + (manifest.skippedFiles ? Object.entries(manifest.skipped).filter(([k]) => k !== 'gitignored' && k !== 'excluded').reduce((a, [, v]) => a + (v ?? 0), 0) : 0);
+      if (total > 0) nodes.push({ kind: 'files', label: `${total} files not in any dataset`, files: [...skipped, ...loose], more: total - skipped.length - loose.length });
+    }
     return nodes;
   }
 
@@ -151,6 +164,13 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
           item.iconPath = new vscode.ThemeIcon('git-merge', new vscode.ThemeColor('testing.iconPassed'));
         }
         item.contextValue = 'moa.router';
+        return item;
+      }
+      case 'files': {
+        const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.Collapsed);
+        item.id = 'left-out';
+        item.iconPath = new vscode.ThemeIcon('files');
+        item.tooltip = 'Binary, too large, symbolic links, unreadable, or matching no domain ("moa data --verbose" lists them too)';
         return item;
       }
       case 'message': {

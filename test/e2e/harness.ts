@@ -162,6 +162,20 @@ export class VsCode {
     return undefined;
   }
 
+  /** The command lines of every process code-server started (its whole process tree). */
+  descendants(): string[] {
+    const root = this.server?.pid;
+    if (!root) return [];
+    const rows = spawnSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' }).stdout.trim().split('\n');
+    const procs = rows.map((r) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(r)).filter((m) => m !== null).map((m) => ({ pid: Number(m[1]), ppid: Number(m[2]), args: m[3]! }));
+    const tree = new Set([root]);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const p of procs) if (tree.has(p.ppid) && !tree.has(p.pid)) (tree.add(p.pid), (grew = true));
+    }
+    return procs.filter((p) => tree.has(p.pid) && p.pid !== root).map((p) => p.args);
+  }
+
   async shot(name: string): Promise<void> {
     mkdirSync(this.opts.artifacts, { recursive: true });
     await this.page.screenshot({ path: join(this.opts.artifacts, `${name}.png`) });

@@ -239,7 +239,7 @@ test('7. the device that training found stays in the tree after a window reload'
   await vs.shot('7-device-after-reload');
 });
 
-test('5. in a restricted (untrusted) workspace, training is refused with an explanation', async () => {
+test('5. in a restricted (untrusted) workspace, training is refused with an explanation, and no Python process ever starts', async () => {
   await vs.stop();
   const restricted = tempWorkspace(fixture());
   vs = new VsCode(t, { vsix, folder: restricted.root, settings: settings(true), artifacts, log });
@@ -249,6 +249,20 @@ test('5. in a restricted (untrusted) workspace, training is refused with an expl
     await vs.page.locator('.notifications-toasts :text("restricted workspace")').first().waitFor({ timeout: 30_000 });
     await vs.shot('5-restricted');
     assert.ok(!existsSync(join(restricted.root, '.moa', 'runs')), 'no run was started');
+    // Everything else that could start Python, tried too; then the process list, not the code path, says.
+    const seen = new Set<string>();
+    const look = () => vs.descendants().forEach((p) => seen.add(p));
+    for (const title of ['MoA: Check Environment', 'MoA: Resume Training', 'MoA: Evaluate Experts', 'MoA: Train Router']) {
+      await vs.command(title);
+      for (let i = 0; i < 10; i++, await vs.page.waitForTimeout(200)) look();
+    }
+    await vs.openFile('store1.py');
+    await vs.page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+    await vs.page.keyboard.press('Control+End');
+    await vs.page.keyboard.type('\n    def ', { delay: 40 });
+    for (let i = 0; i < 15; i++, await vs.page.waitForTimeout(200)) look();
+    const python = [...seen].filter((p) => /python|moa_trainer/i.test(p));
+    assert.deepEqual(python, [], `processes code-server started: ${[...seen].join(' | ').slice(0, 2000)}`);
   } finally {
     await vs.stop();
     restricted.cleanup();
