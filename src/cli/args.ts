@@ -1,5 +1,6 @@
-import { resolve } from 'node:path';
-import { productLayout } from '../core/paths';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { productLayout, workspaceLayout, type WorkspaceLayout } from '../core/paths';
 import { TRAIN_STAGES, type TrainStage } from '../core/trainer/train';
 
 /** Exit codes: 0 ok, 1 the work failed, 2 bad usage, 3 training stopped before the end. */
@@ -30,6 +31,7 @@ export const OPTIONS = {
   'keep-partial': { type: 'boolean' },
   'finish-now': { type: 'boolean' },
   verbose: { type: 'boolean' },
+  minutes: { type: 'string' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -41,6 +43,14 @@ export function intOption(values: Values, name: keyof Values, fallback?: number,
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
+  return n;
+}
+
+export function numberOption(values: Values, name: keyof Values, min = 0): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number ≥ ${min}, got "${raw}"`);
   return n;
 }
 
@@ -60,3 +70,15 @@ export function print(values: Values, human: string, json: unknown): void {
   process.stdout.write((values.json ? JSON.stringify(json) : human) + '\n');
 }
 
+
+/**
+ * The workspace a command works on: --workspace, else the nearest folder at or above the current
+ * one that holds .moa/moa.json (as git finds .git), else the current folder.
+ */
+export function workspaceOf(values: Values, cwd = process.cwd()): WorkspaceLayout {
+  if (values.workspace !== undefined) return workspaceLayout(resolve(values.workspace));
+  for (let dir = resolve(cwd); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, '.moa', 'moa.json'))) return workspaceLayout(dir);
+    if (dirname(dir) === dir) return workspaceLayout(resolve(cwd));
+  }
+}

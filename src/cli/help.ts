@@ -26,12 +26,16 @@ Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and 
 --watch   then keep watching the workspace: each burst of changes re-tokenizes only the files
           that changed (renames and deletes included); a change to .moa/moa.json or a
           .gitignore rebuilds. Stop with Ctrl+C. With --json, one JSON line per update.`,
-  train: `usage: moa train [--steps N] [--stages experts,router,mixed] [--router-steps N] [--keep-partial] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
+  train: `usage: moa train [--steps N] [--minutes M] [--stages experts,router,mixed] [--router-steps N] [--keep-partial] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
        moa train --resume [--run ID] [--finish-now] [--keep-partial]
 Stage 1 (experts) trains every domain's expert together on the frozen base and writes
 .moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
 trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
 .moa/baselines/mixed/. --stages router alone refreshes the router over the existing experts.
+The budget: --minutes (training.minutes, default 8; 0 for none) bounds the whole run, the
+learning-rate schedule following time or steps, whichever is further along; each expert also
+stops once it has seen its domain maxEpochs times (default 4) or when its held-out loss has not
+improved for patience evaluations (default 3), keeping its best weights.
 A stopped run (Ctrl+C) keeps its checkpoint and leaves the existing experts as they were;
 --keep-partial writes the partly trained ones instead. An expert that is replaced is kept as its
 previous version ("moa experts rollback NAME").

@@ -1,7 +1,9 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from './util/atomic';
 import { DEFAULT_BASE_MODEL, defaultData, defaultLora, defaultRouter, defaultTraining, type MoaConfig } from './config/schema';
 import { loadConfig, saveConfig } from './config/load';
-import { scanWorkspace } from './data/scan';
+import { scanOptionsFor, scanWorkspace } from './data/scan';
 import { buildDatasets, type DatasetManifest, type BuildOptions } from './data/shards';
 import { suggestDomains, DEFAULT_SUGGEST, type SuggestOptions } from './domains/suggest';
 import { resolveBaseModelDir } from './models/base';
@@ -23,7 +25,7 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
   }
   let scanned = 0;
   const files = (function* () {
-    for (const f of scanWorkspace(layout.root, { maxFileBytes: defaultData().maxFileBytes })) {
+    for (const f of scanWorkspace(layout.root, scanOptionsFor(layout.root, defaultData().maxFileBytes))) {
       scanned++;
       yield f;
     }
@@ -40,7 +42,31 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
     routing: { mode: 'label' },
   };
   saveConfig(layout.configFile, config);
+  writeMoaGitignore(layout);
   return { config, scannedFiles: scanned };
+}
+
+/**
+ * What `git add -A` must not pick up from .moa/: caches, shards, runs and checkpoints (tens of MB,
+ * rebuildable), per-user state and locks. The config is committed; so, by choice, are the experts
+ * and the router (delete their lines to keep them out too). An existing file is left alone.
+ */
+export const MOA_GITIGNORE = `# Written by "moa init". Rebuildable or per-user files stay out of git;
+# moa.json is committed, and so are experts/ and router/ unless you list them here.
+cache/
+runs/
+baselines/
+state.json
+eval.json
+report.html
+.*.lock
+.*.tmp-*
+.*.prev/
+`;
+
+function writeMoaGitignore(layout: WorkspaceLayout): void {
+  const file = join(layout.moaDir, '.gitignore');
+  if (!existsSync(file)) writeFileAtomic(file, MOA_GITIGNORE);
 }
 
 /** The config and the tokenizer of its base model: what building datasets needs. */

@@ -7,7 +7,7 @@ import { resolveBaseModelDir } from '../core/models/base';
 import type { TrainerEvent } from '../core/trainer/events';
 import { describeFailure, succeeded } from '../core/trainer/process';
 import { hasCheckpoint, latestResumable, type RunInfo } from '../core/trainer/runs';
-import { resumeTraining, startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
+import { datasetWarnings, resumeTraining, startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
 import { MoaError, errorMessage } from '../core/util/errors';
 import type { MoaWorkspace } from './workspace';
 
@@ -55,7 +55,7 @@ export class TrainingController implements vscode.Disposable {
     return this.follow(resumeTraining({ layout: this.ws.layout, product: this.ws.product, python, run: target, finishNow: opts.finishNow, onEvent: (e) => this.events.fire(e), onLog: (line) => this.ws.log.info(`[trainer] ${line}`) }), 'resumed');
   }
 
-  async start(steps: number, stages?: TrainStage[], domains?: string[]): Promise<TrainingSession> {
+  async start(steps: number, stages?: TrainStage[], domains?: string[], minutes?: number): Promise<TrainingSession> {
     this.guardIdle();
     this.starting = true;
     let python: string;
@@ -68,6 +68,10 @@ export class TrainingController implements vscode.Disposable {
       this.starting = false;
     }
     const config = this.ws.config();
+    for (const w of datasetWarnings(manifest, config, domains)) {
+      this.ws.log.warn(w);
+      void vscode.window.showWarningMessage(`MoA: ${w}`);
+    }
     const session = startTraining({
       layout: this.ws.layout,
       product: this.ws.product,
@@ -78,6 +82,7 @@ export class TrainingController implements vscode.Disposable {
       steps,
       stages,
       domains,
+      minutes,
       onEvent: (e) => this.events.fire(e),
       onLog: (line) => this.ws.log.info(`[trainer] ${line}`),
     });

@@ -148,8 +148,15 @@ test('moa eval scores base, every expert on every domain, and MoA routing on hel
   assert.equal(report.learnedSource, 'onnx', 'through the learned-routing graph, on the same windows as the other columns');
   for (const d of report.domains) assert.ok(Number.isFinite(report.learned[d]), `learned ${d}`);
   assert.ok(existsSync(join(ws.root, '.moa', 'eval.json')));
+  // Every row says how many held-out windows it rests on, and each mean its standard error.
+  for (const d of report.domains) {
+    assert.ok(report.windowsPerDomain[d] >= 1 && report.windowsPerDomain[d] <= 4, `${d}: ${report.windowsPerDomain[d]} windows`);
+    assert.ok(report.windowsPerDomain[d] < 2 || report.stderr.base[d] > 0, `${d}: standard error`);
+  }
   const table = moa(['eval', '--windows', '2']).stdout;
-  assert.match(table, /domain\s+base\s+markdown\s+python\s+MoA label/);
+  assert.match(table, /domain\s+n\s+base\s+markdown\s+python\s+MoA label/);
+  assert.match(table, /^python\s+2\s/m);
+  assert.match(table, /±\d\.\d{3}/);
   assert.match(table, /^mean /m);
 });
 
@@ -255,7 +262,12 @@ test('stopping a run (SIGINT) checkpoints, keeps the existing experts byte for b
   const after = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l));
   const plan = after.find((e) => e.type === 'plan');
   assert.ok(plan.resumed_from >= 1, 'the resumed run starts from the checkpoint');
-  assert.equal(after.filter((e) => e.type === 'step' && e.stage === 'experts').at(-1).step, 40);
+  const doneAgain = after.at(-1);
+  assert.equal(doneAgain.type, 'done');
+  assert.equal(doneAgain.stopped, false);
+  // It ran to its 40 steps, or until every expert stopped early (no held-out gain), as it chose.
+  const lastStep = after.filter((e) => e.type === 'step' && e.stage === 'experts').at(-1).step;
+  assert.ok(lastStep === 40 || after.filter((e) => e.type === 'expert_done').length === 2, `experts stage ended at step ${lastStep}`);
   const current = expertFiles();
   assert.notDeepEqual(current, before, 'the finished run wrote its experts');
   assert.equal(moa(['experts', 'rollback', 'python']).code, 0, 'the replaced version is kept for rollback');

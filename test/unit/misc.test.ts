@@ -10,13 +10,19 @@ import { join } from 'node:path';
 import { tempWorkspace } from '../helpers/tmp';
 import type { StepEvent } from '../../src/core/trainer/events';
 
-test('progress line shows the bar, every expert\'s loss and the ETA', () => {
-  const s = (expert: string, loss: number): StepEvent => ({ type: 'step', stage: 'experts', expert, step: 5, steps: 10, loss, lr: 1e-3, tokens_per_s: 1234, elapsed_s: 10 });
-  const line = progressLine(new Map([['py', s('py', 1.23456)], ['md', s('md', 2)]]), 10);
-  assert.match(line, /█{5}░{5} 5\/10/);
-  assert.match(line, /py 1\.235 {2}md 2\.000/);
-  assert.match(line, /ETA 10s/);
+test('progress line shows the ETA and rate first, the bar, every expert\'s loss', () => {
+  const s = (expert: string, loss: number, eta?: number): StepEvent => ({ type: 'step', stage: 'experts', expert, step: 5, steps: 10, loss, lr: 1e-3, tokens_per_s: 1234, elapsed_s: 10, ...(eta !== undefined ? { eta_s: eta } : {}) });
+  const line = progressLine(new Map([['py', s('py', 1.23456)], ['md', s('md', 2)]]), 120, 10);
+  assert.match(line, /^\[experts\] ETA 10s · 1234 tok\/s · █{5}░{5} 5\/10 {2}py 1\.235 {2}md 2\.000$/);
   assert.equal(formatSeconds(125), '2m05s');
+  // The trainer's own ETA (its loop's pace, model loading excluded) wins over elapsed / step.
+  assert.match(progressLine(new Map([['py', s('py', 1, 42)]])), /ETA 42s/);
+  // Seven experts on a 120-column terminal: the ETA and rate stay, the losses collapse to a mean.
+  const seven = new Map(['python', 'markdown', 'typescript', 'javascript', 'terraform', 'yaml-pipelines', 'sql-migrations'].map((n, i) => [n, s(n, 1 + i / 10, 300)]));
+  const narrow = progressLine(seven, 120);
+  assert.ok(narrow.length <= 119, narrow);
+  assert.match(narrow, /^\[experts\] ETA 5m00s · 1234 tok\/s · .* 7 experts, mean loss 1\.300$/);
+  assert.match(progressLine(seven, 40), /^\[experts\] ETA 5m00s · 1234 tok\/s/);
 });
 
 test('webview messages other than the two known shapes are rejected', () => {
@@ -81,11 +87,15 @@ test('the train config carries the router and mixed stages only when asked, with
   assert.deepEqual(defaultStages(1), ['experts']);
   const both = buildTrainConfig(req, run);
   assert.deepEqual(both['stages'], ['experts', 'router']);
-  assert.deepEqual(both['router'], { steps: 7, eta: 0.1, expert_lr_mult: 0.1, top_k: 1, out_dir: layout.routerDir });
+  // The default 8-minute budget: three quarters to the experts, a quarter to the router.
+  assert.deepEqual(both['router'], { steps: 7, eta: 0.1, expert_lr_mult: 0.1, top_k: 1, out_dir: layout.routerDir, max_seconds: 120 });
+  assert.equal(both['max_seconds'], 360);
+  assert.deepEqual([both['max_epochs'], both['patience'], both['eval_windows']], [4, 3, 16]);
   assert.equal(both['mixed'], undefined);
-  const mixed = buildTrainConfig({ ...req, stages: ['experts', 'mixed'], routerSteps: 3 }, run);
+  const mixed = buildTrainConfig({ ...req, stages: ['experts', 'mixed'], routerSteps: 3, minutes: 0 }, run);
   assert.equal(mixed['router'], undefined);
-  assert.deepEqual(mixed['mixed'], { out_dir: join(layout.baselinesDir, 'mixed') });
+  assert.deepEqual(mixed['mixed'], { out_dir: join(layout.baselinesDir, 'mixed'), max_seconds: 0 });
+  assert.equal(mixed['max_seconds'], 0, 'minutes 0: no time budget');
   assert.equal((buildTrainConfig({ ...req, routerSteps: 3 }, run)['router'] as { steps: number }).steps, 3);
   const empty = { ...manifest, domains: manifest.domains.map((d) => (d.domain === 'b' ? { ...d, trainTokens: 0 } : d)) };
   assert.throws(() => buildTrainConfig({ ...req, manifest: empty }, run), /domain b has no training data/);

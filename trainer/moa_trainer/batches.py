@@ -28,15 +28,22 @@ class BatchSource:
                                        seed, d.name, d.train, vocab)
                          for d, seed in zip(cfg.domains, seeds)]
         sizes = [len(s.tokens) for s in self.samplers]
+        self.dist = dist
         self.counts = domain_counts(sizes, cfg.batch_size, cfg.sampling_temperature)
         bad = [(d.name, c) for d, c in zip(cfg.domains, self.counts) if c % dist.world]
         if bad:
             raise TrainerError(f"torchrun with {dist.world} processes: domain {bad[0][0]!r} gets {bad[0][1]} "
                                f"windows per step, not divisible by the process count",
                                "make batch_size a multiple of the number of processes")
+        self.full_counts = list(self.counts)
+        self.set_active([True] * len(self.counts))
+
+    def set_active(self, active: list[bool]) -> None:
+        """Draw only from the domains still training (an expert that stopped early gets no rows)."""
+        self.counts = [c if a else 0 for c, a in zip(self.full_counts, active)]
         ids = torch.cat([torch.full((c,), e, dtype=torch.long) for e, c in enumerate(self.counts)])
         within = torch.cat([torch.arange(c) for c in self.counts])
-        self.rows = (within % dist.world == dist.rank).nonzero().flatten()
+        self.rows = (within % self.dist.world == self.dist.rank).nonzero().flatten()
         self.ids = ids[self.rows]
         self.local_counts = [int((self.ids == e).sum()) for e in range(len(self.counts))]
 
@@ -46,7 +53,7 @@ class BatchSource:
 
     def draw(self) -> tuple[Tensor, Tensor]:
         """(windows [rows, seq_len + 1], domain ids [rows]) for this rank."""
-        batch = torch.cat([s.sample(c) for s, c in zip(self.samplers, self.counts)])
+        batch = torch.cat([s.sample(c) for s, c in zip(self.samplers, self.counts) if c])
         return batch[self.rows], self.ids
 
     def state(self) -> list[dict[str, Any]]:

@@ -56,6 +56,14 @@ class Dist:
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t.item() > 0)
 
+    def broadcast_(self, t: Tensor) -> Tensor:
+        """Rank 0's values of `t` on every rank (what only rank 0 decided, such as an expert's best weights)."""
+        if self.world > 1:
+            x = t.detach().to(self.device).contiguous()
+            torch.distributed.broadcast(x, src=0)
+            t.copy_(x)
+        return t
+
     def barrier(self) -> None:
         if self.world > 1:
             torch.distributed.barrier()

@@ -22,6 +22,14 @@ _muted = False
 _on_reader_lost: Optional[Callable[[str], None]] = None
 
 
+def _say(text: str) -> None:
+    """A line on stderr when someone may still read it; a dead reader (a broken pipe) is no error."""
+    try:
+        print(text, file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
 def set_muted(muted: bool) -> None:
     """Under torchrun only rank 0 speaks the protocol; the other ranks' events are dropped."""
     global _muted
@@ -66,9 +74,9 @@ def emit(type_: str, **fields: Any) -> None:
             # The parent died or closed our stdout: nobody reads events any more. Keep training
             # state safe (the stop path checkpoints) instead of crashing mid-step.
             set_muted(True)
-            print(f"moa_trainer: events can no longer be written ({e}); stopping", file=sys.stderr)
             if _on_reader_lost is not None:
                 _on_reader_lost("stdout closed")
+            _say(f"moa_trainer: events can no longer be written ({e}); stopping")
 
 
 class StopRequested(BaseException):
@@ -127,8 +135,8 @@ def _watch_parent(flag: StopFlag, parent: int, every_s: float) -> None:
         time.sleep(every_s)
         if os.getppid() != parent:
             set_muted(True)
-            print(f"moa_trainer: parent process {parent} exited; stopping", file=sys.stderr)
             flag.set("parent exited")
+            _say(f"moa_trainer: parent process {parent} exited; stopping")
             return
 
 

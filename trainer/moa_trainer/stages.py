@@ -104,6 +104,20 @@ class Stage:
     steps: int = 0
     series: list[str] = []
     eval_every: int = 0
+    # Wall seconds for this stage's loop and evaluations (0: none), and the step the learning-rate
+    # schedule is at (ahead of the step count when time runs faster than steps).
+    max_seconds: float = 0.0
+    pace: int = 0
+
+    def all_done(self) -> bool:
+        """Every series has stopped on its own (early stopping): the stage can end before its steps."""
+        return False
+
+    def sync(self) -> None:
+        """After an evaluation (rank 0 only): share what it decided with the other ranks."""
+
+    def series_active(self) -> list[bool]:
+        return [True] * len(self.series)
 
     def tokens_per_step(self) -> int:
         return self.source.global_rows * self.cfg.seq_len * self.cfg.grad_accum
@@ -121,7 +135,9 @@ class Stage:
         raise NotImplementedError
 
     def record(self, losses: list[float]) -> None:
-        for name, loss in zip(self.series, losses):
+        for name, loss, active in zip(self.series, losses, self.series_active()):
+            if not active:
+                continue  # a stopped expert's slot holds no loss
             self.train_losses.setdefault(name, []).append(loss)
             del self.train_losses[name][:-10]  # only the recent mean is ever reported
 
@@ -144,7 +160,7 @@ class Stage:
 
     def set_lr(self, step: int, steps: int, peak: float) -> float:
         warmup = min(self.cfg.warmup_steps, max(0, steps - 1))
-        lr = lr_at(step, steps, warmup, peak)
+        lr = lr_at(max(step, self.pace), steps, warmup, peak)
         for group in self.opt.param_groups:
             group["lr"] = lr * group.get("lr_mult", 1.0)
         return lr
@@ -174,6 +190,18 @@ class LoraStage(Stage):
         self.params = list(self.lora.parameters())
         self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.val_losses: list[Optional[float]] = [None] * len(self.names)
+        self.max_seconds = cfg.mixed.max_seconds if self.mixed and cfg.mixed else cfg.max_seconds
+        # Early stopping, per expert (stage 1 only): an expert stops when it has seen max_epochs
+        # passes over its domain, or after `patience` evaluations without a held-out improvement;
+        # from then on its rows leave the batch and its weights stay at its best evaluation.
+        n = len(self.names)
+        self.active = [True] * n
+        self.bad_evals = [0] * n
+        self.best_loss: list[Optional[float]] = [None] * n
+        self.best: list[Optional[list[Tensor]]] = [None] * n
+        self.tokens_seen = [0] * n
+        self.stopped_why: dict[str, str] = {}
+        self.train_tokens = [len(smp.tokens) for smp in self.source.samplers]
 
     def step(self, step: int) -> StepResult:
         cfg, dist = self.cfg, self.ctx.dist
@@ -198,13 +226,68 @@ class LoraStage(Stage):
         self.opt.step()
         losses = dist.all_reduce_mean_(total).tolist()
         self.record(losses)
+        if not self.mixed:
+            self.hold_stopped()
+            for e in range(n):
+                if self.active[e]:
+                    self.tokens_seen[e] += self.source.full_counts[e] * cfg.seq_len * cfg.grad_accum
+                    if cfg.max_epochs and self.tokens_seen[e] >= cfg.max_epochs * self.train_tokens[e]:
+                        self.retire(e, step, f"saw its {self.train_tokens[e]} training tokens {cfg.max_epochs:g} times "
+                                             f"(max_epochs)")
         return StepResult(losses, {})
+
+    # -- early stopping (stage 1) ------------------------------------------------------------
+    def series_active(self) -> list[bool]:
+        return [True] if self.mixed else list(self.active)
+
+    def all_done(self) -> bool:
+        return not self.mixed and not any(self.active)
+
+    def _slices(self, e: int) -> list[Tensor]:
+        return [p.data[e] for p in self.params]
+
+    def retire(self, e: int, step: int, why: str) -> None:
+        """Stop expert e: back to its best evaluated weights (if any), out of the batch from now on."""
+        if not self.active[e]:
+            return
+        self.active[e] = False
+        if self.best[e] is not None:
+            for dst, src in zip(self._slices(e), self.best[e]):
+                dst.copy_(src)
+        else:
+            self.best[e] = [t.clone() for t in self._slices(e)]
+        self.source.set_active(self.active)
+        self.stopped_why[self.names[e]] = why
+        emit("expert_done", stage=self.name, expert=self.names[e], step=step, reason=why,
+             best_val_loss=self.best_loss[e])
+
+    def hold_stopped(self) -> None:
+        # AdamW's momentum would keep moving a stopped expert; put its weights back after each step.
+        for e, a in enumerate(self.active):
+            if not a and self.best[e] is not None:
+                for dst, src in zip(self._slices(e), self.best[e]):
+                    dst.copy_(src)
+
+    def sync(self) -> None:
+        dist = self.ctx.dist
+        if dist.world == 1 or self.mixed:
+            return
+        flags = torch.tensor([0.0 if a else 1.0 for a in self.active])
+        dist.broadcast_(flags)
+        for e, retired in enumerate(flags.tolist()):
+            if retired and self.active[e]:
+                self.active[e] = False
+                self.source.set_active(self.active)
+            if retired:
+                for t in self._slices(e):
+                    dist.broadcast_(t)
+                self.best[e] = [t.clone() for t in self._slices(e)]
 
     @torch.no_grad()
     def evaluate(self, step: int) -> None:
         self.lora.eval()
         for e, windows in enumerate(self.val):
-            if windows is None:
+            if windows is None or (not self.mixed and not self.active[e]):
                 continue
             total, count = 0.0, 0
             for chunk in windows.split(self.cfg.batch_size):
@@ -217,10 +300,27 @@ class LoraStage(Stage):
             self.val_losses[e] = total / count
             emit("eval", stage=self.name, expert=self.series[0] if self.mixed else self.names[e],
                  domain=self.names[e], loss=self.val_losses[e], step=step)
+            if not self.mixed:
+                self.judge(e, step, self.val_losses[e])
+
+    def judge(self, e: int, step: int, loss: float) -> None:
+        """Keep expert e's best held-out weights; stop it after `patience` evaluations without a gain."""
+        best = self.best_loss[e]
+        if best is None or loss < best - 1e-4:
+            self.best_loss[e] = loss
+            self.best[e] = [t.clone() for t in self._slices(e)]
+            self.bad_evals[e] = 0
+            return
+        self.bad_evals[e] += 1
+        if self.cfg.patience and self.bad_evals[e] >= self.cfg.patience:
+            self.retire(e, step, f"held-out loss did not improve on {best:.4f} for {self.bad_evals[e]} evaluations")
 
     def state_tensors(self) -> dict[str, Tensor]:
         tensors = {f"lora.{k}": v.detach().float().cpu() for k, v in self.lora.state_dict().items()}
         tensors.update(optimizer_tensors(self.opt, self.params))
+        for e, kept in enumerate(self.best):
+            if kept is not None:
+                tensors.update({f"best.{e}.{i}": t.detach().float().cpu().contiguous() for i, t in enumerate(kept)})
         return tensors
 
     def load_tensors(self, tensors: dict[str, Tensor], source: Path) -> None:
@@ -230,6 +330,23 @@ class LoraStage(Stage):
         except RuntimeError as e:
             raise TrainerError(f"{source}: checkpoint does not fit this run's LoRA ({e})", None) from None
         load_optimizer(self.opt, self.params, tensors, source)
+        for e in range(len(self.names)):
+            if f"best.{e}.0" in tensors:
+                self.best[e] = [tensors[f"best.{e}.{i}"].to(p.device, p.dtype).clone() for i, p in enumerate(self.params)]
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "active": self.active, "bad_evals": self.bad_evals, "best_loss": self.best_loss,
+                "tokens_seen": self.tokens_seen, "stopped_why": self.stopped_why}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        n = len(self.names)
+        self.active = list(state.get("active", [True] * n))
+        self.bad_evals = list(state.get("bad_evals", [0] * n))
+        self.best_loss = list(state.get("best_loss", [None] * n))
+        self.tokens_seen = list(state.get("tokens_seen", [0] * n))
+        self.stopped_why = dict(state.get("stopped_why", {}))
+        self.source.set_active(self.active)
 
     def finish(self, steps_done: int) -> dict[str, Any]:
         cfg = self.cfg
@@ -243,6 +360,12 @@ class LoraStage(Stage):
             emit("artifact", kind="mixed", name="mixed", path=str(folder), stage=self.name)
             return {"path": str(folder), "steps_done": steps_done, "train_loss": self.recent_loss("mixed"),
                     "val_loss": dict(zip(self.names, self.val_losses))}
+        # Each expert is published at its best held-out evaluation, the weights early stopping keeps.
+        for e, kept in enumerate(self.best):
+            if kept is not None and self.best_loss[e] is not None:
+                for dst, src in zip(self._slices(e), kept):
+                    dst.copy_(src)
+                self.val_losses[e] = self.best_loss[e]
         written = []
         for e, d in enumerate(cfg.domains):
             folder = write_expert_folder(cfg.experts_dir / d.name, self.lora, e, cfg.base_model_name, {
@@ -254,7 +377,8 @@ class LoraStage(Stage):
             emit("artifact", kind="expert", name=d.name, path=str(folder))
         return {"experts": written, "steps_done": steps_done,
                 "train_loss": {n: self.recent_loss(n) for n in self.names},
-                "val_loss": dict(zip(self.names, self.val_losses))}
+                "val_loss": dict(zip(self.names, self.val_losses)), "stopped_early": self.stopped_why,
+                "tokens_seen": dict(zip(self.names, self.tokens_seen))}
 
 
 def load_experts(cfg: TrainConfig, device: torch.device, model: CausalLM) -> StackedLoRA:
@@ -284,6 +408,7 @@ class RouterStage(Stage):
         self.rc = cfg.router
         self.steps = self.rc.steps
         self.eval_every = self.rc.eval_every
+        self.max_seconds = self.rc.max_seconds
         self.series = ["router"]
         self.lora = lora
         torch.manual_seed(cfg.seed + STAGE_SEED_OFFSET["router"])

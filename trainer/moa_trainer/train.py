@@ -8,6 +8,7 @@ or stop, then its artifacts. One `done` closes the run. Under torchrun only rank
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Optional
 
@@ -37,14 +38,28 @@ OUT_OF_MEMORY: type[BaseException] = getattr(torch, "OutOfMemoryError",
 
 
 class Throughput:
-    """Training tokens per second since the stage's first step, eval and checkpoint time excluded."""
+    """Training tokens per second since the stage's first step, eval and checkpoint time excluded;
+    and the stage's budget clock (training and evaluation time, what `max_seconds` bounds)."""
 
-    def __init__(self, tokens: int = 0, seconds: float = 0.0) -> None:
+    def __init__(self, tokens: int = 0, seconds: float = 0.0, budget_seconds: float = 0.0) -> None:
         self.tokens = tokens
         self.seconds = seconds
+        self.budget_seconds = budget_seconds
+        self.session_steps = 0
+        self.session_seconds = 0.0
 
     def rate(self) -> float:
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def eta(self, step: int, steps: int, max_seconds: float, eval_every: int, eval_seconds: float) -> float:
+        """Seconds left in the stage, from this session's own pace (model loading excluded), capped
+        by what remains of the stage's time budget."""
+        if self.session_steps == 0:
+            return 0.0
+        per_step = self.session_seconds / self.session_steps
+        evals = (steps - step) // eval_every if eval_every else 0
+        left = (steps - step) * per_step + evals * eval_seconds
+        return min(left, max(0.0, max_seconds - self.budget_seconds)) if max_seconds else left
 
 
 class Engine:
@@ -60,6 +75,7 @@ class Engine:
         self.peak = peak_flops(torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                                cfg.peak_tflops) if device.type == "cuda" else None
         self.last_checkpoint: Optional[str] = None
+        self.ended = "steps"
 
     def checkpoint_meta(self, stage: Stage) -> dict[str, str]:
         spec = getattr(stage, "lora").spec
@@ -71,7 +87,8 @@ class Engine:
         if self.dist.is_main:
             tensors = stage.state_tensors()
             tensors.update(ckpt.rng_tensors(self.device))
-            state = {**stage.state(), "tokens": meter.tokens, "train_seconds": meter.seconds}
+            state = {**stage.state(), "tokens": meter.tokens, "train_seconds": meter.seconds,
+                     "budget_seconds": meter.budget_seconds}
             path = ckpt.save(self.cfg.run_dir, stage.name, step, tensors, self.checkpoint_meta(stage), state,
                              self.cfg.keep_checkpoints)
             self.last_checkpoint = str(path)
@@ -91,9 +108,12 @@ class Engine:
         stage.load_state(state)
         ckpt.restore_rng(tensors, self.device)
         self.last_checkpoint = str(last.path)
-        return last.step, Throughput(int(state.get("tokens", 0)), float(state.get("train_seconds", 0.0)))
+        return last.step, Throughput(int(state.get("tokens", 0)), float(state.get("train_seconds", 0.0)),
+                                     float(state.get("budget_seconds", state.get("train_seconds", 0.0))))
 
     def run_stage(self, stage: Stage) -> tuple[int, bool]:
+        """Runs a stage until its steps, its time budget or early stopping end it, or a stop does.
+        Returns (steps done, stopped by a stop request)."""
         cfg = self.cfg
         first, meter = self.restore(stage)
         trainable = stage.trainable()
@@ -103,11 +123,27 @@ class Engine:
              tokens=stage.steps * stage.tokens_per_step(), params_trainable=trainable,
              params_base=count_params(self.model), grad_accum=cfg.grad_accum,
              domain_batch=dict(zip(cfg.names, stage.source.counts)), world_size=self.dist.world,
+             max_seconds=stage.max_seconds or None, max_epochs=cfg.max_epochs or None, patience=cfg.patience or None,
+             train_tokens=dict(zip(cfg.names, [len(smp.tokens) for smp in stage.source.samplers])),
              **({"resumed_from": first} if first else {}))
         steps_done = first
+        ended = "steps"
+        eval_seconds = 0.0
         for step in range(first + 1, stage.steps + 1):
             if self.dist.any(self.stop.is_set()):
+                ended = "stop"
                 break
+            if stage.max_seconds and meter.budget_seconds >= stage.max_seconds:
+                ended = "budget"
+                break
+            if stage.all_done():
+                ended = "early"
+                break
+            # With a time budget the schedule follows whichever is further along, steps or time,
+            # so a run cut short by the clock still anneals instead of stopping at a high rate.
+            stage.pace = step if not stage.max_seconds else max(
+                step, math.ceil(stage.steps * meter.budget_seconds / stage.max_seconds))
+            training = stage.series_active()  # before the step: an expert stopping in it still trained in it
             t0 = time.perf_counter()
             try:
                 result = stage.step(step)
@@ -120,7 +156,11 @@ class Engine:
                                    f"({str(e).splitlines()[0] if str(e) else type(e).__name__})",
                                    "lower batch_size or seq_len, or use grad_accum / activation_checkpointing; "
                                    f"--resume continues from the last good checkpoint: {kept}") from None
-            meter.seconds += time.perf_counter() - t0
+            took = time.perf_counter() - t0
+            meter.seconds += took
+            meter.budget_seconds += took
+            meter.session_seconds += took
+            meter.session_steps += 1
             meter.tokens += stage.tokens_per_step()
             steps_done = step
             lr = stage.opt.param_groups[0]["lr"]
@@ -128,19 +168,27 @@ class Engine:
             if fpt is not None and self.peak:
                 extra["mfu"] = meter.rate() * fpt / self.peak
             elapsed = round(time.perf_counter() - self.start, 3)
-            for name, loss in zip(stage.series, result.losses):
-                emit("step", stage=stage.name, expert=name, step=step, steps=stage.steps, loss=loss, lr=lr,
-                     tokens_per_s=meter.rate(), elapsed_s=elapsed, **extra)
-            if stage.eval_every and step % stage.eval_every == 0 and step != stage.steps and self.dist.is_main:
-                stage.evaluate(step)
+            eta = round(meter.eta(step, stage.steps, stage.max_seconds, stage.eval_every, eval_seconds), 1)
+            for name, loss, active in zip(stage.series, result.losses, training):
+                if active:
+                    emit("step", stage=stage.name, expert=name, step=step, steps=stage.steps, loss=loss, lr=lr,
+                         tokens_per_s=meter.rate(), elapsed_s=elapsed, eta_s=eta, **extra)
+            if stage.eval_every and step % stage.eval_every == 0 and step != stage.steps:
+                t1 = time.perf_counter()
+                if self.dist.is_main:
+                    stage.evaluate(step)
+                stage.sync()
+                eval_seconds = time.perf_counter() - t1
+                meter.budget_seconds += eval_seconds
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step != stage.steps:
                 self.save(stage, step, meter)
-        stopped = steps_done < stage.steps
+        stopped = ended == "stop"
         if steps_done > 0:
             if not stopped and self.dist.is_main:
                 stage.evaluate(steps_done)
             if steps_done > first:
                 self.save(stage, steps_done, meter)
+        self.ended = ended
         return steps_done, stopped
 
 
@@ -234,6 +282,8 @@ def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, s
             break
         results[name] = stage.finish(steps_done) if dist.is_main else {}
         results[name]["steps_done"] = steps_done
+        # What ended the stage: its steps, its time budget, or every expert stopping early.
+        results[name]["ended"] = engine.ended
         if isinstance(stage, LoraStage) and name == "experts":
             experts = stage.lora
         if stopped:
@@ -242,6 +292,8 @@ def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, s
             progress.complete(name, results[name])
         dist.barrier()
 
+    # Publishing a checkpoint on request (finish_now) ends the run as asked, not as a stop.
+    stopped = stopped and not cfg.finish_now
     first = "experts" if "experts" in ran else ran[0]
     main = results.get(first, {})
     fields: dict[str, Any] = {
@@ -252,6 +304,9 @@ def _run(cfg: TrainConfig, config_path: str, device: torch.device, dist: Dist, s
         "val_loss": results.get("experts", {}).get("val_loss", {n: None for n in cfg.names}),
         "resumed": resume,
         "kept_previous": kept,
+        "stopped_early": results.get("experts", {}).get("stopped_early", {}),
+        "tokens_seen": results.get("experts", {}).get("tokens_seen", {}),
+        "ended": {name: r.get("ended") for name, r in results.items() if r.get("ended")},
     }
     for extra in ("router", "mixed"):
         if extra in results:

@@ -37,11 +37,13 @@ class RouterConfig:
     out_dir: Path
     lr: float
     eval_every: int = 0
+    max_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
 class MixedConfig:
     out_dir: Path
+    max_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,13 @@ class TrainConfig:
     compile: bool = False
     peak_tflops: Optional[float] = None
     precision: str = "auto"
+    # Stage 1's budget: wall seconds for the loop and its evaluations (0: none; the learning-rate
+    # schedule then follows time or steps, whichever is further along), passes over a domain's
+    # training tokens before its expert stops (0: no cap), and evaluations without a held-out
+    # improvement before it stops (0: never; the best weights are the ones kept).
+    max_seconds: float = 0.0
+    max_epochs: float = 0.0
+    patience: int = 0
     # A stopped stage publishes its partly trained artifacts only when asked; otherwise the
     # previous ones stay and the checkpoint waits for --resume.
     keep_partial: bool = False
@@ -109,7 +118,22 @@ def _router(raw: Any, source: str, steps: int, lr: float, eval_every: int) -> Ro
     default_eval = max(1, router_steps // 4) if eval_every else 0
     return RouterConfig(steps=router_steps, eta=eta, expert_lr_mult=mult,
                         top_k=f.int("top_k", 1, minimum=1), out_dir=Path(f.str("out_dir", required=True)),
-                        lr=f.float("lr", lr), eval_every=f.int("eval_every", default_eval, minimum=0))
+                        lr=f.float("lr", lr), eval_every=f.int("eval_every", default_eval, minimum=0),
+                        max_seconds=_seconds(f, "max_seconds"))
+
+
+def _seconds(f: Fields, key: str) -> float:
+    v = f.float(key, 0.0)
+    if v < 0:
+        raise TrainerError(f"{f.source}: field {key!r} must be >= 0 (0: no time budget)", None)
+    return v
+
+
+def _nonneg(f: Fields, key: str) -> float:
+    v = f.float(key, 0.0)
+    if v < 0:
+        raise TrainerError(f"{f.source}: field {key!r} must be >= 0", None)
+    return v
 
 
 def config_fingerprint(raw: dict[str, Any]) -> str:
@@ -144,7 +168,8 @@ def parse_config(path: str) -> TrainConfig:
     router = _router(raw["router"], source, steps, lr, eval_every) if raw.get("router") is not None else None
     mixed: Optional[MixedConfig] = None
     if raw.get("mixed") is not None:
-        mixed = MixedConfig(out_dir=Path(Fields(f.dict("mixed"), f"{source}: mixed").str("out_dir", required=True)))
+        mf = Fields(f.dict("mixed"), f"{source}: mixed")
+        mixed = MixedConfig(out_dir=Path(mf.str("out_dir", required=True)), max_seconds=_seconds(mf, "max_seconds"))
     default_stages = ["experts"] + (["router"] if router else []) + (["mixed"] if mixed else [])
     stages_raw = raw.get("stages", default_stages)
     if not isinstance(stages_raw, list) or not stages_raw or any(s not in STAGES for s in stages_raw):
@@ -195,6 +220,9 @@ def parse_config(path: str) -> TrainConfig:
         compile=_bool(f, "compile", False),
         peak_tflops=None if peak is None else f.float("peak_tflops"),
         precision=precision,
+        max_seconds=_seconds(f, "max_seconds"),
+        max_epochs=_nonneg(f, "max_epochs"),
+        patience=f.int("patience", 0, minimum=0),
         keep_partial=_bool(f, "keep_partial", False),
         finish_now=_bool(f, "finish_now", False),
         fingerprint=config_fingerprint(raw),

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import parse_events, trainer_env, write_config
+from conftest import DOMAINS, make_config, parse_events, trainer_env, write_config
 from moa_trainer.protocol import StopFlag
 from moa_trainer.safetensors_io import load_file
 from moa_trainer.train import run
-from test_train import DOMAINS, make_config
 
 
 def test_two_processes_match_one(tmp_path: Path, tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import parse_events, train_inproc, trainer_env, write_config
+from conftest import DOMAINS, make_config, parse_events, train_inproc, trainer_env, write_config
 from moa_trainer.safetensors_io import load_file, load_metadata
-from test_train import DOMAINS, make_config
 
 STEPS = 160
 ROUTER_STEPS = 100

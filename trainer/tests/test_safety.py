@@ -151,11 +151,12 @@ def test_an_orphaned_trainer_stops_by_itself_with_a_checkpoint(tmp_path: Path, t
     cfg = make_config(tmp_path, tiny_model_dir, steps=100000, eval_every=0)
     config = write_config(tmp_path / "t.json", cfg)
     pid_file = tmp_path / "trainer.pid"
-    # A parent that starts the trainer, waits for its first step, then dies without a word.
+    # A parent that starts the trainer, waits for its first step, then dies without a word: both of
+    # the trainer's output pipes lose their reader (printing to stderr must not kill the stop).
     parent = subprocess.run([sys.executable, "-c", f"""
 import subprocess, sys
 p = subprocess.Popen([sys.executable, "-m", "moa_trainer", "train", "--config", {config!r}],
-                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 open({str(pid_file)!r}, "w").write(str(p.pid))
 for line in p.stdout:
     if b'"type":"step"' in line:

@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { relative, resolve } from 'node:path';
 import { loadConfig } from '../../core/config/load';
-import { offsetAt } from '../../core/inference/prompt';
+import { checkedOffsetAt } from '../../core/inference/prompt';
 import { CompletionService, DEFAULT_COMPLETE } from '../../core/inference/service';
-import { workspaceLayout } from '../../core/paths';
 import { choosePython } from '../../core/trainer/python';
 import { MoaError } from '../../core/util/errors';
-import { EXIT, UsageError, intOption, productRoot, product, print } from '../args';
+import { EXIT, UsageError, intOption, productRoot, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 export async function cmdComplete(values: Values, positionals: string[]): Promise<number> {
@@ -15,7 +14,7 @@ export async function cmdComplete(values: Values, positionals: string[]): Promis
   const line = intOption(values, 'line', undefined, 1);
   const col = intOption(values, 'col', undefined, 1);
   if (line === undefined || col === undefined) throw new UsageError('moa complete needs --line and --col (1-based)');
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const layout = workspaceOf(values);
   const { config } = loadConfig(layout.configFile);
   const abs = resolve(file);
   const rel = relative(layout.root, abs).split('\\').join('/');
@@ -29,7 +28,9 @@ export async function cmdComplete(values: Values, positionals: string[]): Promis
   try {
     const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
     if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError('--temperature must be a number ≥ 0');
-    const cursor = offsetAt(text, line, col);
+    const at = checkedOffsetAt(text, line, col);
+    if ('problem' in at) throw new MoaError(`${abs}: ${at.problem}`);
+    const cursor = at.offset;
     const opts = {
       ...DEFAULT_COMPLETE,
       maxNewTokens: intOption(values, 'max-tokens', DEFAULT_COMPLETE.maxNewTokens, 1)!,

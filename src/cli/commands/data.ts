@@ -1,14 +1,14 @@
-import { resolve } from 'node:path';
-import type { DatasetManifest } from '../../core/data/shards';
+import { readManifest, type DatasetManifest } from '../../core/data/shards';
 import { describeUpdate } from '../../core/data/watch';
-import { workspaceLayout } from '../../core/paths';
+import { loadConfig } from '../../core/config/load';
 import { buildWorkspaceData, watchWorkspaceData } from '../../core/workspace';
 import { errorMessage } from '../../core/util/errors';
-import { EXIT, product, print } from '../args';
+import { EXIT, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 function table(manifest: DatasetManifest, verbose = false): string {
   const lines = ['domain          files      bytes   train tok     val tok'];
+  for (const w of manifest.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   for (const d of manifest.domains) {
     lines.push(`${d.domain.padEnd(14)} ${String(d.files).padStart(6)} ${String(d.bytes).padStart(10)} ${String(d.trainTokens).padStart(11)} ${String(d.valTokens).padStart(11)}`);
   }
@@ -26,9 +26,16 @@ function table(manifest: DatasetManifest, verbose = false): string {
 }
 
 export async function cmdData(values: Values): Promise<number> {
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const layout = workspaceOf(values);
+  loadConfig(layout.configFile).warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
+  const before = readManifest(layout);
   const manifest = buildWorkspaceData(layout, product);
   print(values, table(manifest, values.verbose), manifest);
+  for (const w of manifest.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
+  for (const d of manifest.domains) {
+    const was = before?.domains.find((b) => b.domain === d.domain)?.files ?? 0;
+    if (d.files === 0) process.stderr.write(`warning: domain ${d.domain} has no files${was ? ` (it had ${was})` : ''}: check its include globs and languages in .moa/moa.json\n`);
+  }
   if (!values.watch) return EXIT.ok;
 
   const watcher = watchWorkspaceData(layout, product, {

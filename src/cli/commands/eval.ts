@@ -1,13 +1,12 @@
-import { relative, resolve } from 'node:path';
+import { relative } from 'node:path';
 import { loadConfig } from '../../core/config/load';
 import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
-import { workspaceLayout } from '../../core/paths';
 import { choosePython } from '../../core/trainer/python';
-import { EXIT, intOption, productRoot, product, print } from '../args';
+import { EXIT, intOption, productRoot, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 export async function cmdEval(values: Values): Promise<number> {
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const layout = workspaceOf(values);
   const { config } = loadConfig(layout.configFile);
   const report = await evaluate(layout, product, config, choosePython(productRoot, values.python).command, {
     windows: intOption(values, 'windows', 16, 1)!,

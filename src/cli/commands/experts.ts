@@ -10,7 +10,7 @@ import { workspaceLayout } from '../../core/paths';
 import { MoaError } from '../../core/util/errors';
 import { swapWithPrevious } from '../../core/util/atomic';
 import { SAFE_NAME } from '../../core/names';
-import { EXIT, UsageError, product, print } from '../args';
+import { EXIT, UsageError, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 function baseOf(layout: ReturnType<typeof workspaceLayout>) {
@@ -20,7 +20,7 @@ function baseOf(layout: ReturnType<typeof workspaceLayout>) {
 
 export async function cmdExperts(values: Values, positionals: string[]): Promise<number> {
   const [sub = 'list', arg, arg2] = positionals;
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const layout = workspaceOf(values);
   const need = (what: string) => {
     if (!arg) throw new UsageError(`moa experts ${sub} needs ${what}`);
     return arg;
@@ -40,12 +40,15 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
         pinned: state.pinned === e.name,
         freshness: expertFreshness(e, manifest?.domains.find((d) => d.domain === e.name)?.fingerprint),
       }));
+      const loss = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : '—');
       const lines = experts.map((e) =>
         e.status === 'ok'
-          ? `${e.name.padEnd(14)} ${(e.pinned ? 'pinned' : e.attached ? 'attached' : 'detached').padEnd(9)} ${e.freshness.padEnd(7)} r=${e.r} alpha=${e.alpha} ${e.targetModules?.join(',')} loss=${e.meta.train_loss?.toFixed(3) ?? '?'}`
+          ? `${e.name.padEnd(14)} ${(e.pinned ? 'pinned' : e.attached ? 'attached' : 'detached').padEnd(9)} ${e.freshness.padEnd(7)} ${String(e.r).padStart(4)} ${String(e.alpha).padStart(6)}  ${loss(e.meta.val_loss).padStart(8)} ${loss(e.meta.train_loss).padStart(8)}  ${e.targetModules?.join(',')}`
           : `${e.name.padEnd(14)} broken    ${e.reason}`,
       );
-      print(values, lines.join('\n') || 'no experts yet: run "moa train"', experts);
+      const header = `${'expert'.padEnd(14)} ${'state'.padEnd(9)} ${'data'.padEnd(7)} ${'rank'.padStart(4)} ${'alpha'.padStart(6)}  ${'held-out'.padStart(8)} ${'train'.padStart(8)}  targets`;
+      const legend = 'loss in nats/token: held-out = on the domain\'s validation files at the end of training; train = mean of the last 10 steps';
+      print(values, lines.length ? [header, ...lines, legend].join('\n') : 'no experts yet: run "moa train"', experts);
       return EXIT.ok;
     }
     case 'attach':
@@ -88,8 +91,9 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
       const lines = [`expert ${r.expert}: r=${r.r} alpha=${r.alpha} ${r.parameters} parameters, ${r.sizeBytes} bytes`, 'layer  module   ‖ΔW‖     eff. rank'];
       for (const st of r.stats) lines.push(`${String(st.layer).padStart(5)}  ${st.module.padEnd(7)} ${st.norm.toFixed(4).padStart(7)}  ${st.effectiveRank.toFixed(2).padStart(8)}`);
       if (r.similarity.experts.length > 1) {
-        lines.push('cosine similarity of updates:');
-        r.similarity.experts.forEach((n, i) => lines.push(`  ${n.padEnd(14)} ${r.similarity.matrix[i]!.map((v) => v.toFixed(2).padStart(6)).join('')}`));
+        const w = Math.max(7, ...r.similarity.experts.map((n) => n.length + 1));
+        lines.push('cosine similarity of updates:', `  ${''.padEnd(14)} ${r.similarity.experts.map((n) => n.padStart(w)).join('')}`);
+        r.similarity.experts.forEach((n, i) => lines.push(`  ${n.padEnd(14)} ${r.similarity.matrix[i]!.map((v) => v.toFixed(2).padStart(w)).join('')}`));
       }
       print(values, lines.join('\n'), r);
       return EXIT.ok;

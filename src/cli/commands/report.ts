@@ -1,13 +1,12 @@
 import { join, relative, resolve } from 'node:path';
-import { workspaceLayout } from '../../core/paths';
 import { collectReport } from '../../core/report/collect';
 import { renderReport } from '../../core/report/render';
 import { writeFileAtomic } from '../../core/util/atomic';
-import { EXIT, print } from '../args';
+import { EXIT, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 export async function cmdReport(values: Values): Promise<number> {
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const layout = workspaceOf(values);
   const input = collectReport(layout, { runId: values.run });
   const out = values.out !== undefined ? resolve(values.out) : join(layout.moaDir, 'report.html');
   writeFileAtomic(out, renderReport(input));

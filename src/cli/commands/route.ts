@@ -1,19 +1,21 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { MoaError } from '../../core/util/errors';
 import { relative, resolve } from 'node:path';
 import { loadConfig } from '../../core/config/load';
 import { CompletionService, DEFAULT_COMPLETE } from '../../core/inference/service';
-import { workspaceLayout } from '../../core/paths';
 import { choosePython } from '../../core/trainer/python';
-import { EXIT, UsageError, productRoot, product, print } from '../args';
+import { EXIT, UsageError, productRoot, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 export async function cmdRoute(values: Values, positionals: string[]): Promise<number> {
   const file = positionals[0];
   if (!file) throw new UsageError('moa route needs a file');
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const layout = workspaceOf(values);
   const { config } = loadConfig(layout.configFile);
+  const abs = resolve(file);
+  if (!existsSync(abs) || !statSync(abs).isFile()) throw new MoaError(`${abs}: no such file`, 'moa route takes a file of the workspace.');
   const service = new CompletionService(layout, product, config, choosePython(productRoot, values.python).command);
-  const rel = relative(layout.root, resolve(file)).split('\\').join('/');
+  const rel = relative(layout.root, abs).split('\\').join('/');
   let route = service.route(rel);
   let layers: { experts: string[]; weights: number[][] } | undefined;
   try {

@@ -1,16 +1,16 @@
-import { relative, resolve } from 'node:path';
+import { relative } from 'node:path';
 import { loadConfig } from '../../core/config/load';
 import { datasetsForTraining } from '../../core/data/compact';
 import { resolveBaseModelDir } from '../../core/models/base';
-import { workspaceLayout, type WorkspaceLayout } from '../../core/paths';
+import type { WorkspaceLayout } from '../../core/paths';
 import type { TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, succeeded } from '../../core/trainer/process';
 import { choosePython } from '../../core/trainer/python';
 import { latestResumable, runInfo } from '../../core/trainer/runs';
-import { resumeTraining, startTraining, type TrainingSession } from '../../core/trainer/train';
+import { datasetWarnings, resumeTraining, startTraining, type TrainingSession } from '../../core/trainer/train';
 import { MoaError } from '../../core/util/errors';
 import { buildWorkspaceData } from '../../core/workspace';
-import { EXIT, UsageError, intOption, parseStages, productRoot, product } from '../args';
+import { EXIT, UsageError, intOption, numberOption, parseStages, productRoot, product, workspaceOf } from '../args';
 import type { Values } from '../args';
 import { ProgressPrinter } from '../progress';
 
@@ -18,6 +18,7 @@ function printer(values: Values, layout: WorkspaceLayout, progress: ProgressPrin
   return (e: TrainerEvent) => {
     if (values.json) return void process.stdout.write(JSON.stringify(e) + '\n');
     if (e.type === 'step') progress.step(e);
+    else if (e.type === 'expert_done') progress.expertDone(e);
     else if (e.type === 'hello') process.stdout.write(`trainer: torch ${e.torch} on ${e.device}${e.gpu ? ` (${e.gpu})` : ''}\n`);
     else if (e.type === 'plan') process.stdout.write(`plan (${e.stage}): ${e.experts.join(', ')}, ${e.steps} steps\n`);
     else if (e.type === 'artifact') {
@@ -43,6 +44,7 @@ function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEven
   const { config, warnings } = loadConfig(layout.configFile);
   warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
   const manifest = datasetsForTraining(layout) ?? buildWorkspaceData(layout, product);
+  datasetWarnings(manifest, config).forEach((w) => process.stderr.write(`warning: ${w}\n`));
   return startTraining({
     layout,
     product,
@@ -55,13 +57,14 @@ function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEven
     stages: parseStages(values.stages),
     device: values.device,
     keepPartial: values['keep-partial'],
+    minutes: numberOption(values, 'minutes'),
     onEvent,
     onLog,
   });
 }
 
 export async function cmdTrain(values: Values): Promise<number> {
-  const layout = workspaceLayout(resolve(values.workspace ?? '.'));
+  const layout = workspaceOf(values);
   const progress = new ProgressPrinter(process.stdout);
   const session = start(values, layout, printer(values, layout, progress));
   const onSignal = () => session.stop();

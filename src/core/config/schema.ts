@@ -22,6 +22,14 @@ export interface TrainingConfig {
   lr: number;
   warmupSteps: number;
   seed: number;
+  /** Wall-clock budget for a whole run (experts, router, baseline), in minutes; 0: steps alone decide. */
+  minutes: number;
+  /** An expert stops once it has seen its domain's training tokens this many times (0: no cap). */
+  maxEpochs: number;
+  /** An expert stops after this many evaluations without a held-out improvement (0: never). */
+  patience: number;
+  /** Held-out windows per domain in each evaluation during training (bounds its cost). */
+  evalWindows: number;
 }
 
 export interface RouterConfig {
@@ -60,7 +68,7 @@ export function defaultLora(): LoraConfig {
 }
 
 export function defaultTraining(): TrainingConfig {
-  return { steps: 200, batchSize: 8, seqLen: 128, lr: 2e-3, warmupSteps: 10, seed: 0 };
+  return { steps: 200, batchSize: 8, seqLen: 128, lr: 2e-3, warmupSteps: 10, seed: 0, minutes: 8, maxEpochs: 4, patience: 3, evalWindows: 16 };
 }
 
 export function defaultData(): DataConfig {

@@ -1,4 +1,5 @@
 import { SAFE_NAME } from '../names';
+import { KNOWN_LANGUAGES, nearest } from '../domains/languages';
 import {
   DEFAULT_BASE_MODEL,
   ROUTING_MODES,
@@ -95,6 +96,11 @@ function readDomain(r: Reader, raw: unknown, path: string): DomainConfig | undef
   if (include.length === 0 && languages.length === 0) {
     r.errors.push({ path, message: `domain "${name}" matches no file: give "include" globs or "languages"` });
   }
+  languages.forEach((lang, i) => {
+    if (KNOWN_LANGUAGES.has(lang)) return;
+    const near = nearest(lang, KNOWN_LANGUAGES);
+    r.warnings.push({ path: `${path}.languages[${i}]`, message: `"${lang}" is not a language id MoA knows${near ? `; did you mean "${near}"?` : ' (VS Code language ids: python, typescript, markdown, sql, …)'}` });
+  });
   return { name, include, exclude: r.strings(obj, 'exclude', path, []), languages };
 }
 
@@ -128,7 +134,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     dropout: r.number(l, 'dropout', '$.lora', dl.dropout, 0, 0.99),
     targetModules: r.strings(l, 'targetModules', '$.lora', dl.targetModules),
   };
-  const t = r.section(top['training'], '$.training', ['steps', 'batchSize', 'seqLen', 'lr', 'warmupSteps', 'seed']);
+  const t = r.section(top['training'], '$.training', ['steps', 'batchSize', 'seqLen', 'lr', 'warmupSteps', 'seed', 'minutes', 'maxEpochs', 'patience', 'evalWindows']);
   const dt = defaultTraining();
   const training = {
     steps: r.number(t, 'steps', '$.training', dt.steps, 1, 1e9, true),
@@ -137,6 +143,10 @@ export function validateConfig(raw: unknown): ValidationResult {
     lr: r.number(t, 'lr', '$.training', dt.lr, 0, 10),
     warmupSteps: r.number(t, 'warmupSteps', '$.training', dt.warmupSteps, 0, 1e9, true),
     seed: r.number(t, 'seed', '$.training', dt.seed, 0, 2 ** 31 - 1, true),
+    minutes: r.number(t, 'minutes', '$.training', dt.minutes, 0, 60 * 24 * 30),
+    maxEpochs: r.number(t, 'maxEpochs', '$.training', dt.maxEpochs, 0, 1e6),
+    patience: r.number(t, 'patience', '$.training', dt.patience, 0, 1e6, true),
+    evalWindows: r.number(t, 'evalWindows', '$.training', dt.evalWindows, 1, 4096, true),
   };
   const d = r.section(top['data'], '$.data', ['maxFileBytes', 'valFraction']);
   const dd = defaultData();

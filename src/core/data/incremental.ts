@@ -10,7 +10,7 @@ import {
   type DomainIndex, type IndexChange, type IndexTotals,
 } from './fileIndex';
 import { withDataLock } from './lock';
-import { checkPath, GitignoreCache } from './scan';
+import { checkPath, GitignoreCache, scanOptionsFor } from './scan';
 import { encodeDocument, u32Bytes } from './shardFile';
 import { buildDatasets, buildDomain, datasetKey, manifestPath, publishDomain, readManifest, type DatasetManifest } from './shards';
 import { pathBucket, validationFromBuckets } from './split';
@@ -25,6 +25,10 @@ export interface UpdateResult {
   /** Domains built again whole because a file moved between train and validation. */
   rebuiltDomains: string[];
   compacted: string[];
+  /** The files this update touched, by name (at most 100), and which domain each was in. */
+  files?: { path: string; domain: string; change: 'tokenized' | 'removed' }[];
+  /** Domains that had files before this update and have none now. */
+  emptied?: string[];
 }
 
 /** Indexes kept between updates by a long-lived watcher, so an update does not re-read them. */
@@ -166,14 +170,16 @@ export function updateDatasets(
 ): UpdateResult {
   return withDataLock(layout, () => {
     const rels = [...new Set(paths)];
+    const before = readManifest(layout);
+    const emptiedSince = (after: DatasetManifest) => after.domains.filter((d) => d.files === 0 && (before?.domains.find((b) => b.domain === d.domain)?.files ?? 0) > 0).map((d) => d.domain);
     const rebuild = (): UpdateResult => {
       cache.ignores.clear();
       const manifest = buildDatasets(layout, config, tokenizer);
-      return { kind: 'rebuilt', manifest, changed: 0, removed: 0, rebuiltDomains: manifest.domains.map((d) => d.domain), compacted: [] };
+      return { kind: 'rebuilt', manifest, changed: 0, removed: 0, rebuiltDomains: manifest.domains.map((d) => d.domain), compacted: [], emptied: emptiedSince(manifest) };
     };
-    const manifest = readManifest(layout);
+    const manifest = before;
     if (!manifest || manifest.key !== datasetKey(config, tokenizer)) return rebuild();
-    if (rels.some((r) => r === '.gitignore' || r.endsWith('/.gitignore'))) return rebuild();
+    if (rels.some((r) => r === '.gitignore' || r.endsWith('/.gitignore') || r === '.gitattributes')) return rebuild();
     const indexes = new Map<string, DomainIndex>();
     for (const d of config.domains) {
       const index = cache.get(d.name);
@@ -182,7 +188,7 @@ export function updateDatasets(
     }
 
     const matcher = compileDomains(config.domains);
-    const scan = { maxFileBytes: config.data.maxFileBytes };
+    const scan = scanOptionsFor(layout.root, config.data.maxFileBytes);
     const dropped = new Map<string, Set<string>>();
     const added = new Map<string, Pending[]>();
     const drop = (domain: string, rel: string) => {
@@ -219,16 +225,31 @@ export function updateDatasets(
       }
     }
 
+    // A byte-identical copy of a file that stays in the datasets (or of one added just before it)
+    // is left out, as a full build leaves it out: no text is both trained on and held out.
+    if (added.size) {
+      const byHash = new Set<string>();
+      for (const [domain, ix] of indexes) for (const [p, f] of Object.entries(ix.files)) if (!dropped.get(domain)?.has(p)) byHash.add(f.h);
+      for (const [domain, list] of [...added]) {
+        const kept = list.filter((p) => !byHash.has(p.hash) && (byHash.add(p.hash), true));
+        if (kept.length) added.set(domain, kept);
+        else added.delete(domain);
+      }
+    }
     const touched = new Set([...dropped.keys(), ...added.keys()]);
     if (touched.size === 0) return { kind: 'unchanged', manifest, changed: 0, removed: 0, rebuiltDomains: [], compacted: [] };
-    const result: UpdateResult = { kind: 'updated', manifest, changed: 0, removed: 0, rebuiltDomains: [], compacted: [] };
+    const result: UpdateResult = { kind: 'updated', manifest, changed: 0, removed: 0, rebuiltDomains: [], compacted: [], files: [] };
     for (const domain of touched) {
       const old = indexes.get(domain)!;
       const gone = dropped.get(domain) ?? new Set<string>();
       const fresh = added.get(domain) ?? [];
       const freshRels = new Set(fresh.map((p) => p.rel));
-      result.removed += [...gone].filter((r) => !freshRels.has(r)).length;
+      const removed = [...gone].filter((r) => !freshRels.has(r));
+      result.removed += removed.length;
       result.changed += fresh.length;
+      for (const [path, change] of [...fresh.map((p) => [p.rel, 'tokenized'] as const), ...removed.map((r) => [r, 'removed'] as const)]) {
+        if (result.files!.length < 100) result.files!.push({ path, domain, change });
+      }
       const prev = manifest.domains.find((d) => d.domain === domain);
       let index = old;
       let totals: IndexTotals | undefined;
@@ -258,6 +279,7 @@ export function updateDatasets(
     }
     manifest.updated = new Date().toISOString();
     writeJsonAtomic(manifestPath(layout), manifest);
+    result.emptied = emptiedSince(manifest);
     return result;
   }, waitMs);
 }

@@ -1,5 +1,6 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
+import picomatch from 'picomatch';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { compileDomains } from '../domains/classify';
@@ -11,7 +12,7 @@ import { isObject, readJsonObjectOr } from '../util/json';
 import { SAFE_NAME } from '../names';
 import { contentHash, EMPTY_SET_HASH, indexFingerprint, toggleFile, indexTotals, shardPaths, writeDomainIndex, type DomainIndex, type IndexTotals } from './fileIndex';
 import { withDataLock } from './lock';
-import { scanWorkspace, type SkipReason } from './scan';
+import { scanOptionsFor, scanWorkspace, type SkipReason } from './scan';
 import { encodeDocument, ShardWriter } from './shardFile';
 import { chooseValidation, pathBucket } from './split';
 
@@ -34,6 +35,8 @@ export interface DatasetManifest {
   skippedFiles?: { path: string; reason: SkipReason }[];
   /** Files that matched no domain, by name; at most LISTED_FILES. */
   unassignedFiles?: string[];
+  /** What the last full build found wrong with the config (an include glob that matches no file). */
+  warnings?: string[];
   /** The config and tokenizer the shards were built for; an update under another key rebuilds. */
   key?: string;
   updated?: string;
@@ -131,6 +134,53 @@ export function buildDomain(
 }
 
 /**
+ * Drops byte-identical copies before any split (the first path, in domain then path order, is
+ * kept; the others are skipped as `duplicate`), so one file can never be trained on and held out
+ * at once; and finds near-identical pairs (equal but for whitespace) that straddle a split.
+ */
+function dedupe(
+  root: string,
+  domains: readonly (readonly [string, string[]])[],
+  valFraction: number,
+  onSkip: (path: string, reason: SkipReason) => void,
+): { kept: Map<string, string[]>; nearDuplicates: [string, string][] } {
+  const exact = new Map<string, string>();
+  const loose = new Map<string, { rel: string; val: boolean }>();
+  const kept = new Map<string, string[]>();
+  const nearDuplicates: [string, string][] = [];
+  for (const [domain, files] of domains) {
+    const mine: string[] = [];
+    const normalized = new Map<string, string>();
+    for (const rel of files) {
+      let content: Buffer;
+      try {
+        content = readFileSync(join(root, rel));
+      } catch {
+        onSkip(rel, 'unreadable');
+        continue;
+      }
+      const h = contentHash(content);
+      if (exact.has(h)) {
+        onSkip(rel, 'duplicate');
+        continue;
+      }
+      exact.set(h, rel);
+      mine.push(rel);
+      normalized.set(rel, createHash('sha1').update(content.toString('utf8').replace(/\s+/g, ' ').trim()).digest('hex'));
+    }
+    const val = chooseValidation(mine, valFraction);
+    for (const rel of mine) {
+      const norm = normalized.get(rel)!;
+      const other = loose.get(norm);
+      if (other && other.val !== val.has(rel)) nearDuplicates.push([other.rel, rel]);
+      else if (!other) loose.set(norm, { rel, val: val.has(rel) });
+    }
+    kept.set(domain, mine);
+  }
+  return { kept, nearDuplicates };
+}
+
+/**
  * Tokenizes every domain's files into train/val shards (each file as BOS, tokens, EOS) with stats
  * and a fingerprint of the inputs, so training can tell which experts are stale.
  */
@@ -139,19 +189,20 @@ export function buildDatasets(layout: WorkspaceLayout, config: MoaConfig, tokeni
   return withDataLock(layout, () => {
     const matcher = compileDomains(config.domains);
     const skipped: Partial<Record<SkipReason, number>> = {};
+    // Each include glob on its own: one that matches no file at all is most likely a typo.
+    const globs = config.domains.flatMap((d, i) => d.include.map((g, j) => ({ where: `domains[${i}] (${d.name}) include[${j}] "${g}"`, match: picomatch(g, { dot: true }), hit: false })));
     const skippedFiles: { path: string; reason: SkipReason }[] = [];
     const unassignedFiles: string[] = [];
     const byDomain = new Map<string, string[]>();
     let unassigned = 0;
     // Only paths are held for the whole workspace; contents are read one file at a time.
-    for (const f of scanWorkspace(layout.root, {
-      maxFileBytes: config.data.maxFileBytes,
-      onSkip: (path, reason) => {
-        skipped[reason] = (skipped[reason] ?? 0) + 1;
-        // Ignored and excluded folders are the user's choice; what we decided on our own is named.
-        if (reason !== 'gitignored' && reason !== 'excluded' && skippedFiles.length < LISTED_FILES) skippedFiles.push({ path, reason });
-      },
-    })) {
+    const onSkip = (path: string, reason: SkipReason) => {
+      skipped[reason] = (skipped[reason] ?? 0) + 1;
+      // Ignored and excluded folders are the user's choice; what we decided on our own is named.
+      if (reason !== 'gitignored' && reason !== 'excluded' && skippedFiles.length < LISTED_FILES) skippedFiles.push({ path, reason });
+    };
+    for (const f of scanWorkspace(layout.root, scanOptionsFor(layout.root, config.data.maxFileBytes, onSkip))) {
+      for (const g of globs) if (!g.hit && g.match(f.relPath)) g.hit = true;
       const domain = matcher.domainOf(f.relPath);
       if (!domain) {
         unassigned++;
@@ -162,9 +213,11 @@ export function buildDatasets(layout: WorkspaceLayout, config: MoaConfig, tokeni
       list.push(f.relPath);
       byDomain.set(domain, list);
     }
+    const { kept, nearDuplicates } = dedupe(layout.root, config.domains.map((d) => [d.name, byDomain.get(d.name) ?? []] as const), config.data.valFraction, onSkip);
+    byDomain.clear();
     const stats = config.domains.map((d) => {
-      const files = byDomain.get(d.name) ?? [];
-      byDomain.delete(d.name); // let the path list go once its domain is written
+      const files = kept.get(d.name) ?? [];
+      kept.delete(d.name); // let the path list go once its domain is written
       return publishDomain(layout, buildDomain(layout, d.name, files, config.data.valFraction, tokenizer, opts));
     });
     const manifest: DatasetManifest = {
@@ -176,6 +229,10 @@ export function buildDatasets(layout: WorkspaceLayout, config: MoaConfig, tokeni
       unassigned,
       skippedFiles,
       unassignedFiles,
+      warnings: [
+        ...globs.filter((g) => !g.hit).map((g) => `${layout.configFile}: ${g.where} matches no file in the workspace`),
+        ...(nearDuplicates.length ? [`${nearDuplicates.length} pair${nearDuplicates.length > 1 ? 's' : ''} of near-identical files (equal but for whitespace) sit on both sides of a train/validation split, so held-out loss flatters them: ${nearDuplicates.slice(0, 3).map(([a, b]) => `${a} ~ ${b}`).join(', ')}${nearDuplicates.length > 3 ? ', …' : ''}`] : []),
+      ],
       key: datasetKey(config, tokenizer),
     };
     writeJsonAtomic(manifestPath(layout), manifest);

@@ -32,7 +32,12 @@ export interface DatasetWatcher {
 export function describeUpdate(r: UpdateResult): string {
   const what = r.kind === 'rebuilt' ? 'rebuilt everything' : `${r.changed} re-tokenized, ${r.removed} removed`;
   const extra = [r.rebuiltDomains.length && r.kind !== 'rebuilt' ? `rebuilt ${r.rebuiltDomains.join(', ')}` : '', r.compacted.length ? `compacted ${r.compacted.join(', ')}` : ''].filter(Boolean).join('; ');
-  return `${what}${extra ? ` (${extra})` : ''}`;
+  const files = r.files ?? [];
+  const named = files.slice(0, 5).map((f) => `${f.change === 'removed' ? '-' : '+'}${f.path} (${f.domain})`).join(', ');
+  const more = r.changed + r.removed - Math.min(5, files.length);
+  const which = named ? `: ${named}${more > 0 ? ` and ${more} more` : ''}` : '';
+  const emptied = r.emptied?.length ? `; domain${r.emptied.length > 1 ? 's' : ''} ${r.emptied.join(', ')} now ha${r.emptied.length > 1 ? 've' : 's'} no files` : '';
+  return `${what}${extra ? ` (${extra})` : ''}${which}${emptied}`;
 }
 
 /**

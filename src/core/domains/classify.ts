@@ -3,7 +3,11 @@ import type { DomainConfig } from '../config/schema';
 import { languageOfPath } from './languages';
 
 export interface DomainMatcher {
-  /** The domain a workspace-relative path (forward slashes) belongs to: the first that matches. */
+  /**
+   * The domain a workspace-relative path (forward slashes) belongs to: the first that matches.
+   * A domain matches a file its `include` globs match (all files when it has none) whose
+   * language is one of its `languages` (any language when it lists none), unless `exclude` does.
+   */
   domainOf(relPath: string, languageId?: string): string | undefined;
 }
 
@@ -19,7 +23,11 @@ export function compileDomains(domains: DomainConfig[]): DomainMatcher {
       const lang = languageId ?? languageOfPath(relPath);
       for (const d of compiled) {
         if (d.exclude?.(relPath)) continue;
-        if (d.include?.(relPath) || (lang !== undefined && d.languages.has(lang))) return d.name;
+        // `include` says where, `languages` says what: given both, a file must satisfy both, so a
+        // glob narrows a domain (and a typo in one shows up as an empty domain, not as no change).
+        const where = d.include ? d.include(relPath) : true;
+        const what = d.languages.size ? lang !== undefined && d.languages.has(lang) : true;
+        if (where && what) return d.name;
       }
       return undefined;
     },

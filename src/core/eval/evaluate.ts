@@ -41,6 +41,20 @@ export interface EvalReport {
    */
   learnedSource?: 'onnx' | 'trainer';
   routerAccuracy: PerDomain | null;
+  /** Held-out windows each domain was scored on (at most `windows`; fewer for a small domain). */
+  windowsPerDomain?: Record<string, number>;
+  /** Standard error of each mean, by column name (as `evalColumns` names them) then domain. */
+  stderr?: Record<string, PerDomain>;
+  /** Domains with too little held-out text for one window: scored on nothing, never on training text. */
+  tooLittleHeldOut?: Record<string, number>;
+}
+
+/** The standard error of the mean of `xs` (null below two values). */
+export function standardError(xs: number[]): number | null {
+  if (xs.length < 2) return null;
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const v = xs.reduce((a, x) => a + (x - m) ** 2, 0) / (xs.length - 1);
+  return Math.sqrt(v / xs.length);
 }
 
 /** The mean of the finite numbers among `xs`; null when there are none. */
@@ -53,11 +67,14 @@ export interface EvalColumn {
   name: string;
   get: (domain: string) => number | null | undefined;
   kind: 'loss' | 'pct';
+  /** The standard error of the value, where it was measured. */
+  se?: (domain: string) => number | null | undefined;
 }
 
 /** The eval table's columns, in order, as `moa eval` prints them and the report draws them. */
 export function evalColumns(r: EvalReport): EvalColumn[] {
-  return [
+  const se = (name: string) => (d: string) => r.stderr?.[name]?.[d];
+  const cols: EvalColumn[] = [
     { name: 'base', get: (d) => r.base[d], kind: 'loss' },
     ...r.experts.map((e): EvalColumn => ({ name: e, get: (d) => r.matrix[d]?.[e], kind: 'loss' })),
     ...(r.mixed ? [{ name: 'mixed', get: (d) => r.mixed?.[d], kind: 'loss' } satisfies EvalColumn] : []),
@@ -65,6 +82,7 @@ export function evalColumns(r: EvalReport): EvalColumn[] {
     ...(r.learned ? [{ name: 'MoA learned', get: (d) => r.learned?.[d], kind: 'loss' } satisfies EvalColumn] : []),
     ...(r.routerAccuracy ? [{ name: 'router acc', get: (d) => r.routerAccuracy?.[d], kind: 'pct' } satisfies EvalColumn] : []),
   ];
+  return cols.map((c) => (c.kind === 'loss' ? { ...c, se: se(c.name) } : c));
 }
 
 /** The learned router's held-out loss per domain, from the latest run's stage-2 eval events. */
@@ -136,23 +154,37 @@ export async function evaluate(
       report.learned = learnedFromRuns(layout);
       if (report.learned) report.learnedSource = 'trainer';
     }
+    report.windowsPerDomain = {};
+    report.stderr = {};
+    report.tooLittleHeldOut = {};
     for (const d of manifest.domains) {
-      const windows = evenWindows(d.valTokens >= seqLen ? d.valPath : d.trainPath, seqLen, opts.windows);
-      if (windows.length === 0) continue;
+      // Held-out text only: a domain without one window of it gets an empty row, never its training text.
+      const windows = d.valTokens >= seqLen ? evenWindows(d.valPath, seqLen, opts.windows) : [];
+      if (windows.length === 0) {
+        if (d.trainTokens > 0) report.tooLittleHeldOut[d.domain] = d.valTokens;
+        continue;
+      }
       report.domains.push(d.domain);
+      report.windowsPerDomain[d.domain] = windows.length;
+      const scored = async (column: string, losses: Promise<number[]>): Promise<number> => {
+        const per = await losses;
+        (report.stderr![column] ??= {})[d.domain] = standardError(per);
+        return per.reduce((a, b) => a + b, 0) / per.length;
+      };
       check();
-      report.base[d.domain] = await engine.windowLoss(windows, noExpert, [0]);
+      report.base[d.domain] = await scored('base', engine.windowLosses(windows, noExpert, [0]));
       report.matrix[d.domain] = {};
       for (const [name, stack] of stacks) {
         check();
-        report.matrix[d.domain]![name] = await engine.windowLoss(windows, stack, [1]);
+        report.matrix[d.domain]![name] = await scored(name, engine.windowLosses(windows, stack, [1]));
       }
       check();
-      if (mixed && report.mixed) report.mixed[d.domain] = await engine.windowLoss(windows, stackExperts(engine.info, [mixed]), [1]);
+      if (mixed && report.mixed) report.mixed[d.domain] = await scored('mixed', engine.windowLosses(windows, stackExperts(engine.info, [mixed]), [1]));
       report.label[d.domain] = report.matrix[d.domain]![d.domain] ?? report.base[d.domain]!;
+      (report.stderr['MoA label'] ??= {})[d.domain] = report.stderr[weights.has(d.domain) ? d.domain : 'base']?.[d.domain] ?? null;
       if (learnedEngine && report.learned) {
         const { engine: le, router, stack } = learnedEngine;
-        report.learned[d.domain] = await le.windowLoss(windows, stack, { router, promptLen: Math.floor(seqLen / 2) });
+        report.learned[d.domain] = await scored('MoA learned', le.windowLosses(windows, stack, { router, promptLen: Math.floor(seqLen / 2) }));
       }
     }
     return report;
@@ -180,9 +212,21 @@ export function formatEvalTable(r: EvalReport): string {
   const cols = evalColumns(r);
   const width = Math.max(10, ...cols.map((c) => c.name.length + 2));
   const fmt = (x: number | null | undefined, c: EvalColumn) => (typeof x !== 'number' ? '—' : c.kind === 'pct' ? `${(x * 100).toFixed(0)}%` : x.toFixed(3)).padStart(width);
-  const lines = [`held-out loss (nats/token), ${r.windows} windows of ${r.seqLen} tokens per domain`, 'domain'.padEnd(14) + cols.map((c) => c.name.padStart(width)).join('')];
-  for (const d of r.domains) lines.push(d.padEnd(14) + cols.map((c) => fmt(c.get(d), c)).join(''));
-  lines.push('mean'.padEnd(14) + cols.map((c) => fmt(mean(r.domains.map((d) => c.get(d))), c)).join(''));
+  const counts = r.windowsPerDomain;
+  const lines = [
+    `held-out loss (nats/token) on up to ${r.windows} windows of ${r.seqLen} tokens per domain${counts ? ' (n: how many); ± one standard error' : ''}`,
+    'domain'.padEnd(14) + (counts ? '   n' : '') + cols.map((c) => c.name.padStart(width)).join(''),
+  ];
+  const seOf = (c: EvalColumn, d: string) => {
+    const v = c.se?.(d);
+    return typeof v === 'number' ? `±${v.toFixed(3)}` : '';
+  };
+  for (const d of r.domains) {
+    lines.push(d.padEnd(14) + (counts ? String(counts[d] ?? '').padStart(4) : '') + cols.map((c) => fmt(c.get(d), c)).join(''));
+    if (counts && cols.some((c) => seOf(c, d))) lines.push(''.padEnd(18) + cols.map((c) => seOf(c, d).padStart(width)).join(''));
+  }
+  for (const [d, tokens] of Object.entries(r.tooLittleHeldOut ?? {})) lines.push(`${d.padEnd(14)}${counts ? '   0' : ''}  — too little held-out data (${tokens} tokens, a window is ${r.seqLen}): not scored`);
+  lines.push('mean'.padEnd(14) + (counts ? '    ' : '') + cols.map((c) => fmt(mean(r.domains.map((d) => c.get(d))), c)).join(''));
   if (r.learned && r.learnedSource === 'onnx') lines.push('MoA learned: the per-layer routers decide on the first half of each window and hold it, as for a completion.');
   else if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (the router\'s experts are not all here to re-score it).');
   return lines.join('\n');

@@ -289,9 +289,14 @@ export class OnnxEngine {
    * batches through the same graph that serves completions: what `moa eval` measures.
    */
   async windowLoss(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, batch = 8): Promise<number> {
+    const per = await this.windowLosses(windows, stack, routing, batch);
+    return per.reduce((a, b) => a + b, 0) / Math.max(1, per.length);
+  }
+
+  /** Each window's mean next-token loss (nats/token): what a mean and its standard error come from. */
+  async windowLosses(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, batch = 8): Promise<number[]> {
     const { info } = this;
-    let total = 0;
-    let count = 0;
+    const out: number[] = [];
     for (let b0 = 0; b0 < windows.length; b0 += batch) {
       const rows = windows.slice(b0, b0 + batch);
       const B = rows.length;
@@ -299,6 +304,7 @@ export class OnnxEngine {
       const logits = (await this.session.run(this.fullFeeds(rows, stack, routing)))['logits']!.data as Float32Array;
       const V = info.vocabSize;
       for (let i = 0; i < B; i++) {
+        let total = 0;
         for (let j = 0; j < S - 1; j++) {
           const row = logits.subarray((i * S + j) * V, (i * S + j + 1) * V);
           let max = -Infinity;
@@ -306,11 +312,11 @@ export class OnnxEngine {
           let sum = 0;
           for (let k = 0; k < V; k++) sum += Math.exp(row[k]! - max);
           total += Math.log(sum) + max - row[rows[i]![j + 1]!]!;
-          count++;
         }
+        out.push(total / Math.max(1, S - 1));
       }
     }
-    return total / Math.max(1, count);
+    return out;
   }
 
   async release(): Promise<void> {

@@ -132,6 +132,20 @@ export function buildPrefixPrompt(prefix: string, tokenizer: Tokenizer, budget: 
 }
 
 /** Characters before a 1-based line and column, clamped to the document. */
+/**
+ * The offset of a 1-based line and column, or why there is none: the file's line count, or the
+ * line's length (column len + 1 is the end of the line, where a completion often goes).
+ */
+export function checkedOffsetAt(text: string, line: number, col: number): { offset: number } | { problem: string } {
+  const lines = text.split('\n');
+  if (text.endsWith('\n')) lines.pop();
+  const count = Math.max(1, lines.length);
+  if (line < 1 || line > count) return { problem: `line ${line} is outside the file: it has ${count} line${count > 1 ? 's' : ''} (1–${count})` };
+  const len = (lines[line - 1] ?? '').replace(/\r$/, '').length;
+  if (col < 1 || col > len + 1) return { problem: `column ${col} is outside line ${line}: it has ${len} character${len === 1 ? '' : 's'} (columns 1–${len + 1})` };
+  return { offset: offsetAt(text, line, col) };
+}
+
 export function offsetAt(text: string, line: number, col: number): number {
   let offset = 0;
   for (let l = 1; l < line; l++) {

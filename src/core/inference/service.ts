@@ -210,7 +210,9 @@ export class CompletionService {
     let layerRouting: Completion['layerRouting'];
     if (learned && result.routing) {
       layerRouting = { experts: names, weights: result.routing };
-      route = learnedDecision(names, result.routing);
+      const decided = learnedDecision(names, result.routing);
+      // Keep the mode that was asked for and why the router decided (a file in no domain, say).
+      route = route.mode === 'learned' ? decided : { ...decided, mode: route.mode, reason: `${route.reason.replace(/: the learned router chooses.*$/, ': the learned router decided')}: ${decided.reason}` };
     }
     const promptInfo = { fim: prompt.fim?.family ?? null, tokens: prompt.ids.length, prefixTokens: prompt.prefixTokens, suffixTokens: prompt.suffixTokens };
     return { text, route, layerRouting, prompt: promptInfo, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs, draft: result.draft };

@@ -3,14 +3,16 @@ export const PROTOCOL_VERSION = 1;
 
 export interface HelloEvent { type: 'hello'; python: string; torch: string; device: string; gpu: string | null; gpu_memory_gb: number | null; threads?: number }
 export interface PlanEvent { type: 'plan'; stage: string; experts: string[]; steps: number; batch_size?: number; seq_len?: number; tokens?: number; params_trainable?: number; params_base?: number }
-export interface StepEvent { type: 'step'; stage: string; expert: string; step: number; steps: number; loss: number; lr: number; tokens_per_s: number; elapsed_s: number }
+export interface StepEvent { type: 'step'; stage: string; expert: string; step: number; steps: number; loss: number; lr: number; tokens_per_s: number; elapsed_s: number; eta_s?: number }
+/** An expert stopped before its stage's end (its epoch cap, or no held-out gain for `patience` evaluations). */
+export interface ExpertDoneEvent { type: 'expert_done'; stage: string; expert: string; step: number; reason: string; best_val_loss?: number | null }
 export interface EvalEvent { type: 'eval'; stage: string; expert: string; domain: string; loss: number; step?: number }
 export interface CheckpointEvent { type: 'checkpoint'; path: string; step?: number }
 export interface ArtifactEvent { type: 'artifact'; kind: string; name: string; path: string }
 export interface DoneEvent { type: 'done'; stopped: boolean; elapsed_s?: number; [extra: string]: unknown }
 export interface ErrorEvent { type: 'error'; message: string; hint: string | null }
 
-export type TrainerEvent = HelloEvent | PlanEvent | StepEvent | EvalEvent | CheckpointEvent | ArtifactEvent | DoneEvent | ErrorEvent;
+export type TrainerEvent = HelloEvent | PlanEvent | StepEvent | EvalEvent | CheckpointEvent | ArtifactEvent | ExpertDoneEvent | DoneEvent | ErrorEvent;
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const num = (v: unknown): v is number => typeof v === 'number';
@@ -26,6 +28,7 @@ const REQUIRED: Record<TrainerEvent['type'], Record<string, (v: unknown) => bool
   eval: { stage: str, expert: str, domain: str, loss: num },
   checkpoint: { path: str },
   artifact: { kind: str, name: str, path: str },
+  expert_done: { stage: str, expert: str, step: num, reason: str },
   done: { stopped: (v) => typeof v === 'boolean' },
   error: { message: str },
 };

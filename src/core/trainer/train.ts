@@ -26,6 +26,8 @@ export interface TrainRequest {
   routerSteps?: number;
   /** A stop publishes the partly trained experts instead of keeping the previous ones. */
   keepPartial?: boolean;
+  /** Overrides config.training.minutes (0: no time budget). */
+  minutes?: number;
   device?: string;
   onEvent?: (e: TrainerEvent) => void;
   onLog?: (line: string) => void;
@@ -45,6 +47,37 @@ export interface TrainingSession {
   exited: Promise<TrainerExit>;
 }
 
+/**
+ * A run's time budget split over its stages: the experts get most of it, the router and the
+ * mixed baseline (when asked for) a share each. 0 seconds: no budget.
+ */
+export function stageBudgets(stages: readonly TrainStage[], seconds: number): Partial<Record<TrainStage, number>> {
+  if (!(seconds > 0)) return {};
+  const share: Record<TrainStage, number> = { experts: 3, router: 1, mixed: 1 };
+  const total = stages.reduce((a, s) => a + share[s], 0);
+  return Object.fromEntries(stages.map((s) => [s, Math.round((seconds * share[s]) / total)]));
+}
+
+/** Windows of training text below which a domain is too small to learn from, said before training. */
+export const MIN_TRAIN_WINDOWS = 16;
+
+/**
+ * What is worth saying about the datasets before a run starts: a domain too small to learn from
+ * (with its size), one without a held-out window (its loss cannot be measured).
+ */
+export function datasetWarnings(manifest: DatasetManifest, config: MoaConfig, domains?: string[]): string[] {
+  const window = config.training.seqLen + 1;
+  const out: string[] = [];
+  for (const d of manifest.domains) {
+    if (domains && !domains.includes(d.domain)) continue;
+    if (d.trainTokens > 0 && d.trainTokens < MIN_TRAIN_WINDOWS * window) {
+      out.push(`domain ${d.domain}: ${d.trainTokens} training tokens in ${d.files} file${d.files === 1 ? '' : 's'} is too small to learn from (about ${MIN_TRAIN_WINDOWS * window} are needed for ${MIN_TRAIN_WINDOWS} windows of ${window}); its expert will mostly memorise`);
+    }
+    if (d.trainTokens > 0 && d.valTokens < window) out.push(`domain ${d.domain}: no held-out window (${d.valTokens} validation tokens, a window is ${window}): its held-out loss cannot be measured`);
+  }
+  return out;
+}
+
 /** The trainer's config file (trainer/PROTOCOL.md, `train`): pure, so it is easy to test. */
 export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string, unknown> {
   const wanted = req.domains ?? req.config.domains.map((d) => d.name);
@@ -57,6 +90,8 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
   const t = req.config.training;
   const stages = req.stages ?? defaultStages(domains.length);
   const rc = req.config.router;
+  const budget = stageBudgets(stages, (req.minutes ?? t.minutes) * 60);
+  const steps = req.steps ?? t.steps;
   return {
     v: 1,
     run_id: run.id,
@@ -66,21 +101,26 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
     experts_dir: req.layout.expertsDir,
     domains: domains.map((d) => ({ name: d.domain, train: d.trainPath, val: d.valPath, fingerprint: d.fingerprint })),
     lora: { r: req.config.lora.r, alpha: req.config.lora.alpha, dropout: req.config.lora.dropout, target_modules: req.config.lora.targetModules },
-    steps: req.steps ?? t.steps,
+    steps,
     batch_size: t.batchSize,
     seq_len: t.seqLen,
     lr: t.lr,
-    warmup_steps: Math.min(t.warmupSteps, Math.max(0, (req.steps ?? t.steps) - 1)),
+    warmup_steps: Math.min(t.warmupSteps, Math.max(0, steps - 1)),
     seed: t.seed,
-    eval_every: Math.max(1, Math.floor((req.steps ?? t.steps) / 4)),
+    // Often enough for early stopping to act (about 8 evaluations), bounded in cost by eval_windows.
+    eval_every: Math.max(5, Math.floor(steps / 8)),
+    eval_windows: t.evalWindows,
+    max_seconds: budget.experts ?? 0,
+    max_epochs: t.maxEpochs,
+    patience: t.patience,
     device: req.device ?? 'auto',
     threads: 0,
     stages,
     ...(req.keepPartial ? { keep_partial: true } : {}),
     ...(stages.includes('router')
-      ? { router: { steps: req.routerSteps ?? rc.steps, eta: rc.eta, expert_lr_mult: rc.expertLrMult, top_k: rc.topK, out_dir: req.layout.routerDir } }
+      ? { router: { steps: req.routerSteps ?? rc.steps, eta: rc.eta, expert_lr_mult: rc.expertLrMult, top_k: rc.topK, out_dir: req.layout.routerDir, max_seconds: budget.router ?? 0 } }
       : {}),
-    ...(stages.includes('mixed') ? { mixed: { out_dir: join(req.layout.baselinesDir, 'mixed') } } : {}),
+    ...(stages.includes('mixed') ? { mixed: { out_dir: join(req.layout.baselinesDir, 'mixed'), max_seconds: budget.mixed ?? 0 } } : {}),
   };
 }
 

@@ -14,8 +14,10 @@ export function registerTrainingCommands({ context, ws, training, tree, cmd }: A
   };
   const train = async (stages?: TrainStage[], domains?: string[]) => {
     requireTrust();
-    const override = vscode.workspace.getConfiguration('moa').get<number>('trainSteps', 0);
-    await training.start(override > 0 ? override : ws.config().training.steps, stages, domains);
+    const settings = vscode.workspace.getConfiguration('moa');
+    const override = settings.get<number>('trainSteps', 0);
+    const minutes = settings.get<number>('trainMinutes', 0);
+    await training.start(override > 0 ? override : ws.config().training.steps, stages, domains, minutes > 0 ? minutes : undefined);
     DashboardPanel.show(context, ws, training);
     tree.refresh();
   };
