@@ -30,7 +30,15 @@ before(() => {
     // A byte-identical copy in another folder, and a near-identical one (whitespace only).
     ['copies/mod3.py', py(3)[1]],
     ['copies/mod5_spaced.py', py(5)[1].replace(/\n/g, '\n\n')],
-    ...Array.from({ length: 6 }, (_, i) => [`docs/page${i}.md`, `# Page ${i}\n\nHow to deploy the service, step ${i}.\n\n- Build it.\n- Ship it.\n`] as [string, string]),
+    ...Array.from({ length: 6 }, (_, i) => [`docs/page${i}.md`, `# Page ${i}\n\nHow to deploy the service, step ${i}.\n\n- Build it.\n- Ship it.\n\n${'Each release goes through review first, then a staged rollout to one region at a time. '.repeat(6)}\n`] as [string, string]),
+    ['nb/analysis.ipynb', JSON.stringify({
+      metadata: { kernelspec: { language: 'python', name: 'python3' } },
+      nbformat: 4,
+      cells: [
+        { cell_type: 'markdown', source: ['# Trip analysis\n', 'We load the NOTEBOOK-PROSE-MARKER data.'] },
+        { cell_type: 'code', source: 'import pandas as pd\ndf = pd.read_csv("NOTEBOOK-CODE-MARKER.csv")\n', outputs: [{ output_type: 'stream', text: ['NOTEBOOK-OUTPUT-MARKER\n'] }] },
+      ],
+    })],
     ['notes/a.txt', 'loose notes'],
     ['notes/b.txt', 'more loose notes'],
   ]);
@@ -60,6 +68,19 @@ test('generated files and byte-identical copies are left out and named; several 
   // Of 17 python files, several are held out (not one), never half.
   const held = Object.values(index.files).filter((f) => f.s === 1).length;
   assert.ok(held >= 3 && held < 17 / 2, `${held} held-out files`);
+});
+
+test('a notebook\'s code cells train the Python expert, its Markdown cells the Markdown one, its outputs nothing', () => {
+  const layout = workspaceLayout(ws.root);
+  const shards = (d: string) => ['train', 'val'].map((s) => readFileSync(join(layout.dataDir, d, `${s}.bin`))).map((b) => Buffer.from(Array.from(new Uint32Array(b.buffer, b.byteOffset, b.length / 4)).filter((t) => t < 256))).join('');
+  const py = readDomainIndex(layout, 'python')!;
+  const md = readDomainIndex(layout, 'markdown')!;
+  assert.ok(py.files['nb/analysis.ipynb#code.py'], Object.keys(py.files).join(', '));
+  assert.ok(md.files['nb/analysis.ipynb#markdown.md'], Object.keys(md.files).join(', '));
+  assert.match(shards('python'), /NOTEBOOK-CODE-MARKER/);
+  assert.doesNotMatch(shards('python'), /NOTEBOOK-PROSE-MARKER/);
+  assert.match(shards('markdown'), /NOTEBOOK-PROSE-MARKER/);
+  assert.doesNotMatch(shards('python') + shards('markdown'), /NOTEBOOK-OUTPUT-MARKER/);
 });
 
 test('include narrows a domain; a glob that matches nothing and an unknown language are warnings with a suggestion', () => {

@@ -203,3 +203,29 @@ test('the watcher coalesces a burst of real file changes into few updates and ke
     ws.cleanup();
   }
 });
+
+test('a changed notebook updates its code and Markdown parts, ending where a full rebuild does', () => {
+  const ws = workspace(6);
+  try {
+    const layout = workspaceLayout(ws.root);
+    const nb = (code: string[], markdown: string[]) =>
+      JSON.stringify({ metadata: { kernelspec: { language: 'python' } }, cells: [...markdown.map((m) => ({ cell_type: 'markdown', source: m })), ...code.map((c) => ({ cell_type: 'code', source: c, outputs: [{ text: 'OUTPUT' }] }))] });
+    write(ws.root, 'nb/a.ipynb', nb(['x = 1\n'], ['# A\n']));
+    buildDatasets(layout, config, tok);
+    assert.ok(readDomainIndex(layout, 'python')!.files['nb/a.ipynb#code.py']);
+    assert.ok(readDomainIndex(layout, 'docs')!.files['nb/a.ipynb#markdown.md']);
+    // The Markdown cells go, a code cell is added: one update, only this notebook re-read.
+    write(ws.root, 'nb/a.ipynb', nb(['x = 1\n', 'y = x + 1\n'], []));
+    const r = updateDatasets(layout, config, tok, ['nb/a.ipynb']);
+    assert.equal(r.kind, 'updated');
+    assert.deepEqual([r.changed, r.removed], [1, 1]);
+    const updated = snapshot(layout, readManifest(layout)!);
+    assert.ok(!readDomainIndex(layout, 'docs')!.files['nb/a.ipynb#markdown.md']);
+    buildDatasets(layout, config, tok);
+    assert.deepEqual(updated, snapshot(layout, readManifest(layout)!), 'the same datasets as a full rebuild');
+    const code = documents(layout, 'python').get('nb/a.ipynb#code.py')!;
+    assert.equal(Buffer.from(code.tokens.slice(1, -1)).toString(), 'x = 1\n\ny = x + 1\n', 'cells joined, outputs never read');
+  } finally {
+    ws.cleanup();
+  }
+});

@@ -1,4 +1,5 @@
-import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { compileDomains } from '../domains/classify';
 import type { WorkspaceLayout } from '../paths';
@@ -11,6 +12,7 @@ import {
 } from './fileIndex';
 import { withDataLock } from './lock';
 import { checkPath, GitignoreCache, scanOptionsFor } from './scan';
+import { isNotebook, readDocument, readNotebookParts, realPathOf } from './notebooks';
 import { encodeDocument, u32Bytes } from './shardFile';
 import { buildDatasets, buildDomain, datasetKey, manifestPath, publishDomain, readManifest, type DatasetManifest } from './shards';
 import { pathBucket, validationFromBuckets } from './split';
@@ -196,10 +198,16 @@ export function updateDatasets(
       set.add(rel);
       dropped.set(domain, set);
     };
-    for (const rel of rels) {
+    // A changed notebook is its parts: the ones indexed now, and the ones it has now.
+    const expanded = rels.flatMap((rel) => {
+      if (!isNotebook(rel)) return [rel];
+      const indexed = [...indexes.values()].flatMap((ix) => Object.keys(ix.files).filter((p) => p.startsWith(`${rel}#`)));
+      return [...new Set([...indexed, ...readNotebookParts(join(layout.root, rel), rel).map((p) => p.relPath)])];
+    });
+    for (const rel of expanded) {
       let owner: string | undefined;
       for (const [domain, ix] of indexes) if (Object.hasOwn(ix.files, rel)) owner = domain;
-      const check = checkPath(layout.root, rel, scan, cache.ignores);
+      const check = checkPath(layout.root, realPathOf(rel), scan, cache.ignores);
       if (!owner && 'gone' in check) {
         // A deleted or renamed folder: everything indexed under it goes.
         for (const [domain, ix] of indexes) for (const f of Object.keys(ix.files)) if (f.startsWith(rel + '/')) drop(domain, f);
@@ -207,14 +215,8 @@ export function updateDatasets(
       }
       const file = 'file' in check ? check.file : undefined;
       const target = file ? matcher.domainOf(rel) : undefined;
-      let content: Buffer | undefined;
-      if (file && target) {
-        try {
-          content = readFileSync(file.absPath);
-        } catch {
-          content = undefined; // deleted between the check and the read: treat as gone
-        }
-      }
+      // Undefined when deleted between the check and the read, or a notebook lost that part: gone.
+      const content = file && target ? readDocument(file.absPath, rel) : undefined;
       const hash = content ? contentHash(content) : undefined;
       if (owner && owner === target && indexes.get(owner)!.files[rel]!.h === hash) continue; // touched, not changed
       if (owner) drop(owner, rel);

@@ -2,6 +2,7 @@ import { closeSync, existsSync, lstatSync, openSync, readFileSync, readSync, rea
 import { join } from 'node:path';
 import ignore, { type Ignore } from 'ignore';
 import picomatch from 'picomatch';
+import { MAX_NOTEBOOK_BYTES, isNotebook, readNotebookParts } from './notebooks';
 
 /** Folders never worth training on: dependencies, build outputs, tool state, MoA's own files. */
 export const DEFAULT_EXCLUDES = [
@@ -125,8 +126,10 @@ function fileVerdict(abs: string, rel: string, name: string, st: Stats, scopes: 
   if (st.isSymbolicLink()) return { skip: 'symlink' };
   if (!st.isFile() || name === '.gitignore') return null;
   if (isIgnored(scopes, rel, false)) return { skip: 'gitignored' };
-  if (st.size > opts.maxFileBytes) return { skip: 'too-large' };
+  // A notebook's size is mostly outputs, which are never read: its cells are measured instead.
+  if (st.size > (isNotebook(name) ? MAX_NOTEBOOK_BYTES : opts.maxFileBytes)) return { skip: 'too-large' };
   if (opts.generated?.(rel)) return { skip: 'generated' };
+  if (isNotebook(name)) return { file: { relPath: rel, absPath: abs, size: st.size } };
   try {
     const sniffed = sniffFile(abs, name);
     if (sniffed) return { skip: sniffed };
@@ -172,10 +175,22 @@ export function* scanWorkspace(root: string, opts: ScanOptions): Generator<Scann
       }
       const v = fileVerdict(abs, rel, name, st, here, opts);
       if (v && 'skip' in v) skip(rel, v.skip);
+      else if (v && isNotebook(name)) yield* notebookFiles(v.file, opts, skip);
       else if (v) yield v.file;
     }
   }
   yield* walk('', []);
+}
+
+/** A notebook as the dataset sees it: its code part and its Markdown part, each a file of its own. */
+function* notebookFiles(file: ScannedFile, opts: ScanOptions, skip: (rel: string, why: SkipReason) => void): Generator<ScannedFile> {
+  const parts = readNotebookParts(file.absPath, file.relPath);
+  if (parts.length === 0) skip(file.relPath, 'unreadable');
+  for (const p of parts) {
+    const size = Buffer.byteLength(p.text);
+    if (size > opts.maxFileBytes) skip(p.relPath, 'too-large');
+    else yield { relPath: p.relPath, absPath: file.absPath, size };
+  }
 }
 
 /** Each folder's .gitignore, read once; cleared when any .gitignore changes. */

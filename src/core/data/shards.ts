@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import picomatch from 'picomatch';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { isObject, readJsonObjectOr } from '../util/json';
 import { SAFE_NAME } from '../names';
 import { contentHash, EMPTY_SET_HASH, indexFingerprint, toggleFile, indexTotals, shardPaths, writeDomainIndex, type DomainIndex, type IndexTotals } from './fileIndex';
 import { withDataLock } from './lock';
+import { readDocument, realPathOf } from './notebooks';
 import { scanOptionsFor, scanWorkspace, type SkipReason } from './scan';
 import { encodeDocument, ShardWriter } from './shardFile';
 import { chooseValidation, pathBucket } from './split';
@@ -113,7 +114,8 @@ export function buildDomain(
   const x = Buffer.alloc(32);
   try {
     for (const rel of files) {
-      const content = readFileSync(join(layout.root, rel));
+      const content = readDocument(join(layout.root, realPathOf(rel)), rel);
+      if (!content) throw new MoaError(`${join(layout.root, rel)}: disappeared while the datasets were built`, 'Run "moa data" again.');
       const doc = encodeDocument(tokenizer, content);
       const s = val.has(rel) ? 1 : 0;
       const o = writers[s].append(doc);
@@ -152,10 +154,8 @@ function dedupe(
     const mine: string[] = [];
     const normalized = new Map<string, string>();
     for (const rel of files) {
-      let content: Buffer;
-      try {
-        content = readFileSync(join(root, rel));
-      } catch {
+      const content = readDocument(join(root, realPathOf(rel)), rel);
+      if (!content) {
         onSkip(rel, 'unreadable');
         continue;
       }

@@ -10,6 +10,7 @@ const BY_EXTENSION: Record<string, string> = {
   '.cs': 'csharp', '.rb': 'ruby', '.php': 'php', '.swift': 'swift', '.lua': 'lua',
   '.sh': 'shellscript', '.bash': 'shellscript', '.yaml': 'yaml', '.yml': 'yaml', '.toml': 'toml',
   '.json': 'json', '.html': 'html', '.css': 'css', '.scss': 'scss', '.vue': 'vue', '.svelte': 'svelte',
+  '.r': 'r', '.jl': 'julia', '.dart': 'dart',
 };
 
 /** Languages that are one domain even though VS Code splits them (JSX belongs with its language). */

@@ -1,0 +1,81 @@
+import { readFileSync } from 'node:fs';
+import { extensionsOfLanguages } from '../domains/languages';
+import { isObject } from '../util/json';
+
+/**
+ * Jupyter notebooks are two documents: the code cells, in the kernel's language (they train that
+ * language's expert), and the Markdown cells (they train the Markdown expert). Outputs are never
+ * read. Each part has a virtual path, `<notebook>#code.<ext>` and `<notebook>#markdown.md`, so
+ * domains, globs, shards and the dataset index treat it as a file of that language.
+ */
+const VIRTUAL = /^(.+\.ipynb)#(code|markdown)\.[a-z0-9]+$/i;
+
+/** A notebook this large is mostly outputs; its cells are still read (they are what counts). */
+export const MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024;
+
+export function isNotebook(relPath: string): boolean {
+  return relPath.toLowerCase().endsWith('.ipynb');
+}
+
+/** The real file behind a path: the notebook for one of its parts, else the path itself. */
+export function realPathOf(relPath: string): string {
+  return VIRTUAL.exec(relPath)?.[1] ?? relPath;
+}
+
+export function isNotebookPart(relPath: string): boolean {
+  return VIRTUAL.test(relPath);
+}
+
+export interface NotebookPart {
+  /** The part's virtual path, relative like the notebook's. */
+  relPath: string;
+  text: string;
+}
+
+const cellText = (source: unknown): string => (typeof source === 'string' ? source : Array.isArray(source) ? source.filter((s) => typeof s === 'string').join('') : '');
+
+/** The two parts of a parsed notebook (either may be absent); pure. */
+export function notebookParts(relPath: string, nb: unknown): NotebookPart[] {
+  if (!isObject(nb) || !Array.isArray(nb['cells'])) return [];
+  const meta = isObject(nb['metadata']) ? nb['metadata'] : {};
+  const kernel = isObject(meta['kernelspec']) && typeof meta['kernelspec']['language'] === 'string' ? meta['kernelspec']['language'] : undefined;
+  const info = isObject(meta['language_info']) && typeof meta['language_info']['name'] === 'string' ? meta['language_info']['name'] : undefined;
+  const language = (kernel ?? info ?? 'python').toLowerCase();
+  const ext = extensionsOfLanguages([language])[0]?.slice(1) ?? 'txt';
+  const code: string[] = [];
+  const markdown: string[] = [];
+  for (const cell of nb['cells'] as unknown[]) {
+    if (!isObject(cell)) continue;
+    const text = cellText(cell['source']).trimEnd();
+    if (!text) continue;
+    if (cell['cell_type'] === 'code') code.push(text);
+    else if (cell['cell_type'] === 'markdown') markdown.push(text);
+  }
+  return [
+    ...(code.length ? [{ relPath: `${relPath}#code.${ext}`, text: code.join('\n\n') + '\n' }] : []),
+    ...(markdown.length ? [{ relPath: `${relPath}#markdown.md`, text: markdown.join('\n\n') + '\n' }] : []),
+  ];
+}
+
+/** The parts of the notebook file at `absPath` ([] when it is not a readable notebook). */
+export function readNotebookParts(absPath: string, relPath: string): NotebookPart[] {
+  try {
+    return notebookParts(relPath, JSON.parse(readFileSync(absPath, 'utf8')));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The text a dataset path stands for: a file's bytes, or a notebook part's cells. Undefined when
+ * it is gone (or the notebook no longer has that part).
+ */
+export function readDocument(absPathOfReal: string, relPath: string): Buffer | undefined {
+  try {
+    if (!isNotebookPart(relPath)) return readFileSync(absPathOfReal);
+    const part = readNotebookParts(absPathOfReal, realPathOf(relPath)).find((p) => p.relPath === relPath);
+    return part ? Buffer.from(part.text, 'utf8') : undefined;
+  } catch {
+    return undefined;
+  }
+}
