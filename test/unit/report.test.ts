@@ -74,6 +74,12 @@ test('the report draws every expert of every stage, the eval table, heatmap, rou
     assert.equal((evalBody.match(/<tr /g) ?? []).length, DOMAINS.length, 'one eval row per domain');
     assert.match(page, /<th>mixed<\/th>/);
     assert.match(page, /<th>MoA learned<\/th>/);
+    // MoA's columns come first; the per-expert figures are the heatmap's, so the table fits the page.
+    const head = /<table class="eval"><thead><tr>([\s\S]*?)<\/tr><\/thead>/.exec(page)?.[1] ?? '';
+    assert.deepEqual([...head.matchAll(/<th[^>]*>([^<]*)<\/th>/g)].map((m) => m[1]), ['domain', 'n', 'MoA label', 'MoA learned', 'mixed', 'base', 'router acc']);
+    // The stage-1 chart lets the reader show one expert alone (CSS only: no script).
+    assert.match(page, /<div class="isolate" role="radiogroup"/);
+    assert.match(page, /section\.stage:has\(#iso-experts-0:checked\) g\.series:not\(\[data-group="0"\]\)\{display:none\}/);
     assert.match(page, /aria-label="domain by expert held-out loss"/);
     assert.match(page, /aria-label="router accuracy per domain"/);
     assert.match(page, /aria-label="router confusion matrix"/);
@@ -195,4 +201,24 @@ test('moa report writes .moa/report.html by default, or --out, and prints the pa
     process.stdout.write = write;
     ws.cleanup();
   }
+});
+
+test('the heatmap\'s columns follow its rows, so the diagonal is the diagonal; each row is coloured on its own range', async () => {
+  const { heatmap } = await import('../../src/core/report/charts');
+  const { ws, layout } = syntheticWorkspace();
+  try {
+    const page = renderReport(collectReport(layout));
+    const fig = /<svg[^>]*aria-label="domain by expert held-out loss">([\s\S]*?)<\/svg>/.exec(page)?.[1] ?? '';
+    const cols = [...fig.matchAll(/<text class="col-label"[^>]*><title>([^<]*)<\/title>/g)].map((m) => m[1]);
+    const rows = [...fig.matchAll(/<g class="row" data-row="([^"]*)"/g)].map((m) => m[1]);
+    assert.deepEqual(cols.slice(0, rows.length).filter((c) => rows.includes(c)), rows.filter((r) => cols.includes(r)), `columns ${cols} follow rows ${rows}`);
+  } finally {
+    ws.cleanup();
+  }
+  // One outlier row (3.5) must not wash out the others: per row, each row's best is the deepest colour.
+  const values: Record<string, Record<string, number>> = { a: { x: 1.0, y: 1.1 }, b: { x: 1.2, y: 1.05 }, c: { x: 3.5, y: 3.4 } };
+  const svg = heatmap(['a', 'b', 'c'], ['x', 'y'], (r, c) => values[r]![c], { label: 'h', format: (v) => v.toFixed(2), lowIsStrong: true, perRow: true }).text;
+  const fills = [...svg.matchAll(/fill="(rgb\([^)]*\))"/g)].map((m) => m[1]);
+  assert.equal(fills[0], fills[3], 'row a\'s best and row b\'s best share the deepest shade');
+  assert.equal(fills[0], fills[5], 'and so does the outlier row\'s best');
 });

@@ -8,7 +8,6 @@ import type { Values } from '../args';
 
 function table(manifest: DatasetManifest, verbose = false): string {
   const lines = ['domain          files      bytes   train tok     val tok'];
-  for (const w of manifest.warnings ?? []) process.stderr.write(`warning: ${w}\n`);
   for (const d of manifest.domains) {
     lines.push(`${d.domain.padEnd(14)} ${String(d.files).padStart(6)} ${String(d.bytes).padStart(10)} ${String(d.trainTokens).padStart(11)} ${String(d.valTokens).padStart(11)}`);
   }

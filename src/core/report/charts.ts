@@ -59,6 +59,8 @@ export interface ChartSeries {
   color: string;
   dashed: boolean;
   points: Point[];
+  /** Series drawn or hidden together (an expert's training and held-out curves); default: the name. */
+  group?: string;
 }
 
 interface LineChartOptions {
@@ -100,7 +102,7 @@ export function lineChart(series: ChartSeries[], o: LineChartOptions): Html {
     // Per-step losses are noisy: the steps stay faint and their moving average carries the colour.
     const smooth = !s.dashed && s.points.length >= SMOOTH_FROM;
     const trend = smooth ? raw(`<polyline class="trend" points="${coordsOf(downsample(movingAverage(s.points), max))}" fill="none" stroke="${s.color}" stroke-width="2.2" stroke-linejoin="round"/>`) : '';
-    return html`<g class="series"><title>${s.name}</title><polyline data-series="${s.name}" data-kind="${s.dashed ? 'held-out' : 'train'}" data-points="${s.points.length}" points="${coordsOf(pts)}" fill="none" stroke="${s.color}" stroke-width="${s.dashed ? 2 : 1.4}"${raw(s.dashed ? ' stroke-dasharray="6 4"' : smooth ? ' stroke-opacity="0.3"' : '')} stroke-linejoin="round"/>${trend}${markers}</g>`;
+    return html`<g class="series" data-group="${s.group ?? s.name}"><title>${s.name}</title><polyline data-series="${s.name}" data-kind="${s.dashed ? 'held-out' : 'train'}" data-points="${s.points.length}" points="${coordsOf(pts)}" fill="none" stroke="${s.color}" stroke-width="${s.dashed ? 2 : 1.4}"${raw(s.dashed ? ' stroke-dasharray="6 4"' : smooth ? ' stroke-opacity="0.3"' : '')} stroke-linejoin="round"/>${trend}${markers}</g>`;
   });
   return html`<figure class="chart"><svg viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${o.label}">${raw(grid)}<text class="axis-label" x="${(m.l + W - m.r) / 2}" y="${H - 6}" text-anchor="middle">${o.xLabel}</text><text class="axis-label" transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${o.yLabel}</text>${lines}</svg>${legend(series)}</figure>`;
 }
@@ -116,6 +118,8 @@ interface HeatmapOptions {
   scale?: [number, number];
   /** true: the lowest value is the strongest colour (losses); false: the highest (shares). */
   lowIsStrong: boolean;
+  /** Colour each row on its own range (relative to the row's best), so one outlier row does not flatten the rest. */
+  perRow?: boolean;
   /** Outline the best cell of each row (lowest when lowIsStrong, else highest). */
   markRowBest?: boolean;
 }
@@ -138,13 +142,16 @@ export function heatmap(rows: string[], cols: string[], value: (row: string, col
   const H = top + cellH * rows.length + 4;
   const vals = rows.flatMap((r) => cols.map((c) => value(r, c))).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   const [lo, hi] = o.scale ?? [Math.min(...vals), Math.max(...vals)];
-  const t = (v: number) => (hi > lo ? (v - lo) / (hi - lo) : 1);
-  const strength = (v: number) => (o.lowIsStrong ? 1 - t(v) : t(v));
   const head = cols.map((c, j) => html`<text class="col-label" x="${left + cellW * j + cellW / 2}" y="${top - 10}" text-anchor="middle"><title>${c}</title>${clip(c, 12)}</text>`);
   const body = rows.map((r, i) => {
     const rowVals = cols.map((c) => value(r, c));
     const finite = rowVals.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
     const best = finite.length ? (o.lowIsStrong ? Math.min(...finite) : Math.max(...finite)) : undefined;
+    const [rlo, rhi] = o.perRow && finite.length ? [Math.min(...finite), Math.max(...finite)] : [lo, hi];
+    const strength = (v: number) => {
+      const t = rhi > rlo ? (v - rlo) / (rhi - rlo) : 1;
+      return o.lowIsStrong ? 1 - t : t;
+    };
     const y = top + cellH * i;
     const cells = cols.map((c, j) => {
       const v = rowVals[j];

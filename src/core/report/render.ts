@@ -31,33 +31,59 @@ function curveName(stage: string, c: LossCurve): string {
 }
 
 function stageSection(s: StageCurves, color: (n: string) => string): Html {
+  const groupOf = (c: StageCurves['curves'][number]) => (s.stage === 'experts' ? c.expert : c.heldOut && c.domain ? c.domain : c.expert);
+  const groups = [...new Set(s.curves.map(groupOf))];
   const series: ChartSeries[] = s.curves.map((c) => ({
     name: curveName(s.stage, c),
     // Per-domain held-out curves of the router and mixed stages take their domain's colour.
     color: color(c.heldOut && s.stage !== 'experts' && c.domain ? c.domain : c.expert),
     dashed: c.heldOut,
     points: c.points,
+    // By index: names come from files and never reach the CSS below.
+    group: String(groups.indexOf(groupOf(c))),
   }));
   const experts = [...new Set(s.curves.filter((c) => !c.heldOut).map((c) => c.expert))];
   return html`<section class="stage" data-stage="${s.stage}"><h3>${STAGE_TITLES[s.stage] ?? `Stage ${s.stage}`}</h3>
 <p class="muted">${s.steps} steps · ${experts.length} training curve${experts.length === 1 ? '' : 's'}${s.curves.some((c) => c.heldOut) ? ', held-out evaluations dashed' : ''}</p>
+${groups.length > 2 ? isolator(s.stage, groups) : ''}
 ${lineChart(series, { label: `loss curves, stage ${s.stage}`, xLabel: `${s.stage} step`, yLabel: 'loss (nats/token)' })}</section>`;
 }
 
+/**
+ * Radio buttons that show one expert's curves alone (CSS only: the report runs no script). Each
+ * choice hides every series of another group through a :has() rule written for it.
+ */
+function isolator(stage: string, groups: string[]): Html {
+  const safe = stage.replace(/[^a-z0-9_-]/gi, '');
+  const id = (i: number | 'all') => `iso-${safe}-${i}`;
+  const rules = groups.map((_, i) => `section.stage:has(#${id(i)}:checked) g.series:not([data-group="${i}"]){display:none}`).join('');
+  return html`<style>${raw(rules)}</style><div class="isolate" role="radiogroup" aria-label="show one expert's curves"><span class="muted">show:</span>
+<label><input type="radio" name="${id('all')}" id="${id('all')}" checked> all</label>${groups.map((g, i) => html` <label><input type="radio" name="${id('all')}" id="${id(i)}"> ${g}</label>`)}</div>`;
+}
+
 function evalTable(r: EvalReport): Html {
-  const cols = evalColumns(r);
+  // What MoA is judged on first; each expert on every domain is the heatmap below, so the table
+  // fits the page however many experts there are.
+  const order = ['MoA label', 'MoA learned', 'mixed', 'base', 'router acc'];
+  const cols = evalColumns(r).filter((c) => order.includes(c.name)).sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+  const n = (d: string) => r.windowsPerDomain?.[d];
+  const se = (c: (typeof cols)[number], d: string) => {
+    const v = c.se?.(d);
+    return typeof v === 'number' ? html`<span class="se"> ±${v.toFixed(3)}</span>` : '';
+  };
   const rows = r.domains.map((d) => {
     const lossVals = cols.filter((c) => c.kind === 'loss').map((c) => c.get(d)).filter(isNum);
     const best = lossVals.length ? Math.min(...lossVals) : undefined;
-    return html`<tr data-domain="${d}"><td>${d}</td>${cols.map((c) => {
+    return html`<tr data-domain="${d}"><td>${d}</td><td class="n">${n(d) ?? ''}</td>${cols.map((c) => {
       const v = c.get(d);
-      return html`<td${raw(c.kind === 'loss' && v === best ? ' class="best"' : '')}>${c.kind === 'pct' ? pct(v) : loss(v)}</td>`;
+      return html`<td${raw(c.kind === 'loss' && v === best ? ' class="best"' : '')}>${c.kind === 'pct' ? pct(v) : loss(v)}${se(c, d)}</td>`;
     })}</tr>`;
   });
+  const missing = Object.entries(r.tooLittleHeldOut ?? {}).map(([d, tokens]) => html`<tr data-domain="${d}" class="unscored"><td>${d}</td><td class="n">0</td><td colspan="${cols.length}">too little held-out data (${tokens} tokens; a window is ${r.seqLen}): not scored</td></tr>`);
   const means = cols.map((c) => mean(r.domains.map((d) => c.get(d))));
-  return html`<div class="table-wrap"><table class="eval"><thead><tr><th>domain</th>${cols.map((c) => html`<th>${c.name}</th>`)}</tr></thead>
-<tbody>${rows}</tbody>
-<tfoot><tr><td>mean</td>${cols.map((c, i) => html`<td>${c.kind === 'pct' ? pct(means[i]) : loss(means[i])}</td>`)}</tr></tfoot></table></div>`;
+  return html`<div class="table-wrap"><table class="eval"><thead><tr><th>domain</th><th title="held-out windows">n</th>${cols.map((c) => html`<th>${c.name}</th>`)}</tr></thead>
+<tbody>${rows}${missing}</tbody>
+<tfoot><tr><td>mean</td><td></td>${cols.map((c, i) => html`<td>${c.kind === 'pct' ? pct(means[i]) : loss(means[i])}</td>`)}</tr></tfoot></table></div>`;
 }
 
 function headline(r: EvalReport): Html {
@@ -76,11 +102,16 @@ function evalSection(input: ReportInput): Html {
   if (!e) return html`<h2>Held-out evaluation</h2>${notAvailable('the eval table is', html`run <code>moa eval</code>`)}`;
   const r = e.report;
   return html`<h2>Held-out evaluation</h2>
-<p class="muted">Mean held-out loss per domain (nats/token, lower is better), ${r.windows} windows of ${r.seqLen} tokens per domain. Bold: the best figure of each row.${r.learned ? (r.learnedSource === 'onnx' ? ' “MoA learned”: the per-layer routers decide on the first half of each window and hold it, as for a completion.' : ' “MoA learned” comes from the trainer’s stage-2 evaluation on its own held-out windows.') : ''}</p>
+<p class="muted">Mean held-out loss per domain (nats/token, lower is better) on up to ${r.windows} windows of ${r.seqLen} tokens (n: how many), ± one standard error: a difference smaller than that is noise. Bold: the best figure of each row.${r.learned ? (r.learnedSource === 'onnx' ? ' “MoA learned”: the per-layer routers decide on the first half of each window and hold it, as for a completion.' : ' “MoA learned” comes from the trainer’s stage-2 evaluation on its own held-out windows.') : ''}</p>
 ${headline(r)}${evalTable(r)}<p class="source">from ${e.source}${r.created ? `, ${r.created}` : ''}</p>
 <h3>Domain × expert held-out loss</h3>
-<p class="muted">Each expert on every domain’s held-out data; the outlined cell is the row’s best. A diagonal of best cells means each expert learned its own domain.</p>
-${r.experts.length && r.domains.length ? heatmap(r.domains, r.experts, (d, x) => r.matrix[d]?.[x], { label: 'domain by expert held-out loss', format: (v) => v.toFixed(3), lowIsStrong: true, markRowBest: true }) : notAvailable('the heatmap is', 'the eval report has no experts')}`;
+<p class="muted">Each expert on every domain’s held-out data, experts in the rows’ order; the outlined cell is the row’s best, colours relative to each row. A diagonal of best cells means each expert learned its own domain.</p>
+${r.experts.length && r.domains.length ? heatmap(r.domains, inRowOrder(r.domains, r.experts), (d, x) => r.matrix[d]?.[x], { label: 'domain by expert held-out loss', format: (v) => v.toFixed(3), lowIsStrong: true, markRowBest: true, perRow: true }) : notAvailable('the heatmap is', 'the eval report has no experts')}`;
+}
+
+/** Columns in the rows' order (an expert named after a row's domain under it), the rest after. */
+function inRowOrder(rows: string[], cols: string[]): string[] {
+  return [...rows.filter((r) => cols.includes(r)), ...cols.filter((c) => !rows.includes(c))];
 }
 
 function routerSection(input: ReportInput, color: (n: string) => string): Html {
@@ -93,7 +124,7 @@ function routerSection(input: ReportInput, color: (n: string) => string): Html {
 <p class="muted">Share of each domain’s held-out windows that the learned router sends to that domain’s own expert.</p>
 ${domains.length ? fractionBars(domains.map((d) => ({ label: d, value: r.accuracy[d] ?? null, color: color(d) })), 'router accuracy per domain') : notAvailable('per-domain accuracy is', 'the router recorded none')}
 <h3>Confusion</h3>
-${hasConfusion ? html`<p class="muted">Row: the domain of the held-out window; column: the expert the router chose; cell: share of the row’s windows.</p>${heatmap(domains, experts, (d, x) => (r.confusion[d] ? (r.confusion[d]![x] ?? 0) : null), { label: 'router confusion matrix', format: (v) => `${(v * 100).toFixed(0)}%`, scale: [0, 1], lowIsStrong: false, markRowBest: true })}` : notAvailable('the confusion matrix is', 'this router recorded no per-expert shares')}
+${hasConfusion ? html`<p class="muted">Row: the domain of the held-out window; column: the expert the router chose; cell: share of the row’s windows.</p>${heatmap(domains, inRowOrder(domains, experts), (d, x) => (r.confusion[d] ? (r.confusion[d]![x] ?? 0) : null), { label: 'router confusion matrix', format: (v) => `${(v * 100).toFixed(0)}%`, scale: [0, 1], lowIsStrong: false, markRowBest: true })}` : notAvailable('the confusion matrix is', 'this router recorded no per-expert shares')}
 <p class="source">from ${r.source}</p>`;
 }
 
