@@ -169,6 +169,7 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
       case 'files': {
         const item = new vscode.TreeItem(node.label, vscode.TreeItemCollapsibleState.Collapsed);
         item.id = 'left-out';
+        item.contextValue = 'moa.leftOut';
         item.iconPath = new vscode.ThemeIcon('files');
         item.tooltip = 'Binary, too large, symbolic links, unreadable, or matching no domain ("moa data --verbose" lists them too)';
         return item;

@@ -3,7 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/core/adapters/safetensors';
 import { readBaseModel } from '../../src/core/models/base';
@@ -195,6 +195,14 @@ test('learned routing: the trained per-layer routers run inside the ONNX graph a
   } finally {
     writeFileSync(cfgFile, JSON.stringify(cfg));
   }
+  // With label routing, a file in no domain goes to the learned router, and the route says so.
+  writeFileSync(join(ws.root, 'notes.txt'), 'def helper(x):\n    return x\n');
+  const loose = moa(['route', join(ws.root, 'notes.txt'), '--json']);
+  assert.equal(loose.code, 0, loose.stderr);
+  const lr = JSON.parse(loose.stdout);
+  assert.equal(lr.mode, 'label', 'the mode asked for, not "learned"');
+  assert.match(lr.reason, /notes\.txt is in no domain: the learned router decided: learned router/);
+  rmSync(join(ws.root, 'notes.txt'));
 });
 
 test('moa experts detach/attach/pin change routing; export and import round-trip a PEFT folder', () => {

@@ -4,6 +4,7 @@ import { validateConfig, formatProblems } from '../../src/core/config/validate';
 import { loadConfig } from '../../src/core/config/load';
 import { tempWorkspace } from '../helpers/tmp';
 import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 test('a minimal config gets every default', () => {
   const r = validateConfig({ domains: [{ name: 'py', include: ['**/*.py'] }] });
@@ -63,4 +64,22 @@ test('the shipped JSON Schema names the same keys and defaults as the validator'
   // Every key the validator warns about as unknown is absent from the schema, and vice versa.
   const r = validateConfig(Object.fromEntries(Object.keys(schema.properties).map((k) => [k, k === 'domains' ? [] : undefined])));
   assert.deepEqual(r.warnings, []);
+});
+
+test('"make a domain of these" adds one domain per language of the loose files, keeping the rest of the config', async () => {
+  const { addDomainsFor } = await import('../../src/core/config/edit');
+  const ws = tempWorkspace({ 'infra/a.tf': 'resource "x" "y" {}\n', 'infra/b.tf': 'variable "z" {}\n', 'q/c.sql': 'SELECT 1;\n', 'notes.txt': 'x' });
+  try {
+    const file = join(ws.root, '.moa', 'moa.json');
+    mkdirSync(join(ws.root, '.moa'), { recursive: true });
+    writeFileSync(file, JSON.stringify({ version: 1, myKey: 'kept', domains: [{ name: 'sql', include: ['db/**/*.sql'] }] }));
+    const added = addDomainsFor(file, ws.root, ['infra/a.tf', 'infra/b.tf', 'q/c.sql', 'notes.txt']);
+    assert.deepEqual(added.map((d) => [d.name, d.include]), [['terraform', ['**/*.tf']]], 'sql is taken; plain text makes no domain');
+    const after = JSON.parse(readFileSync(file, 'utf8'));
+    assert.equal(after.myKey, 'kept');
+    assert.deepEqual(after.domains.map((d: { name: string }) => d.name), ['sql', 'terraform']);
+    assert.throws(() => addDomainsFor(file, ws.root, ['notes.txt']), /none of these files has a language/);
+  } finally {
+    ws.cleanup();
+  }
 });

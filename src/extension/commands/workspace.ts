@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
 import type { TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, spawnTrainer } from '../../core/trainer/process';
+import { addDomainsFor } from '../../core/config/edit';
+import { readManifest } from '../../core/data/shards';
 import { MoaError } from '../../core/util/errors';
 import { abortOn } from '../abort';
 import { initWorkspace } from '../../core/workspace';
@@ -16,6 +18,15 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     void vscode.commands.executeCommand('setContext', 'moa.hasConfig', true);
     tree.refresh();
     void vscode.window.showInformationMessage(`MoA: found ${config.domains.length} domains (${config.domains.map((d) => d.name).join(', ')}).`);
+  });
+  cmd('moa.makeDomain', async () => {
+    const loose = readManifest(ws.layout)?.unassignedFiles ?? [];
+    if (loose.length === 0) throw new MoaError('every file of the datasets is in a domain already', 'Run "MoA: Build Datasets" to look again.');
+    const added = addDomainsFor(ws.layout.configFile, ws.layout.root, loose);
+    tree.refresh();
+    const action = await vscode.window.showInformationMessage(`MoA: added domain${added.length > 1 ? 's' : ''} ${added.map((d) => `${d.name} (${d.include.join(' ')})`).join(', ')} to .moa/moa.json. Build the datasets now?`, 'Build Datasets', 'Open Config');
+    if (action === 'Build Datasets') await vscode.commands.executeCommand('moa.buildData');
+    else if (action === 'Open Config') await vscode.commands.executeCommand('moa.openConfig');
   });
   cmd('moa.buildData', () =>
     vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: building datasets', cancellable: true }, async (_p, token) => {
