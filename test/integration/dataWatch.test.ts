@@ -81,7 +81,8 @@ test('a dataset build in a child process can be cancelled and loses nothing', as
   try {
     for (let d = 0; d < 100; d++) {
       mkdirSync(join(ws.root, `src/d${d}`), { recursive: true });
-      for (let i = 0; i < 20; i++) writeFileSync(join(ws.root, `src/d${d}/m${i}.py`), `def f${i}():\n    return ${i}\n`);
+      // Each file different: byte-identical copies would be left out of the datasets.
+      for (let i = 0; i < 20; i++) writeFileSync(join(ws.root, `src/d${d}/m${i}.py`), `def f${i}():\n    return ${d * 1000 + i}\n`);
     }
     const first = await buildDatasetsInChild({ node: process.execPath, cli, root: ws.root });
     assert.equal(first.domains[0]!.files, 2000);
@@ -89,7 +90,7 @@ test('a dataset build in a child process can be cancelled and loses nothing', as
     const before = readFileSync(manifestFile, 'utf8');
 
     // Enough new files that the next build takes a while.
-    for (let d = 0; d < 100; d++) for (let i = 20; i < 120; i++) writeFileSync(join(ws.root, `src/d${d}/m${i}.py`), `X = ${i}\n`.repeat(40));
+    for (let d = 0; d < 100; d++) for (let i = 20; i < 120; i++) writeFileSync(join(ws.root, `src/d${d}/m${i}.py`), `X = ${d * 1000 + i}\n`.repeat(40));
     // Deterministic: while another process holds the datasets lock the child waits, so the cancel
     // surely lands mid-build.
     const lock = join(ws.root, '.moa/cache/data/.lock');

@@ -47,6 +47,7 @@ test('modules planted at the workspace root never run: doctor, train and the exp
 test('a router.json whose weights path leads outside the router folder is refused, quickly', () => {
   const layout = workspaceLayout(ws.root);
   mkdirSync(layout.routerDir, { recursive: true });
+  writeFileSync(join(ws.root, 'notes.txt'), 'a file in no domain: the learned router would decide\n');
   for (const weights of ['../../../../dev/zero', '/dev/zero', '../experts/python/adapter_model.safetensors']) {
     writeFileSync(join(layout.routerDir, 'router.json'), JSON.stringify({ v: 1, experts: ['python', 'markdown'], weights, weights_sha256: 'x' }));
     const info = readRouterInfo(layout.routerDir);

@@ -133,6 +133,7 @@ test('kill -9 during the ONNX export: the next completion exports again and noth
     assert.equal(ok.code, 0, ok.stderr);
     assert.deepEqual(walk(join(ws, '.moa', 'cache', 'onnx')).filter((p) => TEMP_NAME.test(p)), [], 'the killed export\'s temp folder is gone');
   }
+  console.log(`kill -9 at each of the export's ${n} renames`);
 });
 
 test('SIGKILL of the CLI: the lock still covers the orphaned trainer, which stops by itself with a checkpoint; --resume continues', async () => {
