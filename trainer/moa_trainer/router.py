@@ -133,3 +133,26 @@ def load_router(out_dir: Path, num_layers: int, hidden: int, num_experts: int) -
         raise TrainerError(f"{out_dir}: router weights do not fit {num_layers} layers × {num_experts} experts "
                            f"of width {hidden} ({e})", None) from None
     return routers
+
+
+def fit_linear(features: Tensor, labels: Tensor, classes: int, l2: float = 1e-3, iters: int = 100) -> tuple[Tensor, Tensor]:
+    """Multinomial logistic regression by L-BFGS on standardised features, folded back so that it
+    applies to the raw features: (weight [classes, dim], bias [classes]). Deterministic."""
+    x = features.float()
+    mu = x.mean(0)
+    sd = x.std(0, unbiased=False) + 1e-6
+    z = (x - mu) / sd
+    w = torch.zeros(classes, z.shape[1], requires_grad=True)
+    b = torch.zeros(classes, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(z @ w.t() + b, labels) + l2 * w.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        weight = w / sd
+        return weight, b - weight @ mu

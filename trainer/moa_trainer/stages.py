@@ -33,7 +33,7 @@ from .experts_io import (check_compatible, load_into_slot, now_iso, read_expert_
 from .lora import StackedLoRA
 from .model import CausalLM
 from .protocol import emit
-from .router import RoutedAdapter, Routers, decision, router_files
+from .router import RoutedAdapter, Routers, decision, fit_linear, masked_mean, router_files
 from .runtime import autocast
 from .schedule import lr_at
 from .train_config import TrainConfig
@@ -112,6 +112,9 @@ class Stage:
     def all_done(self) -> bool:
         """Every series has stopped on its own (early stopping): the stage can end before its steps."""
         return False
+
+    def prepare(self) -> None:
+        """Before the first step of a fresh (not resumed) stage."""
 
     def sync(self) -> None:
         """After an evaluation (rank 0 only): share what it decided with the other ranks."""
@@ -429,6 +432,46 @@ class RouterStage(Stage):
         self.val_losses: dict[str, Optional[float]] = {n: None for n in self.names}
         # Confusion rows: for each domain, the share of its held-out windows routed to each expert.
         self.confusion: dict[str, Optional[dict[str, float]]] = {n: None for n in self.names}
+
+    @torch.no_grad()
+    def prepare(self) -> None:
+        """Warm start: fit each layer's router as a logistic regression on the pooled features of
+        training windows (experts routed by their labels, prompt lengths drawn as in training),
+        before any gradient step. Adam on the cross-entropy alone moves a linear router slowly
+        (with top-1 routing the LM loss sends it no gradient); the fit starts it where a linear
+        router can be (trainer/ROUTER.md). Own random stream: the training streams are unchanged."""
+        if not self.rc.warm_start:
+            return
+        cfg, dist = self.cfg, self.ctx.dist
+        if dist.is_main:
+            rng = torch.Generator().manual_seed(cfg.seed + 7211)
+            window = cfg.seq_len + 1
+            per_layer: list[list[Tensor]] = [[] for _ in self.routers.layers]
+            labels: list[Tensor] = []
+            self.lora.eval()
+            for e, smp in enumerate(self.source.samplers):
+                tokens = torch.from_numpy(smp.tokens.astype("int64"))
+                n = self.rc.warm_windows
+                starts = torch.randint(0, len(tokens) - window + 1, (n,), generator=rng)
+                batch = torch.stack([tokens[s:s + window] for s in starts.tolist()])[:, :-1]
+                lengths = torch.randint(max(1, cfg.seq_len // 4), cfg.seq_len + 1, (n,), generator=rng)
+                for chunk, lens in zip(batch.split(cfg.batch_size * 2), lengths.split(cfg.batch_size * 2)):
+                    chunk = chunk.to(self.ctx.device)
+                    mask = self.prompt_mask(chunk.shape[0], cfg.seq_len, lens)
+                    feats: dict[int, Tensor] = {}
+                    index = torch.full((chunk.shape[0],), e, device=self.ctx.device, dtype=torch.long)
+                    self.forward_rows(chunk, self.lora.adapter(index=index),
+                                      lambda layer, h: feats.__setitem__(layer, masked_mean(h.float(), mask)))
+                    for layer, f in feats.items():
+                        per_layer[layer].append(f.cpu())
+                labels.append(torch.full((n,), e, dtype=torch.long))
+            y = torch.cat(labels)
+            for layer, lin in enumerate(self.routers.layers):
+                weight, bias = fit_linear(torch.cat(per_layer[layer]), y, len(self.names))
+                lin.weight.copy_(weight.to(lin.weight))
+                lin.bias.copy_(bias.to(lin.bias))
+        for p in self.routers.parameters():
+            dist.broadcast_(p.data)
 
     def prompt_mask(self, rows: int, seq: int, lengths: Optional[Tensor] = None) -> Tensor:
         if lengths is None:

@@ -116,6 +116,8 @@ class Engine:
         Returns (steps done, stopped by a stop request)."""
         cfg = self.cfg
         first, meter = self.restore(stage)
+        if first == 0:
+            stage.prepare()
         trainable = stage.trainable()
         fpt = flops_per_token(self.model, trainable, cfg.seq_len) if self.peak else None
         emit("plan", stage=stage.name, experts=list(cfg.names) if stage.name != "mixed" else ["mixed"],

@@ -38,6 +38,10 @@ class RouterConfig:
     lr: float
     eval_every: int = 0
     max_seconds: float = 0.0
+    # Fit each layer's router by logistic regression on pooled features before stage 2's steps,
+    # on this many training windows per domain (trainer/ROUTER.md).
+    warm_start: bool = True
+    warm_windows: int = 64
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,8 @@ def _router(raw: Any, source: str, steps: int, lr: float, eval_every: int) -> Ro
     return RouterConfig(steps=router_steps, eta=eta, expert_lr_mult=mult,
                         top_k=f.int("top_k", 1, minimum=1), out_dir=Path(f.str("out_dir", required=True)),
                         lr=f.float("lr", lr), eval_every=f.int("eval_every", default_eval, minimum=0),
-                        max_seconds=_seconds(f, "max_seconds"))
+                        max_seconds=_seconds(f, "max_seconds"),
+                        warm_start=_bool(f, "warm_start", True), warm_windows=f.int("warm_windows", 64, minimum=1))
 
 
 def _seconds(f: Fields, key: str) -> float:
