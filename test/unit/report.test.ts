@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { cmdReport } from '../../src/cli/commands/report';
 import { workspaceLayout } from '../../src/core/paths';
@@ -221,4 +221,30 @@ test('the heatmap\'s columns follow its rows, so the diagonal is the diagonal; e
   const fills = [...svg.matchAll(/fill="(rgb\([^)]*\))"/g)].map((m) => m[1]);
   assert.equal(fills[0], fills[3], 'row a\'s best and row b\'s best share the deepest shade');
   assert.equal(fills[0], fills[5], 'and so does the outlier row\'s best');
+});
+
+test('events files of any size read in bounded memory; unreadable events are named, never skipped in silence', async () => {
+  const { readRunLog } = await import('../../src/core/trainer/runs');
+  const { ws, layout } = syntheticWorkspace();
+  try {
+    const file = join(ws.root, 'big.jsonl');
+    const line = (i: number) => JSON.stringify({ v: 1, type: 'step', stage: 'experts', expert: 'python', step: i, steps: 200_000, loss: 1 + 1 / i, lr: 1e-3, tokens_per_s: 1, elapsed_s: i });
+    const fd = openSync(file, 'w');
+    for (let i = 1; i <= 200_000; i += 1000) writeSync(fd, Array.from({ length: 1000 }, (_, k) => line(i + k)).join('\n') + '\n');
+    closeSync(fd);
+    const log = readRunLog(file, 1000);
+    assert.ok(log.events.length <= 2001, `${log.events.length} events kept`);
+    assert.equal((log.events[0] as { step: number }).step, 1);
+    assert.equal((log.events.at(-1) as { step: number }).step, 200_000, 'the latest point is kept');
+    // The newest run's events unreadable: the report says which run it passed over and why.
+    const runs = readdirSync(layout.runsDir).sort();
+    writeFileSync(join(layout.runsDir, runs.at(-1)!, 'events.jsonl'), 'garbage\n{"not":"an event"}\n');
+    const newer = '29991231-000000-ffff';
+    mkdirSync(join(layout.runsDir, newer), { recursive: true });
+    writeFileSync(join(layout.runsDir, newer, 'events.jsonl'), '\u0000\u0001 not json\n');
+    const input = collectReport(layout);
+    assert.ok(input.problems.some((p) => p.includes(newer) && /no readable training step/.test(p)), input.problems.join('\n'));
+  } finally {
+    ws.cleanup();
+  }
 });

@@ -65,3 +65,19 @@ test('bad files are rejected with the file name and the problem', () => {
     ws.cleanup();
   }
 });
+
+test('as the reference library does: overlapping, gapped or trailing tensor data and non-string metadata are refused', () => {
+  const file = (header: Record<string, unknown>, dataBytes: number) => {
+    const json = Buffer.from(JSON.stringify(header));
+    const buf = Buffer.alloc(8 + json.length + dataBytes);
+    buf.writeBigUInt64LE(BigInt(json.length), 0);
+    json.copy(buf, 8);
+    return buf;
+  };
+  const t = (b: number, e: number) => ({ dtype: 'F32', shape: [(e - b) / 4], data_offsets: [b, e] });
+  assert.equal(parseSafetensors('ok.st', file({ a: t(0, 8), b: t(8, 16) }, 16)).tensors.size, 2);
+  assert.throws(() => parseSafetensors('x.st', file({ a: t(0, 8), b: t(4, 12) }, 12)), /x\.st: invalid safetensors: tensor "b" starts at byte 4 .* overlap or leave a gap/);
+  assert.throws(() => parseSafetensors('x.st', file({ a: t(0, 8), b: t(12, 16) }, 16)), /overlap or leave a gap/);
+  assert.throws(() => parseSafetensors('x.st', file({ a: t(0, 8) }, 16)), /cover 8 bytes but the data section holds 16/);
+  assert.throws(() => parseSafetensors('x.st', file({ __metadata__: { format: 1 }, a: t(0, 8) }, 8)), /__metadata__ must map strings to strings/);
+});

@@ -13,7 +13,8 @@ export interface SuggestOptions {
   minBytes: number;
 }
 
-export const DEFAULT_SUGGEST: SuggestOptions = { minFiles: 2, minBytes: 2048 };
+// Three files at least: with fewer, one held-out file would be a third or half of the domain.
+export const DEFAULT_SUGGEST: SuggestOptions = { minFiles: 3, minBytes: 2048 };
 
 /** Domains from a language histogram of the workspace, largest first. Pure: the scan happens elsewhere. */
 export function suggestDomains(files: Iterable<FileSample>, opts: SuggestOptions = DEFAULT_SUGGEST): DomainConfig[] {
