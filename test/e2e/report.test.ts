@@ -92,6 +92,19 @@ test('the report of a real run renders in headless Chromium: curves, eval table,
   assert.equal(await page.locator('.na').count(), 0, 'nothing is marked not available');
   const heatBox = await page.locator('svg[aria-label="domain by expert held-out loss"]').boundingBox();
   assert.ok(heatBox && heatBox.width > 100 && heatBox.height > 50, 'the heatmap has a size');
+  // Each row says how many held-out windows it rests on, each figure its standard error, and the
+  // table fits the page: nothing hidden behind a scrollbar.
+  const counts = await page.locator('table.eval tbody td.n').allInnerTexts();
+  assert.ok(counts.length === DOMAINS.length && counts.every((c) => Number(c) >= 1), `n: ${counts}`);
+  assert.ok((await page.locator('table.eval td .se').count()) > 0, 'standard errors shown');
+  const fits = await page.locator('.table-wrap:has(table.eval)').evaluate((el) => el.scrollWidth <= el.clientWidth);
+  assert.ok(fits, 'the eval table fits without scrolling');
+  // Showing one expert's curves hides the others (CSS only).
+  const stage1 = page.locator('section.stage[data-stage="experts"]');
+  await stage1.locator('label', { hasText: DOMAINS[0] }).locator('input').check();
+  const visible = await stage1.locator('g.series').evaluateAll((gs) => gs.filter((g) => getComputedStyle(g).display !== 'none').map((g) => g.getAttribute('data-group')));
+  assert.ok(visible.length >= 1 && new Set(visible).size === 1, `one expert's curves left: ${visible}`);
+  await stage1.locator('label', { hasText: 'all' }).locator('input').check();
 
   mkdirSync(artifacts, { recursive: true });
   const shot = join(artifacts, 'report.png');

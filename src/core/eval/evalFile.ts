@@ -30,5 +30,9 @@ export function readEvalReport(file: string): EvalReport {
     learned: (j['learned'] ?? null) as EvalReport['learned'],
     ...(j['learnedSource'] === 'onnx' || j['learnedSource'] === 'trainer' ? { learnedSource: j['learnedSource'] } : {}),
     routerAccuracy: (j['routerAccuracy'] ?? null) as EvalReport['routerAccuracy'],
+    // Optional (written since the held-out rework); anything malformed is dropped, never trusted.
+    ...(isObject(j['windowsPerDomain']) && Object.values(j['windowsPerDomain']).every((x) => typeof x === 'number') ? { windowsPerDomain: j['windowsPerDomain'] as Record<string, number> } : {}),
+    ...(isObject(j['stderr']) && Object.values(j['stderr']).every(isPerDomain) ? { stderr: j['stderr'] as EvalReport['stderr'] } : {}),
+    ...(isPerDomain(j['tooLittleHeldOut']) ? { tooLittleHeldOut: j['tooLittleHeldOut'] as Record<string, number> } : {}),
   };
 }
