@@ -118,6 +118,10 @@ test('moa complete routes to the file\'s expert and generates text with onnxrunt
   assert.deepEqual(c.route.experts, [{ name: 'python', weight: 1 }]);
   assert.ok(c.tokens > 0, 'the model generated tokens');
   assert.ok(c.text.length > 0, 'non-empty completion');
+  // The ids, for comparing with another runtime id for id; the byte tokenizer's text is its bytes.
+  assert.equal(c.tokenIds.length, c.tokens);
+  assert.ok(c.promptTokenIds.length > 0 && c.promptTokenIds.length <= 512);
+  assert.equal(Buffer.from(c.tokenIds.filter((t: number) => t < 256)).toString('utf8').startsWith(c.text.slice(0, 4)), true);
   // Greedy by default, so prompt lookup is on; its counts are reported and consistent.
   assert.ok(c.draft.accepted <= c.draft.proposed && c.draft.passes <= c.tokens, JSON.stringify(c.draft));
   const onnxDirs = readdirSync(join(ws.root, '.moa', 'cache', 'onnx'));

@@ -103,3 +103,34 @@ test('attach, detach and pin are workspace state, not adapter files', () => {
     ws.cleanup();
   }
 });
+
+test('an explicit head_dim in config.json shapes the LoRA (Gemma / Mistral-Nemo style), and more layers than the base are refused', () => {
+  const ws = tempWorkspace();
+  try {
+    // A base whose head_dim (16) is not hidden / heads (64 / 8 = 8).
+    const baseDir = join(ws.root, 'base');
+    mkdirSync(baseDir);
+    writeFileSync(join(baseDir, 'config.json'), JSON.stringify({ model_type: 'mistral', hidden_size: 64, num_attention_heads: 8, num_key_value_heads: 2, head_dim: 16, num_hidden_layers: 2, intermediate_size: 96, vocab_size: 300 }));
+    const wide = readBaseModel('wide', baseDir);
+    assert.equal(wide.headDim, 16);
+    const adapter = (layers: number) => {
+      const dir = join(ws.root, `adapter${layers}`);
+      mkdirSync(dir);
+      const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+      for (let l = 0; l < layers; l++) {
+        const p = `base_model.model.model.layers.${l}.self_attn.q_proj`;
+        tensors.set(`${p}.lora_A.weight`, { shape: [2, 64], data: new Float32Array(128) });
+        tensors.set(`${p}.lora_B.weight`, { shape: [8 * 16, 2], data: new Float32Array(256) });
+      }
+      writeSafetensorsF32(join(dir, 'adapter_model.safetensors'), tensors);
+      writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['q_proj'] }));
+      return dir;
+    };
+    const layout = workspaceLayout(ws.root);
+    const w = loadExpertWeights(adapter(2), 'a', wide);
+    assert.equal(w.modules.get('q_proj')!.outFeatures, 128, 'q_proj out = heads × head_dim, not hidden');
+    assert.throws(() => importPeftAdapter(adapter(3), layout.expertsDir, wide, 'three'), /adapter has 3 layers but the base model wide has 2/);
+  } finally {
+    ws.cleanup();
+  }
+});

@@ -51,3 +51,26 @@ test('unsupported or broken tokenizer.json files are refused naming the file', (
     ws.cleanup();
   }
 });
+
+test('a completion keeps its leading space with a SentencePiece-style decoder (Strip(start=1)), as the Rust library decodes it', async () => {
+  const { decodeContinuation } = await import('../../src/core/inference/prompt');
+  const dir = join(repoRoot(), 'test', 'fixtures', 'tokenizers', 'sentencepiece-bpe');
+  const tok = loadTokenizer(dir);
+  const cases = JSON.parse(readFileSync(join(dir, 'continuation-reference.json'), 'utf8')) as { prompt_ids: number[]; new_ids: number[]; new_alone: string; continuation: string }[];
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  for (const c of cases) {
+    assert.equal(text(decodeContinuation(tok, c.prompt_ids, c.new_ids)), c.continuation);
+    assert.equal(text(tok.decodeBytes(c.new_ids)), c.new_alone, 'decoding the new ids alone is what lost the space');
+  }
+  assert.equal(text(decodeContinuation(tok, cases[0]!.prompt_ids, cases[0]!.new_ids)), ' return x + 1');
+  // The byte-level tokenizers are unchanged by it.
+  const bpe = loadTokenizer(join(repoRoot(), 'test', 'fixtures', 'tokenizers', 'bytelevel-bpe'));
+  const p = bpe.encode('def f(x):');
+  const n = bpe.encode(' return x');
+  assert.equal(text(decodeContinuation(bpe, p, n)), ' return x');
+});
+
+test('the vocabulary size counts added tokens once (they are in the vocabulary too), as the Rust library does', () => {
+  // get_vocab_size(with_added_tokens=True) is 600 for both fixtures.
+  for (const name of ['bytelevel-bpe', 'sentencepiece-bpe']) assert.equal(loadTokenizer(join(repoRoot(), 'test', 'fixtures', 'tokenizers', name)).vocabSize, 600, name);
+});

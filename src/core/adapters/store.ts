@@ -169,7 +169,7 @@ export function listExperts(expertsDir: string): ExpertSummary[] {
 
 /** [in, out] features of each LoRA target module of the base model. */
 export function moduleDims(base: BaseModelInfo): Record<string, [number, number]> {
-  const headDim = base.hiddenSize / base.numHeads;
+  const headDim = base.headDim;
   return {
     q_proj: [base.hiddenSize, base.numHeads * headDim],
     k_proj: [base.hiddenSize, base.numKvHeads * headDim],

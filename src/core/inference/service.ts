@@ -14,7 +14,7 @@ import { OnnxEngine, decodeThreads, type GenerateResult } from './engine';
 import { stackExperts, type ExpertStack } from './expertStack';
 import { ensureOnnxExport, type ExportVariant } from './export';
 import { readOnnxModelInfo } from './modelInfo';
-import { buildPrompt, decodeCompletion, detectFim, type FimTokens } from './prompt';
+import { buildPrompt, decodeCompletion, decodeContinuation, detectFim, type FimTokens } from './prompt';
 import { applyStop, type StopMode } from './stop';
 
 export interface CompleteOptions {
@@ -45,6 +45,9 @@ export interface Completion {
   /** How the prompt was laid out: FIM family (null: prefix only) and the tokens taken from each side. */
   prompt: { fim: string | null; tokens: number; prefixTokens: number; suffixTokens: number };
   tokens: number;
+  /** The generated token ids, and the prompt's: what to compare with another runtime, id for id. */
+  tokenIds: number[];
+  promptTokenIds: number[];
   stopReason: string;
   prefillMs: number;
   totalMs: number;
@@ -204,9 +207,9 @@ export class CompletionService {
       seed: opts.seed,
       signal: opts.signal,
       stopTokens: prompt.fim?.stop,
-      shouldStop: opts.stop === 'none' ? undefined : (ids) => applyStop(decodeCompletion(tokenizer.decodeBytes(ids)), opts.stop).done,
+      shouldStop: opts.stop === 'none' ? undefined : (ids) => applyStop(decodeCompletion(decodeContinuation(tokenizer, prompt.ids, ids)), opts.stop).done,
     });
-    const text = applyStop(decodeCompletion(tokenizer.decodeBytes(result.tokens)), opts.stop).text;
+    const text = applyStop(decodeCompletion(decodeContinuation(tokenizer, prompt.ids, result.tokens)), opts.stop).text;
     let layerRouting: Completion['layerRouting'];
     if (learned && result.routing) {
       layerRouting = { experts: names, weights: result.routing };
@@ -215,7 +218,7 @@ export class CompletionService {
       route = route.mode === 'learned' ? decided : { ...decided, mode: route.mode, reason: `${route.reason.replace(/: the learned router chooses.*$/, ': the learned router decided')}: ${decided.reason}` };
     }
     const promptInfo = { fim: prompt.fim?.family ?? null, tokens: prompt.ids.length, prefixTokens: prompt.prefixTokens, suffixTokens: prompt.suffixTokens };
-    return { text, route, layerRouting, prompt: promptInfo, tokens: result.tokens.length, stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs, draft: result.draft };
+    return { text, route, layerRouting, prompt: promptInfo, tokens: result.tokens.length, tokenIds: Array.from(result.tokens), promptTokenIds: Array.from(prompt.ids), stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs, draft: result.draft };
   }
 
   async dispose(): Promise<void> {

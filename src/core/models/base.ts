@@ -13,6 +13,8 @@ export interface BaseModelInfo {
   numLayers: number;
   numHeads: number;
   numKvHeads: number;
+  /** config.json's head_dim when given (Gemma-, Mistral-Nemo-style models set it apart from hidden / heads). */
+  headDim: number;
   intermediateSize: number;
   tiedEmbeddings: boolean;
   /** Parameters counted from the shapes in config.json (embeddings once when tied). */
@@ -44,7 +46,8 @@ export function readBaseModel(name: string, dir: string): BaseModelInfo {
   const layers = int('num_hidden_layers');
   const inter = int('intermediate_size');
   const vocab = int('vocab_size');
-  const headDim = typeof c['head_dim'] === 'number' ? (c['head_dim'] as number) : hidden / heads;
+  const headDim = c['head_dim'] === undefined || c['head_dim'] === null ? hidden / heads : int('head_dim');
+  if (!Number.isInteger(headDim)) throw new MoaError(`${file}: hidden_size ${hidden} is not a multiple of num_attention_heads ${heads}; set "head_dim"`);
   const tied = c['tie_word_embeddings'] === true;
   const attn = hidden * heads * headDim * 2 + hidden * kvHeads * headDim * 2;
   const perLayer = attn + 3 * hidden * inter + 2 * hidden;
@@ -58,6 +61,7 @@ export function readBaseModel(name: string, dir: string): BaseModelInfo {
     numLayers: layers,
     numHeads: heads,
     numKvHeads: kvHeads,
+    headDim,
     intermediateSize: inter,
     tiedEmbeddings: tied,
     parameters,

@@ -85,7 +85,17 @@ export function tokenizerFromJson(file: string, raw: unknown, tokConfig: Record<
   };
   const eos = specialId(modelConfig, tokConfig, 'eos', lookup);
   if (eos === null) throw new MoaError(`${file}: no end-of-sequence token (set eos_token_id in config.json or eos_token in tokenizer_config.json)`);
-  const vocab = isObject(model) && isObject(model['vocab']) ? Object.keys(model['vocab']).length : 0;
-  const added = Array.isArray(raw['added_tokens']) ? raw['added_tokens'].length : 0;
-  return new HfTokenizer(impl, fingerprint, vocab + added, specialId(modelConfig, tokConfig, 'bos', lookup), eos);
+  return new HfTokenizer(impl, fingerprint, vocabularySize(raw), specialId(modelConfig, tokConfig, 'bos', lookup), eos);
+}
+
+/**
+ * Ids run from 0 to the largest one the model's vocabulary or the added tokens use. Added tokens
+ * are often in the vocabulary too (GPT-2's <|endoftext|>): counting both lists counted them twice.
+ */
+export function vocabularySize(raw: Record<string, unknown>): number {
+  const model = raw['model'];
+  let max = -1;
+  if (isObject(model) && isObject(model['vocab'])) for (const id of Object.values(model['vocab'])) if (typeof id === 'number' && id > max) max = id;
+  if (Array.isArray(raw['added_tokens'])) for (const t of raw['added_tokens']) if (isObject(t) && typeof t['id'] === 'number' && t['id'] > max) max = t['id'];
+  return max + 1;
 }
