@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainer"))
 
 from moa_trainer.hf_folder import load_base_model  # noqa: E402
-from moa_trainer.router import decision, masked_mean  # noqa: E402
+from moa_trainer.router import decision, fit_linear, masked_mean  # noqa: E402
 
 
 def windows(path: Path, length: int, count: int, seed: int) -> torch.Tensor:
@@ -51,20 +50,9 @@ def layer_features(model: torch.nn.Module, ids: torch.Tensor) -> list[torch.Tens
 
 
 def probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor, classes: int) -> float:
-    mu, sd = train_x.mean(0), train_x.std(0) + 1e-6
-    a, b = (train_x - mu) / sd, (test_x - mu) / sd
-    lin = torch.nn.Linear(a.shape[1], classes)
-    opt = torch.optim.LBFGS(lin.parameters(), max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(lin(a), train_y) + 1e-3 * lin.weight.pow(2).sum()
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    with torch.no_grad():
-        return float((lin(b).argmax(-1) == test_y).float().mean())
+    """The accuracy on the test windows of the fit the router's warm start makes (router.fit_linear)."""
+    weight, bias = fit_linear(train_x, train_y, classes, iters=200)
+    return float(((test_x @ weight.t() + bias).argmax(-1) == test_y).float().mean())
 
 
 def main() -> None:

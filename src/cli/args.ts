@@ -39,18 +39,16 @@ export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type']
 export class UsageError extends Error {}
 
 export function intOption(values: Values, name: keyof Values, fallback?: number, min = 0): number | undefined {
-  const raw = values[name];
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${raw}"`);
-  return n;
+  const n = numberOption(values, name, min, 'an integer');
+  if (n !== undefined && !Number.isInteger(n)) throw new UsageError(`--${name} must be an integer ≥ ${min}, got "${values[name]}"`);
+  return n ?? fallback;
 }
 
-export function numberOption(values: Values, name: keyof Values, min = 0): number | undefined {
+export function numberOption(values: Values, name: keyof Values, min = 0, kind = 'a number'): number | undefined {
   const raw = values[name];
   if (raw === undefined) return undefined;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be a number ≥ ${min}, got "${raw}"`);
+  if (!Number.isFinite(n) || n < min) throw new UsageError(`--${name} must be ${kind} ≥ ${min}, got "${raw}"`);
   return n;
 }
 

@@ -4,7 +4,7 @@ import { buildDatasetsInChild } from '../core/data/buildProcess';
 import type { DatasetManifest } from '../core/data/shards';
 import { datasetsForTraining } from '../core/data/compact';
 import { resolveBaseModelDir } from '../core/models/base';
-import type { TrainerEvent } from '../core/trainer/events';
+import { keptPrevious, type TrainerEvent } from '../core/trainer/events';
 import { describeFailure, succeeded } from '../core/trainer/process';
 import { hasCheckpoint, latestResumable, type RunInfo } from '../core/trainer/runs';
 import { datasetWarnings, resumeTraining, startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
@@ -101,7 +101,7 @@ export class TrainingController implements vscode.Disposable {
       if (succeeded(exit)) {
         this.setStatus(exit.done.stopped ? 'stopped' : 'done');
         this.ws.log.info(`training run ${run.id} ${exit.done.stopped ? 'stopped' : 'finished'}`);
-        const kept = Array.isArray(exit.done['kept_previous']) ? (exit.done['kept_previous'] as string[]) : [];
+        const kept = keptPrevious(exit.done);
         if (kept.length) {
           void vscode.window
             .showInformationMessage(`MoA: run stopped before the end of ${kept.join(', ')}; the existing ${kept.join(' and ')} ${kept.length > 1 ? 'were' : 'was'} kept. Its checkpoint can be resumed.`, 'Resume', 'Keep Partial Experts')

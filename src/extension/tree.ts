@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { expertFreshness, listExperts, type ExpertSummary } from '../core/adapters/store';
-import { readManifest } from '../core/data/shards';
+import { leftOutCount, readManifest } from '../core/data/shards';
 import { readExpertState, type ExpertState } from '../core/adapters/state';
 import { meanAccuracy, readRouterInfo, type RouterInfo } from '../core/adapters/router';
 import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
@@ -99,7 +99,8 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
       // What the datasets left out, by name: skipped for what the file is, or in no domain.
       const skipped = (manifest.skippedFiles ?? []).map((f) => ({ path: f.path, why: `skipped: ${f.reason}` }));
       const loose = (manifest.unassignedFiles ?? []).map((f) => ({ path: f, why: 'matches no domain' }));
-      const total = manifest.unassigned + (manifest.skippedFiles ? Object.entries(manifest.skipped).filter(([k]) => k !== 'gitignored' && k !== 'excluded').reduce((a, [, v]) => a + (v ?? 0), 0) : 0);
+      // Manifests written before files were named count only what matched no domain here.
+      const total = manifest.skippedFiles ? leftOutCount(manifest) : manifest.unassigned;
       if (total > 0) nodes.push({ kind: 'files', label: `${total} files not in any dataset`, files: [...skipped, ...loose], more: total - skipped.length - loose.length });
     }
     return nodes;

@@ -60,8 +60,12 @@ class Fields:
             raise TrainerError(f"{self.source}: field {key!r} must be >= {minimum} (got {v})", None)
         return v
 
-    def float(self, key: str, default: Optional[float] = None, required: bool = False) -> float:
-        return self._get(key, float, default, required)
+    def float(self, key: str, default: Optional[float] = None, required: bool = False,
+              minimum: Optional[float] = None) -> float:
+        v = self._get(key, float, default, required)
+        if minimum is not None and v is not None and v < minimum:
+            raise TrainerError(f"{self.source}: field {key!r} must be >= {minimum:g} (got {v})", None)
+        return v
 
     def list(self, key: str, required: bool = False) -> list[Any]:
         return self._get(key, list, [], required)

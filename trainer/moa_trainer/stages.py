@@ -249,16 +249,18 @@ class LoraStage(Stage):
     def _slices(self, e: int) -> list[Tensor]:
         return [p.data[e] for p in self.params]
 
+    def _restore_best(self, e: int) -> None:
+        for dst, src in zip(self._slices(e), self.best[e] or []):
+            dst.copy_(src)
+
     def retire(self, e: int, step: int, why: str) -> None:
         """Stop expert e: back to its best evaluated weights (if any), out of the batch from now on."""
         if not self.active[e]:
             return
         self.active[e] = False
-        if self.best[e] is not None:
-            for dst, src in zip(self._slices(e), self.best[e]):
-                dst.copy_(src)
-        else:
+        if self.best[e] is None:
             self.best[e] = [t.clone() for t in self._slices(e)]
+        self._restore_best(e)
         self.source.set_active(self.active)
         self.stopped_why[self.names[e]] = why
         emit("expert_done", stage=self.name, expert=self.names[e], step=step, reason=why,
@@ -267,9 +269,8 @@ class LoraStage(Stage):
     def hold_stopped(self) -> None:
         # AdamW's momentum would keep moving a stopped expert; put its weights back after each step.
         for e, a in enumerate(self.active):
-            if not a and self.best[e] is not None:
-                for dst, src in zip(self._slices(e), self.best[e]):
-                    dst.copy_(src)
+            if not a:
+                self._restore_best(e)
 
     def sync(self) -> None:
         dist = self.ctx.dist
@@ -364,11 +365,10 @@ class LoraStage(Stage):
             return {"path": str(folder), "steps_done": steps_done, "train_loss": self.recent_loss("mixed"),
                     "val_loss": dict(zip(self.names, self.val_losses))}
         # Each expert is published at its best held-out evaluation, the weights early stopping keeps.
-        for e, kept in enumerate(self.best):
-            if kept is not None and self.best_loss[e] is not None:
-                for dst, src in zip(self._slices(e), kept):
-                    dst.copy_(src)
-                self.val_losses[e] = self.best_loss[e]
+        for e, loss in enumerate(self.best_loss):
+            if loss is not None:
+                self._restore_best(e)
+                self.val_losses[e] = loss
         written = []
         for e, d in enumerate(cfg.domains):
             folder = write_expert_folder(cfg.experts_dir / d.name, self.lora, e, cfg.base_model_name, {

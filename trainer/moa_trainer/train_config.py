@@ -123,22 +123,8 @@ def _router(raw: Any, source: str, steps: int, lr: float, eval_every: int) -> Ro
     return RouterConfig(steps=router_steps, eta=eta, expert_lr_mult=mult,
                         top_k=f.int("top_k", 1, minimum=1), out_dir=Path(f.str("out_dir", required=True)),
                         lr=f.float("lr", lr), eval_every=f.int("eval_every", default_eval, minimum=0),
-                        max_seconds=_seconds(f, "max_seconds"),
+                        max_seconds=f.float("max_seconds", 0.0, minimum=0),
                         warm_start=_bool(f, "warm_start", True), warm_windows=f.int("warm_windows", 64, minimum=1))
-
-
-def _seconds(f: Fields, key: str) -> float:
-    v = f.float(key, 0.0)
-    if v < 0:
-        raise TrainerError(f"{f.source}: field {key!r} must be >= 0 (0: no time budget)", None)
-    return v
-
-
-def _nonneg(f: Fields, key: str) -> float:
-    v = f.float(key, 0.0)
-    if v < 0:
-        raise TrainerError(f"{f.source}: field {key!r} must be >= 0", None)
-    return v
 
 
 def config_fingerprint(raw: dict[str, Any]) -> str:
@@ -174,7 +160,7 @@ def parse_config(path: str) -> TrainConfig:
     mixed: Optional[MixedConfig] = None
     if raw.get("mixed") is not None:
         mf = Fields(f.dict("mixed"), f"{source}: mixed")
-        mixed = MixedConfig(out_dir=Path(mf.str("out_dir", required=True)), max_seconds=_seconds(mf, "max_seconds"))
+        mixed = MixedConfig(out_dir=Path(mf.str("out_dir", required=True)), max_seconds=mf.float("max_seconds", 0.0, minimum=0))
     default_stages = ["experts"] + (["router"] if router else []) + (["mixed"] if mixed else [])
     stages_raw = raw.get("stages", default_stages)
     if not isinstance(stages_raw, list) or not stages_raw or any(s not in STAGES for s in stages_raw):
@@ -225,8 +211,8 @@ def parse_config(path: str) -> TrainConfig:
         compile=_bool(f, "compile", False),
         peak_tflops=None if peak is None else f.float("peak_tflops"),
         precision=precision,
-        max_seconds=_seconds(f, "max_seconds"),
-        max_epochs=_nonneg(f, "max_epochs"),
+        max_seconds=f.float("max_seconds", 0.0, minimum=0),
+        max_epochs=f.float("max_epochs", 0.0, minimum=0),
         patience=f.int("patience", 0, minimum=0),
         keep_partial=_bool(f, "keep_partial", False),
         finish_now=_bool(f, "finish_now", False),

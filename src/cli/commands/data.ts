@@ -1,4 +1,4 @@
-import { readManifest, type DatasetManifest } from '../../core/data/shards';
+import { leftOutCount, readManifest, type DatasetManifest } from '../../core/data/shards';
 import { describeUpdate } from '../../core/data/watch';
 import { loadConfig } from '../../core/config/load';
 import { buildWorkspaceData, watchWorkspaceData } from '../../core/workspace';
@@ -18,7 +18,7 @@ function table(manifest: DatasetManifest, verbose = false): string {
     for (const f of manifest.skippedFiles ?? []) lines.push(`  skipped (${f.reason}): ${f.path}`);
     for (const f of manifest.unassignedFiles ?? []) lines.push(`  in no domain: ${f}`);
     const listed = (manifest.skippedFiles?.length ?? 0) + (manifest.unassignedFiles?.length ?? 0);
-    const total = manifest.unassigned + Object.entries(manifest.skipped).filter(([k]) => k !== 'gitignored' && k !== 'excluded').reduce((a, [, v]) => a + (v ?? 0), 0);
+    const total = leftOutCount(manifest);
     if (total > listed) lines.push(`  (${total - listed} more not listed)`);
   } else if ((manifest.skippedFiles?.length ?? 0) + (manifest.unassignedFiles?.length ?? 0) > 0) lines.push('(--verbose names them)');
   return lines.join('\n');

@@ -3,7 +3,7 @@ import { loadConfig } from '../../core/config/load';
 import { datasetsForTraining } from '../../core/data/compact';
 import { resolveBaseModelDir } from '../../core/models/base';
 import type { WorkspaceLayout } from '../../core/paths';
-import type { TrainerEvent } from '../../core/trainer/events';
+import { keptPrevious, type TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, succeeded } from '../../core/trainer/process';
 import { choosePython } from '../../core/trainer/python';
 import { latestResumable, runInfo } from '../../core/trainer/runs';
@@ -79,7 +79,7 @@ export async function cmdTrain(values: Values): Promise<number> {
     if (!exit.hostError) process.stderr.write(`  hint: continue it from its last checkpoint with "moa train --resume --run ${session.run.id}"\n`);
     return EXIT.failed;
   }
-  const kept = Array.isArray(exit.done['kept_previous']) ? (exit.done['kept_previous'] as string[]) : [];
+  const kept = keptPrevious(exit.done);
   if (!values.json) {
     process.stdout.write(`run ${session.run.id} ${exit.done.stopped ? 'stopped' : 'finished'}\n`);
     if (kept.length) {

@@ -1,7 +1,7 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { MoaError } from '../util/errors';
 import { writeFileAtomic } from '../util/atomic';
-import { MAX_BUFFER_BYTES, readFileBounded } from '../util/fsRead';
+import { MAX_BUFFER_BYTES, openRegularFile, readFileBounded } from '../util/fsRead';
 
 export type Dtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -167,10 +167,8 @@ export function writeSafetensorsF32(file: string, tensors: Map<string, { shape: 
 
 /** The header alone, validated against the file's size (for listings: the data is not read). */
 export function readSafetensorsHeader(file: string): Map<string, TensorInfo> {
-  const fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  const { fd, st } = openRegularFile(file);
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new MoaError(`${file}: not a regular file`);
     const len = Buffer.alloc(8);
     if (readSync(fd, len, 0, 8, 0) !== 8) fail(file, `file is ${st.size} bytes, shorter than the 8-byte header length`);
     const n = len.readBigUInt64LE(0);
@@ -184,9 +182,14 @@ export function readSafetensorsHeader(file: string): Map<string, TensorInfo> {
   }
 }
 
+/** How many elements the tensors hold together. */
+export function countElements(tensors: Map<string, TensorInfo>): number {
+  let total = 0;
+  for (const t of tensors.values()) total += t.shape.reduce((a, b) => a * b, 1);
+  return total;
+}
+
 /** Element count of every tensor, from the header alone. */
 export function countSafetensorsElements(file: string): number {
-  let total = 0;
-  for (const t of readSafetensorsHeader(file).values()) total += t.shape.reduce((a, b) => a * b, 1);
-  return total;
+  return countElements(readSafetensorsHeader(file));
 }

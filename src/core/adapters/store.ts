@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { BaseModelInfo } from '../models/base';
 import { MoaError, errorMessage } from '../util/errors';
 import { ATTENTION_TARGETS, MLP_TARGETS, loraKey } from './peftKeys';
-import { readSafetensors, readSafetensorsHeader, tensorToFloat32, type SafetensorsFile, type TensorInfo } from './safetensors';
+import { countElements, readSafetensors, readSafetensorsHeader, tensorToFloat32, type SafetensorsFile, type TensorInfo } from './safetensors';
 import { recoverPublished } from '../util/atomic';
 
 export interface ExpertMeta {
@@ -158,8 +158,7 @@ export function listExperts(expertsDir: string): ExpertSummary[] {
       const weights = join(dir, 'adapter_model.safetensors');
       const tensors = readSafetensorsHeader(weights);
       checkAdapterTensors(weights, cfg, tensors);
-      const parameters = [...tensors.values()].reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
-      out.push({ name, dir, status: 'ok', r: cfg.r, alpha: cfg.alpha, targetModules: cfg.targetModules, sizeBytes: statSync(weights).size, parameters, meta });
+      out.push({ name, dir, status: 'ok', r: cfg.r, alpha: cfg.alpha, targetModules: cfg.targetModules, sizeBytes: statSync(weights).size, parameters: countElements(tensors), meta });
     } catch (e) {
       out.push({ name, dir, status: 'broken', reason: errorMessage(e), meta });
     }

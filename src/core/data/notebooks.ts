@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { LruCache } from '../util/lru';
 import { extensionsOfLanguages } from '../domains/languages';
 import { isObject } from '../util/json';
 
@@ -57,10 +58,20 @@ export function notebookParts(relPath: string, nb: unknown): NotebookPart[] {
   ];
 }
 
+/**
+ * A build asks for a notebook's parts several times (the scan, the deduplication, each part's
+ * document): the last few parsed notebooks are kept, keyed by path, size and modification time.
+ */
+const parsed = new LruCache<string, NotebookPart[]>(8);
+
 /** The parts of the notebook file at `absPath` ([] when it is not a readable notebook). */
 export function readNotebookParts(absPath: string, relPath: string): NotebookPart[] {
   try {
-    return notebookParts(relPath, JSON.parse(readFileSync(absPath, 'utf8')));
+    const st = statSync(absPath);
+    const key = `${absPath}\0${relPath}\0${st.size}\0${st.mtimeMs}`;
+    let parts = parsed.get(key);
+    if (!parts) parsed.set(key, (parts = notebookParts(relPath, JSON.parse(readFileSync(absPath, 'utf8')))));
+    return parts;
   } catch {
     return [];
   }

@@ -46,6 +46,16 @@ export interface DatasetManifest {
 /** How many skipped or unassigned files a manifest names (the counts are always complete). */
 export const LISTED_FILES = 500;
 
+/**
+ * Files the datasets leave out that a user did not choose to leave out (gitignored and excluded
+ * folders are theirs): skipped for what they are, or in no domain. The manifest names at most
+ * LISTED_FILES of them; this is the full count.
+ */
+export function leftOutCount(m: DatasetManifest): number {
+  const skipped = Object.entries(m.skipped).filter(([k]) => k !== 'gitignored' && k !== 'excluded').reduce((a, [, v]) => a + (v ?? 0), 0);
+  return m.unassigned + skipped;
+}
+
 export function manifestPath(layout: WorkspaceLayout): string {
   return join(layout.dataDir, 'manifest.json');
 }

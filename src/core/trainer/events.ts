@@ -33,6 +33,12 @@ const REQUIRED: Record<TrainerEvent['type'], Record<string, (v: unknown) => bool
   error: { message: str },
 };
 
+/** The stages a stopped run left as they were (`done.kept_previous`; absent before protocol 0.4). */
+export function keptPrevious(done: DoneEvent): string[] {
+  const kept = done['kept_previous'];
+  return Array.isArray(kept) ? kept.filter((s): s is string => typeof s === 'string') : [];
+}
+
 export type ParsedEvent = { ok: true; event: TrainerEvent } | { ok: false; problem: string };
 
 /** Validates one parsed JSON line against the protocol. */

@@ -49,7 +49,7 @@ const STDIO_DRAIN_MS = 2000;
  * working directory (first on `sys.path` under `-m`) is the trainer's own folder, never the
  * workspace or the caller's directory, so a `torch.py` or `moa_trainer/` planted at a repository's
  * root is never seen; PYTHONSAFEPATH (3.11+) also keeps the unsafe path off. Every trainer command
- * goes through here (test/integration/isolation.test.ts plants exactly such modules).
+ * goes through here (test/integration/security.test.ts plants exactly such modules).
  */
 export function trainerLaunch(python: string, trainerDir: string, args: string[], baseEnv: NodeJS.ProcessEnv = process.env) {
   const pythonPath = [trainerDir, baseEnv['PYTHONPATH']].filter(Boolean).join(delimiter);

@@ -1,12 +1,12 @@
-import { appendFileSync, closeSync, constants, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, mkdirSync, readdirSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { WorkspaceLayout } from '../paths';
-import { MoaError, fileError } from '../util/errors';
+import { MoaError, errorMessage, fileError } from '../util/errors';
+import { openRegularFile } from '../util/fsRead';
 import { writeJsonAtomic } from '../util/atomic';
 import { readJsonObjectOr } from '../util/json';
-import { pidAlive } from '../util/pid';
-import { addLockHolders, releaseLock, tryLock } from '../util/pidLock';
+import { addLockHolders, holderAlive, lockHolder, releaseLock, tryLock } from '../util/pidLock';
 import { parseTrainerEvent, type TrainerEvent } from './events';
 import { JsonLineParser } from './jsonLines';
 
@@ -114,15 +114,14 @@ export function readRunLog(eventsFile: string, maxPoints = 20_000): RunLog {
     },
     onNoise: () => void log.unreadable++,
   });
-  let fd: number;
+  let opened: ReturnType<typeof openRegularFile>;
   try {
-    fd = openSync(eventsFile, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    opened = openRegularFile(eventsFile);
   } catch (e) {
-    return { ...log, problem: `${eventsFile}: cannot be read (${(e as NodeJS.ErrnoException).code ?? String(e)})` };
+    return { ...log, problem: errorMessage(e) };
   }
+  const { fd, st } = opened;
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return { ...log, problem: `${eventsFile}: not a regular file` };
     const buf = Buffer.allocUnsafe(Math.max(1, Math.min(1 << 20, st.size)));
     for (let pos = 0; ; ) {
       const n = readSync(fd, buf, 0, buf.length, pos);
@@ -158,9 +157,8 @@ const lockFile = (layout: WorkspaceLayout) => join(layout.runsDir, 'train.lock')
 export function runStatus(layout: WorkspaceLayout, id: string, meta = readJsonObjectOr(runJsonPath(runInfo(layout, id)))): RunStatus {
   const status = meta?.['status'];
   if (status === 'running') {
-    const lock = readJsonObjectOr(lockFile(layout));
-    const pids = [lock?.['pid'], ...(Array.isArray(lock?.['pids']) ? (lock['pids'] as unknown[]) : [])].filter((p): p is number => typeof p === 'number' && Number.isInteger(p) && p > 0);
-    return lock?.['run'] === id && pids.some((p) => p === process.pid || pidAlive(p)) ? 'running' : 'interrupted';
+    const holder = lockHolder(lockFile(layout));
+    return holder?.['run'] === id && holderAlive(holder, true) ? 'running' : 'interrupted';
   }
   return status === 'done' || status === 'stopped' || status === 'failed' ? status : 'unknown';
 }

@@ -5,7 +5,7 @@ import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { MoaError, errorMessage } from '../util/errors';
 import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
 import { readJsonObject } from '../util/json';
-import type { TrainerEvent } from './events';
+import { keptPrevious, type TrainerEvent } from './events';
 import { describeFailure, spawnTrainer, succeeded, type TrainerExit } from './process';
 import { acquireRunLock, appendEvent, createRun, finishRun, hasCheckpoint, newRunId, runStatus, trainConfigPath, updateRun, type RunInfo, type RunLock } from './runs';
 
@@ -211,8 +211,10 @@ function launch(req: { layout: WorkspaceLayout; product: ProductLayout; python: 
     lock.release();
     const ok = succeeded(exit);
     try {
-      if (ok) finishRun(run, exit.done.stopped ? 'stopped' : 'done', { exit_code: exit.code, ...(exit.done['kept_previous'] ? { kept_previous: exit.done['kept_previous'] } : {}) });
-      else finishRun(run, 'failed', { exit_code: exit.code, signal: exit.signal, error: describeFailure(exit).slice(0, 4000) });
+      if (ok) {
+        const kept = keptPrevious(exit.done);
+        finishRun(run, exit.done.stopped ? 'stopped' : 'done', { exit_code: exit.code, ...(kept.length ? { kept_previous: kept } : {}) });
+      } else finishRun(run, 'failed', { exit_code: exit.code, signal: exit.signal, error: describeFailure(exit).slice(0, 4000) });
     } catch (e) {
       // The run's own record cannot be written (the disk is full, say): a run we cannot record
       // has not succeeded, whatever the trainer said.

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync, type Stats } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { MoaError } from './errors';
 
@@ -6,22 +6,33 @@ import { MoaError } from './errors';
 export const MAX_BUFFER_BYTES = 2 ** 31 - 1;
 
 /**
- * Reads a whole file, refusing what is not a regular file (a device such as /dev/zero would be
- * read forever, a FIFO would block) and what is larger than the format allows, before anything
- * is allocated. Every refusal names the file and the limit.
+ * Opens a file for reading only if it is a regular file: a device such as /dev/zero would be read
+ * for ever, and a FIFO (opened without blocking) would wait for a writer. The caller closes `fd`.
  */
-export function readFileBounded(file: string, maxBytes: number, what = 'this file'): Buffer {
+export function openRegularFile(file: string): { fd: number; st: Stats } {
   let fd: number;
   try {
-    // O_NONBLOCK: opening a FIFO must not wait for a writer; it changes nothing for regular files.
     fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new MoaError(code === 'ENOENT' ? `${file}: missing` : `${file}: cannot be read (${code ?? String(e)})`);
   }
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new MoaError(`${file}: not a regular file`);
+  }
+  return { fd, st };
+}
+
+/**
+ * Reads a whole file, refusing what is not a regular file (a device such as /dev/zero would be
+ * read forever, a FIFO would block) and what is larger than the format allows, before anything
+ * is allocated. Every refusal names the file and the limit.
+ */
+export function readFileBounded(file: string, maxBytes: number, what = 'this file'): Buffer {
+  const { fd, st } = openRegularFile(file);
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new MoaError(`${file}: not a regular file`);
     const limit = Math.min(maxBytes, MAX_BUFFER_BYTES);
     if (st.size > limit) throw new MoaError(`${file}: ${st.size} bytes is larger than the ${limit}-byte limit for ${what}`);
     const buf = Buffer.allocUnsafe(st.size);

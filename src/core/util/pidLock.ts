@@ -14,10 +14,16 @@ export interface LockHolder {
   [key: string]: unknown;
 }
 
-/** Whether any process that a holder names is alive (other than the caller). */
-function holderAlive(holder: LockHolder): boolean {
-  const pids = [holder.pid, ...(Array.isArray(holder.pids) ? holder.pids : [])].filter((p) => Number.isInteger(p) && p > 0 && p !== process.pid);
-  return pids.some((p) => pidAlive(p));
+/** Whether any process that a holder names is alive; the caller counts only with `self`. */
+export function holderAlive(holder: LockHolder, self = false): boolean {
+  const pids = [holder.pid, ...(Array.isArray(holder.pids) ? holder.pids : [])].filter((p) => Number.isInteger(p) && p > 0);
+  return pids.some((p) => (p === process.pid ? self : pidAlive(p)));
+}
+
+/** Who holds a lock file now, as recorded (undefined: no file, or not a lock). */
+export function lockHolder(file: string): LockHolder | undefined {
+  const h = readHolder(file);
+  return h === 'gone' ? undefined : h;
 }
 
 /** The holder recorded in a lock file; `gone` when there is no file, undefined when it cannot be read. */
