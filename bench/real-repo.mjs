@@ -35,7 +35,7 @@ const data = moa(['data', '--json']);
 const manifest = JSON.parse(data.out);
 const train = moa(['train', '--json']);
 const events = train.out.trim().split('\n').map((l) => JSON.parse(l));
-const evalRun = moa(['eval', '--json']);
+const evalRun = moa(['eval', '--json', '--completions', '--positions', '16']);
 const report = JSON.parse(evalRun.out);
 const mean = (xs) => {
   const v = xs.filter((x) => typeof x === 'number');
@@ -53,5 +53,19 @@ console.log(`\n| mean held-out loss | base | mixed | MoA label | MoA learned | r
 console.log(`| ${report.domains.length} domains | ${col((d) => report.base[d])} | ${report.mixed ? col((d) => report.mixed[d]) : '—'} | ${col((d) => report.label[d])} | ${report.learned ? col((d) => report.learned[d]) : '—'} | ${report.routerAccuracy ? (mean(report.domains.map((d) => report.routerAccuracy[d])) * 100).toFixed(0) + ' %' : '—'} |`);
 const own = report.domains.filter((d) => report.experts.includes(d) && Math.min(...report.experts.map((e) => report.matrix[d][e])) === report.matrix[d][d]).length;
 console.log(`\nown expert best on its domain: ${own} of ${report.domains.filter((d) => report.experts.includes(d)).length}`);
+const pct = (x) => (typeof x === 'number' ? `${Math.round(x * 100)} %` : '—');
+if (report.embedded) {
+  const kinds = ['file', 'auto', 'learned-prompt', 'learned-block'];
+  console.log(`\nfenced blocks in ${report.embedded.prose} text: loss after the cursor (block's own expert served)\n| block | n | ${kinds.join(' | ')} |\n|---|---:|${kinds.map(() => '---:').join('|')}|`);
+  for (const r of report.embedded.rows) console.log(`| ${r.domain} | ${r.samples} | ${kinds.map((k) => `${r.loss[k]?.toFixed(3) ?? '—'} (${pct(r.servedByBlockExpert[k])})`).join(' | ')} |`);
+}
+if (report.completions) {
+  const c = report.completions;
+  console.log(`\ncompletions to the end of the line, ${c.positionsPerDomain} held-out positions per domain: exact · edit similarity · own expert served · p50 ms\n| domain | ${c.columns.join(' | ')} |\n|---|${c.columns.map(() => '---:').join('|')}|`);
+  const cell = (s) => (s ? `${pct(s.exact)} · ${s.editSimilarity.toFixed(2)} · ${pct(s.servedByOwnExpert)} · ${Math.round(s.p50Ms)}` : '—');
+  for (const [d, row] of Object.entries(c.rows)) console.log(`| ${d} | ${c.columns.map((k) => cell(row[k])).join(' | ')} |`);
+  const m = (k, f) => mean(Object.values(c.rows).map((row) => (row[k] ? f(row[k]) : undefined)));
+  console.log(`| mean | ${c.columns.map((k) => `${pct(m(k, (s) => s.exact))} · ${m(k, (s) => s.editSimilarity).toFixed(2)} · ${pct(m(k, (s) => s.servedByOwnExpert))} · ${Math.round(m(k, (s) => s.p50Ms))}`).join(' | ')} |`);
+}
 if (process.argv.includes('--keep')) console.log(`\nworkspace kept: ${ws}`);
 else rmSync(dirname(ws), { recursive: true, force: true });

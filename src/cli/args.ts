@@ -24,6 +24,8 @@ export const OPTIONS = {
   temperature: { type: 'string' },
   seed: { type: 'string' },
   windows: { type: 'string' },
+  completions: { type: 'boolean' },
+  positions: { type: 'string' },
   run: { type: 'string' },
   out: { type: 'string' },
   expert: { type: 'string' },

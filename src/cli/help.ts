@@ -55,13 +55,21 @@ rollback: swaps an expert with the version that training or an import replaced (
 import: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors), checked against the
 base model, becomes an expert. export: writes an expert as a PEFT folder. inspect: per-layer
 update norms, effective rank and the similarity to the other experts.`,
-  eval: `usage: moa eval [--windows N] [--workspace DIR] [--json]
+  eval: `usage: moa eval [--windows N] [--completions [--positions N] [--seed S]] [--workspace DIR] [--json]
 On each domain's held-out shard (N evenly spaced windows, default 16): the loss of the base model,
 of every expert (the domain × expert matrix), of the mixed baseline when trained, and of MoA with
-label routing, with the learned router's figures from its training run. Writes the report to
-.moa/eval.json and beside the latest run.`,
-  route: `usage: moa route <file> [--workspace DIR] [--json]
-Prints the routing mode, the expert(s) chosen for the file with their weights, and why.`,
+label routing, with the learned router's figures from its training run; then fenced blocks of
+each code domain inside Markdown (routing at the cursor: loss after the cursor, and how often the
+block's own expert served it). --completions: at N sampled positions of each domain's held-out
+files (default 24, half line starts, half mid-line, seed S), completes to the end of the line
+under the base model, labels (each domain's expert), the mixed baseline, the learned router and
+auto routing: exact match, edit similarity, accepted characters, latency p50/p95. Writes the
+report to .moa/eval.json and beside the latest run.`,
+  route: `usage: moa route <file> [--line L [--col C]] [--workspace DIR] [--json]
+Prints the routing mode, the expert(s) chosen with their weights, and why: for a completion at
+line L, column C (1-based; the end of the line by default), else at the end of the file. In the
+learned and auto modes the cursor's context counts: inside a fenced block of a README, or a SQL
+string in code, the route is the block's.`,
   report: `usage: moa report [--run ID] [--out FILE] [--workspace DIR] [--json]
 Writes one self-contained HTML file (inline CSS and SVG, no scripts, nothing loaded from
 elsewhere) to .moa/report.html, or to FILE: the loss curves of each expert per stage (training

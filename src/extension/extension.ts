@@ -53,7 +53,7 @@ export function activate(context: vscode.ExtensionContext): void {
     dataSync.sync();
     tree.refresh();
     inline.reset();
-    inline.showRoute(vscode.window.activeTextEditor?.document);
+    inline.showActiveRoute();
   });
   context.subscriptions.push({ dispose: () => watcher.dispose() });
   const trainingItem = vscode.window.createStatusBarItem('moa.training', vscode.StatusBarAlignment.Left, 10);
@@ -78,7 +78,8 @@ export function activate(context: vscode.ExtensionContext): void {
       runs.refresh();
     }),
     vscode.languages.registerInlineCompletionItemProvider({ scheme: 'file' }, inline),
-    vscode.window.onDidChangeActiveTextEditor((ed) => inline.showRoute(ed?.document)),
+    vscode.window.onDidChangeActiveTextEditor((ed) => inline.showRoute(ed?.document, ed?.selection.active)),
+    onCursorSettled((ed) => inline.showRoute(ed.document, ed.selection.active)),
   );
 
   const cmd = (id: string, fn: (...args: never[]) => unknown) => void context.subscriptions.push(vscode.commands.registerCommand(id, guarded(log, fn)));
@@ -87,7 +88,7 @@ export function activate(context: vscode.ExtensionContext): void {
   registerTrainingCommands(app);
   registerRoutingCommands(app);
   registerExpertCommands(app);
-  inline.showRoute(vscode.window.activeTextEditor?.document);
+  inline.showActiveRoute();
   // After activation: the first scan of a large workspace must not delay the window.
   setTimeout(() => dataSync.sync(), 1000);
   log.info(`activated in ${(performance.now() - started).toFixed(1)} ms`);
@@ -95,4 +96,17 @@ export function activate(context: vscode.ExtensionContext): void {
 
 export function deactivate(): void {
   // Everything is in context.subscriptions, which VS Code disposes: the trainer is asked to stop.
+}
+
+/**
+ * The cursor stopped moving (after 200 ms): where the route can change inside a file (learned and
+ * auto routing see fenced blocks), the status bar follows it without work on every keystroke.
+ */
+function onCursorSettled(fn: (ed: vscode.TextEditor) => void): vscode.Disposable {
+  let timer: NodeJS.Timeout | undefined;
+  const sub = vscode.window.onDidChangeTextEditorSelection((e) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(e.textEditor), 200);
+  });
+  return { dispose: () => (clearTimeout(timer), sub.dispose()) };
 }

@@ -6,7 +6,7 @@ import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { errorMessage } from '../core/util/errors';
 import { LruCache } from '../core/util/lru';
 import type { StopMode } from '../core/inference/stop';
-import type { RouteDecision } from '../core/routing/label';
+import type { RouteDecision } from '../core/routing/resolve';
 import type { MoaWorkspace } from './workspace';
 
 /** What the status bar says serves a file: the expert(s), or the base model and why. */
@@ -70,12 +70,22 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     return this.client;
   }
 
-  /** Shows in the status bar which expert (or mix) serves this file; returns the decision. */
-  showRoute(doc: vscode.TextDocument | undefined): RouteDecision | undefined {
+  /** The route at the active editor's cursor, in the status bar. */
+  showActiveRoute(): RouteDecision | undefined {
+    const ed = vscode.window.activeTextEditor;
+    return this.showRoute(ed?.document, ed?.selection.active);
+  }
+
+  /**
+   * Shows in the status bar which expert (or mix) serves this file, at `at` when given (a fenced
+   * block routes apart from its file in the learned and auto modes); returns the decision.
+   */
+  showRoute(doc: vscode.TextDocument | undefined, at?: vscode.Position): RouteDecision | undefined {
     if (!doc || doc.uri.scheme !== 'file' || !this.ws.hasConfig()) return void this.status.hide();
     try {
       const rel = relative(this.ws.layout.root, doc.uri.fsPath).split('\\').join('/');
-      const route = this.getService().route(rel, doc.languageId);
+      const prefix = at ? doc.getText(new vscode.Range(new vscode.Position(0, 0), at)) : undefined;
+      const route = this.getService().route(rel, doc.languageId, prefix);
       this.status.text = `$(circuit-board) MoA: ${routeLabel(route)}`;
       this.status.tooltip = route.reason;
       this.status.show();
@@ -108,13 +118,13 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     const stop = settings.get<StopMode>('stopAt', 'line');
     let route: RouteDecision;
     try {
-      route = this.getService().route(rel, doc.languageId);
+      route = this.getService().route(rel, doc.languageId, prefix);
     } catch (e) {
       return this.fail(e);
     }
     if (route.domain && settings.get<string[]>('disabledDomains', []).includes(route.domain)) return undefined;
     // Same text around the cursor, same experts, same rules: the same greedy completion, served from memory.
-    const key = [route.mode, route.experts.map((e) => `${e.name}:${e.weight}`).join(','), maxNewTokens, promptTokens, stop, prefix.slice(-4096), suffix.slice(0, 1024)].join('\0');
+    const key = [route.mode, route.routeFrom ?? '', route.experts.map((e) => `${e.name}:${e.weight}`).join(','), maxNewTokens, promptTokens, stop, prefix.slice(-4096), suffix.slice(0, 1024)].join('\0');
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached ? [new vscode.InlineCompletionItem(cached, new vscode.Range(position, position))] : undefined;
     if (!(await sleep(settings.get<number>('debounceMs', 150), token))) return undefined;

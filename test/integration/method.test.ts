@@ -16,6 +16,7 @@ let report: {
   base: Record<string, number>;
   matrix: Record<string, Record<string, number>>;
   mixed: Record<string, number> | null;
+  completions?: { columns: string[]; rows: Record<string, Record<string, { n: number; servedByOwnExpert: number }>> };
   label: Record<string, number>;
   learned: Record<string, number> | null;
   learnedSource?: string;
@@ -72,7 +73,7 @@ before(() => {
   ws = tempWorkspace(files);
   moa(['data']);
   moa(['train', '--stages', 'experts,router,mixed', '--json']);
-  report = JSON.parse(moa(['eval', '--json', '--windows', '8']));
+  report = JSON.parse(moa(['eval', '--json', '--windows', '8', '--completions', '--positions', '4']));
   // The table, for the log: the margins behind the assertions below.
   console.log(moa(['eval', '--windows', '8']));
 });
@@ -104,4 +105,17 @@ test('the learned router picks the right expert well above chance', () => {
   assert.ok(acc.every((a) => typeof a === 'number'), `accuracy for every domain: ${JSON.stringify(report.routerAccuracy)}`);
   const m = mean(acc as number[]);
   assert.ok(m >= 0.8, `mean router accuracy ${m.toFixed(2)} ≥ 0.8 (chance is ${(1 / 3).toFixed(2)})`);
+});
+
+test('completions: every way of serving, the mixed baseline too, and who served each position', () => {
+  const c = report.completions!;
+  assert.deepEqual(c.columns, ['base', 'label', 'mixed', 'learned', 'auto']);
+  for (const d of DOMAINS) {
+    const row = c.rows[d]!;
+    for (const col of c.columns) assert.equal(row[col]!.n, 4, `${d} ${col}`);
+    assert.equal(row['label']!.servedByOwnExpert, 1, `${d}: label routing serves the domain's expert`);
+    assert.equal(row['auto']!.servedByOwnExpert, 1, `${d}: auto routing, no embedded block: the domain's expert`);
+    assert.equal(row['base']!.servedByOwnExpert, 0);
+    assert.equal(row['mixed']!.servedByOwnExpert, 0, 'the mixed baseline is no domain\'s expert');
+  }
 });

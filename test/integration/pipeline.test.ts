@@ -157,7 +157,16 @@ test('moa eval scores base, every expert on every domain, and MoA routing on hel
     assert.ok(report.windowsPerDomain[d] >= 1 && report.windowsPerDomain[d] <= 4, `${d}: ${report.windowsPerDomain[d]} windows`);
     assert.ok(report.windowsPerDomain[d] < 2 || report.stderr.base[d] > 0, `${d}: standard error`);
   }
+  // Routing at the cursor, measured: Python blocks inside Markdown, scored after the cursor.
+  const py = report.embedded.rows.find((r: { domain: string }) => r.domain === 'python');
+  assert.equal(report.embedded.prose, 'markdown');
+  assert.ok(py.samples >= 1);
+  for (const k of ['file', 'auto', 'learned-prompt', 'learned-block']) assert.ok(Number.isFinite(py.loss[k]) && py.loss[k] > 0, `embedded ${k}`);
+  assert.equal(py.servedByBlockExpert.auto, 1, 'auto serves a ```python block with the python expert');
+  assert.equal(py.servedByBlockExpert.file, 0);
+  assert.ok(py.loss.auto < py.loss.file, `the block's expert beats the file's on the block: ${py.loss.auto} < ${py.loss.file}`);
   const table = moa(['eval', '--windows', '2']).stdout;
+  assert.match(table, /fenced blocks in markdown text/);
   assert.match(table, /domain\s+n\s+base\s+markdown\s+python\s+MoA label/);
   assert.match(table, /^python\s+2\s/m);
   assert.match(table, /±\d\.\d{3}/);
@@ -199,6 +208,29 @@ test('learned routing: the trained per-layer routers run inside the ONNX graph a
   } finally {
     writeFileSync(cfgFile, JSON.stringify(cfg));
   }
+  // Routing at the cursor: inside a fenced block the route is the block's (auto: by its tag; learned: the router on the block).
+  writeFileSync(join(ws.root, 'docs', 'fenced.md'), `${markdownFile(40)}\n\`\`\`python\n${pythonFile(40)}\`\`\`\n\nMore prose after the block.\n`);
+  const fenced = join(ws.root, 'docs', 'fenced.md');
+  const blockLine = markdownFile(40).split('\n').length + 3;
+  try {
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, routing: { mode: 'auto' } }));
+    const inBlock = JSON.parse(moa(['route', fenced, '--line', String(blockLine), '--json']).stdout);
+    assert.deepEqual(inBlock.experts, [{ name: 'python', weight: 1 }]);
+    assert.match(inBlock.reason, /inside a ```python block \(from line \d+\): domain python → expert python/);
+    const prose = JSON.parse(moa(['route', fenced, '--line', '3', '--json']).stdout);
+    assert.deepEqual(prose.experts, [{ name: 'markdown', weight: 1 }]);
+    writeFileSync(cfgFile, JSON.stringify({ ...cfg, routing: { mode: 'learned' } }));
+    const learned = moa(['route', fenced, '--line', String(blockLine + 6), '--col', '5']);
+    assert.equal(learned.code, 0, learned.stderr);
+    assert.match(learned.stdout, /experts at line \d+, column 5: /);
+    assert.match(learned.stdout, /inside a ```python block \(from line \d+\): the learned router decided: learned router/);
+    const outside = moa(['route', fenced, '--line', '99']);
+    assert.equal(outside.code, 1);
+    assert.match(outside.stderr, /fenced\.md: line 99 is outside the file/);
+  } finally {
+    writeFileSync(cfgFile, JSON.stringify(cfg));
+    rmSync(fenced);
+  }
   // With label routing, a file in no domain goes to the learned router, and the route says so.
   writeFileSync(join(ws.root, 'notes.txt'), 'def helper(x):\n    return x\n');
   const loose = moa(['route', join(ws.root, 'notes.txt'), '--json']);
@@ -207,6 +239,26 @@ test('learned routing: the trained per-layer routers run inside the ONNX graph a
   assert.equal(lr.mode, 'label', 'the mode asked for, not "learned"');
   assert.match(lr.reason, /notes\.txt is in no domain: the learned router decided: learned router/);
   rmSync(join(ws.root, 'notes.txt'));
+});
+
+test('moa eval --completions completes held-out lines under every way of serving and scores them', () => {
+  const r = moa(['eval', '--completions', '--positions', '2', '--windows', '1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const c = JSON.parse(r.stdout).completions;
+  // No mixed baseline was trained here (method.test.ts has one): no column for it.
+  assert.deepEqual(c.columns, ['base', 'label', 'learned', 'auto']);
+  assert.deepEqual(Object.keys(c.rows).sort(), ['markdown', 'python']);
+  for (const [d, row] of Object.entries(c.rows) as [string, Record<string, { n: number; exact: number; editSimilarity: number; p50Ms: number; targetChars: number }>][]) {
+    for (const col of c.columns) {
+      const s = row[col]!;
+      assert.equal(s.n, 2, `${d} ${col}: two positions`);
+      assert.ok(s.exact >= 0 && s.exact <= 1 && s.editSimilarity >= 0 && s.editSimilarity <= 1, `${d} ${col}`);
+      assert.ok(s.p50Ms > 0 && s.targetChars > 0);
+    }
+    // Outside embedded blocks auto routing is label routing: the same expert, the same greedy text.
+    assert.deepEqual({ ...row['auto'], p50Ms: 0, p95Ms: 0 }, { ...row['label'], p50Ms: 0, p95Ms: 0 }, `${d}: auto = label on a plain file`);
+  }
+  assert.match(moa(['eval', '--completions', '--positions', '2', '--windows', '1']).stdout, /completions to the end of the line at 2 held-out positions per domain/);
 });
 
 test('moa experts detach/attach/pin change routing; export and import round-trip a PEFT folder', () => {

@@ -60,7 +60,7 @@ test('the shipped JSON Schema names the same keys and defaults as the validator'
     for (const [k, v] of Object.entries(config[section])) assert.deepEqual(props[k].default, v, `${section}.${k} default`);
   }
   assert.equal(schema.properties.baseModel.default, config.baseModel);
-  assert.deepEqual(schema.properties.routing.properties.mode.enum, ['label', 'learned', 'pinned', 'off']);
+  assert.deepEqual(schema.properties.routing.properties.mode.enum, ['label', 'learned', 'auto', 'pinned', 'off']);
   // Every key the validator warns about as unknown is absent from the schema, and vice versa.
   const r = validateConfig(Object.fromEntries(Object.keys(schema.properties).map((k) => [k, k === 'domains' ? [] : undefined])));
   assert.deepEqual(r.warnings, []);

@@ -46,6 +46,14 @@ function syntheticWorkspace(opts: { steps?: number; evalJson?: string | null; wi
     v: 1, created: '2026-01-01T12:10:00Z', windows: 16, seqLen: 128, domains: DOMAINS, experts: DOMAINS,
     base: per(() => 2.5), matrix: Object.fromEntries(DOMAINS.map((d) => [d, per((x) => (x === d ? 1.5 : 2.2))])),
     mixed: per(() => 1.9), label: per(() => 1.5), learned: per(() => 1.6), routerAccuracy: per((_, i) => 0.5 + i / 10),
+    completions: {
+      seed: 0, positionsPerDomain: 4, maxNewTokens: 48, columns: ['base', 'label', 'auto'],
+      rows: Object.fromEntries(DOMAINS.map((d, i) => [d, { base: scores(0.1), label: scores(0.2 + i / 10), auto: scores(0.25) }])),
+    },
+    embedded: {
+      prose: 'markdown', shape: { prose: 64, blockBeforeCursor: 32, continuation: 32 },
+      rows: [{ domain: 'python', samples: 4, loss: { 'file': 2.1, 'auto': 1.7, 'learned-prompt': 2.0, 'learned-block': 1.8 }, servedByBlockExpert: { 'file': 0, 'auto': 1, 'learned-prompt': 0.25, 'learned-block': 0.75 } }],
+    },
   };
   if (opts.evalJson !== null) writeFileSync(join(layout.moaDir, 'eval.json'), opts.evalJson ?? JSON.stringify(report));
   mkdirSync(layout.dataDir, { recursive: true });
@@ -54,6 +62,10 @@ function syntheticWorkspace(opts: { steps?: number; evalJson?: string | null; wi
     domains: DOMAINS.map((d, i) => ({ domain: d, files: 10 + i, bytes: 1000 * (i + 1), trainFiles: 9, valFiles: 1 + i, trainTokens: 900, valTokens: 100, fingerprint: 'x', trainPath: 'a', valPath: 'b' })),
   }));
   return { ws, layout };
+}
+
+function scores(editSimilarity: number) {
+  return { n: 4, exact: 0.25, editSimilarity, acceptedChars: 3.5, targetChars: 20, p50Ms: 40, p95Ms: 90, servedByOwnExpert: 0.5 };
 }
 
 /** Markup with every quoted attribute value emptied, so text inside values cannot look like markup. */
@@ -84,6 +96,11 @@ test('the report draws every expert of every stage, the eval table, heatmap, rou
     assert.match(page, /aria-label="router accuracy per domain"/);
     assert.match(page, /aria-label="router confusion matrix"/);
     assert.match(page, /<table class="dataset">/);
+    // What users see: the completion table, and routing at the cursor.
+    const completions = /<h3>Completions<\/h3>[\s\S]*?<\/table>/.exec(page)?.[0] ?? '';
+    assert.match(completions, /<th>label \(own expert\)<\/th>/);
+    assert.match(completions, /<td class="best">25% · 0\.25 · 3\.5\/20<span class="se"> own 50% 40\/90 ms<\/span><\/td>/, 'python: auto has the best edit similarity');
+    assert.match(page, /<h3>Routing at the cursor<\/h3>[\s\S]*<td class="best">1\.700<span class="se"> 100%<\/span>/);
     assert.ok(!page.includes('not available'), 'nothing is missing');
   } finally {
     ws.cleanup();

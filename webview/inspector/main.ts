@@ -13,6 +13,23 @@ function fmt(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}k` : String(n);
 }
 
+function fillGrid(grid: HTMLElement, rows: string[][], header = false): void {
+  grid.replaceChildren(
+    ...rows.map((cells, r) => {
+      const row = document.createElement('vscode-data-grid-row');
+      if (header && r === 0) row.setAttribute('row-type', 'header');
+      for (const [i, text] of cells.entries()) {
+        const cell = document.createElement('vscode-data-grid-cell');
+        cell.setAttribute('grid-column', String(i + 1));
+        if (header && r === 0) cell.setAttribute('cell-type', 'columnheader');
+        cell.textContent = text;
+        row.append(cell);
+      }
+      return row;
+    }),
+  );
+}
+
 function render(): void {
   const d = current;
   if (!d) return;
@@ -27,19 +44,12 @@ function render(): void {
     ['steps', String(d.meta['steps'] ?? '—')],
     ['data', d.data ? `${d.data.files} files, ${fmt(d.data.bytes)}B, ${fmt(d.data.trainTokens)} train / ${fmt(d.data.valTokens)} held-out tokens` : '—'],
   ];
-  const grid = $('facts');
-  grid.replaceChildren(
-    ...facts.map(([k, v]) => {
-      const row = document.createElement('vscode-data-grid-row');
-      for (const [i, text] of [k, v].entries()) {
-        const cell = document.createElement('vscode-data-grid-cell');
-        cell.setAttribute('grid-column', String(i + 1));
-        cell.textContent = text;
-        row.append(cell);
-      }
-      return row;
-    }),
-  );
+  fillGrid($('facts'), facts);
+  $('completions-section').hidden = !d.completions;
+  if (d.completions) {
+    const head = ['served by', 'exact match', 'edit similarity', 'accepted characters', 'this expert served', 'latency p50 / p95'];
+    fillGrid($('completions'), [head, ...d.completions.map((c) => [c.column, `${Math.round(c.exact * 100)}%`, c.editSimilarity.toFixed(2), `${c.acceptedChars.toFixed(1)} of ${c.targetChars.toFixed(0)}`, `${Math.round(c.servedByOwnExpert * 100)}%`, `${Math.round(c.p50Ms)} / ${Math.round(c.p95Ms)} ms`])], true);
+  }
   const layers = [...new Set(d.stats.map((s) => s.layer))].sort((a, b) => a - b);
   const modules = [...new Set(d.stats.map((s) => s.module))];
   drawBars(

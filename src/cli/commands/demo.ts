@@ -40,6 +40,21 @@ function comparisonCursor(text: string): { line: number; col: number } {
   return { line: i >= 0 ? i + 1 : Math.min(lines.length, 12), col: 1 };
 }
 
+/** A line two below an opening ```js/```ts/```py fence in one of the demo's READMEs (the first such). */
+function fencedCodeLine(domains: DemoDomain[]): { file: string; line: number; tag: string } | undefined {
+  for (const file of domains.find((d) => d.domain === 'markdown')?.copied ?? []) {
+    const lines = readFileSync(file, 'utf8').split('\n');
+    for (let i = 0; i + 3 < lines.length; i++) {
+      const m = /^```(js|javascript|ts|typescript|py|python)\s*$/.exec(lines[i]!);
+      if (m && !lines[i + 1]!.startsWith('```') && !lines[i + 2]!.startsWith('```')) return { file, line: i + 3, tag: m[1]! };
+    }
+  }
+  return undefined;
+}
+
+/** Held-out positions per domain for the completion table: enough to see the columns apart, in about half a minute. */
+const DEMO_POSITIONS = 16;
+
 /** Sampled with one fixed seed: the same random draws under every expert, so only the expert differs. */
 const SAMPLING = { temperature: '0.7', seed: '1', maxTokens: '80' };
 
@@ -75,7 +90,7 @@ export async function cmdDemo(values: Values): Promise<number> {
     await moa(`train --steps ${steps} --router-steps ${routerSteps} --stages ${stages}`, () =>
       cmdTrain({ ...common, steps: String(steps), 'router-steps': String(routerSteps), stages }));
     await moa('experts list', () => cmdExperts(common, ['list']));
-    await moa('eval', () => cmdEval(common));
+    await moa(`eval --completions --positions ${DEMO_POSITIONS}`, () => cmdEval({ ...common, completions: true, positions: String(DEMO_POSITIONS) }));
 
     // The learned router, not the file's label, decides each sample's expert from its text.
     setRoutingMode(workspaceLayout(ws).configFile, 'learned');
@@ -83,6 +98,14 @@ export async function cmdDemo(values: Values): Promise<number> {
     for (const d of domains) {
       const sample = d.copied[0]!;
       await moa(`route ${rel(sample)}    # a ${d.domain} file`, () => cmdRoute(common, [sample]));
+    }
+
+    // A README is not one domain: inside a fenced code block the route follows the block.
+    const fenced = fencedCodeLine(domains);
+    if (fenced) {
+      setRoutingMode(workspaceLayout(ws).configFile, 'auto');
+      out(`\n(routing.mode set to "auto": labels by file, except inside a fenced block, which goes to its language's expert)`);
+      await moa(`route ${rel(fenced.file)} --line ${fenced.line}    # inside a \`\`\`${fenced.tag} block of a README`, () => cmdRoute({ ...common, line: String(fenced.line) }, [fenced.file]));
     }
 
     await compareExperts(domains, rel, moa, common);

@@ -25,6 +25,8 @@ export interface ExpertInspection {
   similarity: { experts: string[]; matrix: number[][] };
   /** The domain × expert held-out loss matrix from the last `moa eval`, if one ran. */
   evalMatrix: { domains: string[]; experts: string[]; values: number[][] } | null;
+  /** From `moa eval --completions`: completions on this expert's domain, per way of serving. */
+  completions: { column: string; exact: number; editSimilarity: number; acceptedChars: number; targetChars: number; servedByOwnExpert: number; p50Ms: number; p95Ms: number }[] | null;
   /** The router's confusion matrix on held-out data: domain (rows) → routed expert (columns). */
   routerConfusion: { domains: string[]; experts: string[]; values: number[][] } | null;
 }
@@ -37,15 +39,27 @@ function readConfusion(layout: WorkspaceLayout): ExpertInspection['routerConfusi
   return { domains, experts: info.experts, values: domains.map((d) => info.experts.map((e) => info.confusion[d]![e] ?? 0)) };
 }
 
-function readEvalMatrix(layout: WorkspaceLayout): ExpertInspection['evalMatrix'] {
-  let r: EvalReport;
+function readEval(layout: WorkspaceLayout): EvalReport | undefined {
   try {
-    r = readEvalReport(join(layout.moaDir, 'eval.json'));
+    return readEvalReport(join(layout.moaDir, 'eval.json'));
   } catch {
-    return null; // no evaluation yet, or one this version cannot read: the inspector leaves the heatmap out
+    return undefined; // no evaluation yet, or one this version cannot read: the inspector leaves its parts out
   }
+}
+
+function evalMatrix(r: EvalReport | undefined): ExpertInspection['evalMatrix'] {
+  if (!r) return null;
   const values = r.domains.map((d) => r.experts.map((e) => r.matrix[d]?.[e] ?? Number.NaN));
   return { domains: r.domains, experts: r.experts, values };
+}
+
+function completionsOf(r: EvalReport | undefined, domain: string): ExpertInspection['completions'] {
+  const row = r?.completions?.rows[domain];
+  if (!row) return null;
+  return r!.completions!.columns.flatMap((column) => {
+    const s = row[column];
+    return s ? [{ column: column === 'label' ? 'label (this expert)' : column, exact: s.exact, editSimilarity: s.editSimilarity, acceptedChars: s.acceptedChars, targetChars: s.targetChars, servedByOwnExpert: s.servedByOwnExpert, p50Ms: s.p50Ms, p95Ms: s.p95Ms }] : [];
+  });
 }
 
 /** Everything the inspector shows for one expert, and how it relates to the others. */
@@ -60,6 +74,7 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
   for (const m of w.modules.values()) parameters += m.A.length * w.r * (m.inFeatures + m.outFeatures);
   const stats = readManifest(layout)?.domains.find((d) => d.domain === name);
   const names = [...loaded.keys()];
+  const report = readEval(layout);
   const matrix = names.map((a) => names.map((b) => (a === b ? 1 : updateCosine(loaded.get(a)!, loaded.get(b)!))));
   return {
     expert: name,
@@ -73,7 +88,8 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
     stats: expertStats(w),
     curve: trainingCurve(layout, name, summary.meta.run_id),
     similarity: { experts: names, matrix },
-    evalMatrix: readEvalMatrix(layout),
+    evalMatrix: evalMatrix(report),
+    completions: completionsOf(report, name),
     routerConfusion: readConfusion(layout),
   };
 }

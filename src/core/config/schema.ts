@@ -1,5 +1,5 @@
 /** The shape of `.moa/moa.json` (version 1). */
-export type RoutingMode = 'label' | 'learned' | 'pinned' | 'off';
+export type RoutingMode = 'label' | 'learned' | 'auto' | 'pinned' | 'off';
 
 export interface DomainConfig {
   name: string;
@@ -58,7 +58,7 @@ export interface MoaConfig {
   routing: { mode: RoutingMode };
 }
 
-export const ROUTING_MODES: readonly RoutingMode[] = ['label', 'learned', 'pinned', 'off'];
+export const ROUTING_MODES: readonly RoutingMode[] = ['label', 'learned', 'auto', 'pinned', 'off'];
 export const ATTENTION_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
 
 export const DEFAULT_BASE_MODEL = 'builtin:moa-tiny';

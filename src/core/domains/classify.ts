@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import type { DomainConfig } from '../config/schema';
-import { languageOfPath } from './languages';
+import { domainNameOfLanguage, languageOfPath } from './languages';
 
 export interface DomainMatcher {
   /**
@@ -9,6 +9,11 @@ export interface DomainMatcher {
    * language is one of its `languages` (any language when it lists none), unless `exclude` does.
    */
   domainOf(relPath: string, languageId?: string): string | undefined;
+  /**
+   * The domain text in this language belongs to, wherever it sits (a fenced block): the first
+   * domain that lists the language, else one named after it.
+   */
+  domainOfLanguage(languageId: string): string | undefined;
 }
 
 export function compileDomains(domains: DomainConfig[]): DomainMatcher {
@@ -30,6 +35,10 @@ export function compileDomains(domains: DomainConfig[]): DomainMatcher {
         if (where && what) return d.name;
       }
       return undefined;
+    },
+    domainOfLanguage(languageId) {
+      const named = domainNameOfLanguage(languageId);
+      return (compiled.find((d) => d.languages.has(languageId)) ?? compiled.find((d) => d.name === named || d.name === languageId))?.name;
     },
   };
 }

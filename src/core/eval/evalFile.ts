@@ -1,9 +1,21 @@
 import type { EvalReport } from './evaluate';
+import type { EmbeddedReport } from './embedded';
+import type { CompletionReport } from './completions';
 import { MoaError } from '../util/errors';
 import { isObject, readJsonObject } from '../util/json';
 
 const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
 const isPerDomain = (v: unknown): boolean => isObject(v) && Object.values(v).every((x) => x === null || typeof x === 'number');
+
+function isEmbedded(v: unknown): v is EmbeddedReport {
+  if (!isObject(v) || typeof v['prose'] !== 'string' || !isObject(v['shape']) || !Array.isArray(v['rows'])) return false;
+  return v['rows'].every((r: unknown) => isObject(r) && typeof r['domain'] === 'string' && typeof r['samples'] === 'number' && isPerDomain(r['loss']) && isPerDomain(r['servedByBlockExpert']));
+}
+
+function isCompletions(v: unknown): v is CompletionReport {
+  if (!isObject(v) || !Array.isArray(v['columns']) || !isObject(v['rows'])) return false;
+  return Object.values(v['rows']).every((row) => isObject(row) && Object.values(row).every((s) => isPerDomain(s)));
+}
 
 /** A `moa eval` report (.moa/eval.json or a run's eval.json), checked field by field. */
 export function readEvalReport(file: string): EvalReport {
@@ -34,5 +46,7 @@ export function readEvalReport(file: string): EvalReport {
     ...(isObject(j['windowsPerDomain']) && Object.values(j['windowsPerDomain']).every((x) => typeof x === 'number') ? { windowsPerDomain: j['windowsPerDomain'] as Record<string, number> } : {}),
     ...(isObject(j['stderr']) && Object.values(j['stderr']).every(isPerDomain) ? { stderr: j['stderr'] as EvalReport['stderr'] } : {}),
     ...(isPerDomain(j['tooLittleHeldOut']) ? { tooLittleHeldOut: j['tooLittleHeldOut'] as Record<string, number> } : {}),
+    ...(isEmbedded(j['embedded']) ? { embedded: j['embedded'] } : {}),
+    ...(isCompletions(j['completions']) ? { completions: j['completions'] } : {}),
   };
 }

@@ -14,6 +14,9 @@ import { listRuns, readRunEvents, runStatus } from '../trainer/runs';
 import { MoaError, throwIfCancelled } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { evenWindows } from './windows';
+import { evaluateEmbedded, formatEmbeddedTable, type EmbeddedReport } from './embedded';
+import { loadTokenizer } from '../tokenizer/load';
+import { formatCompletionTable, type CompletionReport } from './completions';
 
 type PerDomain = Record<string, number | null>;
 
@@ -47,6 +50,10 @@ export interface EvalReport {
   stderr?: Record<string, PerDomain>;
   /** Domains with too little held-out text for one window: scored on nothing, never on training text. */
   tooLittleHeldOut?: Record<string, number>;
+  /** Fenced blocks of each code domain inside the prose domain's text: routing at the cursor, measured. */
+  embedded?: EmbeddedReport;
+  /** `moa eval --completions`: what users see, at sampled positions of held-out files. */
+  completions?: CompletionReport;
 }
 
 /** The standard error of the mean of `xs` (null below two values). */
@@ -187,6 +194,9 @@ export async function evaluate(
         report.learned[d.domain] = await scored('MoA learned', le.windowLosses(windows, stack, { router, promptLen: Math.floor(seqLen / 2) }));
       }
     }
+    check();
+    const embedded = await evaluateEmbedded({ config, manifest, tokenizer: loadTokenizer(dir), engine, stacks, learned: learnedEngine, samples: opts.windows });
+    if (embedded) report.embedded = embedded;
     return report;
   } finally {
     await engine.release();
@@ -229,5 +239,7 @@ export function formatEvalTable(r: EvalReport): string {
   lines.push('mean'.padEnd(14) + (counts ? '    ' : '') + cols.map((c) => fmt(mean(r.domains.map((d) => c.get(d))), c)).join(''));
   if (r.learned && r.learnedSource === 'onnx') lines.push('MoA learned: the per-layer routers decide on the first half of each window and hold it, as for a completion.');
   else if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (the router\'s experts are not all here to re-score it).');
+  if (r.embedded) lines.push('', formatEmbeddedTable(r.embedded));
+  if (r.completions) lines.push('', formatCompletionTable(r.completions));
   return lines.join('\n');
 }

@@ -21,6 +21,8 @@ export interface GenerateOptions extends SamplingOptions {
   expertWeights: number[];
   /** The per-layer routers, for a graph exported with learned routing; experts in `stack` order. */
   router?: RouterWeights;
+  /** With learned routing: the routers pool the prompt from this position on (an embedded block), not all of it. */
+  routeFrom?: number;
   maxNewTokens: number;
   seed: number;
   /** Tokens that end generation as EOS does (a FIM model's markers): never part of the output. */
@@ -63,9 +65,10 @@ export function decodeThreads(info: Pick<OnnxModelInfo, 'hiddenSize'>): number {
 
 /**
  * How `windowLoss` routes: fixed weights over the stacked experts, or (for a graph exported with
- * learned routing) the routers, deciding on each window's first `promptLen` tokens.
+ * learned routing) the routers, deciding on positions `routeFrom` (default 0) to `promptLen` of each
+ * window: a completion's prompt, or the embedded block at its end.
  */
-export type WindowRouting = number[] | { router: RouterWeights; promptLen: number };
+export type WindowRouting = number[] | { router: RouterWeights; promptLen: number; routeFrom?: number };
 
 /** One onnxruntime session for a base model; experts and routing travel as inputs, never as a new session. */
 export class OnnxEngine {
@@ -175,7 +178,9 @@ export class OnnxEngine {
       };
       if (learned) {
         // Route on the prompt once; every later pass holds that decision.
-        feeds['router.prompt_mask'] = new ort.Tensor('float32', new Float32Array(seq).fill(first ? 1 : 0), [1, seq]);
+        const mask = new Float32Array(seq);
+        if (first) mask.fill(1, Math.min(seq - 1, Math.max(0, opts.routeFrom ?? 0)));
+        feeds['router.prompt_mask'] = new ort.Tensor('float32', mask, [1, seq]);
         feeds['router.held'] = held;
         feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(first ? 0 : 1), [1]);
       }
@@ -257,7 +262,9 @@ export class OnnxEngine {
       // that decision, as a completion routes on its prompt and holds it.
       const E = Math.max(1, stack.names.length);
       const mask = new Float32Array(B * S);
-      for (let b = 0; b < B; b++) mask.fill(1, b * S, b * S + Math.min(S, Math.max(1, routing.promptLen)));
+      const end = Math.min(S, Math.max(1, routing.promptLen));
+      const from = Math.min(end - 1, Math.max(0, routing.routeFrom ?? 0));
+      for (let b = 0; b < B; b++) mask.fill(1, b * S + from, b * S + end);
       routed = {
         ...this.routerFeeds(stack, routing.router),
         'router.prompt_mask': new ort.Tensor('float32', mask, [B, S]),
@@ -289,12 +296,17 @@ export class OnnxEngine {
    * batches through the same graph that serves completions: what `moa eval` measures.
    */
   async windowLoss(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, batch = 8): Promise<number> {
-    const per = await this.windowLosses(windows, stack, routing, batch);
+    const per = await this.windowLosses(windows, stack, routing, { batch });
     return per.reduce((a, b) => a + b, 0) / Math.max(1, per.length);
   }
 
-  /** Each window's mean next-token loss (nats/token): what a mean and its standard error come from. */
-  async windowLosses(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, batch = 8): Promise<number[]> {
+  /**
+   * Each window's mean next-token loss (nats/token): what a mean and its standard error come from.
+   * `scoreFrom`: only the tokens from this position on are scored (what follows a cursor).
+   */
+  async windowLosses(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, opts: { batch?: number; scoreFrom?: number } = {}): Promise<number[]> {
+    const batch = opts.batch ?? 8;
+    const first = Math.max(0, (opts.scoreFrom ?? 1) - 1);
     const { info } = this;
     const out: number[] = [];
     for (let b0 = 0; b0 < windows.length; b0 += batch) {
@@ -305,7 +317,7 @@ export class OnnxEngine {
       const V = info.vocabSize;
       for (let i = 0; i < B; i++) {
         let total = 0;
-        for (let j = 0; j < S - 1; j++) {
+        for (let j = first; j < S - 1; j++) {
           const row = logits.subarray((i * S + j) * V, (i * S + j + 1) * V);
           let max = -Infinity;
           for (let k = 0; k < V; k++) if (row[k]! > max) max = row[k]!;
@@ -313,7 +325,7 @@ export class OnnxEngine {
           for (let k = 0; k < V; k++) sum += Math.exp(row[k]! - max);
           total += Math.log(sum) + max - row[rows[i]![j + 1]!]!;
         }
-        out.push(total / Math.max(1, S - 1));
+        out.push(total / Math.max(1, S - 1 - first));
       }
     }
     return out;

@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
 import { readExpertState, type ExpertState } from '../adapters/state';
@@ -7,7 +7,7 @@ import { folderStamp } from '../util/folderStamp';
 import { loadRouterWeights, readRouterInfo, type RouterInfo, type RouterWeights } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
-import { routeByLabel, type RouteDecision } from '../routing/label';
+import { resolveRoute, type RouteDecision } from '../routing/resolve';
 import { loadTokenizer } from '../tokenizer/load';
 import type { Tokenizer } from '../tokenizer/types';
 import { OnnxEngine, decodeThreads, type GenerateResult } from './engine';
@@ -33,6 +33,8 @@ export interface CompleteOptions {
   signal?: AbortSignal;
   /** This expert alone serves this request, whatever the routing mode (e.g. to compare experts on one prompt). */
   expert?: string;
+  /** This adapter folder alone serves this request (the mixed baseline, for evaluation). */
+  adapterDir?: string;
 }
 
 export const DEFAULT_COMPLETE: CompleteOptions = { maxNewTokens: 48, temperature: 0, topP: 0.95, seed: 0, promptTokens: 512, stop: 'none' };
@@ -127,33 +129,35 @@ export class CompletionService {
     return info.experts.every((e) => attached.has(e)) ? info : undefined;
   }
 
-  route(relPath: string, languageId?: string): RouteDecision {
-    return this.decide(relPath, languageId).route;
+  /** The route at a cursor (`prefix`: the text before it), or the file's route without one. */
+  route(relPath: string, languageId?: string, prefix?: string): RouteDecision {
+    return this.decide(relPath, languageId, prefix).route;
   }
 
   /**
    * The route, and the router behind it when the learned router decides: expert state and the
    * router are read once per request, since this runs on every completion.
    */
-  private decide(relPath: string, languageId?: string): { route: RouteDecision; router?: RouterInfo } {
+  private decide(relPath: string, languageId?: string, prefix?: string): { route: RouteDecision; router?: RouterInfo } {
     const state = readExpertState(this.layout);
     const attached = this.attached(state);
-    const learnedMode = this.config.routing.mode === 'learned';
-    const router = learnedMode ? this.usableRouter(attached) : undefined;
-    if (router) return { router, route: { mode: 'learned', experts: [], byRouter: true, reason: `the learned router chooses among ${router.experts.join(', ')} per layer, from the prompt` } };
-    const byLabel = routeByLabel(this.config, relPath, attached, languageId, state.pinned);
-    // A file in no domain has no label to route by: the learned router decides, when one is trained.
-    if (!learnedMode && byLabel.mode !== 'off' && byLabel.domain === undefined && byLabel.experts.length === 0) {
-      const fallback = this.usableRouter(attached);
-      if (fallback) return { router: fallback, route: { mode: byLabel.mode, experts: [], byRouter: true, reason: `${relPath} is in no domain: the learned router chooses among ${fallback.experts.join(', ')} per layer, from the prompt` } };
-    }
-    return { route: byLabel };
+    const mode = this.config.routing.mode;
+    const router = mode === 'off' || mode === 'pinned' ? undefined : this.usableRouter(attached);
+    const route = resolveRoute(this.config, { relPath, languageId, prefix, attached, pinned: state.pinned, router: router?.experts });
+    return route.byRouter ? { route, router } : { route };
   }
 
   private forced(name: string): RouteDecision {
     const ok = this.usableExperts();
     if (!ok.includes(name)) throw new MoaError(`${join(this.layout.expertsDir, name)}: no usable expert "${name}"`, ok.length ? `Experts: ${ok.join(', ')}.` : 'Run "moa train" first.');
     return { mode: 'pinned', experts: [{ name, weight: 1 }], reason: `expert ${name} asked for this request (routing bypassed)` };
+  }
+
+  /** An adapter folder outside the experts (the mixed baseline), loaded once under its path. */
+  private adapter(dir: string): RouteDecision {
+    const key = `@${dir}`;
+    if (!this.experts.has(key)) this.experts.set(key, loadExpertWeights(dir, basename(dir), this.base!));
+    return { mode: 'pinned', experts: [{ name: key, weight: 1 }], reason: `adapter ${dir} asked for this request (routing bypassed)` };
   }
 
   private async learnedEngine(info: RouterInfo): Promise<{ engine: OnnxEngine; router: RouterWeights }> {
@@ -187,7 +191,7 @@ export class CompletionService {
   /** Completes at the cursor: `prefix` is the text before it, `suffix` the text after it (used by FIM models). */
   async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE, suffix = ''): Promise<Completion> {
     await this.ready();
-    const decided = opts.expert !== undefined ? { route: this.forced(opts.expert) } : this.decide(relPath, opts.languageId);
+    const decided = opts.adapterDir !== undefined ? { route: this.adapter(opts.adapterDir) } : opts.expert !== undefined ? { route: this.forced(opts.expert) } : this.decide(relPath, opts.languageId, prefix);
     let route = decided.route;
     const routerInfo = decided.router;
     const learned = routerInfo ? await this.learnedEngine(routerInfo) : undefined;
@@ -200,6 +204,7 @@ export class CompletionService {
     const result = await (learned?.engine ?? this.engine!).generate(prompt.ids, {
       stack,
       router: learned?.router,
+      routeFrom: route.routeFrom === undefined ? undefined : routeStart(tokenizer, prompt, prefix, route.routeFrom),
       expertWeights: weights,
       maxNewTokens: opts.maxNewTokens,
       temperature: opts.temperature,
@@ -215,7 +220,8 @@ export class CompletionService {
       layerRouting = { experts: names, weights: result.routing };
       const decided = learnedDecision(names, result.routing);
       // Keep the mode that was asked for and why the router decided (a file in no domain, say).
-      route = route.mode === 'learned' ? decided : { ...decided, mode: route.mode, reason: `${route.reason.replace(/: the learned router chooses.*$/, ': the learned router decided')}: ${decided.reason}` };
+      const why = route.reason.replace(/,? ?the learned router chooses.*$/, '');
+      route = { ...decided, mode: route.mode, ...(route.block ? { block: route.block, routeFrom: route.routeFrom } : {}), reason: why.trim() ? `${why.trim()} the learned router decided: ${decided.reason}` : decided.reason };
     }
     const promptInfo = { fim: prompt.fim?.family ?? null, tokens: prompt.ids.length, prefixTokens: prompt.prefixTokens, suffixTokens: prompt.suffixTokens };
     return { text, route, layerRouting, prompt: promptInfo, tokens: result.tokens.length, tokenIds: Array.from(result.tokens), promptTokenIds: Array.from(prompt.ids), stopReason: result.stopReason, prefillMs: result.prefillMs, totalMs: result.totalMs, draft: result.draft };
@@ -227,6 +233,23 @@ export class CompletionService {
     this.engine = undefined;
     this.learned = undefined;
   }
+}
+
+/** Pooling fewer tokens than this, the router is guessing (bench/router_probe.py: 44 % at 16 bytes); it reads further back. */
+const MIN_ROUTE_TOKENS = 32;
+
+/**
+ * The prompt position the routers start pooling at, for a block starting at `from` in `prefix`:
+ * the block's tokens (at least MIN_ROUTE_TOKENS) at the prompt's end. A FIM prompt lays the prefix out
+ * between markers, and is routed whole.
+ */
+export function routeStart(tokenizer: Tokenizer, prompt: { ids: Uint32Array; prefixTokens: number; fim?: unknown }, prefix: string, from: number): number {
+  if (prompt.fim) return 0;
+  const start = prompt.ids.length - prompt.prefixTokens;
+  // Longer than the prompt can hold: the whole prompt is the block.
+  if ((prefix.length - from) > 8 * prompt.prefixTokens) return start;
+  const blockTokens = tokenizer.encode(prefix.slice(from)).length;
+  return Math.max(start, prompt.ids.length - Math.max(MIN_ROUTE_TOKENS, blockTokens));
 }
 
 /** What the learned router decided on a prompt: each expert's weight averaged over the layers. */

@@ -30,7 +30,7 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
   const stateChanged = () => {
     tree.refresh();
     inline.reset();
-    inline.showRoute(vscode.window.activeTextEditor?.document);
+    inline.showActiveRoute();
   };
   cmd('moa.attachExpert', async (node?: unknown) => {
     const detached = readExpertState(ws.layout).detached;

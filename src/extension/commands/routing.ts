@@ -9,9 +9,8 @@ import type { App } from './app';
 /** How files are routed to experts, and what the current file gets. */
 export function registerRoutingCommands({ ws, inline, cmd }: App): void {
   cmd('moa.showRouting', () => {
-    const doc = vscode.window.activeTextEditor?.document;
-    if (!doc) throw new MoaError('no file is open: open a file to see how it is routed');
-    const route = inline.showRoute(doc);
+    if (!vscode.window.activeTextEditor) throw new MoaError('no file is open: open a file to see how it is routed');
+    const route = inline.showActiveRoute();
     if (route) void vscode.window.showInformationMessage(`MoA routing (${route.mode}): ${route.reason}`);
   });
   // The status-bar item's menu: what serves this file, and the two ways to change it.
@@ -38,6 +37,7 @@ export function registerRoutingCommands({ ws, inline, cmd }: App): void {
     const items: (vscode.QuickPickItem & { mode: RoutingMode })[] = [
       { mode: 'label', label: 'label', description: 'the file\'s domain picks its expert (default)' },
       { mode: 'learned', label: 'learned', description: 'the trained router picks (falls back to labels until a router exists)' },
+      { mode: 'auto', label: 'auto', description: 'labels, but a fenced block or SQL string goes to its own language\'s expert (or the router)' },
       { mode: 'pinned', label: 'pinned', description: 'one expert for every file (falls back to labels until one is pinned)' },
       { mode: 'off', label: 'off', description: 'base model only' },
     ];
@@ -46,6 +46,6 @@ export function registerRoutingCommands({ ws, inline, cmd }: App): void {
     if (!pick) return;
     setRoutingMode(ws.layout.configFile, pick.mode);
     inline.reset();
-    inline.showRoute(vscode.window.activeTextEditor?.document);
+    inline.showActiveRoute();
   });
 }

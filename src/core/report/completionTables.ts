@@ -1,0 +1,35 @@
+import type { CompletionReport, CompletionScores } from '../eval/completions';
+import { EMBEDDED_ROUTINGS, type EmbeddedReport } from '../eval/embedded';
+import { html, raw, type Html } from './html';
+
+const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${Math.round(x * 100)}%` : '—');
+
+/** `moa eval --completions` in the report: what users see, per domain and way of serving. */
+export function completionTable(r: CompletionReport | undefined): Html {
+  if (!r) return html`<h3>Completions</h3><p class="na">completion scores not available: run <code>moa eval --completions</code></p>`;
+  const name = (c: string) => (c === 'label' ? 'label (own expert)' : c);
+  const cell = (s: CompletionScores | undefined, best: number) =>
+    s ? html`<td${raw(s.editSimilarity === best ? ' class="best"' : '')}>${pct(s.exact)} · ${s.editSimilarity.toFixed(2)} · ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}<span class="se"> own ${pct(s.servedByOwnExpert)} ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)} ms</span></td>` : html`<td>—</td>`;
+  const rows = Object.entries(r.rows).map(([d, row]) => {
+    const best = Math.max(...r.columns.map((c) => row[c]?.editSimilarity ?? -1));
+    return html`<tr data-domain="${d}"><td>${d}</td><td class="n">${row[r.columns[0]!]?.n ?? ''}</td>${r.columns.map((c) => cell(row[c], best))}</tr>`;
+  });
+  return html`<h3>Completions</h3>
+<p class="muted">At ${r.positionsPerDomain} positions per domain in held-out files (half line starts, half mid-line, seed ${r.seed}), completed greedily to the end of the line as the editor does: exact match · edit similarity · characters right from the start (of the line’s), then how often the domain’s own expert served (for the learned router: its accuracy at the editor’s prompt length) and latency p50/p95. Bold: the best edit similarity of the row.</p>
+<div class="table-wrap"><table class="eval"><thead><tr><th>domain</th><th>n</th>${r.columns.map((c) => html`<th>${name(c)}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
+/** Fenced blocks inside prose: the loss after the cursor, and how often the block's own expert served it. */
+export function embeddedTable(r: EmbeddedReport | undefined): Html {
+  if (!r) return html``;
+  const rows = r.rows.map((row) => {
+    const best = Math.min(...EMBEDDED_ROUTINGS.map((k) => row.loss[k] ?? Infinity));
+    return html`<tr data-domain="${row.domain}"><td>${row.domain}</td><td class="n">${row.samples}</td>${EMBEDDED_ROUTINGS.map((k) => {
+      const v = row.loss[k];
+      return html`<td${raw(v === best ? ' class="best"' : '')}>${typeof v === 'number' ? v.toFixed(3) : '—'}<span class="se"> ${pct(row.servedByBlockExpert[k])}</span></td>`;
+    })}</tr>`;
+  });
+  return html`<h3>Routing at the cursor</h3>
+<p class="muted">Fenced blocks of each code domain inside ${r.prose} text (${r.shape.prose} tokens of prose, the fence, ${r.shape.blockBeforeCursor} tokens of code, then the cursor): held-out loss of the next ${r.shape.continuation} tokens, and how often the block’s own expert served them. file: label routing by the file; auto: the fence’s language; learned-prompt / learned-block: the router reading the whole prompt / the block.</p>
+<div class="table-wrap"><table class="eval"><thead><tr><th>block</th><th>n</th>${EMBEDDED_ROUTINGS.map((k) => html`<th>${k}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
+}
