@@ -46,7 +46,7 @@ before(async () => {
   assert.deepEqual(init.domains.map((d: { name: string }) => d.name).sort(), DOMAINS, 'moa init found the three kinds of file');
   moa(['data']);
   moa(['train', '--steps', '8', '--router-steps', '4', '--stages', 'experts,router,mixed']);
-  moa(['eval', '--windows', '2']);
+  moa(['eval', '--windows', '2', '--completions', '--positions', '2']);
   reportFile = JSON.parse(moa(['report', '--json'])).path;
   if (noChromium) return;
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
@@ -97,6 +97,12 @@ test('the report of a real run renders in headless Chromium: curves, eval table,
   const counts = await page.locator('table.eval tbody td.n').allInnerTexts();
   assert.ok(counts.length === DOMAINS.length && counts.every((c) => Number(c) >= 1), `n: ${counts}`);
   assert.ok((await page.locator('table.eval td .se').count()) > 0, 'standard errors shown');
+  // What users see: completions per domain under every way of serving, and routing at the cursor.
+  const completionRows = await page.locator('table.completions tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-domain')));
+  assert.deepEqual([...completionRows].sort(), DOMAINS);
+  assert.deepEqual(await page.locator('table.completions thead th').allInnerTexts(), ['domain', 'n', 'base', 'label (own expert)', 'mixed', 'learned', 'auto']);
+  assert.ok((await page.locator('table.embedded tbody tr').count()) >= 1, 'fenced blocks in Markdown, scored');
+  assert.ok(await page.locator('.table-wrap:has(table.completions)').evaluate((el) => el.scrollWidth <= el.clientWidth), 'the completion table fits');
   const fits = await page.locator('.table-wrap:has(table.eval)').evaluate((el) => el.scrollWidth <= el.clientWidth);
   assert.ok(fits, 'the eval table fits without scrolling');
   // Showing one expert's curves hides the others (CSS only).

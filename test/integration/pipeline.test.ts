@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/core/config/load';
 import { evaluate } from '../../src/core/eval/evaluate';
 import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { Cancelled } from '../../src/core/util/errors';
+import { eventContractProblems } from '../../src/core/trainer/eventSchema';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const root = repoRoot();
@@ -286,6 +287,16 @@ test('moa experts detach/attach/pin change routing; export and import round-trip
   const copyIndex = inspected.similarity.experts.indexOf('python-copy');
   assert.ok(Math.abs(inspected.similarity.matrix[copyIndex][pyIndex] - 1) < 1e-6, 'the imported copy has the same update as the original');
   assert.ok(inspected.stats.every((st: { norm: number }) => st.norm > 0), 'a trained expert moves every projection');
+  // peft's regex form of target_modules: imported as the list it selects, which the trainer reads too.
+  const adapterCfg = JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'));
+  writeFileSync(join(out, 'adapter_config.json'), JSON.stringify({ ...adapterCfg, target_modules: `.*\\.(${adapterCfg.target_modules.join('|')})` }));
+  assert.equal(moa(['experts', 'import', out, 'python-regex']).code, 0);
+  const regexDir = join(ws.root, '.moa', 'experts', 'python-regex');
+  const trainerReads = spawnSync(join(root, '.venv', 'bin', 'python'), ['-c', 'import sys; from pathlib import Path; from moa_trainer.experts_io import read_peft_spec; print(sorted(read_peft_spec(Path(sys.argv[1]), "test").target_modules))', regexDir],
+    { encoding: 'utf8', env: { ...process.env, PYTHONPATH: join(root, 'trainer') } });
+  assert.equal(trainerReads.status, 0, trainerReads.stderr);
+  assert.equal(trainerReads.stdout.trim(), JSON.stringify([...adapterCfg.target_modules].sort()).replace(/"/g, "'").replace(/,/g, ', '));
+  rmSync(regexDir, { recursive: true });
   // Pinned mode: the pinned expert serves a Markdown file too.
   const cfgFile = join(ws.root, '.moa', 'moa.json');
   const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
@@ -339,4 +350,19 @@ test('stopping a run (SIGINT) checkpoints, keeps the existing experts byte for b
   assert.equal(moa(['experts', 'list']).stdout.match(/^python\s+attached/m)?.length, 1, 'the rolled-back expert is whole and listed');
   assert.equal(moa(['experts', 'rollback', 'python']).code, 0, 'a second rollback undoes the first');
   assert.deepEqual(expertFiles()[0], current[0]);
+});
+
+test('every event the real trainer wrote in this workspace keeps schemas/trainer-events.schema.json', () => {
+  const kinds = new Set<string>();
+  const runsDir = join(ws.root, '.moa', 'runs');
+  for (const run of readdirSync(runsDir)) {
+    const file = join(runsDir, run, 'events.jsonl');
+    if (!existsSync(file)) continue;
+    for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+      const event = JSON.parse(line);
+      assert.deepEqual(eventContractProblems(event), [], `${run}: ${line.slice(0, 200)}`);
+      kinds.add(event.type);
+    }
+  }
+  for (const k of ['hello', 'plan', 'step', 'eval', 'checkpoint', 'artifact', 'done']) assert.ok(kinds.has(k), `a ${k} event was written`);
 });

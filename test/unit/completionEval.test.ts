@@ -46,5 +46,5 @@ test('scores: exact match ignores trailing spaces, edit similarity and accepted 
   const table = formatCompletionTable({ seed: 0, positionsPerDomain: 3, maxNewTokens: 8, columns: ['base', 'label'], rows: { python: { base: s, label: s } } });
   assert.match(table, /label \(own expert\)/);
   assert.match(table, /^python\s+33% 0\.63 5\.0\/7/m);
-  assert.match(table, /own 33% 20\/30 ms/);
+  assert.match(table, /own 33% · 20 · 20\/30/);
 });

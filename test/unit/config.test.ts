@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { SAFE_NAME } from '../../src/core/names';
 import assert from 'node:assert/strict';
 import { validateConfig, formatProblems } from '../../src/core/config/validate';
 import { loadConfig } from '../../src/core/config/load';
@@ -54,6 +55,8 @@ test('the shipped JSON Schema names the same keys and defaults as the validator'
   const { repoRoot } = await import('../helpers/tmp');
   const schema = JSON.parse(readFileSync(join(repoRoot(), 'schemas', 'moa.schema.json'), 'utf8'));
   const config = validateConfig({ domains: [{ name: 'a', include: ['*'] }] }).config!;
+  // One name rule: the schema's, the editor's, and the trainer's (trainer/tests/test_event_contract.py).
+  assert.equal(SAFE_NAME.source, schema.properties.domains.items.properties.name.pattern);
   for (const section of ['lora', 'training', 'data', 'router'] as const) {
     const props = schema.properties[section].properties;
     assert.deepEqual(Object.keys(props).sort(), Object.keys(config[section]).sort(), section);

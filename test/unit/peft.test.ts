@@ -52,6 +52,32 @@ test('a PEFT folder imports as an expert and exports back byte for byte', () => 
   }
 });
 
+test('a string target_modules is read as peft reads it: a regex over whole module names, or "all-linear"; the expert keeps the list', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    const src = join(ws.root, 'regex');
+    peftFolder(src, { target_modules: '.*\\.(q_proj|v_proj)' });
+    const { dir } = importPeftAdapter(src, layout.expertsDir, base);
+    // The trainer accepts a list only: the imported expert says what the pattern selected.
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'adapter_config.json'), 'utf8')).target_modules, ['q_proj', 'v_proj']);
+    assert.deepEqual([...loadExpertWeights(dir, 'regex', base).modules.keys()].sort(), ['q_proj', 'v_proj']);
+    // peft matches the whole name, so a bare module name as a string selects nothing.
+    const bare = join(ws.root, 'bare');
+    peftFolder(bare, { target_modules: 'q_proj' });
+    assert.throws(() => importPeftAdapter(bare, layout.expertsDir, base), /target_modules "q_proj" must name Llama projections/);
+    // "all-linear" means every projection: an adapter holding two of them is incomplete.
+    const all = join(ws.root, 'all');
+    peftFolder(all, { target_modules: 'all-linear' });
+    assert.throws(() => importPeftAdapter(all, layout.expertsDir, base), /k_proj\.lora_A is present on 0 layers.*incomplete/);
+    const broken = join(ws.root, 'broken');
+    peftFolder(broken, { target_modules: '(q_proj' });
+    assert.throws(() => importPeftAdapter(broken, layout.expertsDir, base), /"\(q_proj" is not a regular expression/);
+  } finally {
+    ws.cleanup();
+  }
+});
+
 test('unsupported or mismatched adapters are refused with the file and the reason; nothing is written', () => {
   const ws = tempWorkspace();
   try {

@@ -65,7 +65,7 @@ function syntheticWorkspace(opts: { steps?: number; evalJson?: string | null; wi
 }
 
 function scores(editSimilarity: number) {
-  return { n: 4, exact: 0.25, editSimilarity, acceptedChars: 3.5, targetChars: 20, p50Ms: 40, p95Ms: 90, servedByOwnExpert: 0.5 };
+  return { n: 4, exact: 0.25, editSimilarity, acceptedChars: 3.5, targetChars: 20, p50Ms: 40, p95Ms: 90, firstTokenP50Ms: 12, servedByOwnExpert: 0.5 };
 }
 
 /** Markup with every quoted attribute value emptied, so text inside values cannot look like markup. */
@@ -99,7 +99,7 @@ test('the report draws every expert of every stage, the eval table, heatmap, rou
     // What users see: the completion table, and routing at the cursor.
     const completions = /<h3>Completions<\/h3>[\s\S]*?<\/table>/.exec(page)?.[0] ?? '';
     assert.match(completions, /<th>label \(own expert\)<\/th>/);
-    assert.match(completions, /<td class="best">25% · 0\.25 · 3\.5\/20<span class="se"> own 50% 40\/90 ms<\/span><\/td>/, 'python: auto has the best edit similarity');
+    assert.match(completions, /<td class="best">25% · 0\.25 · 3\.5\/20<span class="se"> own 50% · first 12 ms · 40\/90 ms<\/span><\/td>/, 'python: auto has the best edit similarity');
     assert.match(page, /<h3>Routing at the cursor<\/h3>[\s\S]*<td class="best">1\.700<span class="se"> 100%<\/span>/);
     assert.ok(!page.includes('not available'), 'nothing is missing');
   } finally {

@@ -13,7 +13,9 @@ from .config import Fields, read_json_config
 from .errors import TrainerError
 from .lora import LoraSpec, parse_spec
 
-DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The one name rule for domains and experts (schemas/moa.schema.json's domain name pattern, the
+# editor's SAFE_NAME): each names a folder, so nothing that climbs out of one or differs in case.
+DOMAIN_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 STAGES = ("experts", "router", "mixed")
 # Fields that may change between a killed run and its --resume without changing the result.
 RESUME_NEUTRAL = ("device", "threads", "checkpoint_every", "eval_every", "compile", "keep_partial", "finish_now")
@@ -144,7 +146,7 @@ def parse_config(path: str) -> TrainConfig:
         name = df.str("name", required=True)
         if not DOMAIN_NAME.match(name):
             raise TrainerError(f"{source}: domain name {name!r} is not a safe folder name",
-                               "use letters, digits, '.', '_' or '-'")
+                               "use lowercase letters, digits, '_' or '-' (at most 64)")
         domains.append(Domain(name, df.str("train", required=True), df.str("val"), df.str("fingerprint"),
                               df.str("init_from")))
     if not domains:

@@ -22,6 +22,7 @@ from moa_trainer.fsutil import atomic_write_json  # noqa: E402
 from moa_trainer.hf_folder import save_model_files  # noqa: E402
 from moa_trainer.model import CausalLM, ModelConfig, init_weights  # noqa: E402
 from moa_trainer.pretrain import byte_tokenizer_json  # noqa: E402
+from event_contract import event_problems  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -85,6 +86,10 @@ def trainer_env() -> dict[str, str]:
     return env
 
 
+# Event types the session's tests have seen (test_event_contract.py checks that all were).
+SEEN_EVENT_TYPES: set[str] = set()
+
+
 def parse_events(stdout: str) -> list[dict[str, Any]]:
     events = []
     for line in stdout.splitlines():
@@ -93,6 +98,10 @@ def parse_events(stdout: str) -> list[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(obj, dict) and obj.get("v") == 1 and "type" in obj:
+            # Every event any test sees keeps the declared contract, whatever the test checks.
+            problems = event_problems(obj)
+            assert not problems, f"event breaks schemas/trainer-events.schema.json: {problems}"
+            SEEN_EVENT_TYPES.add(obj["type"])
             events.append(obj)
     return events
 

@@ -47,8 +47,8 @@ function render(): void {
   fillGrid($('facts'), facts);
   $('completions-section').hidden = !d.completions;
   if (d.completions) {
-    const head = ['served by', 'exact match', 'edit similarity', 'accepted characters', 'this expert served', 'latency p50 / p95'];
-    fillGrid($('completions'), [head, ...d.completions.map((c) => [c.column, `${Math.round(c.exact * 100)}%`, c.editSimilarity.toFixed(2), `${c.acceptedChars.toFixed(1)} of ${c.targetChars.toFixed(0)}`, `${Math.round(c.servedByOwnExpert * 100)}%`, `${Math.round(c.p50Ms)} / ${Math.round(c.p95Ms)} ms`])], true);
+    const head = ['served by', 'exact match', 'edit similarity', 'accepted characters', 'this expert served', 'first token p50', 'line p50 / p95'];
+    fillGrid($('completions'), [head, ...d.completions.map((c) => [c.column, `${Math.round(c.exact * 100)}%`, c.editSimilarity.toFixed(2), `${c.acceptedChars.toFixed(1)} of ${c.targetChars.toFixed(0)}`, `${Math.round(c.servedByOwnExpert * 100)}%`, `${Math.round(c.firstTokenP50Ms)} ms`, `${Math.round(c.p50Ms)} / ${Math.round(c.p95Ms)} ms`])], true);
   }
   const layers = [...new Set(d.stats.map((s) => s.layer))].sort((a, b) => a - b);
   const modules = [...new Set(d.stats.map((s) => s.module))];

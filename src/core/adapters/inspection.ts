@@ -26,7 +26,7 @@ export interface ExpertInspection {
   /** The domain × expert held-out loss matrix from the last `moa eval`, if one ran. */
   evalMatrix: { domains: string[]; experts: string[]; values: number[][] } | null;
   /** From `moa eval --completions`: completions on this expert's domain, per way of serving. */
-  completions: { column: string; exact: number; editSimilarity: number; acceptedChars: number; targetChars: number; servedByOwnExpert: number; p50Ms: number; p95Ms: number }[] | null;
+  completions: { column: string; exact: number; editSimilarity: number; acceptedChars: number; targetChars: number; servedByOwnExpert: number; firstTokenP50Ms: number; p50Ms: number; p95Ms: number }[] | null;
   /** The router's confusion matrix on held-out data: domain (rows) → routed expert (columns). */
   routerConfusion: { domains: string[]; experts: string[]; values: number[][] } | null;
 }
@@ -58,7 +58,7 @@ function completionsOf(r: EvalReport | undefined, domain: string): ExpertInspect
   if (!row) return null;
   return r!.completions!.columns.flatMap((column) => {
     const s = row[column];
-    return s ? [{ column: column === 'label' ? 'label (this expert)' : column, exact: s.exact, editSimilarity: s.editSimilarity, acceptedChars: s.acceptedChars, targetChars: s.targetChars, servedByOwnExpert: s.servedByOwnExpert, p50Ms: s.p50Ms, p95Ms: s.p95Ms }] : [];
+    return s ? [{ column: column === 'label' ? 'label (this expert)' : column, exact: s.exact, editSimilarity: s.editSimilarity, acceptedChars: s.acceptedChars, targetChars: s.targetChars, servedByOwnExpert: s.servedByOwnExpert, firstTokenP50Ms: s.firstTokenP50Ms, p50Ms: s.p50Ms, p95Ms: s.p95Ms }] : [];
   });
 }
 

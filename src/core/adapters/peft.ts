@@ -57,6 +57,12 @@ export function importPeftAdapter(src: string, expertsDir: string, base: BaseMod
   if (existsSync(target) && !force) throw new MoaError(`${target}: an expert named "${expert}" exists`, `Add --force to replace it (the old one is kept for "moa experts rollback ${expert}"), or give another name: moa experts import ${src} NAME`);
   publishDir(target, (staging) => {
     for (const f of FILES) copyFileSync(join(src, f), join(staging, f));
+    // A pattern (a regex, "all-linear") becomes the list it selects, so the trainer reads the
+    // expert as this reader did: a list is what both sides accept.
+    if (typeof config['target_modules'] === 'string') {
+      const file = join(src, 'adapter_config.json');
+      writeJsonAtomic(join(staging, 'adapter_config.json'), { ...config, target_modules: adapterConfigFrom(file, config).targetModules });
+    }
     writeJsonAtomic(join(staging, 'expert.json'), { v: 1, domain: expert, base_model: base.name, imported_from: src, created: new Date().toISOString() });
   });
   const warning = baseMismatch(config, base);

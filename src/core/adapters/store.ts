@@ -84,12 +84,32 @@ export function adapterConfigFrom(file: string, c: unknown): AdapterConfig {
   }
   if (c['use_rslora'] !== undefined && typeof c['use_rslora'] !== 'boolean') throw new MoaError(`${file}: "use_rslora" must be true or false`);
   const tm = c['target_modules'];
-  const targetModules = typeof tm === 'string' ? [tm] : Array.isArray(tm) && tm.every((x) => typeof x === 'string') ? (tm as string[]) : [];
+  const targetModules = typeof tm === 'string' ? targetsOfPattern(file, tm) : Array.isArray(tm) && tm.every((x) => typeof x === 'string') ? (tm as string[]) : [];
   const unknown = targetModules.filter((m) => !ATTENTION_TARGETS.has(m) && !MLP_TARGETS.has(m));
   if (targetModules.length === 0 || unknown.length) {
     throw new MoaError(`${file}: target_modules ${JSON.stringify(tm)?.slice(0, 200)} must name Llama projections (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)`);
   }
   return { r, alpha: alphaRaw, targetModules: [...new Set(targetModules)], useRslora: c['use_rslora'] === true };
+}
+
+const PROJECTIONS = [...ATTENTION_TARGETS, ...MLP_TARGETS];
+
+/**
+ * The projections a string `target_modules` selects, as peft reads one: "all-linear" is every
+ * linear layer but the output head; any other string is a regular expression that must match a
+ * module's whole name (model.layers.3.self_attn.q_proj), not a module name.
+ */
+export function targetsOfPattern(file: string, pattern: string): string[] {
+  if (pattern === 'all-linear') return PROJECTIONS;
+  let re: RegExp;
+  try {
+    re = new RegExp(`^(?:${pattern})$`);
+  } catch (e) {
+    throw new MoaError(`${file}: target_modules ${JSON.stringify(pattern).slice(0, 120)} is not a regular expression this reader understands (${(e as Error).message})`, 'Give target_modules as a list of module names.');
+  }
+  const path = (layer: number, m: string) => `model.layers.${layer}.${ATTENTION_TARGETS.has(m) ? 'self_attn' : 'mlp'}.${m}`;
+  // The layers the pattern covers are checked against the tensors (every layer, or refused).
+  return PROJECTIONS.filter((m) => Array.from({ length: 128 }, (_, l) => l).some((l) => re.test(path(l, m))));
 }
 
 function readMeta(dir: string): ExpertMeta {

@@ -30,6 +30,8 @@ export interface CompletionScores {
   targetChars: number;
   p50Ms: number;
   p95Ms: number;
+  /** Median time to the first token (the prompt's prefill, routing included). */
+  firstTokenP50Ms: number;
   /** Share of positions served by the domain's own expert first (for the learned router: its accuracy at editor-length prompts). */
   servedByOwnExpert: number;
 }
@@ -118,7 +120,7 @@ const percentile = (xs: number[], p: number) => {
 };
 
 /** Scores of one column's completions against the rests of their lines. */
-export function scoreCompletions(pairs: { predicted: string; target: string; ms: number; own?: boolean }[]): CompletionScores {
+export function scoreCompletions(pairs: { predicted: string; target: string; ms: number; firstMs?: number; own?: boolean }[]): CompletionScores {
   const n = pairs.length;
   let exact = 0;
   let sim = 0;
@@ -138,7 +140,7 @@ export function scoreCompletions(pairs: { predicted: string; target: string; ms:
   const ms = pairs.map((x) => x.ms);
   const d = Math.max(1, n);
   const own = pairs.filter((x) => x.own).length / d;
-  return { n, exact: exact / d, editSimilarity: sim / d, acceptedChars: accepted / d, targetChars: chars / d, p50Ms: percentile(ms, 0.5), p95Ms: percentile(ms, 0.95), servedByOwnExpert: own };
+  return { n, exact: exact / d, editSimilarity: sim / d, acceptedChars: accepted / d, targetChars: chars / d, p50Ms: percentile(ms, 0.5), p95Ms: percentile(ms, 0.95), firstTokenP50Ms: percentile(pairs.map((x) => x.firstMs ?? x.ms), 0.5), servedByOwnExpert: own };
 }
 
 export interface CompletionEvalOptions {
@@ -185,7 +187,7 @@ export async function evaluateCompletions(
       const texts = new Map(files.map((f) => [f.relPath, f.text]));
       const row: CompletionReport['rows'][string] = {};
       for (const column of columns) {
-        const pairs: { predicted: string; target: string; ms: number; own: boolean }[] = [];
+        const pairs: { predicted: string; target: string; ms: number; firstMs: number; own: boolean }[] = [];
         for (const p of positions) {
           throwIfCancelled(opts.signal, 'evaluation', 'The last evaluation is kept.');
           const text = texts.get(p.relPath)!;
@@ -193,7 +195,7 @@ export async function evaluateCompletions(
           const suffix = lineEnd < 0 ? '' : text.slice(lineEnd);
           const o: CompleteOptions = { ...DEFAULT_COMPLETE, maxNewTokens, stop: 'line', ...(column === 'mixed' ? { adapterDir: mixedDir } : {}) };
           const c = await serviceFor(column).complete(p.relPath, text.slice(0, p.offset), o, suffix);
-          pairs.push({ predicted: c.text, target: p.target, ms: c.totalMs, own: c.route.experts[0]?.name === domain });
+          pairs.push({ predicted: c.text, target: p.target, ms: c.totalMs, firstMs: c.prefillMs, own: c.route.experts[0]?.name === domain });
         }
         row[column] = scoreCompletions(pairs);
       }
@@ -209,11 +211,11 @@ export async function evaluateCompletions(
 export function formatCompletionTable(r: CompletionReport): string {
   const w = 22;
   const lines = [
-    `completions to the end of the line at ${r.positionsPerDomain} held-out positions per domain (half line starts, half mid-line; seed ${r.seed}): exact match · edit similarity · accepted characters (of the line's); then how often the domain's own expert served, and latency p50/p95`,
+    `completions to the end of the line at ${r.positionsPerDomain} held-out positions per domain (half line starts, half mid-line; seed ${r.seed}): exact match · edit similarity · accepted characters (of the line's); then how often the domain's own expert served · first token p50 ms · whole line p50/p95 ms`,
     'domain'.padEnd(14) + r.columns.map((c) => (c === 'label' ? 'label (own expert)' : c).padStart(w)).join(''),
   ];
   const cell = (s: CompletionScores | undefined) => (s ? `${Math.round(s.exact * 100)}% ${s.editSimilarity.toFixed(2)} ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}` : '—').padStart(w);
-  const ms = (s: CompletionScores | undefined) => (s ? `own ${Math.round(s.servedByOwnExpert * 100)}% ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)} ms` : '').padStart(w);
+  const ms = (s: CompletionScores | undefined) => (s ? `own ${Math.round(s.servedByOwnExpert * 100)}% · ${Math.round(s.firstTokenP50Ms)} · ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)}` : '').padStart(w);
   for (const [d, row] of Object.entries(r.rows)) {
     lines.push(d.padEnd(14) + r.columns.map((c) => cell(row[c])).join(''));
     lines.push(''.padEnd(14) + r.columns.map((c) => ms(row[c])).join(''));

@@ -142,7 +142,7 @@ export class CompletionService {
     const state = readExpertState(this.layout);
     const attached = this.attached(state);
     const mode = this.config.routing.mode;
-    const router = mode === 'off' || mode === 'pinned' ? undefined : this.usableRouter(attached);
+    const router = mode === 'off' ? undefined : this.usableRouter(attached);
     const route = resolveRoute(this.config, { relPath, languageId, prefix, attached, pinned: state.pinned, router: router?.experts });
     return route.byRouter ? { route, router } : { route };
   }

@@ -9,14 +9,14 @@ export function completionTable(r: CompletionReport | undefined): Html {
   if (!r) return html`<h3>Completions</h3><p class="na">completion scores not available: run <code>moa eval --completions</code></p>`;
   const name = (c: string) => (c === 'label' ? 'label (own expert)' : c);
   const cell = (s: CompletionScores | undefined, best: number) =>
-    s ? html`<td${raw(s.editSimilarity === best ? ' class="best"' : '')}>${pct(s.exact)} · ${s.editSimilarity.toFixed(2)} · ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}<span class="se"> own ${pct(s.servedByOwnExpert)} ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)} ms</span></td>` : html`<td>—</td>`;
+    s ? html`<td${raw(s.editSimilarity === best ? ' class="best"' : '')}>${pct(s.exact)} · ${s.editSimilarity.toFixed(2)} · ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}<span class="se"> own ${pct(s.servedByOwnExpert)} · first ${Math.round(s.firstTokenP50Ms)} ms · ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)} ms</span></td>` : html`<td>—</td>`;
   const rows = Object.entries(r.rows).map(([d, row]) => {
     const best = Math.max(...r.columns.map((c) => row[c]?.editSimilarity ?? -1));
     return html`<tr data-domain="${d}"><td>${d}</td><td class="n">${row[r.columns[0]!]?.n ?? ''}</td>${r.columns.map((c) => cell(row[c], best))}</tr>`;
   });
   return html`<h3>Completions</h3>
-<p class="muted">At ${r.positionsPerDomain} positions per domain in held-out files (half line starts, half mid-line, seed ${r.seed}), completed greedily to the end of the line as the editor does: exact match · edit similarity · characters right from the start (of the line’s), then how often the domain’s own expert served (for the learned router: its accuracy at the editor’s prompt length) and latency p50/p95. Bold: the best edit similarity of the row.</p>
-<div class="table-wrap"><table class="eval"><thead><tr><th>domain</th><th>n</th>${r.columns.map((c) => html`<th>${name(c)}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
+<p class="muted">At ${r.positionsPerDomain} positions per domain in held-out files (half line starts, half mid-line, seed ${r.seed}), completed greedily to the end of the line as the editor does: exact match · edit similarity · characters right from the start (of the line’s), then how often the domain’s own expert served (for the learned router: its accuracy at the editor’s prompt length) and latency: the first token’s p50, the whole line’s p50/p95. Bold: the best edit similarity of the row.</p>
+<div class="table-wrap"><table class="completions"><thead><tr><th>domain</th><th>n</th>${r.columns.map((c) => html`<th>${name(c)}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 /** Fenced blocks inside prose: the loss after the cursor, and how often the block's own expert served it. */
@@ -31,5 +31,5 @@ export function embeddedTable(r: EmbeddedReport | undefined): Html {
   });
   return html`<h3>Routing at the cursor</h3>
 <p class="muted">Fenced blocks of each code domain inside ${r.prose} text (${r.shape.prose} tokens of prose, the fence, ${r.shape.blockBeforeCursor} tokens of code, then the cursor): held-out loss of the next ${r.shape.continuation} tokens, and how often the block’s own expert served them. file: label routing by the file; auto: the fence’s language; learned-prompt / learned-block: the router reading the whole prompt / the block.</p>
-<div class="table-wrap"><table class="eval"><thead><tr><th>block</th><th>n</th>${EMBEDDED_ROUTINGS.map((k) => html`<th>${k}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
+<div class="table-wrap"><table class="embedded"><thead><tr><th>block</th><th>n</th>${EMBEDDED_ROUTINGS.map((k) => html`<th>${k}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
 }
