@@ -297,15 +297,15 @@ test('moa experts detach/attach/pin change routing; export and import round-trip
   assert.equal(trainerReads.status, 0, trainerReads.stderr);
   assert.equal(trainerReads.stdout.trim(), JSON.stringify([...adapterCfg.target_modules].sort()).replace(/"/g, "'").replace(/,/g, ', '));
   rmSync(regexDir, { recursive: true });
-  // Pinned mode: the pinned expert serves a Markdown file too.
+  // Pinning switches to pinned routing (as the editor's Pin does): the pinned expert serves a Markdown file too.
   const cfgFile = join(ws.root, '.moa', 'moa.json');
-  const cfg = JSON.parse(readFileSync(cfgFile, 'utf8'));
-  writeFileSync(cfgFile, JSON.stringify({ ...cfg, routing: { mode: 'pinned' } }));
-  assert.equal(moa(['experts', 'pin', 'python-copy']).code, 0);
+  const mode = () => JSON.parse(readFileSync(cfgFile, 'utf8')).routing?.mode;
+  assert.match(moa(['experts', 'pin', 'python-copy']).stdout, /python-copy pinned: it serves every file \(routing.mode is "pinned"/);
+  assert.equal(mode(), 'pinned');
   const md = JSON.parse(moa(['route', join(ws.root, 'docs', 'guide1.md'), '--json']).stdout);
   assert.deepEqual(md.experts, [{ name: 'python-copy', weight: 1 }]);
-  writeFileSync(cfgFile, JSON.stringify(cfg));
   assert.equal(moa(['experts', 'unpin']).code, 0);
+  assert.equal(mode(), 'label', 'unpinning goes back to labels');
 });
 
 test('stopping a run (SIGINT) checkpoints, keeps the existing experts byte for byte, and --resume finishes it', async () => {

@@ -45,6 +45,7 @@ test('scores: exact match ignores trailing spaces, edit similarity and accepted 
   assert.equal(s.servedByOwnExpert, 1 / 3);
   const table = formatCompletionTable({ seed: 0, positionsPerDomain: 3, maxNewTokens: 8, columns: ['base', 'label'], rows: { python: { base: s, label: s } } });
   assert.match(table, /label \(own expert\)/);
+  assert.match(formatCompletionTable({ seed: 0, positionsPerDomain: 3, maxNewTokens: 8, columns: ['label', 'label-prefix-only'], rows: { python: { label: s, 'label-prefix-only': s } } }), /label, prefix only/);
   assert.match(table, /^python\s+33% 0\.63 5\.0\/7/m);
   assert.match(table, /own 33% · 20 · 20\/30/);
 });

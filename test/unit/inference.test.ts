@@ -58,6 +58,21 @@ test('stackExperts pads ranks with zeros and folds the scaling into B', () => {
   const none = stackExperts(info, []);
   assert.deepEqual(none.modules.get('q_proj')!.dimsA, [1, 1, 1, 2]);
   assert.ok(none.modules.get('q_proj')!.B.every((x) => x === 0));
+  // An expert with a module the graph has no input for is an error, never half an expert.
+  const mlp: ExpertWeights = { ...e1, name: 'mlp', modules: new Map([...e1.modules, ['down_proj', e1.modules.get('q_proj')!]]) };
+  assert.throws(() => stackExperts(info, [mlp]), /expert mlp targets down_proj, which this ONNX graph takes no LoRA input for \(q_proj\)/);
+});
+
+test('the graph takes LoRA inputs for attention and every projection the experts target, in one order', async () => {
+  const { graphTargets, exportKey, DEFAULT_VARIANT } = await import('../../src/core/inference/export');
+  const { repoRoot } = await import('../helpers/tmp');
+  const { join } = await import('node:path');
+  assert.deepEqual(graphTargets([]), ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
+  assert.deepEqual(graphTargets([{ targetModules: ['down_proj', 'q_proj'] }, { targetModules: ['gate_proj'] }, {}]), ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj']);
+  const dir = join(repoRoot(), 'models', 'moa-tiny');
+  // Attention-only workspaces keep the graph they had; MLP targets are another graph.
+  assert.equal(exportKey(dir, { ...DEFAULT_VARIANT, targets: ['v_proj', 'q_proj'] }), exportKey(dir));
+  assert.notEqual(exportKey(dir, { ...DEFAULT_VARIANT, targets: ['down_proj'] }), exportKey(dir));
 });
 
 test('completions decode on one thread for small models and leave larger ones to onnxruntime', async () => {

@@ -99,4 +99,20 @@ test('the train config carries the router and mixed stages only when asked, with
   assert.equal((buildTrainConfig({ ...req, routerSteps: 3 }, run)['router'] as { steps: number }).steps, 3);
   const empty = { ...manifest, domains: manifest.domains.map((d) => (d.domain === 'b' ? { ...d, trainTokens: 0 } : d)) };
   assert.throws(() => buildTrainConfig({ ...req, manifest: empty }, run), /domain b has no training data/);
+  // Fill-in-the-middle windows when the base has the sentinels, at training.fimRate; never otherwise.
+  const fim = { prefix: 1, suffix: 2, middle: 3 };
+  assert.deepEqual(buildTrainConfig({ ...req, fim }, run)['fim'], { ...fim, rate: 0.5 });
+  assert.equal(buildTrainConfig({ ...req, fim: null }, run)['fim'], undefined);
+  const off = validateConfig({ domains: [{ name: 'a', include: ['*'] }, { name: 'b', include: ['*'] }], training: { fimRate: 0 } }).config!;
+  assert.equal(buildTrainConfig({ ...req, config: off, fim }, run)['fim'], undefined);
+});
+
+test('a base model\'s FIM sentinels come from its tokenizer; the built-in byte-level base has none', async () => {
+  const { baseFim } = await import('../../src/core/trainer/train');
+  const { repoRoot } = await import('../helpers/tmp');
+  assert.equal(baseFim(join(repoRoot(), 'models', 'moa-tiny')), null);
+  const star = baseFim(join(repoRoot(), 'test', 'fixtures', 'tokenizers', 'starcoder-fim-bpe'));
+  assert.equal(star?.family, 'starcoder');
+  assert.ok(star && new Set([star.prefix, star.suffix, star.middle]).size === 3);
+  assert.equal(baseFim('/nonexistent'), null);
 });

@@ -4,6 +4,12 @@ import { resolveRoute, type RouteQuery } from '../../src/core/routing/resolve';
 import { blockAtCursor, languageOfFenceTag } from '../../src/core/routing/cursor';
 import { KNOWN_LANGUAGES } from '../../src/core/domains/languages';
 import { validateConfig } from '../../src/core/config/validate';
+import { pinExpert, unpinExpert } from '../../src/core/routing/pin';
+import { readExpertState } from '../../src/core/adapters/state';
+import { loadConfig } from '../../src/core/config/load';
+import { setRoutingMode } from '../../src/core/config/edit';
+import { workspaceLayout } from '../../src/core/paths';
+import { tempWorkspace } from '../helpers/tmp';
 
 const config = (mode = 'label') =>
   validateConfig({ domains: [{ name: 'python', include: ['**/*.py'] }, { name: 'docs', languages: ['markdown'] }, { name: 'js', languages: ['javascript'] }], routing: { mode } }).config!;
@@ -93,4 +99,23 @@ test('SQL in a code file\'s open triple-quoted or template string is a block; a 
   assert.equal(blockAtCursor('def f():\n    """Return the ', 'python', KNOWN_LANGUAGES), undefined);
   assert.equal(blockAtCursor('x = """SELECT 1"""\ny = ', 'python', KNOWN_LANGUAGES), undefined);
   assert.equal(blockAtCursor('const q = sql`\n  select * from t where ', 'typescript', KNOWN_LANGUAGES)?.language, 'sql');
+});
+
+test('pinning is one behaviour: pin sets pinned routing, unpin puts pinned back to labels and leaves other modes', () => {
+  const ws = tempWorkspace({ '.moa/moa.json': JSON.stringify({ domains: [{ name: 'python', include: ['**/*.py'] }], routing: { mode: 'learned' } }) });
+  try {
+    const layout = workspaceLayout(ws.root);
+    const mode = () => loadConfig(layout.configFile).config.routing.mode;
+    assert.equal(pinExpert(layout, 'python').mode, 'pinned');
+    assert.equal(mode(), 'pinned');
+    assert.equal(readExpertState(layout).pinned, 'python');
+    assert.equal(unpinExpert(layout).mode, 'label');
+    assert.equal(mode(), 'label');
+    assert.equal(readExpertState(layout).pinned, null);
+    setRoutingMode(layout.configFile, 'auto');
+    unpinExpert(layout);
+    assert.equal(mode(), 'auto', 'a mode the user chose is left alone');
+  } finally {
+    ws.cleanup();
+  }
 });

@@ -17,12 +17,13 @@ from torch import Tensor
 from .data import WindowSampler, fixed_windows, open_shard
 from .dist import Dist
 from .errors import TrainerError
+from .fim import FimTransform
 from .sampling import domain_counts
 from .train_config import TrainConfig
 
 
 class BatchSource:
-    def __init__(self, cfg: TrainConfig, vocab: int, seeds: list[int], dist: Dist) -> None:
+    def __init__(self, cfg: TrainConfig, vocab: int, seeds: list[int], dist: Dist, fim: bool = True) -> None:
         window = cfg.seq_len + 1
         self.samplers = [WindowSampler(open_shard(d.train, d.name, "train", allow_empty=False), window,
                                        seed, d.name, d.train, vocab)
@@ -37,6 +38,14 @@ class BatchSource:
                                "make batch_size a multiple of the number of processes")
         self.full_counts = list(self.counts)
         self.set_active([True] * len(self.counts))
+        self.fim = None
+        if fim and cfg.fim is not None and cfg.fim.rate > 0:
+            bad_ids = [t for t in (cfg.fim.prefix, cfg.fim.suffix, cfg.fim.middle) if t >= vocab]
+            if bad_ids:
+                raise TrainerError(f"{cfg.source}: fim token ids {bad_ids} are outside the base model's vocabulary ({vocab})",
+                                   "the fim ids must be the base tokenizer's own sentinel tokens")
+            # Seeded alike on every rank: each draws the same global batch, FIM included.
+            self.fim = FimTransform(cfg.fim, cfg.seed)
 
     def set_active(self, active: list[bool]) -> None:
         """Draw only from the domains still training (an expert that stopped early gets no rows)."""
@@ -54,14 +63,19 @@ class BatchSource:
     def draw(self) -> tuple[Tensor, Tensor]:
         """(windows [rows, seq_len + 1], domain ids [rows]) for this rank."""
         batch = torch.cat([s.sample(c) for s, c in zip(self.samplers, self.counts) if c])
+        if self.fim is not None:
+            batch = self.fim.apply(batch)
         return batch[self.rows], self.ids
 
     def state(self) -> list[dict[str, Any]]:
-        return [s.rng.bit_generator.state for s in self.samplers]
+        # The FIM generator's state rides after the samplers' (absent in checkpoints without FIM).
+        return [s.rng.bit_generator.state for s in self.samplers] + ([self.fim.state()] if self.fim else [])
 
     def load_state(self, states: list[dict[str, Any]]) -> None:
         for s, st in zip(self.samplers, states):
             s.rng.bit_generator.state = st
+        if self.fim is not None and len(states) > len(self.samplers):
+            self.fim.load_state(states[len(self.samplers)])
 
 
 def val_windows(cfg: TrainConfig, vocab: int) -> list[Optional[Tensor]]:

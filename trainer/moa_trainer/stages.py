@@ -88,13 +88,17 @@ def check_finite(stage: str, step: int, names: list[str], losses: Tensor) -> Non
 
 class Stage:
     name = ""
+    # Fill-in-the-middle windows (when configured): the experts and the mixed baseline learn
+    # them; the router classifies plain text, as completions route on the text before the cursor.
+    fim = True
 
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
         self.cfg = ctx.cfg
         self.names = ctx.cfg.names
         vocab = ctx.model.config.vocab_size
-        self.source = BatchSource(self.cfg, vocab, [stage_seed(self.cfg, self.name, n) for n in self.names], ctx.dist)
+        self.source = BatchSource(self.cfg, vocab, [stage_seed(self.cfg, self.name, n) for n in self.names], ctx.dist,
+                                  fim=self.fim)
         self.val = val_windows(self.cfg, vocab) if ctx.dist.is_main else [None] * len(self.names)
         self.train_losses: dict[str, list[float]] = {}
         self.opt: torch.optim.Optimizer
@@ -403,6 +407,7 @@ def load_experts(cfg: TrainConfig, device: torch.device, model: CausalLM) -> Sta
 
 class RouterStage(Stage):
     name = "router"
+    fim = False
 
     def __init__(self, ctx: Ctx, lora: StackedLoRA) -> None:
         super().__init__(ctx)

@@ -127,7 +127,8 @@ class Engine:
              domain_batch=dict(zip(cfg.names, stage.source.counts)), world_size=self.dist.world,
              max_seconds=stage.max_seconds or None, max_epochs=cfg.max_epochs or None, patience=cfg.patience or None,
              train_tokens=dict(zip(cfg.names, [len(smp.tokens) for smp in stage.source.samplers])),
-             **({"resumed_from": first} if first else {}))
+             **({"resumed_from": first} if first else {}),
+             **({"fim_rate": cfg.fim.rate} if stage.source.fim is not None and cfg.fim is not None else {}))
         steps_done = first
         ended = "steps"
         eval_seconds = 0.0

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from .config import Fields, read_json_config
 from .errors import TrainerError
+from .fim import FimConfig
 from .lora import LoraSpec, parse_spec
 
 # The one name rule for domains and experts (schemas/moa.schema.json's domain name pattern, the
@@ -95,6 +96,9 @@ class TrainConfig:
     keep_partial: bool = False
     # With --resume: publish the last checkpoint's artifacts without training further.
     finish_now: bool = False
+    # Fill-in-the-middle windows in stage 1 and the mixed baseline (the base's sentinel ids and
+    # the rate): set when the base model has FIM tokens (fim.py).
+    fim: Optional[FimConfig] = None
     fingerprint: str = ""
     source: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -109,6 +113,21 @@ def _bool(f: Fields, key: str, default: bool) -> bool:
     if not isinstance(v, bool):
         raise TrainerError(f"{f.source}: field {key!r} must be a boolean, got {type(v).__name__}", None)
     return v
+
+
+def _fim(raw: Any, source: str) -> Optional[FimConfig]:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TrainerError(f"{source}: fim must be an object", None)
+    f = Fields(raw, f"{source}: fim")
+    ids = [f.int(k, required=True, minimum=0) for k in ("prefix", "suffix", "middle")]
+    if len(set(ids)) != 3:
+        raise TrainerError(f"{source}: fim prefix, suffix and middle must be three different token ids (got {ids})", None)
+    rate, spm = f.float("rate", 0.5, minimum=0), f.float("spm_rate", 0.5, minimum=0)
+    if rate > 1 or spm > 1:
+        raise TrainerError(f"{source}: fim rate and spm_rate are fractions from 0 to 1 (got {rate}, {spm})", None)
+    return FimConfig(prefix=ids[0], suffix=ids[1], middle=ids[2], rate=rate, spm_rate=spm)
 
 
 def _router(raw: Any, source: str, steps: int, lr: float, eval_every: int) -> RouterConfig:
@@ -218,6 +237,7 @@ def parse_config(path: str) -> TrainConfig:
         patience=f.int("patience", 0, minimum=0),
         keep_partial=_bool(f, "keep_partial", False),
         finish_now=_bool(f, "finish_now", False),
+        fim=_fim(raw.get("fim"), source),
         fingerprint=config_fingerprint(raw),
         source=source,
     )

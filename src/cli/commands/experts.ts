@@ -1,7 +1,8 @@
 import { join, resolve } from 'node:path';
 import { inspectExpert } from '../../core/adapters/inspection';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
-import { readExpertState, setAttached, setPinned } from '../../core/adapters/state';
+import { readExpertState, setAttached } from '../../core/adapters/state';
+import { pinExpert, unpinExpert } from '../../core/routing/pin';
 import { expertFreshness, listExperts } from '../../core/adapters/store';
 import { loadConfig } from '../../core/config/load';
 import { readManifest } from '../../core/data/shards';
@@ -58,12 +59,13 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
       return EXIT.ok;
     }
     case 'pin': {
-      const state = setPinned(layout, known(need('an expert name')));
-      print(values, `${arg} pinned (used for every file when routing.mode is "pinned")`, state);
+      const { state, mode } = pinExpert(layout, known(need('an expert name')));
+      print(values, `${arg} pinned: it serves every file (routing.mode is "${mode}"; "moa experts unpin" goes back to labels)`, state);
       return EXIT.ok;
     }
     case 'unpin':
-      print(values, 'nothing pinned', setPinned(layout, null));
+      const { state, mode } = unpinExpert(layout);
+      print(values, `nothing pinned (routing.mode is "${mode}")`, state);
       return EXIT.ok;
     case 'rollback': {
       const name = need('an expert name');

@@ -83,8 +83,17 @@ export function adapterConfigFrom(file: string, c: unknown): AdapterConfig {
     }
   }
   if (c['use_rslora'] !== undefined && typeof c['use_rslora'] !== 'boolean') throw new MoaError(`${file}: "use_rslora" must be true or false`);
+  const init = c['init_lora_weights'];
+  // PiSSA, OLoRA, LoftQ, CorDA… initialise from the base's weights and change them: such an
+  // adapter is only right on the modified base, which is not what a user has.
+  if (init !== undefined && init !== null && init !== true && init !== false && init !== 'gaussian') {
+    throw new MoaError(`${file}: init_lora_weights ${JSON.stringify(init).slice(0, 60)} is not supported: this initialisation changes the base model's weights too, so the adapter alone is not the model it was trained as`, 'Convert it to a plain LoRA with peft (save_pretrained(..., path_initial_model_for_weight_conversion=...)), then import that.');
+  }
   const tm = c['target_modules'];
-  const targetModules = typeof tm === 'string' ? targetsOfPattern(file, tm) : Array.isArray(tm) && tm.every((x) => typeof x === 'string') ? (tm as string[]) : [];
+  // peft's list entries match a module whose name is the entry or ends with "." + the entry; a
+  // saved "all-linear" comes back as full module names.
+  const listed = Array.isArray(tm) && tm.every((x) => typeof x === 'string') ? (tm as string[]).map((x) => /(?:^|\.)([a-z_]+)$/.exec(x)?.[1] ?? x) : [];
+  const targetModules = typeof tm === 'string' ? targetsOfPattern(file, tm) : listed;
   const unknown = targetModules.filter((m) => !ATTENTION_TARGETS.has(m) && !MLP_TARGETS.has(m));
   if (targetModules.length === 0 || unknown.length) {
     throw new MoaError(`${file}: target_modules ${JSON.stringify(tm)?.slice(0, 200)} must name Llama projections (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj)`);
@@ -162,6 +171,22 @@ function expertFolders(expertsDir: string): string[] {
 }
 
 /** Lists experts; a broken one is reported with its reason instead of breaking the list. */
+/** The projections an adapter folder targets (the mixed baseline's, say); undefined when it has no readable config. */
+export function adapterTargets(dir: string): string[] | undefined {
+  const file = join(dir, 'adapter_config.json');
+  try {
+    return existsSync(file) ? adapterConfigFrom(file, readJsonObject(file)).targetModules : undefined;
+  } catch {
+    return undefined; // a broken adapter is refused, with its reason, when it is loaded
+  }
+}
+
+/** The projections an ONNX graph needs LoRA inputs for to serve every usable expert and the mixed baseline. */
+export function workspaceTargets(expertsDir: string, baselinesDir: string): { targetModules?: string[] }[] {
+  const mixed = adapterTargets(join(baselinesDir, 'mixed'));
+  return [...listExperts(expertsDir).filter((e) => e.status === 'ok'), ...(mixed ? [{ targetModules: mixed }] : [])];
+}
+
 export function listExperts(expertsDir: string): ExpertSummary[] {
   if (!existsSync(expertsDir)) return [];
   const out: ExpertSummary[] = [];

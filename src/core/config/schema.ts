@@ -30,6 +30,8 @@ export interface TrainingConfig {
   patience: number;
   /** Held-out windows per domain in each evaluation during training (bounds its cost). */
   evalWindows: number;
+  /** Share of training windows in fill-in-the-middle form, when the base model has FIM tokens (0: off). */
+  fimRate: number;
 }
 
 export interface RouterConfig {
@@ -68,7 +70,7 @@ export function defaultLora(): LoraConfig {
 }
 
 export function defaultTraining(): TrainingConfig {
-  return { steps: 200, batchSize: 8, seqLen: 128, lr: 2e-3, warmupSteps: 10, seed: 0, minutes: 8, maxEpochs: 4, patience: 3, evalWindows: 16 };
+  return { steps: 200, batchSize: 8, seqLen: 128, lr: 2e-3, warmupSteps: 10, seed: 0, minutes: 8, maxEpochs: 4, patience: 3, evalWindows: 16, fimRate: 0.5 };
 }
 
 export function defaultData(): DataConfig {

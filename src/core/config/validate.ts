@@ -134,7 +134,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     dropout: r.number(l, 'dropout', '$.lora', dl.dropout, 0, 0.99),
     targetModules: r.strings(l, 'targetModules', '$.lora', dl.targetModules),
   };
-  const t = r.section(top['training'], '$.training', ['steps', 'batchSize', 'seqLen', 'lr', 'warmupSteps', 'seed', 'minutes', 'maxEpochs', 'patience', 'evalWindows']);
+  const t = r.section(top['training'], '$.training', ['steps', 'batchSize', 'seqLen', 'lr', 'warmupSteps', 'seed', 'minutes', 'maxEpochs', 'patience', 'evalWindows', 'fimRate']);
   const dt = defaultTraining();
   const training = {
     steps: r.number(t, 'steps', '$.training', dt.steps, 1, 1e9, true),
@@ -147,6 +147,7 @@ export function validateConfig(raw: unknown): ValidationResult {
     maxEpochs: r.number(t, 'maxEpochs', '$.training', dt.maxEpochs, 0, 1e6),
     patience: r.number(t, 'patience', '$.training', dt.patience, 0, 1e6, true),
     evalWindows: r.number(t, 'evalWindows', '$.training', dt.evalWindows, 1, 4096, true),
+    fimRate: r.number(t, 'fimRate', '$.training', dt.fimRate, 0, 1),
   };
   const d = r.section(top['data'], '$.data', ['maxFileBytes', 'valFraction']);
   const dd = defaultData();

@@ -6,6 +6,8 @@ import { editDistance } from '../domains/languages';
 import { CompletionService, DEFAULT_COMPLETE, type CompleteOptions } from '../inference/service';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { throwIfCancelled } from '../util/errors';
+import { resolveBaseModelDir } from '../models/base';
+import { baseFim } from '../trainer/train';
 
 /** One place to complete at: a held-out file, the offset of the cursor, the rest of its line. */
 export interface CompletionPosition {
@@ -16,7 +18,7 @@ export interface CompletionPosition {
 }
 
 /** How a column of the completion table is served. `label` is each domain's own expert (held-out files are in their domain). */
-export type CompletionColumn = 'base' | 'label' | 'mixed' | 'learned' | 'auto';
+export type CompletionColumn = 'base' | 'label' | 'label-prefix-only' | 'mixed' | 'learned' | 'auto';
 
 export interface CompletionScores {
   n: number;
@@ -167,12 +169,16 @@ export async function evaluateCompletions(
   const maxNewTokens = opts.maxNewTokens ?? 48;
   const withMode = (mode: RoutingMode): MoaConfig => ({ ...config, routing: { ...config.routing, mode } });
   const mixedDir = join(layout.baselinesDir, 'mixed');
-  const columns: CompletionColumn[] = ['base', 'label', ...(existsSync(join(mixedDir, 'adapter_model.safetensors')) ? ['mixed' as const] : []), 'learned', 'auto'];
+  // A base with FIM tokens sees the text after the cursor; the same expert with a prefix-only prompt shows what that is worth.
+  const fim = baseFim(resolveBaseModelDir(config.baseModel, product, layout.root)) !== null;
+  const columns: CompletionColumn[] = ['base', 'label', ...(fim ? ['label-prefix-only' as const] : []), ...(existsSync(join(mixedDir, 'adapter_model.safetensors')) ? ['mixed' as const] : []), 'learned', 'auto'];
   const services = new Map<CompletionColumn, CompletionService>();
   const serviceFor = (c: CompletionColumn) => {
     let s = services.get(c);
     if (!s) {
       const mode: RoutingMode = c === 'base' ? 'off' : c === 'learned' ? 'learned' : c === 'auto' ? 'auto' : 'label';
+      // label and its prefix-only twin share one service (one model, one set of experts).
+      if (c === 'label-prefix-only') return serviceFor('label');
       s = new CompletionService(layout, product, withMode(mode), python, opts.onLog);
       services.set(c, s);
     }
@@ -193,7 +199,7 @@ export async function evaluateCompletions(
           const text = texts.get(p.relPath)!;
           const lineEnd = text.indexOf('\n', p.offset);
           const suffix = lineEnd < 0 ? '' : text.slice(lineEnd);
-          const o: CompleteOptions = { ...DEFAULT_COMPLETE, maxNewTokens, stop: 'line', ...(column === 'mixed' ? { adapterDir: mixedDir } : {}) };
+          const o: CompleteOptions = { ...DEFAULT_COMPLETE, maxNewTokens, stop: 'line', ...(column === 'mixed' ? { adapterDir: mixedDir } : {}), ...(column === 'label-prefix-only' ? { prefixOnly: true } : {}) };
           const c = await serviceFor(column).complete(p.relPath, text.slice(0, p.offset), o, suffix);
           pairs.push({ predicted: c.text, target: p.target, ms: c.totalMs, firstMs: c.prefillMs, own: c.route.experts[0]?.name === domain });
         }
@@ -207,12 +213,17 @@ export async function evaluateCompletions(
   return report;
 }
 
+/** A column's heading, as the tables print it. */
+export function columnName(c: CompletionColumn): string {
+  return c === 'label' ? 'label (own expert)' : c === 'label-prefix-only' ? 'label, prefix only' : c;
+}
+
 /** The completion table: exact match, edit similarity, accepted characters and latency per column. */
 export function formatCompletionTable(r: CompletionReport): string {
   const w = 22;
   const lines = [
     `completions to the end of the line at ${r.positionsPerDomain} held-out positions per domain (half line starts, half mid-line; seed ${r.seed}): exact match · edit similarity · accepted characters (of the line's); then how often the domain's own expert served · first token p50 ms · whole line p50/p95 ms`,
-    'domain'.padEnd(14) + r.columns.map((c) => (c === 'label' ? 'label (own expert)' : c).padStart(w)).join(''),
+    'domain'.padEnd(14) + r.columns.map((c) => columnName(c).padStart(w)).join(''),
   ];
   const cell = (s: CompletionScores | undefined) => (s ? `${Math.round(s.exact * 100)}% ${s.editSimilarity.toFixed(2)} ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}` : '—').padStart(w);
   const ms = (s: CompletionScores | undefined) => (s ? `own ${Math.round(s.servedByOwnExpert * 100)}% · ${Math.round(s.firstTokenP50Ms)} · ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)}` : '').padStart(w);

@@ -2,13 +2,13 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { datasetsForTraining } from '../data/compact';
-import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
+import { listExperts, loadExpertWeights, workspaceTargets, type ExpertWeights } from '../adapters/store';
 import { loadRouterWeights, readRouterInfo, type RouterWeights } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { OnnxEngine } from '../inference/engine';
 import { stackExperts, type ExpertStack } from '../inference/expertStack';
-import { ensureOnnxExport } from '../inference/export';
+import { DEFAULT_VARIANT, ensureOnnxExport, graphTargets } from '../inference/export';
 import { readOnnxModelInfo } from '../inference/modelInfo';
 import { listRuns, readRunEvents, runStatus } from '../trainer/runs';
 import { MoaError, throwIfCancelled } from '../util/errors';
@@ -119,7 +119,8 @@ export async function evaluate(
   if (!manifest) throw new MoaError(`${layout.dataDir}: no datasets yet`, 'Run "moa data" first.');
   const dir = resolveBaseModelDir(config.baseModel, product, layout.root);
   const base = readBaseModel(config.baseModel, dir);
-  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, undefined, opts.signal);
+  const targets = graphTargets(workspaceTargets(layout.expertsDir, layout.baselinesDir));
+  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { ...DEFAULT_VARIANT, targets }, opts.signal);
   const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
   let learnedEngine: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack } | undefined;
   try {
@@ -148,7 +149,7 @@ export async function evaluate(
     };
     const stacks = new Map([...weights].map(([n, w]) => [n, stackExperts(engine.info, [w])]));
     if (routerInfo?.status === 'ok' && routerInfo.experts.length >= 2 && routerInfo.experts.every((e) => weights.has(e))) {
-      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK }, opts.signal);
+      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK, targets }, opts.signal);
       const lengine = await OnnxEngine.load(lexp.onnxPath, readOnnxModelInfo(lexp.infoPath));
       learnedEngine = {
         engine: lengine,

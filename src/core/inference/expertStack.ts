@@ -1,3 +1,4 @@
+import { MoaError } from '../util/errors';
 import type { ExpertWeights } from '../adapters/store';
 import type { OnnxModelInfo } from './modelInfo';
 
@@ -14,6 +15,11 @@ export interface ExpertStack {
  * all-zero expert of rank 1 stands in, so the graph's shapes stay valid.
  */
 export function stackExperts(info: OnnxModelInfo, experts: ExpertWeights[]): ExpertStack {
+  for (const ex of experts) {
+    const missing = [...ex.modules.keys()].filter((m) => !info.targetModules.includes(m));
+    // Never drop part of an expert: that would be a silently different model.
+    if (missing.length) throw new MoaError(`expert ${ex.name} targets ${missing.join(', ')}, which this ONNX graph takes no LoRA input for (${info.targetModules.join(', ')})`, 'Export the graph with the expert\'s targets (graphTargets); MoA does this when it loads the experts.');
+  }
   const E = Math.max(1, experts.length);
   const R = Math.max(1, ...experts.map((e) => e.r));
   const L = info.numLayers;

@@ -23,12 +23,28 @@ export interface OnnxExport {
 export interface ExportVariant {
   learnedRouting: boolean;
   topK: number;
+  /**
+   * The projections the graph takes LoRA inputs for (default: attention's four). An expert that
+   * targets more needs a graph with them: `graphTargets` gives the set for a group of experts.
+   */
+  targets?: readonly string[];
 }
+
+const PROJECTION_ORDER = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+
+/** Attention's projections and every projection the experts target, in one canonical order. */
+export function graphTargets(experts: { targetModules?: readonly string[] }[]): string[] {
+  const wanted = new Set<string>([...ATTENTION_MODULES, ...experts.flatMap((e) => e.targetModules ?? [])]);
+  return PROJECTION_ORDER.filter((m) => wanted.has(m));
+}
+
+const targetsOf = (variant: ExportVariant) => graphTargets([{ targetModules: variant.targets ?? [] }]);
 
 export const DEFAULT_VARIANT: ExportVariant = { learnedRouting: false, topK: 1 };
 
 export function exportKey(baseModelDir: string, variant: ExportVariant = DEFAULT_VARIANT): string {
-  const h = createHash('sha256').update(`format-${EXPORT_FORMAT}\0${ATTENTION_MODULES.join(',')}\0`);
+  // Attention's four alone keep the key caches from before MLP targets existed.
+  const h = createHash('sha256').update(`format-${EXPORT_FORMAT}\0${targetsOf(variant).join(',')}\0`);
   if (variant.learnedRouting) h.update(`learned-top${variant.topK}\0`);
   h.update(readFileBounded(join(baseModelDir, 'config.json'), MAX_JSON_BYTES, 'config.json'));
   const weights = join(baseModelDir, 'model.safetensors');
@@ -64,7 +80,7 @@ export async function ensureOnnxExport(
     v: 1,
     base_model: baseModelDir,
     out: exp.onnxPath,
-    target_modules: [...ATTENTION_MODULES],
+    target_modules: targetsOf(variant),
     opset: 17,
     ...(variant.learnedRouting ? { learned_routing: true, top_k: variant.topK } : {}),
   });

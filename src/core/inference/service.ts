@@ -1,6 +1,6 @@
 import { basename, join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
-import { listExperts, loadExpertWeights, type ExpertWeights } from '../adapters/store';
+import { listExperts, loadExpertWeights, workspaceTargets, type ExpertWeights } from '../adapters/store';
 import { readExpertState, type ExpertState } from '../adapters/state';
 import { MoaError } from '../util/errors';
 import { folderStamp } from '../util/folderStamp';
@@ -12,7 +12,7 @@ import { loadTokenizer } from '../tokenizer/load';
 import type { Tokenizer } from '../tokenizer/types';
 import { OnnxEngine, decodeThreads, type GenerateResult } from './engine';
 import { stackExperts, type ExpertStack } from './expertStack';
-import { ensureOnnxExport, type ExportVariant } from './export';
+import { DEFAULT_VARIANT, ensureOnnxExport, graphTargets, type ExportVariant } from './export';
 import { readOnnxModelInfo } from './modelInfo';
 import { buildPrompt, decodeCompletion, decodeContinuation, detectFim, type FimTokens } from './prompt';
 import { applyStop, type StopMode } from './stop';
@@ -35,6 +35,8 @@ export interface CompleteOptions {
   expert?: string;
   /** This adapter folder alone serves this request (the mixed baseline, for evaluation). */
   adapterDir?: string;
+  /** A prefix-only prompt even for a base with FIM tokens (to measure what FIM adds). */
+  prefixOnly?: boolean;
 }
 
 export const DEFAULT_COMPLETE: CompleteOptions = { maxNewTokens: 48, temperature: 0, topP: 0.95, seed: 0, promptTokens: 512, stop: 'none' };
@@ -91,9 +93,13 @@ export class CompletionService {
     this.engine = await this.loadEngine();
   }
 
-  /** The base model's graph (exported once), in a session with completions' threading. */
-  private async loadEngine(variant?: ExportVariant): Promise<OnnxEngine> {
-    const exp = await ensureOnnxExport(this.layout, this.product, this.baseDir!, this.python, this.onLog, variant);
+  /**
+   * The base model's graph (exported once), in a session with completions' threading, taking LoRA
+   * inputs for every projection the workspace's experts target.
+   */
+  private async loadEngine(variant: ExportVariant = DEFAULT_VARIANT): Promise<OnnxEngine> {
+    const targets = graphTargets(workspaceTargets(this.layout.expertsDir, this.layout.baselinesDir));
+    const exp = await ensureOnnxExport(this.layout, this.product, this.baseDir!, this.python, this.onLog, { ...variant, targets });
     const info = readOnnxModelInfo(exp.infoPath);
     return OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
   }
@@ -200,7 +206,7 @@ export class CompletionService {
     // The learned graph ignores these (its routers decide); the base model alone is one zero expert.
     const weights = route.experts.length ? route.experts.map((e) => e.weight) : names.length ? names.map(() => 0) : [0];
     const tokenizer = this.tokenizer!;
-    const prompt = buildPrompt(tokenizer, prefix, suffix, opts.promptTokens, this.fim);
+    const prompt = buildPrompt(tokenizer, prefix, opts.prefixOnly ? '' : suffix, opts.promptTokens, opts.prefixOnly ? null : this.fim);
     const result = await (learned?.engine ?? this.engine!).generate(prompt.ids, {
       stack,
       router: learned?.router,

@@ -1,4 +1,4 @@
-import type { CompletionReport, CompletionScores } from '../eval/completions';
+import { columnName, type CompletionReport, type CompletionScores } from '../eval/completions';
 import { EMBEDDED_ROUTINGS, type EmbeddedReport } from '../eval/embedded';
 import { html, raw, type Html } from './html';
 
@@ -7,7 +7,6 @@ const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${Math.r
 /** `moa eval --completions` in the report: what users see, per domain and way of serving. */
 export function completionTable(r: CompletionReport | undefined): Html {
   if (!r) return html`<h3>Completions</h3><p class="na">completion scores not available: run <code>moa eval --completions</code></p>`;
-  const name = (c: string) => (c === 'label' ? 'label (own expert)' : c);
   const cell = (s: CompletionScores | undefined, best: number) =>
     s ? html`<td${raw(s.editSimilarity === best ? ' class="best"' : '')}>${pct(s.exact)} · ${s.editSimilarity.toFixed(2)} · ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}<span class="se"> own ${pct(s.servedByOwnExpert)} · first ${Math.round(s.firstTokenP50Ms)} ms · ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)} ms</span></td>` : html`<td>—</td>`;
   const rows = Object.entries(r.rows).map(([d, row]) => {
@@ -16,7 +15,7 @@ export function completionTable(r: CompletionReport | undefined): Html {
   });
   return html`<h3>Completions</h3>
 <p class="muted">At ${r.positionsPerDomain} positions per domain in held-out files (half line starts, half mid-line, seed ${r.seed}), completed greedily to the end of the line as the editor does: exact match · edit similarity · characters right from the start (of the line’s), then how often the domain’s own expert served (for the learned router: its accuracy at the editor’s prompt length) and latency: the first token’s p50, the whole line’s p50/p95. Bold: the best edit similarity of the row.</p>
-<div class="table-wrap"><table class="completions"><thead><tr><th>domain</th><th>n</th>${r.columns.map((c) => html`<th>${name(c)}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
+<div class="table-wrap"><table class="completions"><thead><tr><th>domain</th><th>n</th>${r.columns.map((c) => html`<th>${columnName(c)}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 
 /** Fenced blocks inside prose: the loss after the cursor, and how often the block's own expert served it. */

@@ -1,3 +1,5 @@
+import { detectFim, type FimTokens } from '../inference/prompt';
+import { loadTokenizer } from '../tokenizer/load';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import type { DatasetManifest } from '../data/shards';
@@ -28,6 +30,8 @@ export interface TrainRequest {
   keepPartial?: boolean;
   /** Overrides config.training.minutes (0: no time budget). */
   minutes?: number;
+  /** The base model's FIM sentinel ids; found from its tokenizer when absent (null: it has none). */
+  fim?: Pick<FimTokens, 'prefix' | 'suffix' | 'middle'> | null;
   device?: string;
   onEvent?: (e: TrainerEvent) => void;
   onLog?: (line: string) => void;
@@ -78,6 +82,15 @@ export function datasetWarnings(manifest: DatasetManifest, config: MoaConfig, do
   return out;
 }
 
+/** The FIM sentinel tokens of a base model's tokenizer, or null (none, or no tokenizer this reader loads). */
+export function baseFim(baseModelDir: string): FimTokens | null {
+  try {
+    return detectFim(loadTokenizer(baseModelDir)) ?? null;
+  } catch {
+    return null; // the tokenizer's problems are reported where it is needed (datasets, completions)
+  }
+}
+
 /** The trainer's config file (trainer/PROTOCOL.md, `train`): pure, so it is easy to test. */
 export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string, unknown> {
   const wanted = req.domains ?? req.config.domains.map((d) => d.name);
@@ -117,6 +130,7 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
     threads: 0,
     stages,
     ...(req.keepPartial ? { keep_partial: true } : {}),
+    ...(req.fim && t.fimRate > 0 ? { fim: { prefix: req.fim.prefix, suffix: req.fim.suffix, middle: req.fim.middle, rate: t.fimRate } } : {}),
     ...(stages.includes('router')
       ? { router: { steps: req.routerSteps ?? rc.steps, eta: rc.eta, expert_lr_mult: rc.expertLrMult, top_k: rc.topK, out_dir: req.layout.routerDir, max_seconds: budget.router ?? 0 } }
       : {}),
@@ -140,7 +154,7 @@ export function startTraining(req: TrainRequest): TrainingSession {
   let configPath: string;
   try {
     configPath = trainConfigPath(run);
-    writeJsonAtomic(configPath, buildTrainConfig(req, run));
+    writeJsonAtomic(configPath, buildTrainConfig({ ...req, fim: req.fim === undefined ? baseFim(req.baseModelDir) : req.fim }, run));
   } catch (e) {
     lock.release();
     finishRun(run, 'failed', { error: errorMessage(e) });

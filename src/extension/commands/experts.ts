@@ -1,9 +1,9 @@
 import * as vscode from 'vscode';
 import { join } from 'node:path';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
-import { readExpertState, setAttached, setPinned } from '../../core/adapters/state';
+import { readExpertState, setAttached } from '../../core/adapters/state';
+import { pinExpert, unpinExpert } from '../../core/routing/pin';
 import { listExperts } from '../../core/adapters/store';
-import { setRoutingMode } from '../../core/config/edit';
 import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
 import { MoaError } from '../../core/util/errors';
 import { InspectorPanel } from '../inspector';
@@ -45,13 +45,11 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
   cmd('moa.pinExpert', async (node?: unknown) => {
     const name = await pickExpert(node, 'MoA: pin which expert for every file?');
     if (!name) return;
-    setPinned(ws.layout, name);
-    if (ws.config().routing.mode !== 'pinned') setRoutingMode(ws.layout.configFile, 'pinned');
+    pinExpert(ws.layout, name);
     stateChanged();
   });
   cmd('moa.unpinExpert', () => {
-    setPinned(ws.layout, null);
-    if (ws.config().routing.mode === 'pinned') setRoutingMode(ws.layout.configFile, 'label');
+    unpinExpert(ws.layout);
     stateChanged();
   });
   cmd('moa.importAdapter', async () => {
