@@ -1,3 +1,4 @@
+import { moaSettings } from './settings';
 import * as vscode from 'vscode';
 import { readManifest } from '../core/data/shards';
 import { describeUpdate, type DatasetWatcher } from '../core/data/watch';
@@ -21,7 +22,7 @@ export class DatasetSync implements vscode.Disposable {
   /** Starts or stops watching to match the setting and whether datasets exist yet. */
   sync(): void {
     if (this.disposed) return;
-    const wanted = vscode.workspace.getConfiguration('moa').get<boolean>('data.watch', true) && this.ws.hasConfig() && readManifest(this.ws.layout) !== undefined;
+    const wanted = moaSettings().dataWatch && this.ws.hasConfig() && readManifest(this.ws.layout) !== undefined;
     if (wanted && !this.watcher) {
       this.watcher = watchWorkspaceData(this.ws.layout, this.ws.product, {
         onUpdate: (r, ms, paths) => {

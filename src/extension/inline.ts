@@ -1,11 +1,11 @@
 import * as vscode from 'vscode';
+import { moaSettings } from './settings';
 import { join, relative } from 'node:path';
 import { CompletionClient } from '../core/inference/completionClient';
 import { abortOn } from './abort';
 import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
 import { errorMessage } from '../core/util/errors';
 import { LruCache } from '../core/util/lru';
-import type { StopMode } from '../core/inference/stop';
 import type { RouteDecision } from '../core/routing/resolve';
 import type { MoaWorkspace } from './workspace';
 
@@ -104,8 +104,8 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     _context: vscode.InlineCompletionContext,
     token: vscode.CancellationToken,
   ): Promise<vscode.InlineCompletionItem[] | undefined> {
-    const settings = vscode.workspace.getConfiguration('moa.inline');
-    if (!settings.get<boolean>('enabled', true) || doc.uri.scheme !== 'file') return undefined;
+    const settings = moaSettings().inline;
+    if (!settings.enabled || doc.uri.scheme !== 'file') return undefined;
     // Exporting the model spawns Python, which a restricted workspace must never do.
     if (!vscode.workspace.isTrusted || !this.ws.hasConfig()) return undefined;
     const rel = relative(this.ws.layout.root, doc.uri.fsPath).split('\\').join('/');
@@ -113,21 +113,19 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     const prefix = doc.getText(new vscode.Range(new vscode.Position(0, 0), position));
     // The text after the cursor: a base model with fill-in-the-middle tokens sees it too.
     const suffix = doc.getText(new vscode.Range(position, doc.lineAt(doc.lineCount - 1).range.end));
-    const maxNewTokens = settings.get<number>('maxTokens', 24);
-    const promptTokens = settings.get<number>('promptTokens', DEFAULT_COMPLETE.promptTokens);
-    const stop = settings.get<StopMode>('stopAt', 'line');
+    const { maxTokens: maxNewTokens, promptTokens, stopAt: stop } = settings;
     let route: RouteDecision;
     try {
       route = this.getService().route(rel, doc.languageId, prefix);
     } catch (e) {
       return this.fail(e);
     }
-    if (route.domain && settings.get<string[]>('disabledDomains', []).includes(route.domain)) return undefined;
+    if (route.domain && settings.disabledDomains.includes(route.domain)) return undefined;
     // Same text around the cursor, same experts, same rules: the same greedy completion, served from memory.
     const key = [route.mode, route.routeFrom ?? '', route.experts.map((e) => `${e.name}:${e.weight}`).join(','), maxNewTokens, promptTokens, stop, prefix.slice(-4096), suffix.slice(0, 1024)].join('\0');
     const cached = this.cache.get(key);
     if (cached !== undefined) return cached ? [new vscode.InlineCompletionItem(cached, new vscode.Range(position, position))] : undefined;
-    if (!(await sleep(settings.get<number>('debounceMs', 150), token))) return undefined;
+    if (!(await sleep(settings.debounceMs, token))) return undefined;
     const abort = abortOn(token);
     try {
       const c = await this.getClient().complete(rel, prefix, { ...DEFAULT_COMPLETE, maxNewTokens, promptTokens, stop, languageId: doc.languageId, signal: abort.signal }, suffix);

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { moaSettings } from './settings';
 import { existsSync } from 'node:fs';
 import { PythonExtension, PVSC_EXTENSION_ID } from '@vscode/python-extension';
 import { loadConfig } from '../core/config/load';
@@ -55,7 +56,6 @@ export class MoaWorkspace {
   async python(): Promise<string> {
     const selected = await selectedInterpreter(vscode.Uri.file(this.layout.root));
     if (selected) return selected;
-    const explicit = vscode.workspace.getConfiguration('moa').inspect<string>('pythonPath')?.globalValue;
-    return choosePython(this.product.root, explicit || undefined).command;
+    return choosePython(this.product.root, moaSettings().pythonPath).command;
   }
 }

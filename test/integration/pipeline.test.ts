@@ -257,7 +257,7 @@ test('moa eval --completions completes held-out lines under every way of serving
       assert.ok(s.p50Ms > 0 && s.targetChars > 0);
     }
     // Outside embedded blocks auto routing is label routing: the same expert, the same greedy text.
-    assert.deepEqual({ ...row['auto'], p50Ms: 0, p95Ms: 0 }, { ...row['label'], p50Ms: 0, p95Ms: 0 }, `${d}: auto = label on a plain file`);
+    assert.deepEqual({ ...row['auto'], p50Ms: 0, p95Ms: 0, firstTokenP50Ms: 0 }, { ...row['label'], p50Ms: 0, p95Ms: 0, firstTokenP50Ms: 0 }, `${d}: auto = label on a plain file`);
   }
   assert.match(moa(['eval', '--completions', '--positions', '2', '--windows', '1']).stdout, /completions to the end of the line at 2 held-out positions per domain/);
 });

@@ -43,3 +43,14 @@ test('the import scanner sees what it must (a check that can fail)', () => {
   const probe = join(root, 'src', 'core', 'routing', 'resolve.ts');
   assert.ok(imports(probe).some((i) => i.spec === './cursor'), 'resolve.ts imports ./cursor');
 });
+
+test('settings are read in one place, with package.json\'s defaults, every declared key and no other', async () => {
+  const offenders = sources(join(root, 'src')).filter((f) => !f.endsWith(join('extension', 'settings.ts')) && readFileSync(f, 'utf8').includes('getConfiguration('));
+  assert.deepEqual(offenders.map((f) => relative(root, f)), []);
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const declared = Object.keys(pkg.contributes.configuration.properties).map((k) => k.replace(/^moa\./, '')).sort();
+  const text = readFileSync(join(root, 'src', 'extension', 'settings.ts'), 'utf8');
+  const keys = /SETTING_KEYS = \[([^\]]*)\]/.exec(text)![1]!.split(',').map((s) => s.trim().replace(/'/g, '')).filter(Boolean).sort();
+  assert.deepEqual(keys, declared);
+  for (const k of keys) assert.ok(text.includes(`'${k}'`) && text.split(`'${k}'`).length > 2, `settings.ts reads ${k}`);
+});

@@ -99,7 +99,7 @@ test('the report draws every expert of every stage, the eval table, heatmap, rou
     // What users see: the completion table, and routing at the cursor.
     const completions = /<h3>Completions<\/h3>[\s\S]*?<\/table>/.exec(page)?.[0] ?? '';
     assert.match(completions, /<th>label \(own expert\)<\/th>/);
-    assert.match(completions, /<td class="best">25% · 0\.25 · 3\.5\/20<span class="se"> own 50% · first 12 ms · 40\/90 ms<\/span><\/td>/, 'python: auto has the best edit similarity');
+    assert.match(completions, /<td class="best">25% · 0\.25 · 3\.5\/20<span class="se sub">own 50%<\/span><span class="se sub">12 · 40\/90 ms<\/span><\/td>/, 'python: auto has the best edit similarity');
     assert.match(page, /<h3>Routing at the cursor<\/h3>[\s\S]*<td class="best">1\.700<span class="se"> 100%<\/span>/);
     assert.ok(!page.includes('not available'), 'nothing is missing');
   } finally {

@@ -8,13 +8,13 @@ const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${Math.r
 export function completionTable(r: CompletionReport | undefined): Html {
   if (!r) return html`<h3>Completions</h3><p class="na">completion scores not available: run <code>moa eval --completions</code></p>`;
   const cell = (s: CompletionScores | undefined, best: number) =>
-    s ? html`<td${raw(s.editSimilarity === best ? ' class="best"' : '')}>${pct(s.exact)} · ${s.editSimilarity.toFixed(2)} · ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}<span class="se"> own ${pct(s.servedByOwnExpert)} · first ${Math.round(s.firstTokenP50Ms)} ms · ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)} ms</span></td>` : html`<td>—</td>`;
+    s ? html`<td${raw(s.editSimilarity === best ? ' class="best"' : '')}>${pct(s.exact)} · ${s.editSimilarity.toFixed(2)} · ${s.acceptedChars.toFixed(1)}/${s.targetChars.toFixed(0)}<span class="se sub">own ${pct(s.servedByOwnExpert)}</span><span class="se sub">${Math.round(s.firstTokenP50Ms)} · ${Math.round(s.p50Ms)}/${Math.round(s.p95Ms)} ms</span></td>` : html`<td>—</td>`;
   const rows = Object.entries(r.rows).map(([d, row]) => {
     const best = Math.max(...r.columns.map((c) => row[c]?.editSimilarity ?? -1));
     return html`<tr data-domain="${d}"><td>${d}</td><td class="n">${row[r.columns[0]!]?.n ?? ''}</td>${r.columns.map((c) => cell(row[c], best))}</tr>`;
   });
   return html`<h3>Completions</h3>
-<p class="muted">At ${r.positionsPerDomain} positions per domain in held-out files (half line starts, half mid-line, seed ${r.seed}), completed greedily to the end of the line as the editor does: exact match · edit similarity · characters right from the start (of the line’s), then how often the domain’s own expert served (for the learned router: its accuracy at the editor’s prompt length) and latency: the first token’s p50, the whole line’s p50/p95. Bold: the best edit similarity of the row.</p>
+<p class="muted">At ${r.positionsPerDomain} positions per domain in held-out files (half line starts, half mid-line, seed ${r.seed}), completed greedily to the end of the line as the editor does: exact match · edit similarity · characters right from the start (of the line’s), under it, how often the domain’s own expert served (for the learned router: its accuracy at the editor’s prompt length), and latency: the first token’s p50 · the whole line’s p50/p95. Bold: the best edit similarity of the row.</p>
 <div class="table-wrap"><table class="completions"><thead><tr><th>domain</th><th>n</th>${r.columns.map((c) => html`<th>${columnName(c)}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
 }
 

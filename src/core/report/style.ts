@@ -26,6 +26,7 @@ thead th { background: var(--panel); font-weight: 600; }
 tfoot td { font-weight: 600; border-top: 2px solid var(--line); }
 td.best { font-weight: 700; background: #e6f0ff; }
 td .se { color: var(--muted); font-weight: 400; font-size: 11.5px; }
+td .sub { display: block; }
 td.n { color: var(--muted); }
 tr.unscored td { color: var(--muted); text-align: left; }
 .isolate { font-size: 12.5px; display: flex; flex-wrap: wrap; gap: 2px 12px; align-items: center; }

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { moaSettings } from '../settings';
 import { listExperts } from '../../core/adapters/store';
 import type { TrainStage } from '../../core/trainer/train';
 import { MoaError } from '../../core/util/errors';
@@ -14,9 +15,7 @@ export function registerTrainingCommands({ context, ws, training, tree, cmd }: A
   };
   const train = async (stages?: TrainStage[], domains?: string[]) => {
     requireTrust();
-    const settings = vscode.workspace.getConfiguration('moa');
-    const override = settings.get<number>('trainSteps', 0);
-    const minutes = settings.get<number>('trainMinutes', 0);
+    const { trainSteps: override, trainMinutes: minutes } = moaSettings();
     await training.start(override > 0 ? override : ws.config().training.steps, stages, domains, minutes > 0 ? minutes : undefined);
     DashboardPanel.show(context, ws, training);
     tree.refresh();
