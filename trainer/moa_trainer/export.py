@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import onnx
 import torch
@@ -33,13 +33,16 @@ from .errors import TrainerError
 from .fsutil import FILE_MODE, atomic_write_json, temp_name
 from .hf_folder import load_base_model
 from .model import MODULE_PARENT, CausalLM
+from .onnx_builder import ExternalData
 from .onnx_graph import MAX_ROTARY_POSITIONS, OPSET, build_decoder
 from .protocol import emit
 from .runtime import hello
 
-# One protobuf cannot pass 2 GB: past this many bytes of weights they go to a file beside the
-# graph, `<graph name>_data` (the name Optimum and transformers.js use); onnxruntime finds it there.
-EXTERNAL_DATA_BYTES = 1536 * 1024 * 1024
+# Past this many bytes of weights they are streamed to a file beside the graph while it is built,
+# `<graph name>_data` (the name Optimum and transformers.js use; onnxruntime finds it there): the
+# export then holds one copy of the weights, not several (bench/export_memory.py). One protobuf
+# cannot pass 2 GB anyway. Small models (the built-in one) stay one self-contained file.
+EXTERNAL_DATA_BYTES = 64 * 1024 * 1024
 
 
 def export_onnx(model: CausalLM, targets: list[str], out: Path, learned_routing: bool = False,
@@ -50,31 +53,39 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, learned_routing:
                            f"choose from {', '.join(MODULE_PARENT)}")
     if learned_routing and not targets:
         raise TrainerError("export: learned_routing needs target_modules to route", None)
-    save_to(build_decoder(model.float().eval(), targets, learned_routing, top_k), out, external_data)
+    model = model.float().eval()
+    save_to(lambda ext: build_decoder(model, targets, learned_routing, top_k, external=ext), model, out, external_data)
 
 
-def save_to(proto: onnx.ModelProto, out: Path, external_data: Optional[bool] = None) -> None:
-    """Write the graph (and, past EXTERNAL_DATA_BYTES of weights or when asked, its weights file
-    `<out>_data`) in a temp folder beside `out`, then rename them into place, the weights first:
-    readers never see a partial model or a graph without its weights.
+def save_to(build: Callable[[Optional[ExternalData]], onnx.ModelProto], model: CausalLM, out: Path,
+            external_data: Optional[bool] = None) -> None:
+    """Build the graph and write it (and, past EXTERNAL_DATA_BYTES of weights or when asked, its
+    weights file `<out>_data`, streamed while building) in a temp folder beside `out`, then
+    rename them into place, the weights first: readers never see a partial model or a graph
+    without its weights.
 
     (No `onnx.checker`: it rejects SimplifiedLayerNormalization, a kernel onnxruntime registers
     in the default domain; the tests load every variant in onnxruntime instead.)"""
     if external_data is None:
-        external_data = sum(len(t.raw_data) for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES
+        external_data = sum(p.numel() * p.element_size() for p in model.state_dict().values()) > EXTERNAL_DATA_BYTES
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = temp_name(out)
     tmp_dir.mkdir()
     try:
         tmp = tmp_dir / out.name
-        if external_data:
-            data = f"{out.name}_data"
-            onnx.save_model(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data, size_threshold=1024)
+        data = f"{out.name}_data"
+        sink = ExternalData(tmp_dir / data, data) if external_data else None
+        try:
+            proto = build(sink)
+        finally:
+            if sink is not None:
+                sink.close()
+        with open(tmp, "wb") as f:
+            f.write(proto.SerializeToString())
+        del proto
+        if sink is not None:
             os.chmod(tmp_dir / data, FILE_MODE)
             os.replace(tmp_dir / data, out.parent / data)
-        else:
-            tmp.write_bytes(proto.SerializeToString())
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, out)
     finally:
@@ -133,7 +144,8 @@ def export_hf(model: CausalLM, base_folder: Path, out_dir: Path, external_data: 
     format) is written as the equivalent Hugging Face one (`hf_byte_tokenizer`).
     """
     out = out_dir / "onnx" / "model.onnx"
-    save_to(build_decoder(model.float().eval(), [], experts=False), out, external_data)
+    model = model.float().eval()
+    save_to(lambda ext: build_decoder(model, [], experts=False, external=ext), model, out, external_data)
     config = json.loads((base_folder / "config.json").read_text(encoding="utf-8"))
     config["use_cache"] = True
     atomic_write_json(out_dir / "config.json", config)

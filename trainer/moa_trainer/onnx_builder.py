@@ -3,6 +3,9 @@ initializers from numpy arrays, typed inputs and outputs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import BinaryIO, Optional
+
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
@@ -12,10 +15,39 @@ MS = "com.microsoft"
 NEG = float(np.finfo(np.float32).min)
 
 
-class Graph:
-    """Nodes, initializers and I/O of one graph; names are made unique by a counter."""
+class ExternalData:
+    """Initializers written to the weights file as the graph is built: each array goes to disk
+    once, straight from its buffer, and the graph keeps only its name, shape and offset. Peak
+    memory stays near the model's own weights, not several copies of them (bench/export_memory.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: Path, location: str) -> None:
+        self.file: BinaryIO = open(path, "wb")
+        self.location = location
+        self.offset = 0
+
+    def tensor(self, name: str, value: np.ndarray) -> onnx.TensorProto:
+        t = onnx.TensorProto()
+        t.name = name
+        t.data_type = helper.np_dtype_to_tensor_dtype(value.dtype)
+        t.dims.extend(value.shape)
+        t.data_location = onnx.TensorProto.EXTERNAL
+        for key, v in (("location", self.location), ("offset", str(self.offset)), ("length", str(value.nbytes))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, v
+        self.file.write(memoryview(value).cast("B"))
+        self.offset += value.nbytes
+        return t
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Graph:
+    """Nodes, initializers and I/O of one graph; names are made unique by a counter. With
+    `external`, initializers of 1 KiB or more are streamed to the weights file."""
+
+    def __init__(self, external: Optional[ExternalData] = None) -> None:
+        self.external = external
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
@@ -38,7 +70,11 @@ class Graph:
 
     def const(self, hint: str, value: np.ndarray) -> str:
         name = self.name(hint)
-        self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        value = np.ascontiguousarray(value)
+        if self.external is not None and value.nbytes >= 1024:
+            self.inits.append(self.external.tensor(name, value))
+        else:
+            self.inits.append(numpy_helper.from_array(value, name))
         return name
 
     def per_layer(self, x: str, layers: int, hint: str) -> list[str]:

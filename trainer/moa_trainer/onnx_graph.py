@@ -26,7 +26,7 @@ from onnx import TensorProto, helper
 
 from .model import CausalLM
 from .onnx_attention import GQA_HEAD_MULTIPLE, FusedAttention, PlainAttention
-from .onnx_builder import MS, NEG, Graph
+from .onnx_builder import MS, NEG, ExternalData, Graph
 
 OPSET = 17
 # A `logits_to_keep` larger than any call's length: every row.
@@ -152,13 +152,13 @@ class Routers:
 
 
 def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, top_k: int = 1,
-                  experts: bool = True) -> onnx.ModelProto:
+                  experts: bool = True, external: Optional[ExternalData] = None) -> onnx.ModelProto:
     """The decoder graph. `experts=False`: the base model alone (no LoRA, routing or router
     inputs), the `hf` variant's graph."""
     cfg = model.config
     sd = {k: _np(v) for k, v in model.state_dict().items()}
     L, H, Hkv, D = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
-    g = Graph()
+    g = Graph(external)
     f32, i64 = TensorProto.FLOAT, TensorProto.INT64
     ids = g.input("input_ids", i64, ["batch", "seq"])
     mask = g.input("attention_mask", i64, ["batch", "total"])

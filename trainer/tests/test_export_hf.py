@@ -117,8 +117,8 @@ def test_bad_variants_are_refused(tmp_path: Path, onnx_model_dir: Path, extra: d
 @pytest.mark.parametrize("variant", ["moa", "hf"])
 def test_weights_past_the_protobuf_limit_go_to_a_data_file_beside_the_graph(tmp_path: Path, onnx_model_dir: Path,
                                                                             variant: str) -> None:
-    """`external_data: true` takes the path a model over 1.5 GB of weights takes on its own (a
-    single protobuf cannot pass 2 GB): the graph plus `model.onnx_data`, loaded by path."""
+    """`external_data: true` takes the path a model over 64 MiB of weights takes on its own (the
+    weights streamed while the graph is built): the graph plus `model.onnx_data`, loaded by path."""
     outs = {}
     for external in (False, True):
         target = tmp_path / f"{variant}-{external}"
