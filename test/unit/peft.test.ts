@@ -78,6 +78,26 @@ test('a string target_modules is read as peft reads it: a regex over whole modul
   }
 });
 
+test('the importer refuses and accepts exactly the settings schemas/peft-refusals.json lists (the trainer is held to the same list)', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    const contract = JSON.parse(readFileSync(join(repoRoot(), 'schemas', 'peft-refusals.json'), 'utf8')) as { cases: { patch: Record<string, unknown>; option: string }[]; accepted: { patch: Record<string, unknown> }[] };
+    contract.cases.forEach(({ patch, option }, i) => {
+      const src = join(ws.root, `refused${i}`);
+      peftFolder(src, patch);
+      assert.throws(() => importPeftAdapter(src, layout.expertsDir, base, `refused${i}`), (e: Error) => e.message.toLowerCase().includes(option.toLowerCase()) && e.message.includes(src), `${JSON.stringify(patch)} names ${option}`);
+    });
+    contract.accepted.forEach(({ patch }, i) => {
+      const src = join(ws.root, `accepted${i}`);
+      peftFolder(src, patch);
+      assert.doesNotThrow(() => importPeftAdapter(src, layout.expertsDir, base, `accepted${i}`), JSON.stringify(patch));
+    });
+  } finally {
+    ws.cleanup();
+  }
+});
+
 test('unsupported or mismatched adapters are refused with the file and the reason; nothing is written', () => {
   const ws = tempWorkspace();
   try {

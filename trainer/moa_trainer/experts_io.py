@@ -65,10 +65,20 @@ def read_peft_spec(folder: Path, who: str) -> LoraSpec:
     tm = raw.get("target_modules")
     if isinstance(tm, str) or not isinstance(tm, list):
         raise TrainerError(f"{who}: {path}: target_modules must be a list of module names", HINT_IMPORT)
-    if raw.get("bias", "none") != "none" or raw.get("fan_in_fan_out", False) or raw.get("use_dora", False):
-        raise TrainerError(f"{who}: {path}: bias/fan_in_fan_out/DoRA adapters are not supported", None)
-    if raw.get("rank_pattern") or raw.get("alpha_pattern"):
-        raise TrainerError(f"{who}: {path}: per-module rank_pattern/alpha_pattern is not supported", None)
+    # The same refusals as the importer's (schemas/peft-refusals.json holds both to one list).
+    if raw.get("use_dora", False):
+        raise TrainerError(f"{who}: {path}: DoRA adapters are not supported", None)
+    if raw.get("bias", "none") != "none":
+        raise TrainerError(f"{who}: {path}: bias {raw.get('bias')!r} is not supported (LoRA matrices only)", None)
+    if raw.get("fan_in_fan_out", False):
+        raise TrainerError(f"{who}: {path}: fan_in_fan_out adapters (Conv1D layers) are not supported", None)
+    for key in ("rank_pattern", "alpha_pattern", "modules_to_save", "layers_to_transform"):
+        if raw.get(key):
+            raise TrainerError(f"{who}: {path}: {key} {json.dumps(raw.get(key))[:80]} is not supported", None)
+    init = raw.get("init_lora_weights", True)
+    if init not in (True, False, None, "gaussian"):
+        raise TrainerError(f"{who}: {path}: init_lora_weights {init!r} is not supported: it changes the base model's "
+                           "weights too", "convert it to a plain LoRA with peft, then import that")
     try:
         spec = LoraSpec(r=int(raw["r"]), alpha=float(raw.get("lora_alpha", raw["r"])),
                         dropout=float(raw.get("lora_dropout", 0.0) or 0.0),

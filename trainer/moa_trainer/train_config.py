@@ -174,8 +174,10 @@ def parse_config(path: str) -> TrainConfig:
     if len(set(names)) != len(names):
         raise TrainerError(f"{source}: duplicate domain names in {names}", None)
     base_model = f.str("base_model", required=True)
-    steps = f.int("steps", 100, minimum=1)
-    lr = f.float("lr", 2e-3)
+    # Defaults and lower bounds are .moa/moa.json's (schemas/moa.schema.json, `training`): one
+    # contract for the editor and the trainer, held by trainer/tests/test_event_contract.py.
+    steps = f.int("steps", 200, minimum=1)
+    lr = f.float("lr", 2e-3, minimum=0)
     eval_every = f.int("eval_every", 0, minimum=0)
     router = _router(raw["router"], source, steps, lr, eval_every) if raw.get("router") is not None else None
     mixed: Optional[MixedConfig] = None
@@ -211,13 +213,13 @@ def parse_config(path: str) -> TrainConfig:
         domains=domains,
         lora=parse_spec(raw.get("lora", {}), f"{source}: lora"),
         steps=steps,
-        batch_size=f.int("batch_size", 4, minimum=1),
-        seq_len=f.int("seq_len", 128, minimum=1),
+        batch_size=f.int("batch_size", 8, minimum=1),
+        seq_len=f.int("seq_len", 128, minimum=8),
         lr=lr,
         warmup_steps=f.int("warmup_steps", 10, minimum=0),
-        seed=f.int("seed", 0),
+        seed=f.int("seed", 0, minimum=0),
         eval_every=eval_every,
-        eval_windows=f.int("eval_windows", 32, minimum=1),
+        eval_windows=f.int("eval_windows", 16, minimum=1),
         weight_decay=f.float("weight_decay", 0.0),
         device=f.str("device", "auto"),
         threads=f.int("threads", 0, minimum=0),
@@ -233,8 +235,8 @@ def parse_config(path: str) -> TrainConfig:
         peak_tflops=None if peak is None else f.float("peak_tflops"),
         precision=precision,
         max_seconds=f.float("max_seconds", 0.0, minimum=0),
-        max_epochs=f.float("max_epochs", 0.0, minimum=0),
-        patience=f.int("patience", 0, minimum=0),
+        max_epochs=f.float("max_epochs", 4.0, minimum=0),
+        patience=f.int("patience", 3, minimum=0),
         keep_partial=_bool(f, "keep_partial", False),
         finish_now=_bool(f, "finish_now", False),
         fim=_fim(raw.get("fim"), source),

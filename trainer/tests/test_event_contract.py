@@ -58,3 +58,54 @@ def test_the_name_rule_is_the_schemas() -> None:
     assert DOMAIN_NAME.pattern == pattern, "trainer and editor accept the same domain and expert names"
     for bad in ["Python", "a.b", "../x", "-x", "x" * 65]:
         assert not DOMAIN_NAME.match(bad), bad
+
+
+# .moa/moa.json's training fields and the trainer config keys they become (minutes is split into
+# per-stage max_seconds by the editor, fimRate travels inside `fim`: both checked on the TS side).
+TRAINING_KEYS = {"steps": "steps", "batchSize": "batch_size", "seqLen": "seq_len", "lr": "lr",
+                 "warmupSteps": "warmup_steps", "seed": "seed", "evalWindows": "eval_windows",
+                 "maxEpochs": "max_epochs", "patience": "patience"}
+
+
+def test_train_config_defaults_and_lower_bounds_are_the_schemas(tmp_path: Path, tiny_model_dir: Path) -> None:
+    import json
+
+    from event_contract import SCHEMA_PATH
+    from moa_trainer.errors import TrainerError
+    from moa_trainer.train_config import parse_config as load_train_config
+
+    schema = json.loads((SCHEMA_PATH.parent / "moa.schema.json").read_text(encoding="utf-8"))
+    fields = schema["properties"]["training"]["properties"]
+    full = make_config(tmp_path, tiny_model_dir)
+    bare = {k: v for k, v in full.items() if k not in TRAINING_KEYS.values()}
+    cfg = load_train_config(write_config(tmp_path / "bare.json", bare))
+    for ts_key, py_key in TRAINING_KEYS.items():
+        assert getattr(cfg, py_key) == fields[ts_key]["default"], f"{py_key}: trainer default vs moa.json's {ts_key}"
+        lowest = fields[ts_key]["minimum"]
+        ok = load_train_config(write_config(tmp_path / f"{py_key}-min.json", {**full, py_key: lowest}))
+        assert getattr(ok, py_key) == lowest
+        below = lowest - (1 if fields[ts_key]["type"] == "integer" else 0.5)
+        with pytest.raises(TrainerError, match=py_key):
+            load_train_config(write_config(tmp_path / f"{py_key}-below.json", {**full, py_key: below}))
+
+
+def test_the_trainer_refuses_and_accepts_the_adapter_settings_the_importer_does(tmp_path: Path) -> None:
+    import json
+
+    from event_contract import SCHEMA_PATH
+    from moa_trainer.errors import TrainerError
+    from moa_trainer.experts_io import read_peft_spec
+
+    contract = json.loads((SCHEMA_PATH.parent / "peft-refusals.json").read_text(encoding="utf-8"))
+    valid = {"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    for i, case in enumerate(contract["cases"] + contract["accepted"]):
+        folder = tmp_path / f"c{i}"
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps({**valid, **case["patch"]}), encoding="utf-8")
+        if "option" in case:
+            with pytest.raises(TrainerError) as e:
+                read_peft_spec(folder, "contract")
+            assert case["option"].lower() in str(e.value).lower(), (case, str(e.value))
+            assert str(folder) in str(e.value), "the refusal names the file"
+        else:
+            assert read_peft_spec(folder, "contract").r == 4, case
