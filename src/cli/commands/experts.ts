@@ -3,7 +3,7 @@ import { inspectExpert } from '../../core/adapters/inspection';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
 import { readExpertState, setAttached } from '../../core/adapters/state';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
-import { expertFreshness, listExperts } from '../../core/adapters/store';
+import { expertFreshness, listExperts, usableExperts } from '../../core/adapters/store';
 import { loadConfig } from '../../core/config/load';
 import { readManifest } from '../../core/data/shards';
 import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
@@ -27,7 +27,7 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
     return arg;
   };
   const known = (name: string) => {
-    if (!listExperts(layout.expertsDir).some((e) => e.name === name && e.status === 'ok')) throw new MoaError(`${join(layout.expertsDir, name)}: no usable expert "${name}"`, 'See "moa experts list".');
+    if (!usableExperts(layout.expertsDir).some((e) => e.name === name)) throw new MoaError(`${join(layout.expertsDir, name)}: no usable expert "${name}"`, 'See "moa experts list".');
     return name;
   };
   switch (sub) {

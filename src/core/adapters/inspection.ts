@@ -8,7 +8,7 @@ import { MoaError } from '../util/errors';
 import type { EvalReport } from '../eval/evaluate';
 import { readEvalReport } from '../eval/evalFile';
 import { expertStats, updateCosine, type ModuleStats } from './inspect';
-import { listExperts, loadExpertWeights, type ExpertWeights } from './store';
+import { loadExpertWeights, usableExperts, type ExpertWeights } from './store';
 import { readRouterInfo } from './router';
 
 export interface ExpertInspection {
@@ -64,7 +64,7 @@ function completionsOf(r: EvalReport | undefined, domain: string): ExpertInspect
 
 /** Everything the inspector shows for one expert, and how it relates to the others. */
 export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, config: MoaConfig, name: string): ExpertInspection {
-  const experts = listExperts(layout.expertsDir).filter((e) => e.status === 'ok');
+  const experts = usableExperts(layout.expertsDir);
   const summary = experts.find((e) => e.name === name);
   if (!summary) throw new MoaError(`${join(layout.expertsDir, name)}: no usable expert "${name}"`);
   const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, product, layout.root));

@@ -184,7 +184,12 @@ export function adapterTargets(dir: string): string[] | undefined {
 /** The projections an ONNX graph needs LoRA inputs for to serve every usable expert and the mixed baseline. */
 export function workspaceTargets(expertsDir: string, baselinesDir: string): { targetModules?: string[] }[] {
   const mixed = adapterTargets(join(baselinesDir, 'mixed'));
-  return [...listExperts(expertsDir).filter((e) => e.status === 'ok'), ...(mixed ? [{ targetModules: mixed }] : [])];
+  return [...usableExperts(expertsDir), ...(mixed ? [{ targetModules: mixed }] : [])];
+}
+
+/** The experts that load (a broken one is listed by listExperts with its reason, never served). */
+export function usableExperts(expertsDir: string): ExpertSummary[] {
+  return listExperts(expertsDir).filter((e) => e.status === 'ok');
 }
 
 export function listExperts(expertsDir: string): ExpertSummary[] {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { datasetsForTraining } from '../data/compact';
-import { listExperts, loadExpertWeights, workspaceTargets, type ExpertWeights } from '../adapters/store';
+import { loadExpertWeights, usableExperts, workspaceTargets, type ExpertWeights } from '../adapters/store';
 import { loadRouterWeights, readRouterInfo, type RouterWeights } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
@@ -124,7 +124,7 @@ export async function evaluate(
   const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
   let learnedEngine: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack } | undefined;
   try {
-    const experts = listExperts(layout.expertsDir).filter((e) => e.status === 'ok');
+    const experts = usableExperts(layout.expertsDir);
     const weights = new Map<string, ExpertWeights>(experts.map((e) => [e.name, loadExpertWeights(e.dir, e.name, base)]));
     const mixedDir = join(layout.baselinesDir, 'mixed');
     const mixed = existsSync(join(mixedDir, 'adapter_model.safetensors')) ? loadExpertWeights(mixedDir, 'mixed', base) : undefined;

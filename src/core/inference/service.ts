@@ -1,6 +1,6 @@
 import { basename, join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
-import { listExperts, loadExpertWeights, workspaceTargets, type ExpertWeights } from '../adapters/store';
+import { loadExpertWeights, usableExperts, workspaceTargets, type ExpertWeights } from '../adapters/store';
 import { readExpertState, type ExpertState } from '../adapters/state';
 import { MoaError } from '../util/errors';
 import { folderStamp } from '../util/folderStamp';
@@ -120,7 +120,7 @@ export class CompletionService {
     const dir = this.layout.expertsDir;
     const stamp = folderStamp(dir);
     if (this.listing?.stamp !== stamp) {
-      this.listing = { stamp, usable: listExperts(dir).filter((e) => e.status === 'ok').map((e) => e.name) };
+      this.listing = { stamp, usable: usableExperts(dir).map((e) => e.name) };
     }
     return this.listing.usable;
   }

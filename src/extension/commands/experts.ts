@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
 import { readExpertState, setAttached } from '../../core/adapters/state';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
-import { listExperts } from '../../core/adapters/store';
+import { listExperts, usableExperts } from '../../core/adapters/store';
 import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
 import { MoaError } from '../../core/util/errors';
 import { InspectorPanel } from '../inspector';
@@ -14,7 +14,7 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
   cmd('moa.inspectExpert', async (node?: unknown) => {
     let name = expertNameOf(node);
     if (!name) {
-      const ok = listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok');
+      const ok = usableExperts(ws.layout.expertsDir);
       if (ok.length === 0) throw new MoaError('no trained expert to inspect yet', 'Run "MoA: Train All Experts" first.');
       name = ok.length === 1 ? ok[0]!.name : (await vscode.window.showQuickPick(ok.map((e) => e.name), { title: 'MoA: inspect which expert?' }));
     }

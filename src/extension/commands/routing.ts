@@ -3,7 +3,7 @@ import { setRoutingMode } from '../../core/config/edit';
 import type { RoutingMode } from '../../core/config/schema';
 import { MoaError } from '../../core/util/errors';
 import { readExpertState } from '../../core/adapters/state';
-import { listExperts } from '../../core/adapters/store';
+import { usableExperts } from '../../core/adapters/store';
 import type { App } from './app';
 
 /** How files are routed to experts, and what the current file gets. */
@@ -16,7 +16,7 @@ export function registerRoutingCommands({ ws, inline, cmd }: App): void {
   // The status-bar item's menu: what serves this file, and the two ways to change it.
   cmd('moa.routingMenu', async () => {
     const state = readExpertState(ws.layout);
-    const experts = listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok').map((e) => e.name);
+    const experts = usableExperts(ws.layout.expertsDir).map((e) => e.name);
     type Item = vscode.QuickPickItem & { run: () => unknown };
     const items: Item[] = [
       { label: '$(list-selection) Set Routing Mode…', description: `now ${ws.config().routing.mode}`, run: () => vscode.commands.executeCommand('moa.setRoutingMode') },

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import { moaSettings } from '../settings';
-import { listExperts } from '../../core/adapters/store';
+import { usableExperts } from '../../core/adapters/store';
 import type { TrainStage } from '../../core/trainer/train';
 import { MoaError } from '../../core/util/errors';
 import { DashboardPanel } from '../dashboard';
@@ -27,7 +27,7 @@ export function registerTrainingCommands({ context, ws, training, tree, cmd }: A
     if (domain) await train(['experts'], [domain]);
   });
   cmd('moa.trainRouter', () => {
-    if (listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok').length < 2) {
+    if (usableExperts(ws.layout.expertsDir).length < 2) {
       throw new MoaError('the router chooses among experts: train at least two first', 'Run "MoA: Train All Experts".');
     }
     return train(['router']);
