@@ -34,6 +34,10 @@ export const OPTIONS = {
   'finish-now': { type: 'boolean' },
   verbose: { type: 'boolean' },
   minutes: { type: 'string' },
+  'nproc-per-node': { type: 'string' },
+  nnodes: { type: 'string' },
+  'node-rank': { type: 'string' },
+  'rdzv-endpoint': { type: 'string' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

@@ -28,6 +28,7 @@ Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and 
           .gitignore rebuilds. Stop with Ctrl+C. With --json, one JSON line per update.`,
   train: `usage: moa train [--steps N] [--minutes M] [--stages experts,router,mixed] [--router-steps N] [--keep-partial] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
        moa train --resume [--run ID] [--finish-now] [--keep-partial]
+       moa train --nproc-per-node N|auto [--nnodes M --node-rank R --rdzv-endpoint HOST:PORT]
 Stage 1 (experts) trains every domain's expert together on the frozen base and writes
 .moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
 trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
@@ -39,6 +40,9 @@ improved for patience evaluations (default 3), keeping its best weights.
 A stopped run (Ctrl+C) keeps its checkpoint and leaves the existing experts as they were;
 --keep-partial writes the partly trained ones instead. An expert that is replaced is kept as its
 previous version ("moa experts rollback NAME").
+--nproc-per-node runs N data-parallel trainer processes through torchrun (auto: one per visible
+GPU, one on CPU; the batch's rows per domain must divide by the process count); with --nnodes,
+run the same command on every machine with its own --node-rank and one --rdzv-endpoint.
 --resume continues the latest stopped, failed or interrupted run (or --run ID) from its last
 checkpoint; with --finish-now it writes that checkpoint's experts without training further.
 --json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,

@@ -14,6 +14,8 @@ export interface MoaSettings {
   /** 0: training.steps / training.minutes from .moa/moa.json. */
   trainSteps: number;
   trainMinutes: number;
+  /** Data-parallel trainer processes on this machine (torchrun); machine scope. */
+  trainProcesses: number;
   inline: { enabled: boolean; maxTokens: number; promptTokens: number; debounceMs: number; stopAt: StopMode; disabledDomains: string[] };
 }
 
@@ -32,6 +34,7 @@ export function moaSettings(): MoaSettings {
     dataWatch: read<boolean>(c, 'data.watch'),
     trainSteps: read<number>(c, 'trainSteps'),
     trainMinutes: read<number>(c, 'trainMinutes'),
+    trainProcesses: read<number>(c, 'train.processes'),
     inline: {
       enabled: read<boolean>(c, 'inline.enabled'),
       maxTokens: read<number>(c, 'inline.maxTokens'),
@@ -44,4 +47,4 @@ export function moaSettings(): MoaSettings {
 }
 
 /** The setting keys this module reads (a test holds them equal to package.json's). */
-export const SETTING_KEYS = ['pythonPath', 'data.watch', 'trainSteps', 'trainMinutes', 'inline.enabled', 'inline.maxTokens', 'inline.promptTokens', 'inline.debounceMs', 'inline.stopAt', 'inline.disabledDomains'];
+export const SETTING_KEYS = ['pythonPath', 'data.watch', 'trainSteps', 'trainMinutes', 'train.processes', 'inline.enabled', 'inline.maxTokens', 'inline.promptTokens', 'inline.debounceMs', 'inline.stopAt', 'inline.disabledDomains'];

@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { moaSettings } from './settings';
 import { join } from 'node:path';
 import { buildDatasetsInChild } from '../core/data/buildProcess';
 import type { DatasetManifest } from '../core/data/shards';
@@ -83,6 +84,8 @@ export class TrainingController implements vscode.Disposable {
       stages,
       domains,
       minutes,
+      // Machine scope (settings.ts): how many processes this machine's GPUs take is not the workspace's call.
+      ...(moaSettings().trainProcesses > 1 ? { processes: { nprocPerNode: moaSettings().trainProcesses } } : {}),
       onEvent: (e) => this.events.fire(e),
       onLog: (line) => this.ws.log.info(`[trainer] ${line}`),
     });

@@ -116,3 +116,21 @@ test('a base model\'s FIM sentinels come from its tokenizer; the built-in byte-l
   assert.ok(star && new Set([star.prefix, star.suffix, star.middle]).size === 3);
   assert.equal(baseFim('/nonexistent'), null);
 });
+
+test('torchrun arguments: none for one process, standalone for one machine, a rendezvous for several', async () => {
+  const { torchrunArgs, trainerLaunch } = await import('../../src/core/trainer/process');
+  assert.deepEqual(torchrunArgs(undefined), []);
+  assert.deepEqual(torchrunArgs({ nprocPerNode: 1 }), []);
+  assert.deepEqual(torchrunArgs({ nprocPerNode: 4 }), ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '4']);
+  assert.deepEqual(torchrunArgs({ nprocPerNode: 8, nnodes: 2, nodeRank: 1, rdzvEndpoint: 'head:29500' }),
+    ['-m', 'torch.distributed.run', '--nnodes', '2', '--node-rank', '1', '--rdzv-backend', 'c10d', '--rdzv-endpoint', 'head:29500', '--nproc-per-node', '8']);
+  // The same isolation as every start: the trainer's folder as cwd, nothing from the workspace importable.
+  const l = trainerLaunch('/py', '/t', ['train'], {}, { nprocPerNode: 2 });
+  assert.deepEqual(l.args, ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', '-m', 'moa_trainer', 'train']);
+  assert.equal(l.options.cwd, '/t');
+  assert.equal(l.options.env['PYTHONSAFEPATH'], '1');
+  const { distOptions } = await import('../../src/cli/commands/train');
+  assert.equal(distOptions({}, () => 3), undefined);
+  assert.deepEqual(distOptions({ 'nproc-per-node': 'auto' }, () => 3), { nprocPerNode: 3 });
+  assert.deepEqual(distOptions({ 'nproc-per-node': 'auto' }, () => 0), { nprocPerNode: 1 }, 'auto on CPU: one process');
+});

@@ -4,7 +4,7 @@ import { datasetsForTraining } from '../../core/data/compact';
 import { resolveBaseModelDir } from '../../core/models/base';
 import type { WorkspaceLayout } from '../../core/paths';
 import { keptPrevious, type TrainerEvent } from '../../core/trainer/events';
-import { describeFailure, succeeded } from '../../core/trainer/process';
+import { describeFailure, succeeded, visibleGpus, type DistLaunch } from '../../core/trainer/process';
 import { choosePython } from '../../core/trainer/python';
 import { latestResumable, runInfo } from '../../core/trainer/runs';
 import { datasetWarnings, resumeTraining, startTraining, type TrainingSession } from '../../core/trainer/train';
@@ -32,13 +32,34 @@ function printer(values: Values, layout: WorkspaceLayout, progress: ProgressPrin
   };
 }
 
+/**
+ * `--nproc-per-node N|auto` (auto: one process per visible GPU, one on CPU) and, for several
+ * machines, `--nnodes M --node-rank R --rdzv-endpoint HOST:PORT`: torchrun's own options.
+ */
+export function distOptions(values: Values, gpus: () => number): DistLaunch | undefined {
+  const raw = values['nproc-per-node'];
+  const nnodes = intOption(values, 'nnodes', 1, 1)!;
+  if (raw === undefined && nnodes === 1) {
+    if (values['node-rank'] !== undefined || values['rdzv-endpoint'] !== undefined) throw new UsageError('--node-rank and --rdzv-endpoint go with --nnodes M (M ≥ 2)');
+    return undefined;
+  }
+  const nproc = raw === undefined || raw === 'auto' ? Math.max(1, gpus()) : intOption(values, 'nproc-per-node', 1, 1)!;
+  if (nnodes === 1) return { nprocPerNode: nproc };
+  const nodeRank = intOption(values, 'node-rank', undefined, 0);
+  const endpoint = values['rdzv-endpoint'];
+  if (nodeRank === undefined || nodeRank >= nnodes) throw new UsageError(`--nnodes ${nnodes} needs --node-rank R, this machine's rank from 0 to ${nnodes - 1}`);
+  if (!endpoint || !/^[^\s:]+:\d{1,5}$/.test(endpoint)) throw new UsageError(`--nnodes ${nnodes} needs --rdzv-endpoint HOST:PORT, where the machines meet (the same on every machine), got ${JSON.stringify(endpoint ?? '')}`);
+  return { nprocPerNode: nproc, nnodes, nodeRank, rdzvEndpoint: endpoint };
+}
+
 function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEvent) => void): TrainingSession {
   const python = choosePython(productRoot, values.python).command;
+  const processes = distOptions(values, () => visibleGpus(python, product.trainerDir));
   const onLog = (line: string) => process.env['MOA_VERBOSE'] && process.stderr.write(line + '\n');
   if (values.resume) {
     const run = values.run ? runInfo(layout, values.run) : latestResumable(layout);
     if (!run) throw new MoaError(`${layout.runsDir}: no stopped, failed or interrupted run with a checkpoint to resume`, 'Start a new run with "moa train".');
-    return resumeTraining({ layout, product, python, run, finishNow: values['finish-now'], keepPartial: values['keep-partial'], onEvent, onLog });
+    return resumeTraining({ layout, product, python, run, processes, finishNow: values['finish-now'], keepPartial: values['keep-partial'], onEvent, onLog });
   }
   if (values['finish-now']) throw new UsageError('--finish-now goes with --resume');
   const { config, warnings } = loadConfig(layout.configFile);
@@ -58,6 +79,7 @@ function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEven
     device: values.device,
     keepPartial: values['keep-partial'],
     minutes: numberOption(values, 'minutes'),
+    processes,
     onEvent,
     onLog,
   });

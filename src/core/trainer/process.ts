@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { delimiter } from 'node:path';
 import { JsonLineParser } from './jsonLines';
 import { parseTrainerEvent, type TrainerEvent } from './events';
-import { errorMessage } from '../util/errors';
+import { MoaError, errorMessage } from '../util/errors';
 
 export interface TrainerSpawnOptions {
   python: string;
@@ -12,6 +12,8 @@ export interface TrainerSpawnOptions {
   /** Extra arguments after the command (`--resume`). */
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Several processes through torchrun (data parallel); absent or one process: a plain start. */
+  processes?: DistLaunch;
   onEvent?: (e: TrainerEvent) => void;
   /** A stdout line that is not a protocol event (logged, never fatal). */
   onNoise?: (line: string) => void;
@@ -51,11 +53,11 @@ const STDIO_DRAIN_MS = 2000;
  * root is never seen; PYTHONSAFEPATH (3.11+) also keeps the unsafe path off. Every trainer command
  * goes through here (test/integration/security.test.ts plants exactly such modules).
  */
-export function trainerLaunch(python: string, trainerDir: string, args: string[], baseEnv: NodeJS.ProcessEnv = process.env) {
+export function trainerLaunch(python: string, trainerDir: string, args: string[], baseEnv: NodeJS.ProcessEnv = process.env, processes?: DistLaunch) {
   const pythonPath = [trainerDir, baseEnv['PYTHONPATH']].filter(Boolean).join(delimiter);
   return {
     command: python,
-    args: ['-m', 'moa_trainer', ...args],
+    args: [...torchrunArgs(processes), '-m', 'moa_trainer', ...args],
     options: {
       cwd: trainerDir,
       env: { ...baseEnv, PYTHONPATH: pythonPath, PYTHONSAFEPATH: '1', PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8' },
@@ -63,12 +65,44 @@ export function trainerLaunch(python: string, trainerDir: string, args: string[]
   };
 }
 
+/**
+ * Data-parallel training through torchrun, PyTorch's own launcher (we drive it; we do not write
+ * one): processes per machine, and for several machines their count, this one's rank and where
+ * they meet. Rank 0 alone emits events; a stop reaching any rank stops all (dist.py).
+ */
+export interface DistLaunch {
+  nprocPerNode: number;
+  nnodes?: number;
+  nodeRank?: number;
+  /** HOST:PORT of the rendezvous (several machines only). */
+  rdzvEndpoint?: string;
+}
+
+/** The `python -m torch.distributed.run …` arguments before `-m moa_trainer`; none for one process. */
+export function torchrunArgs(p: DistLaunch | undefined): string[] {
+  if (!p || (p.nprocPerNode <= 1 && (p.nnodes ?? 1) <= 1)) return [];
+  const nodes = p.nnodes ?? 1;
+  const where = nodes > 1
+    ? ['--nnodes', String(nodes), '--node-rank', String(p.nodeRank ?? 0), '--rdzv-backend', 'c10d', '--rdzv-endpoint', p.rdzvEndpoint ?? '']
+    : ['--standalone'];
+  return ['-m', 'torch.distributed.run', ...where, '--nproc-per-node', String(p.nprocPerNode)];
+}
+
+/** CUDA devices the interpreter's torch sees (0 without CUDA), asked as every trainer start is isolated. */
+export function visibleGpus(python: string, trainerDir: string): number {
+  const probe = trainerLaunch(python, trainerDir, []);
+  const r = spawnSync(python, ['-c', 'import torch; print(torch.cuda.device_count() if torch.cuda.is_available() else 0)'], { ...probe.options, encoding: 'utf8', shell: false, timeout: 120_000 });
+  const n = Number(r.stdout?.trim());
+  if (r.status !== 0 || !Number.isInteger(n)) throw new MoaError(`${python}: could not ask torch how many GPUs it sees (${(r.stderr ?? '').trim().split('\n').pop() ?? 'no output'})`, 'Run "moa doctor".');
+  return n;
+}
+
 /** Spawns `python -m moa_trainer <command>` without a shell and streams its protocol events. */
 export function spawnTrainer(opts: TrainerSpawnOptions): TrainerProcess {
   const args: string[] = [opts.command];
   if (opts.configPath) args.push('--config', opts.configPath);
   if (opts.extraArgs) args.push(...opts.extraArgs);
-  const launch = trainerLaunch(opts.python, opts.trainerDir, args, opts.env ?? process.env);
+  const launch = trainerLaunch(opts.python, opts.trainerDir, args, opts.env ?? process.env, opts.processes);
   const child: ChildProcess = spawn(launch.command, launch.args, {
     ...launch.options,
     stdio: ['pipe', 'pipe', 'pipe'],

@@ -8,7 +8,7 @@ import { MoaError, errorMessage } from '../util/errors';
 import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
 import { readJsonObject } from '../util/json';
 import { keptPrevious, type TrainerEvent } from './events';
-import { describeFailure, spawnTrainer, succeeded, type TrainerExit } from './process';
+import { describeFailure, spawnTrainer, succeeded, type DistLaunch, type TrainerExit } from './process';
 import { acquireRunLock, appendEvent, createRun, finishRun, hasCheckpoint, newRunId, runStatus, trainConfigPath, updateRun, type RunInfo, type RunLock } from './runs';
 
 export interface TrainRequest {
@@ -30,6 +30,8 @@ export interface TrainRequest {
   keepPartial?: boolean;
   /** Overrides config.training.minutes (0: no time budget). */
   minutes?: number;
+  /** Several trainer processes through torchrun (`moa train --nproc-per-node`). */
+  processes?: DistLaunch;
   /** The base model's FIM sentinel ids; found from its tokenizer when absent (null: it has none). */
   fim?: Pick<FimTokens, 'prefix' | 'suffix' | 'middle'> | null;
   device?: string;
@@ -173,6 +175,8 @@ export interface ResumeRequest {
   finishNow?: boolean;
   /** A stop during the resumed run publishes the partly trained experts. */
   keepPartial?: boolean;
+  /** Several processes for the resumed run (the trainer refuses a world size its checkpoint cannot take). */
+  processes?: DistLaunch;
   onEvent?: (e: TrainerEvent) => void;
   onLog?: (line: string) => void;
 }
@@ -199,9 +203,10 @@ export function resumeTraining(req: ResumeRequest): TrainingSession {
   return launch(req, run, lock, configPath, ['--resume']);
 }
 
-function launch(req: { layout: WorkspaceLayout; product: ProductLayout; python: string; onEvent?: (e: TrainerEvent) => void; onLog?: (line: string) => void }, run: RunInfo, lock: RunLock, configPath: string, extraArgs: string[]): TrainingSession {
+function launch(req: { layout: WorkspaceLayout; product: ProductLayout; python: string; processes?: DistLaunch; onEvent?: (e: TrainerEvent) => void; onLog?: (line: string) => void }, run: RunInfo, lock: RunLock, configPath: string, extraArgs: string[]): TrainingSession {
   const proc = spawnTrainer({
     python: req.python,
+    processes: req.processes,
     trainerDir: req.product.trainerDir,
     command: 'train',
     configPath,

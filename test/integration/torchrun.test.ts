@@ -1,0 +1,90 @@
+// Scale-out through torchrun (issue #21), all real: `moa train --nproc-per-node 2` starts two gloo
+// processes on CPU through `python -m torch.distributed.run`, and they train the same experts as
+// one process on the same global batch; rank 0 alone reports.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+
+const cli = join(repoRoot(), 'dist', 'cli.js');
+let ws: { root: string; cleanup: () => void };
+
+function moa(args: string[]) {
+  const r = spawnSync(process.execPath, [cli, ...args, '--workspace', ws.root], { cwd: ws.root, encoding: 'utf8', timeout: 600_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+before(() => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 8; i++) {
+    files[`src/m${i}.py`] = `import os\n\n\ndef load_${i}(path, limit=${i + 3}):\n    with open(path) as handle:\n        return [line.strip() for line in handle.readlines()[:limit]]\n\n\nclass Store${i}:\n    def __init__(self, name):\n        self.name = name\n        self.items = {}\n`.repeat(3);
+    files[`docs/g${i}.md`] = `# Guide ${i}\n\nThis guide explains how to set up the project on a new machine.\n\n## Install\n\nRun the installer and follow the prompts. The defaults work for most people.\n`.repeat(3);
+  }
+  ws = tempWorkspace(files);
+  assert.equal(moa(['init']).code, 0);
+  assert.equal(moa(['data']).code, 0);
+});
+
+after(() => ws?.cleanup());
+
+type Event = { type: string; step?: number; expert?: string; loss?: number; world_size?: number; name?: string };
+const train = (extra: string[]) => {
+  const r = moa(['train', '--steps', '4', '--stages', 'experts', '--minutes', '0', '--json', ...extra]);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  return r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Event);
+};
+
+test('two processes through torchrun train the same experts as one, and rank 0 alone reports', { timeout: 600_000 }, () => {
+  const one = train([]);
+  const two = train(['--nproc-per-node', '2']);
+  assert.equal(one.find((e) => e.type === 'plan')?.world_size, 1);
+  assert.equal(two.find((e) => e.type === 'plan')?.world_size, 2, 'the plan says how many processes train');
+  assert.equal(two.filter((e) => e.type === 'hello').length, 1, 'one hello: rank 0 alone speaks');
+  const losses = (events: Event[]) => events.filter((e) => e.type === 'step').map((e) => [e.step, e.expert, e.loss] as const);
+  const a = losses(one);
+  const b = losses(two);
+  assert.deepEqual(b.map(([s, x]) => [s, x]), a.map(([s, x]) => [s, x]));
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]![2]! - b[i]![2]!) <= 1e-4 * Math.abs(a[i]![2]!), `step ${a[i]![0]} ${a[i]![1]}: ${a[i]![2]} vs ${b[i]![2]}`);
+  assert.deepEqual(two.filter((e) => e.type === 'artifact').map((e) => e.name).sort(), ['markdown', 'python']);
+  for (const d of ['markdown', 'python']) assert.ok(existsSync(join(ws.root, '.moa', 'experts', d, 'adapter_model.safetensors')));
+});
+
+test('several machines need a rank and a meeting point; a bad process count is refused', () => {
+  const r = moa(['train', '--nnodes', '2', '--nproc-per-node', '1']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--nnodes 2 needs --node-rank R/);
+  const e = moa(['train', '--nnodes', '2', '--node-rank', '1', '--rdzv-endpoint', 'nohost']);
+  assert.equal(e.code, 2);
+  assert.match(e.stderr, /--rdzv-endpoint HOST:PORT/);
+  assert.match(moa(['train', '--nproc-per-node', 'two']).stderr, /--nproc-per-node must be an integer/);
+});
+
+test('a stop reaches every rank and ends with one checkpoint; --resume with two processes finishes the run', { timeout: 600_000 }, async () => {
+  const child = spawn(process.execPath, [cli, 'train', '--steps', '400', '--stages', 'experts', '--minutes', '0', '--json', '--nproc-per-node', '2', '--workspace', ws.root], { cwd: ws.root });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (b) => (err += b));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (b) => {
+      out += b;
+      // Stop once training is under way, as Ctrl+C would.
+      if (/"type":"step","stage":"experts","expert":"\w+","step":3,/.test(out) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('close', resolve);
+  });
+  assert.equal(code, 3, `stopped: exit 3\n${err.slice(-2000)}`);
+  const events = out.trim().split('\n').map((l) => JSON.parse(l) as Event & { stopped?: boolean; steps_done?: number; checkpoint?: string });
+  const done = events.at(-1)!;
+  assert.equal(done.type, 'done');
+  assert.equal(done.stopped, true);
+  assert.equal(events.filter((e) => e.type === 'done').length, 1, 'one done: rank 0 alone');
+  assert.ok(done.checkpoint && existsSync(done.checkpoint), 'the stop left a checkpoint');
+  const resumed = moa(['train', '--resume', '--nproc-per-node', '2', '--json']);
+  assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+  const rdone = JSON.parse(resumed.stdout.trim().split('\n').pop()!) as { stopped: boolean; steps_done: number; resumed: boolean };
+  // The run ends where the plan does: its 400 steps, or each expert's epoch cap on this small workspace.
+  assert.deepEqual([rdone.stopped, rdone.resumed], [false, true]);
+  assert.ok(rdone.steps_done > done.steps_done!, `continued past the stop: ${rdone.steps_done} > ${done.steps_done}`);
+});
