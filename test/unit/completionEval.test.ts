@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { candidatePositions, samplePositions, scoreCompletions, seeded, formatCompletionTable } from '../../src/core/eval/completions';
+import { candidatePositions, samplePositions, scoreCompletions, formatCompletionTable } from '../../src/core/eval/completions';
+import { seededRandom as seeded } from '../../src/core/inference/sampling';
 
 const py = 'import os\n\n\ndef load(path, limit=3):\n    with open(path) as handle:\n        return handle.read()\n';
 

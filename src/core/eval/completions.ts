@@ -6,6 +6,7 @@ import { editDistance } from '../domains/languages';
 import { CompletionService, DEFAULT_COMPLETE, type CompleteOptions } from '../inference/service';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { throwIfCancelled } from '../util/errors';
+import { seededRandom } from '../inference/sampling';
 import { resolveBaseModelDir } from '../models/base';
 import { baseFim } from '../trainer/train';
 
@@ -45,18 +46,6 @@ export interface CompletionReport {
   columns: CompletionColumn[];
   /** domain → column → scores. */
   rows: Record<string, Partial<Record<CompletionColumn, CompletionScores>>>;
-}
-
-/** A small seeded generator (mulberry32): the same positions for the same seed, on any machine. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /**
@@ -188,7 +177,7 @@ export async function evaluateCompletions(
   try {
     for (const domain of domains) {
       const files = heldOutFiles(layout, domain);
-      const positions = samplePositions(files, opts.positions, seeded(opts.seed));
+      const positions = samplePositions(files, opts.positions, seededRandom(opts.seed));
       if (positions.length === 0) continue;
       const texts = new Map(files.map((f) => [f.relPath, f.text]));
       const row: CompletionReport['rows'][string] = {};
