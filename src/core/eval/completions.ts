@@ -209,7 +209,7 @@ export function columnName(c: CompletionColumn): string {
 
 /** The completion table: exact match, edit similarity, accepted characters and latency per column. */
 export function formatCompletionTable(r: CompletionReport): string {
-  const w = 22;
+  const w = 24;
   const lines = [
     `completions to the end of the line at ${r.positionsPerDomain} held-out positions per domain (half line starts, half mid-line; seed ${r.seed}): exact match · edit similarity · accepted characters (of the line's); then how often the domain's own expert served · first token p50 ms · whole line p50/p95 ms`,
     'domain'.padEnd(14) + r.columns.map((c) => columnName(c).padStart(w)).join(''),
