@@ -63,11 +63,12 @@ export async function evaluateEmbedded(x: EmbeddedInputs): Promise<EmbeddedRepor
   const { prose: P, blockBeforeCursor: H, continuation: C } = EMBEDDED_SHAPE;
   const bos = x.tokenizer.bosId === null ? [] : [x.tokenizer.bosId];
   const rows: EmbeddedRow[] = [];
+  // The prose windows are the same for every block language: read once.
+  const proseWindows = evenWindows(proseData.valPath, P, x.samples);
   for (const cfg of x.config.domains) {
     const language = cfg.languages.find((l) => domains.domainOfLanguage(l) === cfg.name);
     const data = byName.get(cfg.name);
     if (cfg.name === prose || !language || !data || !x.stacks.has(cfg.name)) continue;
-    const proseWindows = evenWindows(proseData.valPath, P, x.samples);
     const codeWindows = evenWindows(data.valPath, H + C, x.samples);
     const n = Math.min(proseWindows.length, codeWindows.length);
     if (n === 0) continue;
