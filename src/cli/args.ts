@@ -38,6 +38,11 @@ export const OPTIONS = {
   nnodes: { type: 'string' },
   'node-rank': { type: 'string' },
   'rdzv-endpoint': { type: 'string' },
+  method: { type: 'string' },
+  weights: { type: 'string' },
+  density: { type: 'string' },
+  rank: { type: 'string' },
+  majority: { type: 'string' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

@@ -9,7 +9,7 @@ commands:
   data        tokenize each domain's files into train/val shards
   train       train one LoRA expert per domain (python -m moa_trainer train)
   complete    complete a file at a position with the routed expert
-  experts     list | attach | detach | pin | unpin | import | export | inspect
+  experts     list | attach | detach | pin | unpin | import | export | merge | inspect
   route       which expert(s) serve a file, and why
   eval        held-out loss: base, every expert on every domain, mixed baseline, MoA routing
   report      write a self-contained HTML report: loss curves, eval table, heatmap, router, datasets
@@ -53,12 +53,17 @@ before the cursor, and for a base model with fill-in-the-middle tokens (Qwen2.5-
 DeepSeek-Coder) also the text after it, cut to --prompt-tokens (default 512, special tokens included).
 --expert NAME serves this one request from expert NAME alone, bypassing routing (to compare experts).`,
   experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|rollback NAME|import DIR [NAME]|export NAME DIR|inspect NAME> [--force] [--workspace DIR] [--json]
+       moa experts merge NEW A B [C…] [--method linear|cat|svd|ties|dare_linear|dare_ties|magnitude_prune|…_svd] [--weights W,W…] [--density D] [--rank R] [--majority total|frequency] [--seed S] [--force]
 list: every expert with its state (attached, detached, pinned, broken with the reason).
 attach/detach/pin/unpin: workspace state in .moa/state.json; routing skips detached experts.
 rollback: swaps an expert with the version that training or an import replaced (again to undo).
 import: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors), checked against the
 base model, becomes an expert. export: writes an expert as a PEFT folder. inspect: per-layer
-update norms, effective rank and the similarity to the other experts.`,
+update norms, effective rank and the similarity to the other experts.
+merge: a new expert NEW from A, B… with peft's add_weighted_adapter semantics (default linear,
+weights 1 each; cat and svd take experts of different ranks, --rank sets svd's; ties, dare_* and
+magnitude_prune need --density; dare draws its masks from --seed). For runtimes that take one
+adapter, and as a baseline beside routing; needs the trainer's Python (torch).`,
   eval: `usage: moa eval [--windows N] [--completions [--positions N] [--seed S]] [--workspace DIR] [--json]
 On each domain's held-out shard (N evenly spaced windows, default 16): the loss of the base model,
 of every expert (the domain × expert matrix), of the mixed baseline when trained, and of MoA with

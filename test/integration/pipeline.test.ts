@@ -7,6 +7,7 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/core/adapters/safetensors';
 import { readBaseModel } from '../../src/core/models/base';
+import { loadExpertWeights, type ExpertWeights } from '../../src/core/adapters/store';
 import { readRouterInfo } from '../../src/core/adapters/router';
 import { loadConfig } from '../../src/core/config/load';
 import { evaluate } from '../../src/core/eval/evaluate';
@@ -365,4 +366,34 @@ test('every event the real trainer wrote in this workspace keeps schemas/trainer
     }
   }
   for (const k of ['hello', 'plan', 'step', 'eval', 'checkpoint', 'artifact', 'done']) assert.ok(kinds.has(k), `a ${k} event was written`);
+});
+
+test('moa experts merge: a cat merge is exactly the weighted sum of the updates, as our reader serves it', () => {
+  const layout = workspaceLayout(ws.root);
+  const base = readBaseModel(loadConfig(layout.configFile).config.baseModel, join(root, 'models', 'moa-tiny'));
+  const merged = moa(['experts', 'merge', 'both', 'python', 'markdown', '--method', 'cat', '--weights', '0.75,-0.5', '--json']);
+  assert.equal(merged.code, 0, merged.stderr);
+  const [py, md, both] = ['python', 'markdown', 'both'].map((n) => loadExpertWeights(join(layout.expertsDir, n), n, base));
+  assert.equal(both!.r, py!.r + md!.r, 'cat: the ranks add up');
+  assert.equal(both!.scaling, 1, 'the merged weights carry each expert\'s scaling');
+  // ΔW = scaling · B A for one layer's q_proj, from what the serving side reads.
+  const delta = (e: ExpertWeights, layer: number) => {
+    const m = e.modules.get('q_proj')!;
+    const out = new Float64Array(m.outFeatures * m.inFeatures);
+    for (let o = 0; o < m.outFeatures; o++) for (let k = 0; k < e.r; k++) {
+      const b = m.B[layer]![o * e.r + k]! * e.scaling;
+      for (let i = 0; i < m.inFeatures; i++) out[o * m.inFeatures + i]! += b * m.A[layer]![k * m.inFeatures + i]!;
+    }
+    return out;
+  };
+  const mdDelta = delta(md!, 1);
+  const want = delta(py!, 1).map((x, i) => 0.75 * x - 0.5 * mdDelta[i]!);
+  const got = delta(both!, 1);
+  assert.ok(want.some((x) => Math.abs(x) > 1e-3), 'the experts moved q_proj');
+  assert.ok(got.every((x, i) => Math.abs(x - want[i]!) < 1e-5), 'merged ΔW = 0.75 ΔW_python − 0.5 ΔW_markdown');
+  const bad = moa(['experts', 'merge', 'x', 'python', 'markdown', '--method', 'ties']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /needs --density/);
+  assert.equal(moa(['experts', 'merge', 'both', 'python', 'markdown']).code, 1, 'an existing name needs --force');
+  rmSync(join(layout.expertsDir, 'both'), { recursive: true });
 });

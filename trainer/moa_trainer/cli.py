@@ -1,4 +1,4 @@
-"""Command line: `python -m moa_trainer {doctor,train,export,pretrain} --config <json>`.
+"""Command line: `python -m moa_trainer {doctor,train,export,pretrain,merge} --config <json>`.
 
 Every outcome on stdout is a protocol event: success ends in `done` (exit 0), any failure in
 `error` (exit 1; exit 2 for bad usage). Tracebacks go to stderr only.
@@ -15,7 +15,7 @@ from typing import NoReturn, Optional, Sequence
 from .errors import TrainerError
 from .protocol import StopFlag, StopRequested, claim_stdout, emit, install_stop_handlers
 
-COMMANDS = ("doctor", "train", "export", "pretrain")
+COMMANDS = ("doctor", "train", "export", "pretrain", "merge")
 TORCH_HINT = "pip install -r trainer/requirements.txt"
 
 
@@ -35,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="report python, torch and device")
     doctor.add_argument("--config", help="optional; accepted for symmetry")
     for name, help_ in (("train", "train domain LoRA experts"), ("export", "export the ONNX decoder"),
-                        ("pretrain", "pretrain a base model from scratch")):
+                        ("pretrain", "pretrain a base model from scratch"),
+                        ("merge", "merge experts into one, as peft's add_weighted_adapter")):
         cmd = sub.add_parser(name, help=help_)
         cmd.add_argument("--config", required=True, help="JSON config file")
         if name == "train":
@@ -61,6 +62,9 @@ def _dispatch(command: str, config: Optional[str], stop: StopFlag, resume: bool 
     elif command == "pretrain":
         from .pretrain import run as pretrain
         pretrain(config or "", stop)
+    elif command == "merge":
+        from .merge import run as merge
+        merge(config or "")
 
 
 def main(argv: Optional[Sequence[str]] = None, own_stdout: bool = True) -> int:

@@ -15,6 +15,7 @@ to take one optimizer step, evaluate, save/restore its state and write its artif
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -437,6 +438,8 @@ class RouterStage(Stage):
         self.val_losses: dict[str, Optional[float]] = {n: None for n in self.names}
         # Confusion rows: for each domain, the share of its held-out windows routed to each expert.
         self.confusion: dict[str, Optional[dict[str, float]]] = {n: None for n in self.names}
+        # What the warm start read (windows per domain, seconds), for router.json; None when it did not run here.
+        self.warm: Optional[dict[str, float]] = None
 
     @torch.no_grad()
     def prepare(self) -> None:
@@ -444,37 +447,51 @@ class RouterStage(Stage):
         training windows (experts routed by their labels, prompt lengths drawn as in training),
         before any gradient step. Adam on the cross-entropy alone moves a linear router slowly
         (with top-1 routing the LM loss sends it no gradient); the fit starts it where a linear
-        router can be (trainer/ROUTER.md). Own random stream: the training streams are unchanged."""
+        router can be (trainer/ROUTER.md). The windows are read a chunk per domain at a time, so
+        every domain has as many when a time budget (a quarter of the stage's) ends it early.
+        Own random stream: the training streams are unchanged."""
         if not self.rc.warm_start:
             return
         cfg, dist = self.cfg, self.ctx.dist
         if dist.is_main:
             rng = torch.Generator().manual_seed(cfg.seed + 7211)
             window = cfg.seq_len + 1
+            chunk = cfg.batch_size * 2
+            # More windows than cover a small domain's text twice over would only repeat it.
+            n = min(self.rc.warm_windows, max(64, max(2 * len(s.tokens) // cfg.seq_len for s in self.source.samplers)))
+            drawn: list[tuple[Tensor, Tensor, Tensor]] = []
+            for smp in self.source.samplers:
+                tokens = torch.from_numpy(smp.tokens.astype("int64"))
+                starts = torch.randint(0, len(tokens) - window + 1, (n,), generator=rng)
+                lengths = torch.randint(max(1, cfg.seq_len // 4), cfg.seq_len + 1, (n,), generator=rng)
+                drawn.append((tokens, starts, lengths))
             per_layer: list[list[Tensor]] = [[] for _ in self.routers.layers]
             labels: list[Tensor] = []
             self.lora.eval()
-            for e, smp in enumerate(self.source.samplers):
-                tokens = torch.from_numpy(smp.tokens.astype("int64"))
-                n = self.rc.warm_windows
-                starts = torch.randint(0, len(tokens) - window + 1, (n,), generator=rng)
-                batch = torch.stack([tokens[s:s + window] for s in starts.tolist()])[:, :-1]
-                lengths = torch.randint(max(1, cfg.seq_len // 4), cfg.seq_len + 1, (n,), generator=rng)
-                for chunk, lens in zip(batch.split(cfg.batch_size * 2), lengths.split(cfg.batch_size * 2)):
-                    chunk = chunk.to(self.ctx.device)
-                    mask = self.prompt_mask(chunk.shape[0], cfg.seq_len, lens)
+            t0 = time.monotonic()
+            deadline = t0 + self.rc.max_seconds / 4 if self.rc.max_seconds else math.inf
+            read = 0
+            for lo in range(0, n, chunk):
+                for e, (tokens, starts, lengths) in enumerate(drawn):
+                    ids = torch.stack([tokens[s:s + window] for s in starts[lo:lo + chunk].tolist()])[:, :-1]
+                    ids = ids.to(self.ctx.device)
+                    mask = self.prompt_mask(ids.shape[0], cfg.seq_len, lengths[lo:lo + chunk])
                     feats: dict[int, Tensor] = {}
-                    index = torch.full((chunk.shape[0],), e, device=self.ctx.device, dtype=torch.long)
-                    self.forward_rows(chunk, self.lora.adapter(index=index),
+                    index = torch.full((ids.shape[0],), e, device=self.ctx.device, dtype=torch.long)
+                    self.forward_rows(ids, self.lora.adapter(index=index),
                                       lambda layer, h: feats.__setitem__(layer, masked_mean(h.float(), mask)))
                     for layer, f in feats.items():
                         per_layer[layer].append(f.cpu())
-                labels.append(torch.full((n,), e, dtype=torch.long))
+                    labels.append(torch.full((ids.shape[0],), e, dtype=torch.long))
+                read += min(chunk, n - lo)
+                if time.monotonic() > deadline:
+                    break
             y = torch.cat(labels)
             for layer, lin in enumerate(self.routers.layers):
                 weight, bias = fit_linear(torch.cat(per_layer[layer]), y, len(self.names))
                 lin.weight.copy_(weight.to(lin.weight))
                 lin.bias.copy_(bias.to(lin.bias))
+            self.warm = {"windows_per_domain": read, "seconds": round(time.monotonic() - t0, 2)}
         for p in self.routers.parameters():
             dist.broadcast_(p.data)
 
@@ -587,6 +604,7 @@ class RouterStage(Stage):
             "experts": self.names, "eta": rc.eta, "top_k": rc.top_k, "expert_lr_mult": rc.expert_lr_mult,
             "accuracy": self.accuracy, "confusion": self.confusion, "val_loss": self.val_losses, "steps": steps_done,
             "run_id": cfg.run_id, "base_model": cfg.base_model_name, "created": now_iso(),
+            **({"warm_start": self.warm} if self.warm else {}),
             "lora": {"r": self.lora.spec.r, "alpha": self.lora.spec.alpha,
                      "target_modules": list(self.lora.spec.target_modules)}})
         emit("artifact", kind="router", name="router", path=str(rc.out_dir), stage=self.name)

@@ -117,7 +117,10 @@ class Engine:
         cfg = self.cfg
         first, meter = self.restore(stage)
         if first == 0:
+            # The warm start is part of the stage: its time counts against the stage's budget.
+            t0 = time.monotonic()
             stage.prepare()
+            meter.budget_seconds += time.monotonic() - t0
         trainable = stage.trainable()
         fpt = flops_per_token(self.model, trainable, cfg.seq_len) if self.peak else None
         emit("plan", stage=stage.name, experts=list(cfg.names) if stage.name != "mixed" else ["mixed"],
@@ -136,7 +139,9 @@ class Engine:
             if self.dist.any(self.stop.is_set()):
                 ended = "stop"
                 break
-            if stage.max_seconds and meter.budget_seconds >= stage.max_seconds:
+            # A fresh stage takes at least one step, so a warm start that used up the budget still
+            # ends in an evaluated, written router.
+            if stage.max_seconds and meter.budget_seconds >= stage.max_seconds and steps_done > 0:
                 ended = "budget"
                 break
             if stage.all_done():

@@ -42,9 +42,10 @@ class RouterConfig:
     eval_every: int = 0
     max_seconds: float = 0.0
     # Fit each layer's router by logistic regression on pooled features before stage 2's steps,
-    # on this many training windows per domain (trainer/ROUTER.md).
+    # on up to this many training windows per domain (fewer when the largest domain is small, or
+    # when a quarter of the stage's time budget runs out first: trainer/ROUTER.md, experiment 4).
     warm_start: bool = True
-    warm_windows: int = 64
+    warm_windows: int = 1024
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def _router(raw: Any, source: str, steps: int, lr: float, eval_every: int) -> Ro
                         top_k=f.int("top_k", 1, minimum=1), out_dir=Path(f.str("out_dir", required=True)),
                         lr=f.float("lr", lr), eval_every=f.int("eval_every", default_eval, minimum=0),
                         max_seconds=f.float("max_seconds", 0.0, minimum=0),
-                        warm_start=_bool(f, "warm_start", True), warm_windows=f.int("warm_windows", 64, minimum=1))
+                        warm_start=_bool(f, "warm_start", True), warm_windows=f.int("warm_windows", 1024, minimum=1))
 
 
 def config_fingerprint(raw: dict[str, Any]) -> str:

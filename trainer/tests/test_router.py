@@ -236,3 +236,25 @@ def test_the_warm_start_fits_the_routers_before_stage_two_steps(tmp_path: Path, 
         evals = [e for e in events if e["type"] == "eval" and e["stage"] == "router"]
         accuracy[warm] = sum(e["router_accuracy"] for e in evals) / len(evals)
     assert accuracy[True] == 1.0 and accuracy[True] > accuracy[False], accuracy
+
+
+def test_the_warm_start_reads_as_many_windows_per_domain_as_its_caps_allow(tmp_path: Path, tiny_model_dir: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """The same count for every domain (the fit's classes stay balanced): `warm_windows`, but no
+    more than cover the largest domain's training text twice (at least 64), and fewer when a
+    quarter of the stage's time budget runs out first (then at least one chunk per domain)."""
+    def warm(tag: str, **router: Any) -> dict[str, Any]:
+        cfg = router_config(tmp_path / tag, tiny_model_dir)
+        cfg["router"].update(steps=1, **router)
+        train_inproc(write_config(tmp_path / tag / "t.json", cfg), capsys)
+        info = json.loads((Path(cfg["router"]["out_dir"]) / "router.json").read_text())
+        largest = max(Path(d["train"]).stat().st_size // 4 for d in cfg["domains"])
+        return {"read": info["warm_start"]["windows_per_domain"], "cover": max(64, 2 * largest // cfg["seq_len"]),
+                "chunk": cfg["batch_size"] * 2}
+
+    few = warm("few", warm_windows=20)
+    assert few["read"] == 20
+    many = warm("many", warm_windows=10**6)
+    assert many["read"] == min(10**6, many["cover"]) and many["read"] < 10**6
+    rushed = warm("rushed", warm_windows=10**6, max_seconds=1e-3)
+    assert rushed["read"] == min(rushed["chunk"], rushed["cover"]) < many["read"], (rushed, many)

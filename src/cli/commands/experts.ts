@@ -1,6 +1,8 @@
 import { join, resolve } from 'node:path';
 import { inspectExpert } from '../../core/adapters/inspection';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
+import { MERGE_METHODS, mergeExperts, type MergeMethod } from '../../core/adapters/merge';
+import { choosePython } from '../../core/trainer/python';
 import { readExpertState, setAttached } from '../../core/adapters/state';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
 import { expertFreshness, listExperts, usableExperts } from '../../core/adapters/store';
@@ -11,7 +13,7 @@ import { workspaceLayout } from '../../core/paths';
 import { MoaError } from '../../core/util/errors';
 import { swapWithPrevious } from '../../core/util/atomic';
 import { SAFE_NAME } from '../../core/names';
-import { EXIT, UsageError, product, print, workspaceOf } from '../args';
+import { EXIT, UsageError, intOption, numberOption, product, productRoot, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 function baseOf(layout: ReturnType<typeof workspaceLayout>) {
@@ -86,6 +88,25 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
       if (!arg2) throw new UsageError('moa experts export needs a destination folder');
       const files = exportExpert(join(layout.expertsDir, name), resolve(arg2), values.force);
       print(values, files.map((f) => `wrote ${f}`).join('\n'), { files });
+      return EXIT.ok;
+    }
+    case 'merge': {
+      const [, name, ...sources] = positionals;
+      if (!name || sources.length < 2) throw new UsageError('moa experts merge needs a new name and at least two experts: moa experts merge NEW A B [C…]');
+      const method = values.method ?? 'linear';
+      if (!(MERGE_METHODS as readonly string[]).includes(method)) throw new UsageError(`--method must be one of ${MERGE_METHODS.join(', ')}; got "${method}"`);
+      if (values.majority !== undefined && values.majority !== 'total' && values.majority !== 'frequency') throw new UsageError(`--majority must be total or frequency; got "${values.majority}"`);
+      const weights = values.weights?.split(',').map((w) => {
+        const n = Number(w.trim());
+        if (w.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--weights takes comma-separated numbers; got "${values.weights}"`);
+        return n;
+      });
+      const dir = await mergeExperts(layout, product, baseOf(layout).base, choosePython(productRoot, values.python).command, {
+        name, experts: sources, method: method as MergeMethod, weights, density: numberOption(values, 'density'),
+        svdRank: intOption(values, 'rank', undefined, 1), majority: values.majority as 'total' | 'frequency' | undefined,
+        seed: intOption(values, 'seed'), force: values.force,
+      });
+      print(values, `merged ${sources.join(' + ')} (${method}) into ${dir}; it is attached: routing can use it, or pin it with "moa experts pin ${name}"`, { expert: dir, method, experts: sources });
       return EXIT.ok;
     }
     case 'inspect': {

@@ -10,7 +10,7 @@ import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
 import { describeFailure, spawnTrainer } from '../trainer/process';
 
 /** Bumped whenever the exported graph changes shape or inputs, so old caches are not reused. */
-export const EXPORT_FORMAT = 4; // 3: written node by node with onnxruntime kernels; 4: + optional logits_to_keep
+export const EXPORT_FORMAT = 5; // 3: written node by node with onnxruntime kernels; 4: + optional logits_to_keep; 5: top-1 learned routing gathers one expert per row
 
 export interface OnnxExport {
   dir: string;

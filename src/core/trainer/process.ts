@@ -7,7 +7,7 @@ import { MoaError, errorMessage } from '../util/errors';
 export interface TrainerSpawnOptions {
   python: string;
   trainerDir: string;
-  command: 'doctor' | 'train' | 'export' | 'pretrain';
+  command: 'doctor' | 'train' | 'export' | 'pretrain' | 'merge';
   configPath?: string;
   /** Extra arguments after the command (`--resume`). */
   extraArgs?: string[];
