@@ -43,6 +43,9 @@ export const OPTIONS = {
   density: { type: 'string' },
   rank: { type: 'string' },
   majority: { type: 'string' },
+  host: { type: 'string' },
+  port: { type: 'string' },
+  'api-key': { type: 'string' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

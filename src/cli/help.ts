@@ -11,6 +11,7 @@ commands:
   complete    complete a file at a position with the routed expert
   experts     list | attach | detach | pin | unpin | import | export | merge | inspect
   route       which expert(s) serve a file, and why
+  serve       an OpenAI-compatible HTTP server over the experts (/v1/completions, /v1/models)
   eval        held-out loss: base, every expert on every domain, mixed baseline, MoA routing
   report      write a self-contained HTML report: loss curves, eval table, heatmap, router, datasets
   doctor      check Python, torch and the device
@@ -64,6 +65,17 @@ merge: a new expert NEW from A, B… with peft's add_weighted_adapter semantics 
 weights 1 each; cat and svd take experts of different ranks, --rank sets svd's; ties, dare_* and
 magnitude_prune need --density; dare draws its masks from --seed). For runtimes that take one
 adapter, and as a baseline beside routing; needs the trainer's Python (torch).`,
+  serve: `usage: moa serve [--port 8731] [--host 127.0.0.1] [--api-key KEY] [--python PATH] [--workspace DIR]
+Serves the workspace's experts with the conventions OpenAI clients and editors speak:
+GET /v1/models (moa: routed; base; one per attached expert) and POST /v1/completions (prompt,
+suffix for fill-in-the-middle bases, max_tokens, temperature, top_p, stop, seed, stream as
+server-sent events). model "moa" routes: by the request's "file" (workspace-relative) or
+"language" field when given, else the learned router reads the prompt; model "<expert>" pins
+one. Each response names who served in an extra "moa" field. Chat completions need a base with a
+chat template (400 otherwise). Loopback only unless --host is given, and then --api-key is
+required (bearer). One generation at a time, 16 more queued (429 past that), 1 MiB bodies,
+120 s per request; a client that disconnects cancels its request; SIGTERM finishes the requests
+in flight, then exits. --port 0 picks a free port (printed).`,
   eval: `usage: moa eval [--windows N] [--completions [--positions N] [--seed S]] [--workspace DIR] [--json]
 On each domain's held-out shard (N evenly spaced windows, default 16): the loss of the base model,
 of every expert (the domain × expert matrix), of the mixed baseline when trained, and of MoA with

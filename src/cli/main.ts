@@ -11,6 +11,7 @@ import { cmdExperts } from './commands/experts';
 import { cmdInit } from './commands/init';
 import { cmdReport } from './commands/report';
 import { cmdRoute } from './commands/route';
+import { cmdServe } from './commands/serve';
 import { cmdTrain } from './commands/train';
 
 const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
   complete: cmdComplete,
   experts: cmdExperts,
   route: cmdRoute,
+  serve: cmdServe,
   eval: cmdEval,
   report: cmdReport,
   doctor: cmdDoctor,

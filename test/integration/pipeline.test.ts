@@ -2,7 +2,8 @@
 // the ONNX export and onnxruntime-node, on a temporary two-domain workspace.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import OpenAI from 'openai';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '../../src/core/adapters/safetensors';
@@ -396,4 +397,84 @@ test('moa experts merge: a cat merge is exactly the weighted sum of the updates,
   assert.match(bad.stderr, /needs --density/);
   assert.equal(moa(['experts', 'merge', 'both', 'python', 'markdown']).code, 1, 'an existing name needs --force');
   rmSync(join(layout.expertsDir, 'both'), { recursive: true });
+});
+
+/** `moa serve` in this workspace; resolves with its URL once it listens. */
+function serve(args: string[] = []): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string }> {
+  const child = spawn(process.execPath, [cli, 'serve', '--port', '0', ...args, '--workspace', ws.root], { cwd: ws.root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => (err += d));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      const url = /listening on (\S+)/.exec(out)?.[1];
+      if (url) resolve({ url, child, exited, log: () => err });
+    });
+    void exited.then((code) => reject(new Error(`moa serve exited (${code}): ${err}`)));
+  });
+}
+
+test('moa serve answers the openai client: models, completions as moa complete gives them, streaming, stop, errors', async () => {
+  const probe = pythonFile(3).slice(0, 160);
+  writeFileSync(join(ws.root, 'probe.py'), probe);
+  const lines = probe.split('\n');
+  const direct = JSON.parse(moa(['complete', 'probe.py', '--line', String(lines.length), '--col', String(lines.at(-1)!.length + 1), '--expert', 'python', '--max-tokens', '24', '--json']).stdout);
+  rmSync(join(ws.root, 'probe.py'));
+  const { url, child, exited, log } = await serve();
+  try {
+    const client = new OpenAI({ baseURL: url, apiKey: 'not-needed-on-loopback' });
+    const ids = (await client.models.list()).data.map((m) => m.id);
+    assert.deepEqual(ids.slice(0, 2), ['moa', 'base']);
+    assert.ok(ids.includes('python') && ids.includes('markdown'), ids.join(','));
+    const asked = { model: 'python', prompt: probe, max_tokens: 24, temperature: 0 };
+    const one = await client.completions.create(asked);
+    assert.equal(one.choices[0]!.text, direct.text, 'the same greedy text as moa complete --expert python');
+    assert.equal(one.usage?.completion_tokens, direct.tokens);
+    assert.equal(one.choices[0]!.finish_reason, direct.stopReason === 'max-tokens' ? 'length' : 'stop');
+    assert.deepEqual((one as unknown as { moa: { experts: unknown } }).moa.experts, [{ name: 'python', weight: 1 }]);
+    let streamed = '';
+    let last: string | null = null;
+    for await (const chunk of await client.completions.create({ ...asked, stream: true })) {
+      streamed += chunk.choices[0]?.text ?? '';
+      last = chunk.choices[0]?.finish_reason ?? last;
+    }
+    assert.equal(streamed, direct.text, 'the streamed pieces add up to the same text');
+    assert.equal(last, one.choices[0]!.finish_reason);
+    const stopped = await client.completions.create({ ...asked, stop: ['\n', 'zzz'] });
+    assert.equal(stopped.choices[0]!.text, direct.text.split('\n')[0], 'cut at the first stop string, excluded');
+    const routed = await client.completions.create({ model: 'moa', prompt: probe, max_tokens: 4, temperature: 0, file: 'src/x.py' } as Parameters<typeof client.completions.create>[0] & { file: string });
+    assert.deepEqual((routed as unknown as { moa: { experts: unknown } }).moa.experts, [{ name: 'python', weight: 1 }], 'file: the label router picks by path');
+    await assert.rejects(client.chat.completions.create({ model: 'moa', messages: [{ role: 'user', content: 'hi' }] }), (e: unknown) => e instanceof OpenAI.APIError && e.status === 400 && /no chat template/.test(e.message));
+    await assert.rejects(client.completions.create({ ...asked, model: 'nope' }), (e: unknown) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(client.completions.create({ ...asked, n: 2 }), (e: unknown) => e instanceof OpenAI.BadRequestError && /n and best_of/.test(e.message));
+    const big = await fetch(`${url}/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'moa', prompt: 'x'.repeat(2 << 20) }) });
+    assert.equal(big.status, 413);
+    // One generation runs, 16 wait; one more is turned away. Clients that leave free the queue.
+    const leave = new AbortController();
+    const post = (body: object, signal?: AbortSignal) => fetch(`${url}/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+    const flood = Array.from({ length: 18 }, () => post({ ...asked, max_tokens: 900, seed: 1, temperature: 1 }, leave.signal).then((r) => r.status, () => 'left'));
+    assert.equal(await Promise.race(flood), 429);
+    leave.abort();
+    await Promise.all(flood);
+    const t0 = performance.now();
+    assert.equal((await client.completions.create(asked)).choices[0]!.text, direct.text);
+    assert.ok(performance.now() - t0 < 10_000, 'the requests whose clients left were not run');
+    assert.match(log(), /client left/);
+  } finally {
+    child.kill('SIGTERM');
+  }
+  assert.equal(await exited, 0, 'SIGTERM: finishes, then exits cleanly');
+  await assert.rejects(serve(['--host', '0.0.0.0']), /--api-key/, 'another host needs an API key');
+  const keyed = await serve(['--host', '0.0.0.0', '--api-key', 'sekrit']);
+  try {
+    const wrong = new OpenAI({ baseURL: keyed.url.replace('0.0.0.0', '127.0.0.1'), apiKey: 'guess', maxRetries: 0 });
+    await assert.rejects(wrong.models.list(), (e: unknown) => e instanceof OpenAI.AuthenticationError);
+    const right = new OpenAI({ baseURL: keyed.url.replace('0.0.0.0', '127.0.0.1'), apiKey: 'sekrit' });
+    assert.ok((await right.models.list()).data.length >= 4);
+  } finally {
+    keyed.child.kill('SIGTERM');
+  }
+  assert.equal(await keyed.exited, 0);
 });

@@ -37,6 +37,12 @@ export interface CompleteOptions {
   adapterDir?: string;
   /** A prefix-only prompt even for a base with FIM tokens (to measure what FIM adds). */
   prefixOnly?: boolean;
+  /** The base model alone serves this request, whatever the routing mode (`moa serve`'s model "base"). */
+  base?: boolean;
+  /** Strings that end the completion where they first appear, excluded (an OpenAI client's `stop`). */
+  stopStrings?: readonly string[];
+  /** Sees the completion's text after each generated token (stop rules applied): streaming. */
+  onText?: (text: string) => void;
 }
 
 export const DEFAULT_COMPLETE: CompleteOptions = { maxNewTokens: 48, temperature: 0, topP: 0.95, seed: 0, promptTokens: 512, stop: 'none' };
@@ -197,7 +203,7 @@ export class CompletionService {
   /** Completes at the cursor: `prefix` is the text before it, `suffix` the text after it (used by FIM models). */
   async complete(relPath: string, prefix: string, opts: CompleteOptions = DEFAULT_COMPLETE, suffix = ''): Promise<Completion> {
     await this.ready();
-    const decided = opts.adapterDir !== undefined ? { route: this.adapter(opts.adapterDir) } : opts.expert !== undefined ? { route: this.forced(opts.expert) } : this.decide(relPath, opts.languageId, prefix);
+    const decided = opts.base ? { route: BASE_ROUTE } : opts.adapterDir !== undefined ? { route: this.adapter(opts.adapterDir) } : opts.expert !== undefined ? { route: this.forced(opts.expert) } : this.decide(relPath, opts.languageId, prefix);
     let route = decided.route;
     const routerInfo = decided.router;
     const learned = routerInfo ? await this.learnedEngine(routerInfo) : undefined;
@@ -207,6 +213,8 @@ export class CompletionService {
     const weights = route.experts.length ? route.experts.map((e) => e.weight) : names.length ? names.map(() => 0) : [0];
     const tokenizer = this.tokenizer!;
     const prompt = buildPrompt(tokenizer, prefix, opts.prefixOnly ? '' : suffix, opts.promptTokens, opts.prefixOnly ? null : this.fim);
+    const finished = (ids: number[]) => cutAtStopStrings(applyStop(decodeCompletion(decodeContinuation(tokenizer, prompt.ids, ids)), opts.stop), opts.stopStrings);
+    const watch = opts.stop !== 'none' || opts.stopStrings?.length || opts.onText;
     const result = await (learned?.engine ?? this.engine!).generate(prompt.ids, {
       stack,
       router: learned?.router,
@@ -218,9 +226,13 @@ export class CompletionService {
       seed: opts.seed,
       signal: opts.signal,
       stopTokens: prompt.fim?.stop,
-      shouldStop: opts.stop === 'none' ? undefined : (ids) => applyStop(decodeCompletion(decodeContinuation(tokenizer, prompt.ids, ids)), opts.stop).done,
+      shouldStop: watch ? (ids) => {
+        const t = finished(ids);
+        opts.onText?.(t.text);
+        return t.done;
+      } : undefined,
     });
-    const text = applyStop(decodeCompletion(decodeContinuation(tokenizer, prompt.ids, result.tokens)), opts.stop).text;
+    const text = finished(result.tokens).text;
     let layerRouting: Completion['layerRouting'];
     if (learned && result.routing) {
       layerRouting = { experts: names, weights: result.routing };
@@ -239,6 +251,18 @@ export class CompletionService {
     this.engine = undefined;
     this.learned = undefined;
   }
+}
+
+const BASE_ROUTE: RouteDecision = { mode: 'off', experts: [], reason: 'the base model asked for this request (no expert)' };
+
+/** Cuts `t` at the first of `stops` it contains (the stop string excluded): done from then on. */
+export function cutAtStopStrings(t: { text: string; done: boolean }, stops?: readonly string[]): { text: string; done: boolean } {
+  let at = -1;
+  for (const s of stops ?? []) {
+    const i = s ? t.text.indexOf(s) : -1;
+    if (i >= 0 && (at < 0 || i < at)) at = i;
+  }
+  return at < 0 ? t : { text: t.text.slice(0, at), done: true };
 }
 
 /** Pooling fewer tokens than this, the router is guessing (bench/router_probe.py: 44 % at 16 bytes); it reads further back. */

@@ -1,0 +1,56 @@
+import { loadConfig } from '../../core/config/load';
+import { readExpertState } from '../../core/adapters/state';
+import { usableExperts } from '../../core/adapters/store';
+import { CompletionService } from '../../core/inference/service';
+import { ApiError } from '../../core/serve/openaiApi';
+import { SERVE_DEFAULTS, startServer } from '../../core/serve/server';
+import { choosePython } from '../../core/trainer/python';
+import { MoaError } from '../../core/util/errors';
+import { EXIT, intOption, productRoot, product, workspaceOf } from '../args';
+import type { Values } from '../args';
+
+/**
+ * `moa serve`: the workspace's experts over an OpenAI-compatible HTTP API (core/serve/server.ts).
+ * Label routing needs a file or language, which a bare prompt lacks, so a workspace in `label`
+ * mode is served in `auto` mode: by the request's `file`/`language` when given, else by the
+ * learned router reading the prompt.
+ */
+export async function cmdServe(values: Values): Promise<number> {
+  const layout = workspaceOf(values);
+  const { config } = loadConfig(layout.configFile);
+  const served = config.routing.mode === 'label' ? { ...config, routing: { ...config.routing, mode: 'auto' as const } } : config;
+  const service = new CompletionService(layout, product, served, choosePython(productRoot, values.python).command, (l) => process.stderr.write(l + '\n'));
+  await service.ready();
+  let server;
+  try {
+    server = await startServer({
+      experts: () => {
+        const detached = readExpertState(layout).detached;
+        return usableExperts(layout.expertsDir).map((e) => e.name).filter((n) => !detached.includes(n));
+      },
+      complete: (rel, prompt, opts, suffix) => service.complete(rel, prompt, opts, suffix),
+      chat: false,
+    }, {
+      ...SERVE_DEFAULTS,
+      host: values.host ?? SERVE_DEFAULTS.host,
+      port: intOption(values, 'port', SERVE_DEFAULTS.port, 0)!,
+      ...(values['api-key'] ? { apiKey: values['api-key'] } : {}),
+      onLog: (l) => process.stderr.write(`${new Date().toISOString()} ${l}\n`),
+    });
+  } catch (e) {
+    await service.dispose();
+    if (e instanceof ApiError) throw new MoaError(e.message);
+    throw e;
+  }
+  // The line a script waits for (port 0 picks a free port).
+  process.stdout.write(`moa serve: listening on ${server.url}/v1 (models: moa, base, experts; routing ${served.routing.mode})\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+  process.stderr.write('moa serve: finishing the requests in flight, then exiting\n');
+  await server.close();
+  await service.dispose();
+  return EXIT.ok;
+}
