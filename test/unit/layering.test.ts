@@ -54,3 +54,11 @@ test('settings are read in one place, with package.json\'s defaults, every decla
   assert.deepEqual(keys, declared);
   for (const k of keys) assert.ok(text.includes(`'${k}'`) && text.split(`'${k}'`).length > 2, `settings.ts reads ${k}`);
 });
+
+test('every command package.json declares is registered by the extension, and none is registered undeclared', () => {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const declared = (pkg.contributes.commands as { command: string }[]).map((c) => c.command).sort();
+  const registered = [...new Set(sources(join(root, 'src', 'extension')).flatMap((f) =>
+    [...readFileSync(f, 'utf8').matchAll(/(?:\bcmd|registerCommand)\('(moa\.[A-Za-z]+)'/g)].map((m) => m[1]!)))].sort();
+  assert.deepEqual(registered, declared);
+});

@@ -1,15 +1,17 @@
 import * as vscode from 'vscode';
 import { join } from 'node:path';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
+import { MERGE_METHODS, mergeExperts, type MergeMethod } from '../../core/adapters/merge';
 import { readExpertState, setAttached } from '../../core/adapters/state';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
 import { listExperts, usableExperts } from '../../core/adapters/store';
 import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
 import { MoaError } from '../../core/util/errors';
 import { InspectorPanel } from '../inspector';
+import { abortOn } from '../abort';
 import { expertNameOf, type App } from './app';
 
-/** Inspect, attach, detach, pin, import and export experts. */
+/** Inspect, attach, detach, pin, import, export and merge experts. */
 export function registerExpertCommands({ context, ws, tree, inline, cmd }: App): void {
   cmd('moa.inspectExpert', async (node?: unknown) => {
     let name = expertNameOf(node);
@@ -69,5 +71,49 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     if (!dest?.[0]) return;
     const files = exportExpert(join(ws.layout.expertsDir, name), dest[0].fsPath);
     void vscode.window.showInformationMessage(`MoA: wrote ${files.length} files to ${dest[0].fsPath}`);
+  });
+  cmd('moa.mergeExperts', async (node?: unknown) => {
+    if (!vscode.workspace.isTrusted) throw new MoaError('merging runs the Python trainer, which a restricted workspace does not allow');
+    const ok = usableExperts(ws.layout.expertsDir).map((e) => e.name);
+    if (ok.length < 2) throw new MoaError('merging needs at least two experts', 'Train or import another expert first.');
+    const first = expertNameOf(node);
+    const picked = await vscode.window.showQuickPick(ok.map((n) => ({ label: n, picked: n === first })), { title: 'MoA: merge which experts? (two or more)', canPickMany: true });
+    if (!picked || picked.length < 2) return;
+    const methods: Record<MergeMethod, string> = {
+      linear: 'A and B averaged with the weights (one rank; fast, approximate)', cat: 'ranks concatenated: exactly the weighted sum of the updates',
+      svd: 'the weighted sum of the updates, truncated to a rank by SVD', ties: 'TIES: keep the largest entries, agree on signs',
+      dare_linear: 'DARE: random drop and rescale, then linear', dare_ties: 'DARE, then TIES sign agreement', magnitude_prune: 'keep the largest entries, then linear',
+      ties_svd: 'TIES on the updates, then SVD', dare_linear_svd: 'DARE on the updates, then SVD', dare_ties_svd: 'DARE + TIES on the updates, then SVD', magnitude_prune_svd: 'magnitude pruning on the updates, then SVD',
+    };
+    const method = await vscode.window.showQuickPick(MERGE_METHODS.map((m) => ({ label: m, detail: methods[m] })), { title: 'MoA: how to merge (peft\'s add_weighted_adapter)' });
+    if (!method) return;
+    const weightsText = await vscode.window.showInputBox({
+      title: `MoA: weights for ${picked.map((p) => p.label).join(', ')}`, value: picked.map(() => (1 / picked.length).toFixed(2)).join(', '),
+      validateInput: (v) => (v.split(',').length === picked.length && v.split(',').every((x) => x.trim() !== '' && Number.isFinite(Number(x))) ? undefined : `${picked.length} numbers, comma-separated`),
+    });
+    if (weightsText === undefined) return;
+    let density: number | undefined;
+    if (/ties|dare|magnitude/.test(method.label)) {
+      const d = await vscode.window.showInputBox({ title: 'MoA: density (the fraction of entries kept)', value: '0.5', validateInput: (v) => (Number(v) >= 0 && Number(v) <= 1 && v.trim() !== '' ? undefined : 'a number in [0, 1]') });
+      if (d === undefined) return;
+      density = Number(d);
+    }
+    const name = await vscode.window.showInputBox({ title: 'MoA: name of the merged expert', value: picked.map((p) => p.label).join('-').slice(0, 60), validateInput: (v) => (/^[a-z0-9][a-z0-9_-]{0,63}$/.test(v) ? (ok.includes(v) ? `"${v}" exists` : undefined) : 'lowercase letters, digits, "-", "_"') });
+    if (!name) return;
+    const config = ws.config();
+    const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root));
+    const python = await ws.python();
+    const dir = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoA: merging ${picked.length} experts (${method.label})`, cancellable: true }, async (_p, token) => {
+      const abort = abortOn(token);
+      try {
+        return await mergeExperts(ws.layout, ws.product, base, python, {
+          name, experts: picked.map((p) => p.label), method: method.label as MergeMethod, weights: weightsText.split(',').map(Number), ...(density !== undefined ? { density } : {}),
+        }, abort.signal);
+      } finally {
+        abort.dispose();
+      }
+    });
+    stateChanged();
+    void vscode.window.showInformationMessage(`MoA: merged into ${dir}`, 'Pin It').then((a) => a && (pinExpert(ws.layout, name), stateChanged()));
   });
 }
