@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
@@ -87,4 +87,53 @@ test('a stop reaches every rank and ends with one checkpoint; --resume with two 
   // The run ends where the plan does: its 400 steps, or each expert's epoch cap on this small workspace.
   assert.deepEqual([rdone.stopped, rdone.resumed], [false, true]);
   assert.ok(rdone.steps_done > done.steps_done!, `continued past the stop: ${rdone.steps_done} > ${done.steps_done}`);
+});
+
+/** The processes under `pid`, each with its environment (Linux /proc). */
+function descendants(pid: number): { pid: number; env: string }[] {
+  const parent = new Map<number, number>();
+  for (const d of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      parent.set(Number(d), Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1]));
+    } catch { /* gone */ }
+  }
+  const out: { pid: number; env: string }[] = [];
+  const walk = (p: number) => {
+    for (const [c, pp] of parent) if (pp === p) {
+      try {
+        out.push({ pid: c, env: readFileSync(`/proc/${c}/environ`, 'utf8') });
+      } catch { /* gone */ }
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+test('a rank that dies fails the run, naming that rank and how it ended; the experts stay as they were', { timeout: 600_000, skip: process.platform !== 'linux' && 'reads /proc' }, async () => {
+  const expert = join(ws.root, '.moa', 'experts', 'python', 'adapter_model.safetensors');
+  const before = readFileSync(expert);
+  const child = spawn(process.execPath, [cli, 'train', '--steps', '400', '--stages', 'experts', '--minutes', '0', '--json', '--nproc-per-node', '2', '--workspace', ws.root], { cwd: ws.root });
+  let out = '';
+  let err = '';
+  let killed = 0;
+  child.stderr.on('data', (b) => (err += b));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stdout.on('data', (b) => {
+      out += b;
+      if (!killed && /"type":"step","stage":"experts","expert":"\w+","step":3,/.test(out)) {
+        const rank1 = descendants(child.pid!).find((p) => p.env.split('\0').includes('LOCAL_RANK=1'));
+        if (rank1) process.kill((killed = rank1.pid), 'SIGKILL');
+      }
+    });
+    child.on('close', resolve);
+  });
+  assert.ok(killed, 'found rank 1 among the trainer processes');
+  assert.equal(code, 1, `failed: exit 1\n${err.slice(-2000)}`);
+  assert.match(err, /rank 1 \(local rank 1\) on \S+ failed first: exit code -9 \(SIGKILL\)/);
+  const runs = readdirSync(join(ws.root, '.moa', 'runs')).sort();
+  const run = JSON.parse(readFileSync(join(ws.root, '.moa', 'runs', runs.at(-1)!, 'run.json'), 'utf8'));
+  assert.equal(run.status, 'failed');
+  assert.match(run.error, /rank 1 .*SIGKILL/);
+  assert.deepEqual(readFileSync(expert), before, 'the failed run left the existing expert byte for byte');
 });

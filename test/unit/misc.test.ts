@@ -117,16 +117,31 @@ test('a base model\'s FIM sentinels come from its tokenizer; the built-in byte-l
   assert.equal(baseFim('/nonexistent'), null);
 });
 
+test('a failed torchrun run is described by the rank that failed first, with its own stderr', async () => {
+  const { torchrunRootCause, describeFailure } = await import('../../src/core/trainer/process');
+  const stderr = [
+    '[default0]:step 3', '[default1]:Traceback (most recent call last):', '[default1]:  File "x.py", line 6', '[default1]:ValueError: rank one broke',
+    'torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ', '=====', 'Failures:', '  rank      : 0 (local_rank: 0)', '  exitcode  : -15 (pid: 7673)  (SIGTERM)',
+    'Root Cause (first observed failure):', '  time      : 2026-12-02_16:41:21', '  host      : gpu-7', '  rank      : 1 (local_rank: 1)',
+    '  exitcode  : 1 (pid: 7674)', '  error_file: <N/A>', '  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html', '=====',
+  ].join('\n');
+  assert.equal(torchrunRootCause(stderr), 'rank 1 (local rank 1) on gpu-7 failed first: exit code 1; its stderr ended:\nTraceback (most recent call last):\n  File "x.py", line 6\nValueError: rank one broke');
+  const killed = stderr.replace('  exitcode  : 1 (pid: 7674)', '  exitcode  : -9 (pid: 7674)  (SIGKILL)');
+  assert.match(describeFailure({ code: 1, signal: null, stderrTail: killed, error: { type: 'error', message: 'RuntimeError: Connection closed by peer' } as never }),
+    /^rank 1 \(local rank 1\) on gpu-7 failed first: exit code -9 \(SIGKILL\);.*rank 0 then reported: RuntimeError: Connection closed by peer$/s);
+  assert.equal(torchrunRootCause('Traceback...\nValueError: x'), undefined, 'one process: no torchrun summary');
+});
+
 test('torchrun arguments: none for one process, standalone for one machine, a rendezvous for several', async () => {
   const { torchrunArgs, trainerLaunch } = await import('../../src/core/trainer/process');
   assert.deepEqual(torchrunArgs(undefined), []);
   assert.deepEqual(torchrunArgs({ nprocPerNode: 1 }), []);
-  assert.deepEqual(torchrunArgs({ nprocPerNode: 4 }), ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '4']);
+  assert.deepEqual(torchrunArgs({ nprocPerNode: 4 }), ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '4', '--tee', '2']);
   assert.deepEqual(torchrunArgs({ nprocPerNode: 8, nnodes: 2, nodeRank: 1, rdzvEndpoint: 'head:29500' }),
-    ['-m', 'torch.distributed.run', '--nnodes', '2', '--node-rank', '1', '--rdzv-backend', 'c10d', '--rdzv-endpoint', 'head:29500', '--nproc-per-node', '8']);
+    ['-m', 'torch.distributed.run', '--nnodes', '2', '--node-rank', '1', '--rdzv-backend', 'c10d', '--rdzv-endpoint', 'head:29500', '--nproc-per-node', '8', '--tee', '2']);
   // The same isolation as every start: the trainer's folder as cwd, nothing from the workspace importable.
   const l = trainerLaunch('/py', '/t', ['train'], {}, { nprocPerNode: 2 });
-  assert.deepEqual(l.args, ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', '-m', 'moa_trainer', 'train']);
+  assert.deepEqual(l.args, ['-m', 'torch.distributed.run', '--standalone', '--nproc-per-node', '2', '--tee', '2', '-m', 'moa_trainer', 'train']);
   assert.equal(l.options.cwd, '/t');
   assert.equal(l.options.env['PYTHONSAFEPATH'], '1');
   const { distOptions } = await import('../../src/cli/commands/train');

@@ -85,7 +85,9 @@ export function torchrunArgs(p: DistLaunch | undefined): string[] {
   const where = nodes > 1
     ? ['--nnodes', String(nodes), '--node-rank', String(p.nodeRank ?? 0), '--rdzv-backend', 'c10d', '--rdzv-endpoint', p.rdzvEndpoint ?? '']
     : ['--standalone'];
-  return ['-m', 'torch.distributed.run', ...where, '--nproc-per-node', String(p.nprocPerNode)];
+  // --tee 2: each rank's stderr prefixed "[default<local rank>]:", so a failure names whose it was
+  // (stdout, rank 0's protocol events, stays as it is).
+  return ['-m', 'torch.distributed.run', ...where, '--nproc-per-node', String(p.nprocPerNode), '--tee', '2'];
 }
 
 /** CUDA devices the interpreter's torch sees (0 without CUDA), asked as every trainer start is isolated. */
@@ -190,8 +192,36 @@ export function spawnTrainer(opts: TrainerSpawnOptions): TrainerProcess {
 /** One line for a failed trainer: the protocol error if there was one, else exit code and stderr. */
 export function describeFailure(exit: TrainerExit): string {
   if (exit.hostError) return exit.hostError;
+  // Under torchrun the first rank to fail is the cause; rank 0's own error (a lost peer) is the consequence.
+  const cause = torchrunRootCause(exit.stderrTail);
+  if (cause) {
+    const then = exit.error ? `; rank 0 then reported: ${exit.error.message}` : '';
+    return `${cause}${then}`;
+  }
   if (exit.error) return exit.error.message + (exit.error.hint ? ` (${exit.error.hint})` : '');
   const how = exit.signal ? `was killed by ${exit.signal}` : exit.done ? `reported done, then exited with code ${exit.code}` : `exited with code ${exit.code}`;
   const tail = exit.stderrTail.trim().split('\n').slice(-8).join('\n');
   return `the trainer ${how}${tail ? `:\n${tail}` : ''}`;
+}
+
+/**
+ * torchrun's summary of a failed multi-process run ("Root Cause (first observed failure)"), in
+ * one line naming the rank, its host and how it ended; undefined when `stderr` has none.
+ */
+export function torchrunRootCause(stderr: string): string | undefined {
+  const at = stderr.lastIndexOf('Root Cause (first observed failure):');
+  if (at < 0) return undefined;
+  const block = stderr.slice(at);
+  const field = (name: string) => new RegExp(`^\\s*${name}\\s*:\\s*(.*)$`, 'm').exec(block)?.[1]?.trim();
+  const rank = /^(\d+)(?: \(local_rank: (\d+)\))?/.exec(field('rank') ?? '');
+  if (!rank) return undefined;
+  const exit = field('exitcode') ?? '?';
+  const code = /^(-?\d+)/.exec(exit)?.[1] ?? exit;
+  const signal = /\((SIG[A-Z0-9]+)\)/.exec(exit)?.[1];
+  const traceback = field('traceback');
+  const detail = traceback && !/^Signal \d+/.test(traceback) && !/^To enable traceback/.test(traceback) ? ` (${traceback})` : '';
+  // That rank's own last stderr lines, as --tee 2 prefixed them.
+  const own = rank[2] === undefined ? [] : stderr.slice(0, at).split('\n').filter((l) => l.startsWith(`[default${rank[2]}]:`)).map((l) => l.slice(`[default${rank[2]}]:`.length)).filter((l) => l.trim());
+  const tail = own.length ? `; its stderr ended:\n${own.slice(-4).join('\n')}` : '';
+  return `rank ${rank[1]}${rank[2] !== undefined ? ` (local rank ${rank[2]})` : ''} on ${field('host') ?? 'its host'} failed first: exit code ${code}${signal ? ` (${signal})` : ''}${detail}${tail}`;
 }
