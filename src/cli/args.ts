@@ -46,6 +46,7 @@ export const OPTIONS = {
   host: { type: 'string' },
   port: { type: 'string' },
   'api-key': { type: 'string' },
+  'print-launch': { type: 'boolean' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

@@ -30,6 +30,7 @@ Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and 
   train: `usage: moa train [--steps N] [--minutes M] [--stages experts,router,mixed] [--router-steps N] [--keep-partial] [--python PATH] [--device auto|cpu|cuda] [--workspace DIR] [--json]
        moa train --resume [--run ID] [--finish-now] [--keep-partial]
        moa train --nproc-per-node N|auto [--nnodes M --node-rank R --rdzv-endpoint HOST:PORT]
+       moa train --print-launch [--nproc-per-node N] [--nnodes M …] [same options as a run]
 Stage 1 (experts) trains every domain's expert together on the frozen base and writes
 .moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
 trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
@@ -44,6 +45,10 @@ previous version ("moa experts rollback NAME").
 --nproc-per-node runs N data-parallel trainer processes through torchrun (auto: one per visible
 GPU, one on CPU; the batch's rows per domain must divide by the process count); with --nnodes,
 run the same command on every machine with its own --node-rank and one --rdzv-endpoint.
+--print-launch prepares the run here and prints the exact command that runs it on another
+machine (the workspace at the same path: a shared file system), and writes a Slurm script into
+the run folder; the trainer writes the run's events.jsonl there, which the editor's dashboard
+and "moa report" follow.
 --resume continues the latest stopped, failed or interrupted run (or --run ID) from its last
 checkpoint; with --finish-now it writes that checkpoint's experts without training further.
 --json prints each trainer event as a JSON line. Exit code 3 if stopped early.`,

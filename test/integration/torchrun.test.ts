@@ -7,6 +7,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
+import { workspaceLayout } from '../../src/core/paths';
+import { runStatus } from '../../src/core/trainer/runs';
 
 const cli = join(repoRoot(), 'dist', 'cli.js');
 let ws: { root: string; cleanup: () => void };
@@ -136,4 +138,23 @@ test('a rank that dies fails the run, naming that rank and how it ended; the exp
   assert.equal(run.status, 'failed');
   assert.match(run.error, /rank 1 .*SIGKILL/);
   assert.deepEqual(readFileSync(expert), before, 'the failed run left the existing expert byte for byte');
+});
+
+test('--print-launch prepares a run whose printed command trains it, as another machine would; the run then reads as done', { timeout: 600_000 }, () => {
+  const expert = join(ws.root, '.moa', 'experts', 'python', 'adapter_model.safetensors');
+  const before = readFileSync(expert);
+  const r = moa(['train', '--print-launch', '--nproc-per-node', '2', '--steps', '3', '--stages', 'experts', '--minutes', '0', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const plan = JSON.parse(r.stdout) as { run: string; dir: string; command: string; sbatch: string };
+  const layout = workspaceLayout(ws.root);
+  assert.equal(runStatus(layout, plan.run), 'running', 'prepared, not yet started: nothing here says it ended');
+  assert.match(plan.command, / -m torch\.distributed\.run --standalone --nproc-per-node 2 --tee 2 -m moa_trainer train --config \S+train-config\.json > \S+events\.jsonl$/);
+  assert.equal(spawnSync('bash', ['-n', plan.sbatch]).status, 0, 'the Slurm script parses');
+  assert.match(readFileSync(plan.sbatch, 'utf8'), /#SBATCH --gpus-per-node=2[\s\S]*--rdzv-endpoint "\$head:29500"/);
+  const ran = spawnSync('bash', ['-c', plan.command], { encoding: 'utf8', timeout: 600_000 });
+  assert.equal(ran.status, 0, ran.stderr.slice(-2000));
+  assert.equal(runStatus(layout, plan.run), 'done', 'its events say it finished');
+  const events = readFileSync(join(plan.dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Event);
+  assert.equal(events.find((e) => e.type === 'plan')?.world_size, 2);
+  assert.notDeepEqual(readFileSync(expert), before, 'the run published new experts into the workspace');
 });

@@ -149,3 +149,11 @@ test('torchrun arguments: none for one process, standalone for one machine, a re
   assert.deepEqual(distOptions({ 'nproc-per-node': 'auto' }, () => 3), { nprocPerNode: 3 });
   assert.deepEqual(distOptions({ 'nproc-per-node': 'auto' }, () => 0), { nprocPerNode: 1 }, 'auto on CPU: one process');
 });
+
+test('printed launch lines quote what a shell would split or expand', async () => {
+  const { shellQuote, launchLine } = await import('../../src/core/trainer/launchScript');
+  assert.equal(shellQuote('/a/b-c_d.json'), '/a/b-c_d.json');
+  assert.equal(shellQuote("/my work/it's $HOME"), `'/my work/it'\\''s $HOME'`);
+  const line = launchLine({ python: '/py env/python', trainerDir: '/t', configPath: '/w s/c.json', eventsFile: '/w s/e.jsonl' });
+  assert.equal(line, `cd /t && PYTHONPATH=/t\${PYTHONPATH:+:$PYTHONPATH} PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1 PYTHONIOENCODING=utf-8 '/py env/python' -m moa_trainer train --config '/w s/c.json' > '/w s/e.jsonl'`);
+});

@@ -1,4 +1,4 @@
-import { relative } from 'node:path';
+import { join, relative } from 'node:path';
 import { loadConfig } from '../../core/config/load';
 import { datasetsForTraining } from '../../core/data/compact';
 import { resolveBaseModelDir } from '../../core/models/base';
@@ -7,10 +7,12 @@ import { keptPrevious, type TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, succeeded, visibleGpus, type DistLaunch } from '../../core/trainer/process';
 import { choosePython } from '../../core/trainer/python';
 import { latestResumable, runInfo } from '../../core/trainer/runs';
-import { datasetWarnings, resumeTraining, startTraining, type TrainingSession } from '../../core/trainer/train';
+import { datasetWarnings, prepareExternalRun, resumeTraining, startTraining, type TrainingSession } from '../../core/trainer/train';
+import { launchLine, sbatchScript, shellQuote } from '../../core/trainer/launchScript';
+import { writeFileAtomic } from '../../core/util/atomic';
 import { MoaError } from '../../core/util/errors';
 import { buildWorkspaceData } from '../../core/workspace';
-import { EXIT, UsageError, intOption, numberOption, parseStages, productRoot, product, workspaceOf } from '../args';
+import { EXIT, UsageError, intOption, numberOption, parseStages, print, productRoot, product, workspaceOf } from '../args';
 import type { Values } from '../args';
 import { ProgressPrinter } from '../progress';
 
@@ -85,8 +87,44 @@ function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEven
   });
 }
 
+/**
+ * --print-launch: a run prepared here, started elsewhere. Prints the command for a machine with
+ * the GPUs and writes a Slurm script into the run folder; the dashboard follows its events.
+ */
+function printLaunch(values: Values, layout: WorkspaceLayout): number {
+  if (values.resume) throw new UsageError('--print-launch prepares a new run; it does not go with --resume');
+  const python = choosePython(productRoot, values.python).command;
+  const processes = distOptions(values, () => visibleGpus(python, product.trainerDir));
+  const { config, warnings } = loadConfig(layout.configFile);
+  warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
+  const manifest = datasetsForTraining(layout) ?? buildWorkspaceData(layout, product);
+  const { run, configPath } = prepareExternalRun({
+    layout, product, config, manifest, python, processes,
+    baseModelDir: resolveBaseModelDir(config.baseModel, product, layout.root),
+    steps: intOption(values, 'steps', undefined, 1), routerSteps: intOption(values, 'router-steps', undefined, 1),
+    stages: parseStages(values.stages), device: values.device, keepPartial: values['keep-partial'], minutes: numberOption(values, 'minutes'),
+  });
+  const plan = { python, trainerDir: product.trainerDir, configPath, eventsFile: run.eventsFile, processes };
+  const command = launchLine(plan);
+  const sbatch = join(run.dir, 'sbatch.sh');
+  writeFileAtomic(sbatch, sbatchScript({ ...plan, nodes: processes?.nnodes ?? 1, gpusPerNode: processes?.nprocPerNode ?? 1, jobName: `moa-${run.id}`, logDir: run.dir }));
+  print(values, [
+    `run ${run.id} prepared: ${run.dir}`,
+    '',
+    `On the machine that trains (the workspace at this same path${processes?.nnodes ? '; on each machine, with its own --node-rank' : ''}):`,
+    `  ${command}`,
+    '',
+    `As a Slurm job (${processes?.nnodes ?? 1} node(s) × ${processes?.nprocPerNode ?? 1} process(es); $PYTHON picks the cluster's interpreter):`,
+    `  sbatch ${shellQuote(sbatch)}`,
+    '',
+    `The trainer writes ${run.eventsFile}; "MoA: Show Run Curves" on run ${run.id} (or "moa report --run ${run.id}") follows it as it grows.`,
+  ].join('\n'), { run: run.id, dir: run.dir, config: configPath, command, sbatch });
+  return EXIT.ok;
+}
+
 export async function cmdTrain(values: Values): Promise<number> {
   const layout = workspaceOf(values);
+  if (values['print-launch']) return printLaunch(values, layout);
   const progress = new ProgressPrinter(process.stdout);
   const session = start(values, layout, printer(values, layout, progress));
   const onSignal = () => session.stop();

@@ -160,7 +160,18 @@ export function runStatus(layout: WorkspaceLayout, id: string, meta = readJsonOb
     const holder = lockHolder(lockFile(layout));
     return holder?.['run'] === id && holderAlive(holder, true) ? 'running' : 'interrupted';
   }
+  if (status === 'external') return externalStatus(runInfo(layout, id));
   return status === 'done' || status === 'stopped' || status === 'failed' ? status : 'unknown';
+}
+
+/**
+ * A run started elsewhere (`moa train --print-launch`) is as far as its events say: nothing here
+ * holds a lock or a process for it. Running until the trainer reports its end.
+ */
+function externalStatus(run: RunInfo): RunStatus {
+  const last = readRunEvents(run.eventsFile).filter((e) => e.type === 'done' || e.type === 'error').pop();
+  if (!last) return 'running';
+  return last.type === 'error' ? 'failed' : last.stopped ? 'stopped' : 'done';
 }
 
 /** The newest run that ended before its end (stopped, failed, interrupted) and left a checkpoint. */

@@ -145,24 +145,37 @@ export function startTraining(req: TrainRequest): TrainingSession {
   const id = newRunId();
   // The lock first: a refused start must leave no run folder behind.
   const lock = acquireRunLock(req.layout, id);
-  let run: RunInfo;
+  let prepared: { run: RunInfo; configPath: string };
   try {
     removeStaleTemps(req.layout.moaDir, true);
-    run = createRun(req.layout, id, { kind: 'train', steps: req.steps ?? req.config.training.steps });
+    prepared = createTrainRun(req, id, {});
   } catch (e) {
     lock.release();
     throw e;
   }
-  let configPath: string;
+  return launch(req, prepared.run, lock, prepared.configPath, []);
+}
+
+/** The run folder and its train-config.json; a config that cannot be written fails the run it made. */
+function createTrainRun(req: TrainRequest, id: string, meta: Record<string, unknown>): { run: RunInfo; configPath: string } {
+  const run = createRun(req.layout, id, { kind: 'train', steps: req.steps ?? req.config.training.steps, ...meta });
+  const configPath = trainConfigPath(run);
   try {
-    configPath = trainConfigPath(run);
     writeJsonAtomic(configPath, buildTrainConfig({ ...req, fim: req.fim === undefined ? baseFim(req.baseModelDir) : req.fim }, run));
   } catch (e) {
-    lock.release();
     finishRun(run, 'failed', { error: errorMessage(e) });
     throw e;
   }
-  return launch(req, run, lock, configPath, []);
+  return { run, configPath };
+}
+
+/**
+ * `moa train --print-launch`: a run folder and config as `moa train` would make them, for the
+ * trainer to be started elsewhere (launchScript.ts prints how). No lock is taken and nothing is
+ * spawned here; the run's status comes from the events the trainer writes (runs.ts, `external`).
+ */
+export function prepareExternalRun(req: TrainRequest): { run: RunInfo; configPath: string } {
+  return createTrainRun(req, newRunId(), { status: 'external', pid: null, external: true });
 }
 
 export interface ResumeRequest {
