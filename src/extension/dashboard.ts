@@ -1,3 +1,4 @@
+import { deviceLabel } from '../core/trainer/device';
 import * as vscode from 'vscode';
 import { join } from 'node:path';
 import type { TrainerEvent } from '../core/trainer/events';
@@ -12,10 +13,6 @@ function toStep(e: TrainerEvent & { type: 'step' }): DashboardStep {
 }
 
 /** "cpu", or the GPU's name and memory. */
-export function deviceLabel(hello: TrainerEvent & { type: 'hello' }): string {
-  return hello.gpu ? `${hello.gpu}${hello.gpu_memory_gb ? ` (${hello.gpu_memory_gb.toFixed(0)} GB)` : ''}` : hello.device;
-}
-
 function toEval(e: TrainerEvent & { type: 'eval' }): DashboardEval {
   return { stage: e.stage, expert: e.expert, step: e.step ?? 0, loss: e.loss };
 }
@@ -61,6 +58,7 @@ export class DashboardPanel implements vscode.Disposable {
         if (e.type === 'step') this.post({ type: 'step', step: toStep(e) });
         else if (e.type === 'eval') this.post({ type: 'eval', eval: toEval(e) });
         else if (e.type === 'hello') this.post({ type: 'status', status: training.status, device: deviceLabel(e) });
+        else if (e.type === 'plan' && e.world_size) this.post({ type: 'status', status: training.status, worldSize: e.world_size });
       }),
       training.onStatus((status) => {
         if (status === 'running') {
@@ -87,6 +85,7 @@ export class DashboardPanel implements vscode.Disposable {
       runId: live ? this.training.runId : this.runId!,
       status,
       device: hello ? deviceLabel(hello) : null,
+      worldSize: events.filter((e): e is TrainerEvent & { type: 'plan' } => e.type === 'plan').pop()?.world_size ?? 1,
       steps: events.filter((e): e is TrainerEvent & { type: 'step' } => e.type === 'step').map(toStep),
       evals: events.filter((e): e is TrainerEvent & { type: 'eval' } => e.type === 'eval').map(toEval),
     };

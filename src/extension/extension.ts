@@ -6,7 +6,7 @@ import { registerExpertCommands } from './commands/experts';
 import { registerRoutingCommands } from './commands/routing';
 import { registerTrainingCommands } from './commands/training';
 import { registerWorkspaceCommands } from './commands/workspace';
-import { deviceLabel } from './dashboard';
+import { deviceKind, deviceLabel } from '../core/trainer/device';
 import { DatasetSync } from './dataSync';
 import { MoaInlineProvider } from './inline';
 import { RunsTree } from './runsTree';
@@ -62,7 +62,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     trainingItem,
     training.onEvent((e) => {
-      if (e.type === 'hello') tree.setDevice({ label: e.gpu ? 'cuda' : 'cpu', detail: `torch ${e.torch}, ${deviceLabel(e)}` });
+      if (e.type === 'hello') tree.setDevice({ label: deviceKind(e), detail: `torch ${e.torch}, ${deviceLabel(e)}` });
       if (e.type !== 'step') return;
       trainingItem.text = `$(sync~spin) MoA ${e.stage} ${e.step}/${e.steps}`;
       trainingItem.tooltip = `loss ${e.expert} ${e.loss.toFixed(3)} · ${Math.round(e.tokens_per_s)} tok/s — open the dashboard`;

@@ -157,3 +157,11 @@ test('printed launch lines quote what a shell would split or expand', async () =
   const line = launchLine({ python: '/py env/python', trainerDir: '/t', configPath: '/w s/c.json', eventsFile: '/w s/e.jsonl' });
   assert.equal(line, `cd /t && PYTHONPATH=/t\${PYTHONPATH:+:$PYTHONPATH} PYTHONSAFEPATH=1 PYTHONUNBUFFERED=1 PYTHONIOENCODING=utf-8 '/py env/python' -m moa_trainer train --config '/w s/c.json' > '/w s/e.jsonl'`);
 });
+
+test('the device as the tree and the dashboard show it: the GPU count when the machine has several', async () => {
+  const { deviceKind, deviceLabel } = await import('../../src/core/trainer/device');
+  const hello = { type: 'hello' as const, python: '3.11', torch: '2.11', device: 'cuda', gpu: 'NVIDIA H200', gpu_memory_gb: 139.8 };
+  assert.deepEqual([deviceKind({ ...hello, gpu_count: 8 }), deviceLabel({ ...hello, gpu_count: 8 })], ['8 × cuda', '8 × NVIDIA H200 (140 GB)']);
+  assert.deepEqual([deviceKind({ ...hello, gpu_count: 1 }), deviceLabel(hello)], ['cuda', 'NVIDIA H200 (140 GB)']);
+  assert.deepEqual([deviceKind({ ...hello, device: 'cpu', gpu: null, gpu_memory_gb: null, gpu_count: 0 }), deviceLabel({ ...hello, device: 'cpu', gpu: null, gpu_memory_gb: null })], ['cpu', 'cpu']);
+});

@@ -59,6 +59,8 @@ def hello(device: torch.device) -> None:
         props = torch.cuda.get_device_properties(device)
         gpu = props.name
         mem = round(props.total_memory / 2**30, 2)
+    # The machine's CUDA devices, not only the one this process uses: what torchrun can spread over.
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     emit("hello", python=platform.python_version(), torch=torch.__version__, device=device.type,
-         gpu=gpu, gpu_memory_gb=mem, threads=torch.get_num_threads(), protocol=PROTOCOL_VERSION,
+         gpu=gpu, gpu_memory_gb=mem, gpu_count=count, threads=torch.get_num_threads(), protocol=PROTOCOL_VERSION,
          pid=os.getpid())

@@ -14,6 +14,8 @@ const series = new LossSeries();
 const latest = new Map<string, DashboardStep>();
 let status = 'idle';
 let device: string | null = null;
+/** Trainer processes (torchrun ranks): the throughput shown is theirs together, and per process. */
+let worldSize = 1;
 let pending = false;
 let plot: uPlot | undefined;
 let plotNames = '';
@@ -99,7 +101,7 @@ function render(): void {
   $('stage').textContent = now?.stage ?? '—';
   $('progress').textContent = now ? `${now.step} / ${now.steps}` : '—';
   $('lr').textContent = now ? now.lr.toExponential(2) : '—';
-  $('tps').textContent = now ? Math.round(now.tokensPerS).toLocaleString() : '—';
+  $('tps').textContent = now ? Math.round(now.tokensPerS).toLocaleString() + (worldSize > 1 ? ` (${worldSize} processes, ${Math.round(now.tokensPerS / worldSize).toLocaleString()} each)` : '') : '—';
   $('eta').textContent = eta !== undefined ? `${Math.round(eta)} s` : '—';
   ($('stop') as HTMLButtonElement).disabled = status !== 'running';
 }
@@ -119,6 +121,7 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
       m.evals.forEach((e) => series.addEval(e));
       status = m.status;
       device = m.device;
+      worldSize = m.worldSize;
       break;
     case 'step':
       addStep(m.step);
@@ -129,6 +132,7 @@ window.addEventListener('message', (ev: MessageEvent<HostMessage>) => {
     case 'status':
       status = m.status;
       if (m.device !== undefined) device = m.device;
+      if (m.worldSize !== undefined) worldSize = m.worldSize;
       break;
   }
   schedule();

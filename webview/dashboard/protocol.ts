@@ -24,10 +24,10 @@ export interface DashboardEval {
 
 /** Host → webview. */
 export type HostMessage =
-  | { type: 'reset'; runId: string | null; status: string; device: string | null; steps: DashboardStep[]; evals: DashboardEval[] }
+  | { type: 'reset'; runId: string | null; status: string; device: string | null; worldSize: number; steps: DashboardStep[]; evals: DashboardEval[] }
   | { type: 'step'; step: DashboardStep }
   | { type: 'eval'; eval: DashboardEval }
-  | { type: 'status'; status: string; device?: string | null };
+  | { type: 'status'; status: string; device?: string | null; worldSize?: number };
 
 /** Webview → host. */
 export type WebviewMessage = { type: 'ready' } | { type: 'stop' };

@@ -7,6 +7,7 @@ import { addDomainsFor } from '../../core/config/edit';
 import { readManifest } from '../../core/data/shards';
 import { MoaError } from '../../core/util/errors';
 import { abortOn } from '../abort';
+import { deviceKind, deviceLabel } from '../../core/trainer/device';
 import { initWorkspace } from '../../core/workspace';
 import { buildDatasetsInChild } from '../../core/data/buildProcess';
 import type { App } from './app';
@@ -76,9 +77,9 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
       tree.setDevice({ label: 'Python not ready', detail: `${python}: ${why}` });
       throw new MoaError(`environment check with ${python} failed: ${why}`);
     }
-    const device = hello.gpu ? `${hello.gpu} (${hello.gpu_memory_gb} GB)` : 'no CUDA GPU: training runs on the CPU';
+    const device = hello.gpu ? deviceLabel(hello) : 'no CUDA GPU: training runs on the CPU';
     ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
-    tree.setDevice({ label: hello.gpu ? 'cuda' : 'cpu', detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}` });
+    tree.setDevice({ label: deviceKind(hello), detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}` });
     void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
   });
 }
