@@ -47,6 +47,9 @@ export const OPTIONS = {
   port: { type: 'string' },
   'api-key': { type: 'string' },
   'print-launch': { type: 'boolean' },
+  cpu: { type: 'boolean' },
+  cuda: { type: 'boolean' },
+  venv: { type: 'string' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

@@ -15,6 +15,7 @@ commands:
   eval        held-out loss: base, every expert on every domain, mixed baseline, MoA routing
   report      write a self-contained HTML report: loss curves, eval table, heatmap, router, datasets
   doctor      check Python, torch and the device
+  setup       make the trainer's Python environment (venv + pip), then check it
   demo        the whole path on a demo workspace built from text on this machine (npm run demo)
 
 common options: --workspace DIR (default: current folder), --json, --help
@@ -70,6 +71,15 @@ merge: a new expert NEW from A, B… with peft's add_weighted_adapter semantics 
 weights 1 each; cat and svd take experts of different ranks, --rank sets svd's; ties, dare_* and
 magnitude_prune need --density; dare draws its masks from --seed). For runtimes that take one
 adapter, and as a baseline beside routing; needs the trainer's Python (torch).`,
+  setup: `usage: moa setup [--cpu|--cuda] [--venv DIR] [--python PATH] [--json]
+Creates the trainer's virtual environment from a Python 3.10+ (the newest on PATH, or --python),
+outside any workspace ($MOA_HOME/trainer-env, else ~/.local/share/moa-studio/trainer-env; or
+--venv DIR), installs trainer/requirements.txt with pip and its own configuration (pip.conf,
+PIP_INDEX_URL: no index is named here), then runs moa doctor with it. nvidia-smi decides whether a
+CUDA or a CPU build of torch is wanted (--cpu, --cuda to say so); if pip's index gave the other,
+it says how to point pip at PyTorch's wheels. Run again to finish a failed or cancelled setup; it
+reinstalls only when the requirements changed. moa and the editor use this environment when no
+.venv, --python, moa.pythonPath or MOA_PYTHON chooses another.`,
   serve: `usage: moa serve [--port 8731] [--host 127.0.0.1] [--api-key KEY] [--python PATH] [--workspace DIR]
 Serves the workspace's experts with the conventions OpenAI clients and editors speak:
 GET /v1/models (moa: routed; base; one per attached expert) and POST /v1/completions (prompt,

@@ -12,6 +12,7 @@ import { cmdInit } from './commands/init';
 import { cmdReport } from './commands/report';
 import { cmdRoute } from './commands/route';
 import { cmdServe } from './commands/serve';
+import { cmdSetup } from './commands/setup';
 import { cmdTrain } from './commands/train';
 
 const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
   experts: cmdExperts,
   route: cmdRoute,
   serve: cmdServe,
+  setup: cmdSetup,
   eval: cmdEval,
   report: cmdReport,
   doctor: cmdDoctor,

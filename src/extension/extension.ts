@@ -13,8 +13,9 @@ import { RunsTree } from './runsTree';
 import { TrainingController } from './training';
 import { ExpertsTree } from './tree';
 import { MoaWorkspace } from './workspace';
+import { needsSetup } from '../core/trainer/setup';
 
-/** Runs a command body, turning any failure into a notification with a way to the log. */
+/** Runs a command body, turning any failure into a notification with a way to the log (or to the fix). */
 function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown): (...args: never[]) => Promise<void> {
   return async (...args: never[]) => {
     try {
@@ -24,8 +25,10 @@ function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown
       if (e instanceof Cancelled) return void log.info(e.hint ? `${e.message}. ${e.hint}` : e.message);
       log.error(errorMessage(e));
       const hint = e instanceof MoaError && e.hint ? ` ${e.hint}` : '';
-      const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, 'Open Log');
-      if (action) log.show();
+      const setup = needsSetup(errorMessage(e));
+      const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, ...(setup ? ['Set Up Trainer Environment'] : []), 'Open Log');
+      if (action === 'Open Log') log.show();
+      else if (action) void vscode.commands.executeCommand('moa.setupEnvironment');
     }
   };
 }

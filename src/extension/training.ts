@@ -7,6 +7,7 @@ import { datasetsForTraining } from '../core/data/compact';
 import { resolveBaseModelDir } from '../core/models/base';
 import { keptPrevious, type TrainerEvent } from '../core/trainer/events';
 import { describeFailure, succeeded } from '../core/trainer/process';
+import { needsSetup } from '../core/trainer/setup';
 import { hasCheckpoint, latestResumable, type RunInfo } from '../core/trainer/runs';
 import { datasetWarnings, resumeTraining, startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
 import { MoaError, errorMessage } from '../core/util/errors';
@@ -114,9 +115,11 @@ export class TrainingController implements vscode.Disposable {
         this.setStatus('failed');
         const why = describeFailure(exit);
         this.ws.log.error(`training run ${run.id} failed: ${why}`);
-        const actions = hasCheckpoint(run) && !exit.hostError ? ['Resume', 'Open Log'] : ['Open Log'];
+        const setup = needsSetup(why) ? ['Set Up Trainer Environment'] : [];
+        const actions = hasCheckpoint(run) && !exit.hostError ? ['Resume', ...setup, 'Open Log'] : [...setup, 'Open Log'];
         void vscode.window.showErrorMessage(`MoA training failed: ${why.split('\n')[0]}`, ...actions).then((a) => {
           if (a === 'Open Log') this.ws.log.show();
+          else if (a === 'Set Up Trainer Environment') void vscode.commands.executeCommand('moa.setupEnvironment');
           else if (a === 'Resume') this.resume(run).catch((e) => void vscode.window.showErrorMessage(`MoA: ${errorMessage(e)}`));
         });
       }

@@ -35,7 +35,29 @@ test('webview messages other than the two known shapes are rejected', () => {
 test('python choice: explicit, then MOA_PYTHON, then python3', () => {
   assert.deepEqual(choosePython('/nowhere', '/usr/bin/py'), { command: '/usr/bin/py', source: 'explicit' });
   assert.equal(choosePython('/nowhere', undefined, { MOA_PYTHON: '/x/python' }).source, 'environment');
-  assert.deepEqual(choosePython('/nowhere', undefined, {}), { command: 'python3', source: 'path' });
+  assert.deepEqual(choosePython('/nowhere', undefined, { MOA_HOME: '/nowhere' }), { command: 'python3', source: 'path' });
+  // The environment `moa setup` makes, found after the product's own .venv.
+  const home = tempWorkspace({ 'trainer-env/bin/python': '' });
+  try {
+    assert.deepEqual(choosePython('/nowhere', undefined, { MOA_HOME: home.root }), { command: join(home.root, 'trainer-env', 'bin', 'python'), source: 'setup-env' });
+  } finally {
+    home.cleanup();
+  }
+});
+
+test('the torch verdict says what was wanted, what pip installed and how to fix a mismatch', async () => {
+  const { torchVerdict, atLeast310, trainerEnvDir, needsSetup } = await import('../../src/core/trainer/setup');
+  assert.ok(needsSetup('PyTorch is not importable by /usr/bin/python3: No module named \'torch\''));
+  assert.ok(needsSetup('spawn /home/u/.venv/bin/python ENOENT'));
+  assert.ok(!needsSetup('CUDA out of memory'));
+  assert.equal(torchVerdict('auto', null, 0), 'a CPU build of torch, as wanted (nvidia-smi finds no NVIDIA GPU).');
+  assert.equal(torchVerdict('auto', '12.8', 2), 'a CUDA 12.8 build of torch, as wanted (nvidia-smi lists 2 GPUs).');
+  assert.match(torchVerdict('cuda', null, 0), /^a CPU build of torch, but a CUDA build is wanted \(asked for\): point pip at PyTorch's CUDA wheels/);
+  assert.match(torchVerdict('auto', null, 1), /CUDA build is wanted \(nvidia-smi lists 1 GPU\)/);
+  assert.match(torchVerdict('cpu', '12.8', 0), /runs on the CPU too \(asked for\)/);
+  assert.deepEqual(['3.9', '3.10', '3.13', '4.0', '2.7'].map(atLeast310), [false, true, true, true, false]);
+  assert.equal(trainerEnvDir({ MOA_HOME: '/m' }), join('/m', 'trainer-env'));
+  assert.equal(trainerEnvDir({ XDG_DATA_HOME: '/d' }), join('/d', 'moa-studio', 'trainer-env'));
 });
 
 test('run ids sort by time; a lock held by a dead process is taken over, a live one refuses', () => {

@@ -16,7 +16,8 @@ from .errors import TrainerError
 from .protocol import StopFlag, StopRequested, claim_stdout, emit, install_stop_handlers
 
 COMMANDS = ("doctor", "train", "export", "pretrain", "merge")
-TORCH_HINT = "pip install -r trainer/requirements.txt"
+TORCH_HINT = ('run "moa setup" (in VS Code: "MoA: Set Up Trainer Environment") to make an environment with it, '
+              "or pip install -r trainer/requirements.txt into this one")
 
 
 class UsageError(Exception):

@@ -234,4 +234,4 @@ def test_missing_torch_gives_install_hint() -> None:
                           timeout=60)
     events = parse_events(proc.stdout)
     assert proc.returncode == 1 and events[-1]["type"] == "error"
-    assert events[-1]["hint"] == "pip install -r trainer/requirements.txt"
+    assert "moa setup" in events[-1]["hint"] and "pip install -r trainer/requirements.txt" in events[-1]["hint"]

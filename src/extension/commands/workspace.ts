@@ -8,6 +8,7 @@ import { readManifest } from '../../core/data/shards';
 import { MoaError } from '../../core/util/errors';
 import { abortOn } from '../abort';
 import { deviceKind, deviceLabel } from '../../core/trainer/device';
+import { nvidiaGpus, setupTrainerEnv, trainerEnvDir } from '../../core/trainer/setup';
 import { initWorkspace } from '../../core/workspace';
 import { buildDatasetsInChild } from '../../core/data/buildProcess';
 import type { App } from './app';
@@ -81,5 +82,31 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
     tree.setDevice({ label: deviceKind(hello), detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}` });
     void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
+  });
+  cmd('moa.setupEnvironment', async () => {
+    if (!vscode.workspace.isTrusted) throw new MoaError('the setup runs Python and pip, which a restricted workspace does not allow');
+    const gpus = nvidiaGpus();
+    const pick = await vscode.window.showQuickPick([
+      { label: gpus > 0 ? 'CUDA build of torch' : 'CPU build of torch', build: 'auto' as const, detail: gpus > 0 ? `nvidia-smi lists ${gpus} NVIDIA GPU${gpus > 1 ? 's' : ''}: train on ${gpus > 1 ? 'them' : 'it'}` : 'nvidia-smi finds no NVIDIA GPU: training runs on the CPU' },
+      { label: gpus > 0 ? 'CPU build of torch' : 'CUDA build of torch', build: gpus > 0 ? 'cpu' as const : 'cuda' as const, detail: gpus > 0 ? 'smaller; training ignores the GPU' : 'for a GPU this machine does not show yet' },
+    ], { title: `MoA: set up the trainer's Python environment in ${trainerEnvDir()}` });
+    if (!pick) return;
+    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: setting up the trainer environment (pip output in the log)', cancellable: true }, async (progress, token) => {
+      const abort = abortOn(token);
+      try {
+        return await setupTrainerEnv({
+          dir: trainerEnvDir(), build: pick.build, requirements: join(ws.product.trainerDir, 'requirements.txt'), signal: abort.signal,
+          onLine: (l) => {
+            ws.log.info(`[setup] ${l}`);
+            if (/^(creating|installing|Collecting|Installing collected)/.test(l)) progress.report({ message: l.slice(0, 80) });
+          },
+        });
+      } finally {
+        abort.dispose();
+      }
+    });
+    ws.log.info(`setup: ${result.python}, torch ${result.torch}: ${result.verdict}`);
+    void vscode.window.showInformationMessage(`MoA: trainer environment ready, torch ${result.torch}: ${result.verdict}`);
+    await vscode.commands.executeCommand('moa.doctor');
   });
 }
