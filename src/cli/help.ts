@@ -9,6 +9,7 @@ commands:
   data        tokenize each domain's files into train/val shards
   train       train one LoRA expert per domain (python -m moa_trainer train)
   complete    complete a file at a position with the routed expert
+  base        the base model: parameters, size, FIM tokens, training memory; "base set" to change it
   experts     list | attach | detach | pin | unpin | import | export | merge | inspect
   route       which expert(s) serve a file, and why
   serve       an OpenAI-compatible HTTP server over the experts (/v1/completions, /v1/models)
@@ -71,6 +72,12 @@ merge: a new expert NEW from A, B… with peft's add_weighted_adapter semantics 
 weights 1 each; cat and svd take experts of different ranks, --rank sets svd's; ties, dare_* and
 magnitude_prune need --density; dare draws its masks from --seed). For runtimes that take one
 adapter, and as a baseline beside routing; needs the trainer's Python (torch).`,
+  base: `usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER [--workspace DIR] [--json]
+show: the workspace's base model (architecture, parameters, weight size, fill-in-the-middle tokens)
+and an estimate of the memory stage 1 needs for the current domains, LoRA rank, batch and sequence
+length, on a GPU (bf16) and on the CPU (fp32), beside this machine's memory. set: checks the folder
+is a model this reader takes, writes baseModel into .moa/moa.json (other keys kept), and names the
+experts trained on another base, which are stale from then on.`,
   setup: `usage: moa setup [--cpu|--cuda] [--venv DIR] [--python PATH] [--json]
 Creates the trainer's virtual environment from a Python 3.10+ (the newest on PATH, or --python),
 outside any workspace ($MOA_HOME/trainer-env, else ~/.local/share/moa-studio/trainer-env; or

@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { MoaError, errnoHint, errorMessage, isErrnoError } from '../core/util/errors';
 import { EXIT, OPTIONS, UsageError, type Values } from './args';
 import { HELP } from './help';
+import { cmdBase } from './commands/base';
 import { cmdComplete } from './commands/complete';
 import { cmdData } from './commands/data';
 import { cmdDemo } from './commands/demo';
@@ -19,6 +20,7 @@ const COMMANDS: Record<string, (v: Values, p: string[]) => Promise<number>> = {
   init: cmdInit,
   data: cmdData,
   train: cmdTrain,
+  base: cmdBase,
   complete: cmdComplete,
   experts: cmdExperts,
   route: cmdRoute,

@@ -89,7 +89,7 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
     for (const d of config.domains) {
       const stats = manifest?.domains.find((s) => s.domain === d.name);
       const expert = experts.get(d.name);
-      const freshness = expertFreshness(expert, stats?.fingerprint);
+      const freshness = expertFreshness(expert, stats?.fingerprint, config.baseModel);
       const description = stats ? `${stats.files} files · ${compact(stats.trainTokens + stats.valTokens)} tokens${freshness === 'stale' ? ' · stale' : ''}` : 'no dataset yet';
       nodes.push({ kind: 'domain', name: d.name, description, expert });
     }

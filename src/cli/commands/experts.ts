@@ -37,11 +37,17 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
       const state = readExpertState(layout);
       if (state.problem && !values.json) process.stderr.write(`warning: ${state.problem}\n`);
       const manifest = readManifest(layout);
+      let baseModel: string | undefined;
+      try {
+        baseModel = loadConfig(layout.configFile).config.baseModel;
+      } catch {
+        baseModel = undefined; // no readable config: freshness by data alone
+      }
       const experts = listExperts(layout.expertsDir).map((e) => ({
         ...e,
         attached: e.status === 'ok' && !state.detached.includes(e.name),
         pinned: state.pinned === e.name,
-        freshness: expertFreshness(e, manifest?.domains.find((d) => d.domain === e.name)?.fingerprint),
+        freshness: expertFreshness(e, manifest?.domains.find((d) => d.domain === e.name)?.fingerprint, baseModel),
       }));
       const loss = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : '—');
       const lines = experts.map((e) =>

@@ -15,6 +15,8 @@ export interface ExpertMeta {
   val_loss?: number;
   fingerprint?: string;
   created?: string;
+  /** The base model it was trained on (or imported for), as the config names it. */
+  base_model?: string;
 }
 
 export interface ExpertSummary {
@@ -271,7 +273,9 @@ export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo
 export type Freshness = 'fresh' | 'stale' | 'unknown';
 
 /** An expert is stale when its domain's data changed since it was trained (fingerprints differ). */
-export function expertFreshness(expert: ExpertSummary | undefined, datasetFingerprint: string | undefined): Freshness {
+export function expertFreshness(expert: ExpertSummary | undefined, datasetFingerprint: string | undefined, baseModel?: string): Freshness {
+  // Trained on another base: whatever its data, it does not belong to this model.
+  if (baseModel && typeof expert?.meta.base_model === 'string' && expert.meta.base_model !== baseModel) return 'stale';
   if (!expert?.meta.fingerprint || !datasetFingerprint) return 'unknown';
   return expert.meta.fingerprint === datasetFingerprint ? 'fresh' : 'stale';
 }

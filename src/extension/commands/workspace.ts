@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
 import type { TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, spawnTrainer } from '../../core/trainer/process';
@@ -9,12 +9,14 @@ import { MoaError } from '../../core/util/errors';
 import { abortOn } from '../abort';
 import { deviceKind, deviceLabel } from '../../core/trainer/device';
 import { nvidiaGpus, setupTrainerEnv, trainerEnvDir } from '../../core/trainer/setup';
+import { describeBase, expertsOfOtherBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
+import { listExperts } from '../../core/adapters/store';
 import { initWorkspace } from '../../core/workspace';
 import { buildDatasetsInChild } from '../../core/data/buildProcess';
 import type { App } from './app';
 
 /** Initialise, datasets, evaluation, config and the environment check. */
-export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
+export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App): void {
   cmd('moa.init', () => {
     const { config } = initWorkspace(ws.layout);
     void vscode.commands.executeCommand('setContext', 'moa.hasConfig', true);
@@ -108,5 +110,34 @@ export function registerWorkspaceCommands({ ws, tree, runs, cmd }: App): void {
     ws.log.info(`setup: ${result.python}, torch ${result.torch}: ${result.verdict}`);
     void vscode.window.showInformationMessage(`MoA: trainer environment ready, torch ${result.torch}: ${result.verdict}`);
     await vscode.commands.executeCommand('moa.doctor');
+  });
+  cmd('moa.chooseBaseModel', async () => {
+    const config = ws.config();
+    const fmt = (d: BaseDescription) => {
+      const mem = workspaceTrainingMemory(d.info, config, tree.device?.label.includes('cuda') ? 2 : 4);
+      return `${d.info.modelType} · ${(d.info.parameters / 1e6).toFixed(1)}M params · ${formatBytes(d.sizeBytes)} · ${d.fim ? `FIM (${d.fim})` : 'no FIM tokens'} · training ≈ ${formatBytes(mem.total)} for ${config.domains.length} experts`;
+    };
+    const builtin = describeBase('builtin:moa-tiny', ws.product, ws.layout.root);
+    const items: (vscode.QuickPickItem & { value: string })[] = [
+      { label: 'builtin:moa-tiny', description: config.baseModel === 'builtin:moa-tiny' ? '(current)' : '', detail: fmt(builtin), value: 'builtin:moa-tiny' },
+      { label: 'A Hugging Face model folder…', detail: 'config.json, model.safetensors (or shards) and tokenizer.json: Llama, Qwen2 or Mistral', value: '' },
+    ];
+    const pick = await vscode.window.showQuickPick(items, { title: `MoA: base model (now ${config.baseModel})` });
+    if (!pick) return;
+    let name = pick.value;
+    if (!name) {
+      const folder = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'MoA: a Hugging Face model folder', openLabel: 'Use as Base Model' });
+      if (!folder?.[0]) return;
+      const rel = relative(ws.layout.root, folder[0].fsPath);
+      name = rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel.split(sep).join('/') : folder[0].fsPath;
+    }
+    if (name === config.baseModel) return;
+    const chosen = describeBase(name, ws.product, ws.layout.root); // refuses what is not a model, before the config changes
+    setBaseModel(ws.layout.configFile, name);
+    const stale = expertsOfOtherBase(listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok'), name);
+    tree.refresh();
+    inline.reset();
+    ws.log.info(`base model: ${name}: ${fmt(chosen)}`);
+    void vscode.window.showInformationMessage(`MoA: base model is now ${name} (${fmt(chosen)}).${stale.length ? ` ${stale.length} expert(s) belong to the previous base and are stale: ${stale.join(', ')}. Retrain to use them with this one.` : ''}`, ...(stale.length ? ['Train All Experts'] : [])).then((a) => a && vscode.commands.executeCommand('moa.trainAll'));
   });
 }

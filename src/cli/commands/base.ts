@@ -1,0 +1,40 @@
+import { totalmem } from 'node:os';
+import { loadConfig } from '../../core/config/load';
+import { listExperts } from '../../core/adapters/store';
+import { describeBase, expertsOfOtherBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
+import type { MoaConfig } from '../../core/config/schema';
+import { EXIT, UsageError, product, print, workspaceOf } from '../args';
+import type { Values } from '../args';
+
+function describe(d: BaseDescription, config: MoaConfig): { text: string; json: Record<string, unknown> } {
+  const cpu = workspaceTrainingMemory(d.info, config, 4);
+  const gpu = workspaceTrainingMemory(d.info, config, 2);
+  const text = [
+    `${d.info.name}: ${d.info.modelType}, ${(d.info.parameters / 1e6).toFixed(1)}M parameters, ${d.info.numLayers} layers, hidden ${d.info.hiddenSize}, vocab ${d.info.vocabSize}`,
+    `  folder ${d.info.dir} (${formatBytes(d.sizeBytes)} of weights)`,
+    `  fill-in-the-middle: ${d.fim ?? 'no FIM tokens (completions use the text before the cursor only)'}`,
+    `  training ${config.domains.length} experts (r ${config.lora.r}, batch ${config.training.batchSize} × ${config.training.seqLen} tokens each): about ${formatBytes(gpu.total)} on a GPU (bf16), ${formatBytes(cpu.total)} on the CPU (fp32; this machine has ${formatBytes(totalmem())}), before framework overhead`,
+  ].join('\n');
+  return { text, json: { ...d, memory: { gpuBf16: gpu, cpuFp32: cpu, machineBytes: totalmem() } } };
+}
+
+/** `moa base [set NAME]`: what the base model is and what training it needs; or choose another. */
+export async function cmdBase(values: Values, positionals: string[]): Promise<number> {
+  const [sub = 'show', name] = positionals;
+  const layout = workspaceOf(values);
+  const { config } = loadConfig(layout.configFile);
+  if (sub === 'show') {
+    const d = describe(describeBase(config.baseModel, product, layout.root), config);
+    print(values, d.text, d.json);
+    return EXIT.ok;
+  }
+  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER');
+  // Read it first: a folder that is not a model never reaches the config.
+  const d = describeBase(name, product, layout.root);
+  setBaseModel(layout.configFile, name);
+  const stale = expertsOfOtherBase(listExperts(layout.expertsDir).filter((e) => e.status === 'ok'), name);
+  const d2 = describe(d, { ...config, baseModel: name });
+  const note = stale.length ? `\n${stale.length} expert(s) were trained on another base and are now stale: ${stale.join(', ')}; retrain with "moa train"` : '';
+  print(values, `base model set to ${name}\n${d2.text}${note}`, { ...d2.json, stale });
+  return EXIT.ok;
+}
