@@ -1,8 +1,10 @@
 import { deviceLabel } from '../core/trainer/device';
 import * as vscode from 'vscode';
-import { join } from 'node:path';
+import { unwatchFile, watchFile } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { EventTail } from '../core/trainer/eventTail';
 import type { TrainerEvent } from '../core/trainer/events';
-import { listRuns, readRunEvents } from '../core/trainer/runs';
+import { listRuns, readRunEvents, runStatus } from '../core/trainer/runs';
 import { parseWebviewMessage, type DashboardEval, type DashboardStep, type HostMessage } from '../../webview/dashboard/protocol';
 import type { TrainingController } from './training';
 import type { MoaWorkspace } from './workspace';
@@ -12,7 +14,6 @@ function toStep(e: TrainerEvent & { type: 'step' }): DashboardStep {
   return { expert: e.expert, stage: e.stage, step: e.step, steps: e.steps, loss: e.loss, lr: e.lr, tokensPerS: e.tokens_per_s, elapsedS: e.elapsed_s };
 }
 
-/** "cpu", or the GPU's name and memory. */
 function toEval(e: TrainerEvent & { type: 'eval' }): DashboardEval {
   return { stage: e.stage, expert: e.expert, step: e.step ?? 0, loss: e.loss };
 }
@@ -24,6 +25,8 @@ export class DashboardPanel implements vscode.Disposable {
 
   /** A past run chosen in the Runs view; undefined follows the live (or latest) run. */
   private runId?: string;
+  /** A run another process is writing (the CLI, another machine): its file, read as it grows. */
+  private following?: { file: string; tail: EventTail; listener: () => void };
 
   static show(context: vscode.ExtensionContext, ws: MoaWorkspace, training: TrainingController, runId?: string): DashboardPanel {
     if (DashboardPanel.current) {
@@ -76,10 +79,12 @@ export class DashboardPanel implements vscode.Disposable {
   private snapshot(): HostMessage {
     const live = !this.runId || this.runId === this.training.runId;
     const file = !live ? join(this.ws.layout.runsDir, this.runId!, 'events.jsonl') : (this.training.runEventsFile ?? this.latestRunEvents());
-    const events = file ? readRunEvents(file) : [];
+    // Not this window's run, and still running: the CLI in a terminal, or `--print-launch` elsewhere.
+    const foreign = file !== null && !(live && this.training.running) && runStatus(this.ws.layout, basename(dirname(file))) === 'running';
+    const events = foreign ? this.follow(file) : (this.unfollow(), file ? readRunEvents(file) : []);
     const hello = events.find((e): e is TrainerEvent & { type: 'hello' } => e.type === 'hello');
     const done = events.find((e): e is TrainerEvent & { type: 'done' } => e.type === 'done');
-    const status = live && this.training.running ? this.training.status : done ? (done.stopped ? 'stopped' : 'done') : events.length ? 'ended' : 'idle';
+    const status = live && this.training.running ? this.training.status : foreign ? 'running (elsewhere)' : done ? (done.stopped ? 'stopped' : 'done') : events.length ? 'ended' : 'idle';
     return {
       type: 'reset',
       runId: live ? this.training.runId : this.runId!,
@@ -89,6 +94,36 @@ export class DashboardPanel implements vscode.Disposable {
       steps: events.filter((e): e is TrainerEvent & { type: 'step' } => e.type === 'step').map(toStep),
       evals: events.filter((e): e is TrainerEvent & { type: 'eval' } => e.type === 'eval').map(toEval),
     };
+  }
+
+  /**
+   * Reads `file` from its start and then as it grows (polled: a shared file system does not report
+   * another machine's writes), posting what is appended; stops at the run's end.
+   */
+  private follow(file: string): TrainerEvent[] {
+    this.unfollow();
+    const tail = new EventTail(file);
+    const listener = () => {
+      for (const e of tail.read()) {
+        if (e.type === 'step') this.post({ type: 'step', step: toStep(e) });
+        else if (e.type === 'eval') this.post({ type: 'eval', eval: toEval(e) });
+        else if (e.type === 'hello') this.post({ type: 'status', status: 'running (elsewhere)', device: deviceLabel(e) });
+        else if (e.type === 'plan' && e.world_size) this.post({ type: 'status', status: 'running (elsewhere)', worldSize: e.world_size });
+        else if (e.type === 'done' || e.type === 'error') {
+          this.post({ type: 'status', status: e.type === 'error' ? 'failed' : e.stopped ? 'stopped' : 'done' });
+          this.unfollow();
+        }
+      }
+    };
+    const events = tail.read();
+    watchFile(file, { interval: 1000, persistent: false }, listener);
+    this.following = { file, tail, listener };
+    return events;
+  }
+
+  private unfollow(): void {
+    if (this.following) unwatchFile(this.following.file, this.following.listener);
+    this.following = undefined;
   }
 
   private latestRunEvents(): string | null {
@@ -120,6 +155,7 @@ export class DashboardPanel implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.unfollow();
     DashboardPanel.current = undefined;
     this.disposables.forEach((d) => d.dispose());
     this.panel.dispose();
