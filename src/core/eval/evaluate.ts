@@ -17,6 +17,10 @@ import { evenWindows } from './windows';
 import { evaluateEmbedded, formatEmbeddedTable, type EmbeddedReport } from './embedded';
 import { loadTokenizer } from '../tokenizer/load';
 import { formatCompletionTable, type CompletionReport } from './completions';
+import { evaluateEditorContext, formatEditorContextTable, type EditorContextReport } from './editorContext';
+
+/** Tokens of a window's own file put before it for the editor-context routing table: with the window's first half, the 448 a 512-token prompt leaves. */
+export const EDITOR_CONTEXT_TOKENS = 384;
 
 type PerDomain = Record<string, number | null>;
 
@@ -54,6 +58,8 @@ export interface EvalReport {
   embedded?: EmbeddedReport;
   /** `moa eval --completions`: what users see, at sampled positions of held-out files. */
   completions?: CompletionReport;
+  /** Label and learned routing again with each window's file context before it, as the editor's prompt has. */
+  editorContext?: EditorContextReport;
 }
 
 /** The standard error of the mean of `xs` (null below two values). */
@@ -196,6 +202,12 @@ export async function evaluate(
       }
     }
     check();
+    if (learnedEngine) {
+      const tokenizer = loadTokenizer(dir);
+      const ctx = await evaluateEditorContext({ manifest, seqLen, windows: opts.windows, contextTokens: EDITOR_CONTEXT_TOKENS, bos: tokenizer.bosId, engine, stacks, learned: learnedEngine, signal: opts.signal });
+      if (ctx) report.editorContext = ctx;
+    }
+    check();
     const embedded = await evaluateEmbedded({ config, manifest, tokenizer: loadTokenizer(dir), engine, stacks, learned: learnedEngine, samples: opts.windows });
     if (embedded) report.embedded = embedded;
     return report;
@@ -240,6 +252,7 @@ export function formatEvalTable(r: EvalReport): string {
   lines.push('mean'.padEnd(14) + (counts ? '    ' : '') + cols.map((c) => fmt(mean(r.domains.map((d) => c.get(d))), c)).join(''));
   if (r.learned && r.learnedSource === 'onnx') lines.push('MoA learned: the per-layer routers decide on the first half of each window and hold it, as for a completion.');
   else if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (the router\'s experts are not all here to re-score it).');
+  if (r.editorContext) lines.push('', formatEditorContextTable(r.editorContext));
   if (r.embedded) lines.push('', formatEmbeddedTable(r.embedded));
   if (r.completions) lines.push('', formatCompletionTable(r.completions));
   return lines.join('\n');
