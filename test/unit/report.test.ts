@@ -54,6 +54,7 @@ function syntheticWorkspace(opts: { steps?: number; evalJson?: string | null; wi
       prose: 'markdown', shape: { prose: 64, blockBeforeCursor: 32, continuation: 32 },
       rows: [{ domain: 'python', samples: 4, loss: { 'file': 2.1, 'auto': 1.7, 'learned-prompt': 2.0, 'learned-block': 1.8 }, servedByBlockExpert: { 'file': 0, 'auto': 1, 'learned-prompt': 0.25, 'learned-block': 0.75 } }],
     },
+    editorContext: { contextTokens: 384, meanContext: per(() => 300), label: per(() => 1.25), learned: per((_, i) => 1.25 + i / 100), accuracy: per(() => 0.875) },
   };
   if (opts.evalJson !== null) writeFileSync(join(layout.moaDir, 'eval.json'), opts.evalJson ?? JSON.stringify(report));
   mkdirSync(layout.dataDir, { recursive: true });
@@ -101,6 +102,7 @@ test('the report draws every expert of every stage, the eval table, heatmap, rou
     assert.match(completions, /<th>label \(own expert\)<\/th>/);
     assert.match(completions, /<td class="best">25% · 0\.25 · 3\.5\/20<span class="se sub">own 50%<\/span><span class="se sub">12 · 40\/90 ms<\/span><\/td>/, 'python: auto has the best edit similarity');
     assert.match(page, /<h3>Routing at the cursor<\/h3>[\s\S]*<td class="best">1\.700<span class="se"> 100%<\/span>/);
+    assert.match(page, /<h3>Routing with the editor’s context<\/h3>[\s\S]*<td class="n">300<\/td><td>1\.250<\/td><td>1\.250<\/td><td>88%<\/td>/);
     assert.ok(!page.includes('not available'), 'nothing is missing');
   } finally {
     ws.cleanup();

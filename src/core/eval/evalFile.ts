@@ -1,6 +1,7 @@
 import type { EvalReport } from './evaluate';
 import type { EmbeddedReport } from './embedded';
 import type { CompletionReport } from './completions';
+import type { EditorContextReport } from './editorContext';
 import { MoaError } from '../util/errors';
 import { isObject, readJsonObject } from '../util/json';
 
@@ -15,6 +16,11 @@ function isEmbedded(v: unknown): v is EmbeddedReport {
 function isCompletions(v: unknown): v is CompletionReport {
   if (!isObject(v) || !Array.isArray(v['columns']) || !isObject(v['rows'])) return false;
   return Object.values(v['rows']).every((row) => isObject(row) && Object.values(row).every((s) => isPerDomain(s)));
+}
+
+function isEditorContext(v: unknown): v is EditorContextReport {
+  return isObject(v) && typeof v['contextTokens'] === 'number' && ['meanContext', 'label', 'learned', 'accuracy'].every((k) => isPerDomain(v[k]) && !Object.values(v[k] as object).includes(null))
+    && Object.keys(v['label'] as object).every((d) => ['meanContext', 'learned', 'accuracy'].every((k) => typeof (v[k] as Record<string, unknown>)[d] === 'number'));
 }
 
 /** A `moa eval` report (.moa/eval.json or a run's eval.json), checked field by field. */
@@ -48,5 +54,6 @@ export function readEvalReport(file: string): EvalReport {
     ...(isPerDomain(j['tooLittleHeldOut']) ? { tooLittleHeldOut: j['tooLittleHeldOut'] as Record<string, number> } : {}),
     ...(isEmbedded(j['embedded']) ? { embedded: j['embedded'] } : {}),
     ...(isCompletions(j['completions']) ? { completions: j['completions'] } : {}),
+    ...(isEditorContext(j['editorContext']) ? { editorContext: j['editorContext'] } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import { columnName, type CompletionReport, type CompletionScores } from '../eval/completions';
 import { EMBEDDED_ROUTINGS, type EmbeddedReport } from '../eval/embedded';
+import type { EditorContextReport } from '../eval/editorContext';
 import { html, raw, type Html } from './html';
 
 const pct = (x: number | null | undefined) => (typeof x === 'number' ? `${Math.round(x * 100)}%` : '—');
@@ -31,4 +32,15 @@ export function embeddedTable(r: EmbeddedReport | undefined): Html {
   return html`<h3>Routing at the cursor</h3>
 <p class="muted">Fenced blocks of each code domain inside ${r.prose} text (${r.shape.prose} tokens of prose, the fence, ${r.shape.blockBeforeCursor} tokens of code, then the cursor): held-out loss of the next ${r.shape.continuation} tokens, and how often the block’s own expert served them. file: label routing by the file; auto: the fence’s language; learned-prompt / learned-block: the router reading the whole prompt / the block.</p>
 <div class="table-wrap"><table class="embedded"><thead><tr><th>block</th><th>n</th>${EMBEDDED_ROUTINGS.map((k) => html`<th>${k}</th>`)}</tr></thead><tbody>${rows}</tbody></table></div>`;
+}
+
+/** Label and learned routing with each window's file context before it, as a completion's prompt has. */
+export function editorContextTable(r: EditorContextReport | undefined): Html {
+  if (!r) return html``;
+  const domains = Object.keys(r.label);
+  const rows = domains.map((d) => html`<tr data-domain="${d}"><td>${d}</td><td class="n">${r.meanContext[d]!.toFixed(0)}</td><td>${r.label[d]!.toFixed(3)}</td><td>${r.learned[d]!.toFixed(3)}</td><td>${pct(r.accuracy[d])}</td></tr>`);
+  const avg = (rec: Record<string, number>) => domains.reduce((s, d) => s + rec[d]!, 0) / domains.length;
+  return html`<h3>Routing with the editor’s context</h3>
+<p class="muted">The same held-out windows with up to ${r.contextTokens} tokens of their own file before them, as a completion’s prompt has: held-out loss of the same tokens under label routing and under the learned router reading that context and the window’s first half, and how often the router chose the domain’s own expert.</p>
+<div class="table-wrap"><table class="context"><thead><tr><th>domain</th><th>context</th><th>MoA label</th><th>MoA learned</th><th>router acc</th></tr></thead><tbody>${rows}<tr class="mean"><td>mean</td><td></td><td>${avg(r.label).toFixed(3)}</td><td>${avg(r.learned).toFixed(3)}</td><td>${pct(avg(r.accuracy))}</td></tr></tbody></table></div>`;
 }

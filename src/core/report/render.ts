@@ -1,5 +1,5 @@
 import { evalColumns, mean, type EvalReport } from '../eval/evaluate';
-import { completionTable, embeddedTable } from './completionTables';
+import { completionTable, editorContextTable, embeddedTable } from './completionTables';
 import { colorMap, fractionBars, heatmap, lineChart, type ChartSeries } from './charts';
 import type { ReportInput } from './collect';
 import type { LossCurve, StageCurves } from './curves';
@@ -105,7 +105,7 @@ function evalSection(input: ReportInput): Html {
   return html`<h2>Held-out evaluation</h2>
 <p class="muted">Mean held-out loss per domain (nats/token, lower is better) on up to ${r.windows} windows of ${r.seqLen} tokens (n: how many), ± one standard error: a difference smaller than that is noise. Bold: the best figure of each row.${r.learned ? (r.learnedSource === 'onnx' ? ' “MoA learned”: the per-layer routers decide on the first half of each window and hold it, as for a completion.' : ' “MoA learned” comes from the trainer’s stage-2 evaluation on its own held-out windows.') : ''}</p>
 ${headline(r)}${evalTable(r)}<p class="source">from ${e.source}${r.created ? `, ${r.created}` : ''}</p>
-${completionTable(r.completions)}${embeddedTable(r.embedded)}
+${completionTable(r.completions)}${editorContextTable(r.editorContext)}${embeddedTable(r.embedded)}
 <h3>Domain × expert held-out loss</h3>
 <p class="muted">Each expert on every domain’s held-out data, experts in the rows’ order; the outlined cell is the row’s best, colours relative to each row. A diagonal of best cells means each expert learned its own domain.</p>
 ${r.experts.length && r.domains.length ? heatmap(r.domains, inRowOrder(r.domains, r.experts), (d, x) => r.matrix[d]?.[x], { label: 'domain by expert held-out loss', format: (v) => v.toFixed(3), lowIsStrong: true, markRowBest: true, perRow: true }) : notAvailable('the heatmap is', 'the eval report has no experts')}`;
