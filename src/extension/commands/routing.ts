@@ -1,4 +1,7 @@
 import * as vscode from 'vscode';
+import { join } from 'node:path';
+import { completionSpot } from '../../core/data/completionSpot';
+import { readManifest } from '../../core/data/shards';
 import { setRoutingMode } from '../../core/config/edit';
 import type { RoutingMode } from '../../core/config/schema';
 import { MoaError } from '../../core/util/errors';
@@ -47,5 +50,19 @@ export function registerRoutingCommands({ ws, inline, cmd }: App): void {
     setRoutingMode(ws.layout.configFile, pick.mode);
     inline.reset();
     inline.showActiveRoute();
+  });
+  cmd('moa.tryCompletion', async () => {
+    const manifest = readManifest(ws.layout);
+    if (!manifest) throw new MoaError('no datasets yet', 'Run "MoA: Build Datasets" first.');
+    const spot = completionSpot(ws.layout, manifest);
+    if (!spot) throw new MoaError('no file of a domain has a line to complete after', 'Open any file of a domain and type: completions show as ghost text.');
+    const doc = await vscode.workspace.openTextDocument(vscode.Uri.file(join(ws.layout.root, spot.file)));
+    const editor = await vscode.window.showTextDocument(doc);
+    const at = new vscode.Position(spot.line, spot.col);
+    editor.selection = new vscode.Selection(at, at);
+    editor.revealRange(new vscode.Range(at, at), vscode.TextEditorRevealType.InCenter);
+    inline.showActiveRoute();
+    await vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    void vscode.window.showInformationMessage(`MoA: a held-out ${spot.domain} file; the ghost text comes from the ${spot.domain} expert. Tab accepts it.`);
   });
 }
