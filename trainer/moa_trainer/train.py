@@ -141,7 +141,8 @@ class Engine:
                 break
             # A fresh stage takes at least one step, so a warm start that used up the budget still
             # ends in an evaluated, written router.
-            if stage.max_seconds and meter.budget_seconds >= stage.max_seconds and steps_done > 0:
+            # Decided together: ranks whose clocks differ by a step would otherwise part ways and hang.
+            if stage.max_seconds and steps_done > 0 and self.dist.any(meter.budget_seconds >= stage.max_seconds):
                 ended = "budget"
                 break
             if stage.all_done():
