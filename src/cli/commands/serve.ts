@@ -1,6 +1,4 @@
 import { loadConfig } from '../../core/config/load';
-import { readExpertState } from '../../core/adapters/state';
-import { usableExperts } from '../../core/adapters/store';
 import { CompletionService } from '../../core/inference/service';
 import { ApiError } from '../../core/serve/openaiApi';
 import { SERVE_DEFAULTS, startServer } from '../../core/serve/server';
@@ -24,10 +22,7 @@ export async function cmdServe(values: Values): Promise<number> {
   let server;
   try {
     server = await startServer({
-      experts: () => {
-        const detached = readExpertState(layout).detached;
-        return usableExperts(layout.expertsDir).map((e) => e.name).filter((n) => !detached.includes(n));
-      },
+      experts: () => service.attachedExperts(),
       complete: (rel, prompt, opts, suffix) => service.complete(rel, prompt, opts, suffix),
       chat: false,
     }, {

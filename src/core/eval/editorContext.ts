@@ -1,9 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
 import type { DatasetManifest } from '../data/shards';
 import type { RouterWeights } from '../adapters/router';
 import type { OnnxEngine } from '../inference/engine';
 import type { ExpertStack } from '../inference/expertStack';
 import { learnedDecision } from '../inference/service';
+import { evenStarts, readShard } from './windows';
 
 /**
  * The loss table's learned column decides on the first half of a 128-token window: 64 tokens,
@@ -28,14 +28,8 @@ export interface EditorContextReport {
  * the file's BOS, which every file in a shard starts with). `ctx`: where the window starts in `row`.
  */
 export function windowsWithContext(shardPath: string, len: number, count: number, context: number, bos: number | null): { row: Uint32Array; ctx: number }[] {
-  if (!existsSync(shardPath)) return [];
-  const buf = readFileSync(shardPath);
-  const tokens = new Uint32Array(buf.buffer, buf.byteOffset, Math.floor(buf.byteLength / 4));
-  if (tokens.length < len) return [];
-  const n = Math.min(count, Math.floor(tokens.length / len));
-  const stride = n > 1 ? Math.floor((tokens.length - len) / (n - 1)) : 0;
-  return Array.from({ length: n }, (_, i) => {
-    const at = i * stride;
+  const tokens = readShard(shardPath);
+  return evenStarts(tokens.length, len, count).map((at) => {
     let from = Math.max(0, at - context);
     if (bos !== null) {
       for (let j = at; j > from; j--) {

@@ -202,13 +202,13 @@ export async function evaluate(
       }
     }
     check();
+    const tokenizer = loadTokenizer(dir);
     if (learnedEngine) {
-      const tokenizer = loadTokenizer(dir);
       const ctx = await evaluateEditorContext({ manifest, seqLen, windows: opts.windows, contextTokens: EDITOR_CONTEXT_TOKENS, bos: tokenizer.bosId, engine, stacks, learned: learnedEngine, signal: opts.signal });
       if (ctx) report.editorContext = ctx;
     }
     check();
-    const embedded = await evaluateEmbedded({ config, manifest, tokenizer: loadTokenizer(dir), engine, stacks, learned: learnedEngine, samples: opts.windows });
+    const embedded = await evaluateEmbedded({ config, manifest, tokenizer, engine, stacks, learned: learnedEngine, samples: opts.windows });
     if (embedded) report.embedded = embedded;
     return report;
   } finally {

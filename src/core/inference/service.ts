@@ -110,6 +110,11 @@ export class CompletionService {
     return OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
   }
 
+  /** The experts a request can name: usable and not detached (the listing is cached by the folder's stamp). */
+  attachedExperts(): string[] {
+    return [...this.attached(readExpertState(this.layout))];
+  }
+
   private attached(state: ExpertState): Set<string> {
     return new Set(this.usableExperts().filter((e) => !state.detached.includes(e)));
   }

@@ -6,6 +6,7 @@ import { writeJsonAtomic } from '../util/atomic';
 import { readJsonObject } from '../util/json';
 import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from './base';
 import type { ProductLayout } from '../paths';
+import { moduleDims } from '../adapters/store';
 
 /**
  * Choosing the base model (issue #19): what each candidate is, what training it would need, and
@@ -27,15 +28,6 @@ export function describeBase(name: string, product: ProductLayout, workspaceRoot
   return { info, sizeBytes, fim: baseFim(dir)?.family ?? null };
 }
 
-const MODULE_DIMS = (b: BaseModelInfo): Record<string, [number, number]> => {
-  const q = b.numHeads * b.headDim;
-  const kv = b.numKvHeads * b.headDim;
-  return {
-    q_proj: [b.hiddenSize, q], k_proj: [b.hiddenSize, kv], v_proj: [b.hiddenSize, kv], o_proj: [q, b.hiddenSize],
-    gate_proj: [b.hiddenSize, b.intermediateSize], up_proj: [b.hiddenSize, b.intermediateSize], down_proj: [b.intermediateSize, b.hiddenSize],
-  };
-};
-
 export interface MemoryEstimate {
   weights: number;
   /** The experts' LoRA weights, gradients and Adam moments (fp32). */
@@ -54,7 +46,7 @@ export interface MemoryEstimate {
  * as a floor, not a promise.
  */
 export function trainingMemory(b: BaseModelInfo, t: { r: number; targetModules: readonly string[]; batchSize: number; seqLen: number; domains: number; weightBytes: number }): MemoryEstimate {
-  const dims = MODULE_DIMS(b);
+  const dims = moduleDims(b);
   const loraPerExpert = b.numLayers * t.targetModules.reduce((s, m) => s + (dims[m] ? t.r * (dims[m]![0] + dims[m]![1]) : 0), 0);
   const tokens = t.batchSize * t.domains * t.seqLen;
   const kv = b.numKvHeads * b.headDim;

@@ -2,13 +2,14 @@ import type { TrainerEvent } from './events';
 
 /** What the trainer's hello says about the machine, in the words the tree and the dashboard show. */
 
+const several = (hello: TrainerEvent & { type: 'hello' }) => ((hello.gpu_count ?? 0) > 1 ? `${hello.gpu_count} × ` : '');
+
 /** The tree's short form: cpu, cuda, or "4 × cuda" when the machine has several GPUs. */
 export function deviceKind(hello: TrainerEvent & { type: 'hello' }): string {
-  return hello.gpu ? `${(hello.gpu_count ?? 0) > 1 ? `${hello.gpu_count} × ` : ''}cuda` : 'cpu';
+  return hello.gpu ? `${several(hello)}cuda` : 'cpu';
 }
 
 /** The device in full: "2 × NVIDIA H200 (139 GB)", or cpu. */
 export function deviceLabel(hello: TrainerEvent & { type: 'hello' }): string {
-  const count = (hello.gpu_count ?? 0) > 1 ? `${hello.gpu_count} × ` : '';
-  return hello.gpu ? `${count}${hello.gpu}${hello.gpu_memory_gb ? ` (${hello.gpu_memory_gb.toFixed(0)} GB)` : ''}` : hello.device;
+  return hello.gpu ? `${several(hello)}${hello.gpu}${hello.gpu_memory_gb ? ` (${hello.gpu_memory_gb.toFixed(0)} GB)` : ''}` : hello.device;
 }

@@ -1,5 +1,5 @@
 import { delimiter } from 'node:path';
-import { torchrunArgs, type DistLaunch } from './process';
+import { TRAINER_ENV, torchrunArgs, type DistLaunch } from './process';
 
 /**
  * `moa train --print-launch`: the exact command that runs a prepared training run, for a machine
@@ -22,7 +22,7 @@ export interface LaunchPlan {
 
 /** The environment every trainer start gets (trainerLaunch): the trainer importable, the workspace not. */
 function envWords(trainerDir: string): string[] {
-  return [`PYTHONPATH=${shellQuote(trainerDir)}${'${PYTHONPATH:+' + delimiter + '$PYTHONPATH}'}`, 'PYTHONSAFEPATH=1', 'PYTHONUNBUFFERED=1', 'PYTHONIOENCODING=utf-8'];
+  return [`PYTHONPATH=${shellQuote(trainerDir)}${'${PYTHONPATH:+' + delimiter + '$PYTHONPATH}'}`, ...Object.entries(TRAINER_ENV).map(([k, v]) => `${k}=${v}`)];
 }
 
 /** One line for a shell on one machine (every machine of a multi-node run, each with its own --node-rank). */

@@ -53,6 +53,9 @@ const STDIO_DRAIN_MS = 2000;
  * root is never seen; PYTHONSAFEPATH (3.11+) also keeps the unsafe path off. Every trainer command
  * goes through here (test/integration/security.test.ts plants exactly such modules).
  */
+/** What every trainer start sets besides PYTHONPATH (also printed by launchScript.ts for other machines). */
+export const TRAINER_ENV = { PYTHONSAFEPATH: '1', PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8' } as const;
+
 export function trainerLaunch(python: string, trainerDir: string, args: string[], baseEnv: NodeJS.ProcessEnv = process.env, processes?: DistLaunch) {
   const pythonPath = [trainerDir, baseEnv['PYTHONPATH']].filter(Boolean).join(delimiter);
   return {
@@ -60,7 +63,7 @@ export function trainerLaunch(python: string, trainerDir: string, args: string[]
     args: [...torchrunArgs(processes), '-m', 'moa_trainer', ...args],
     options: {
       cwd: trainerDir,
-      env: { ...baseEnv, PYTHONPATH: pythonPath, PYTHONSAFEPATH: '1', PYTHONUNBUFFERED: '1', PYTHONIOENCODING: 'utf-8' },
+      env: { ...baseEnv, PYTHONPATH: pythonPath, ...TRAINER_ENV },
     },
   };
 }

@@ -8,6 +8,7 @@ import { listExperts, usableExperts } from '../../core/adapters/store';
 import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
 import { MoaError } from '../../core/util/errors';
 import { InspectorPanel } from '../inspector';
+import { SAFE_NAME } from '../../core/names';
 import { abortOn } from '../abort';
 import { expertNameOf, type App } from './app';
 
@@ -98,7 +99,7 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
       if (d === undefined) return;
       density = Number(d);
     }
-    const name = await vscode.window.showInputBox({ title: 'MoA: name of the merged expert', value: picked.map((p) => p.label).join('-').slice(0, 60), validateInput: (v) => (/^[a-z0-9][a-z0-9_-]{0,63}$/.test(v) ? (ok.includes(v) ? `"${v}" exists` : undefined) : 'lowercase letters, digits, "-", "_"') });
+    const name = await vscode.window.showInputBox({ title: 'MoA: name of the merged expert', value: picked.map((p) => p.label).join('-').slice(0, 60), validateInput: (v) => (SAFE_NAME.test(v) ? (ok.includes(v) ? `"${v}" exists` : undefined) : 'lowercase letters, digits, "-", "_"') });
     if (!name) return;
     const config = ws.config();
     const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root));
