@@ -2,7 +2,7 @@
 // onnxruntime-node stays external (its .node binary cannot be bundled) and ships in node_modules;
 // vscode is provided by the editor.
 import * as esbuild from 'esbuild';
-import { readdirSync, statSync, rmSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const production = process.argv.includes('--production');
@@ -34,6 +34,8 @@ const jobs = [
   esbuild.build({ ...node, entryPoints: ['src/extension/extension.ts'], outfile: 'dist/extension.js' }),
   // The completion worker (onnxruntime-node off the extension host's thread): its own bundle.
   esbuild.build({ ...node, entryPoints: ['src/core/inference/completionWorker.ts'], outfile: 'dist/completionWorker.js' }),
+  // The dataset builder (a child process, so a large workspace never blocks the host): its own bundle.
+  esbuild.build({ ...node, entryPoints: ['src/core/data/buildChild.ts'], outfile: 'dist/dataBuild.js' }),
   esbuild.build({
     ...node,
     entryPoints: ['src/cli/main.ts'],
@@ -59,3 +61,12 @@ if (withTests) {
   );
 }
 await Promise.all(jobs);
+
+// The shipped JSON Schema of .moa/moa.json, written from its one declaration
+// (src/core/config/table.ts); committed because package.json's jsonValidation and the trainer's
+// tests read it without a build.
+const gen = await esbuild.build({ ...node, sourcemap: false, minify: false, entryPoints: ['src/core/config/jsonSchema.ts'], write: false, outfile: 'schema.cjs' });
+const mod = { exports: {} };
+new Function('module', 'exports', gen.outputFiles[0].text)(mod, mod.exports);
+const schema = `${JSON.stringify(mod.exports.configJsonSchema(), null, 2)}\n`;
+if (readFileSync('schemas/moa.schema.json', 'utf8') !== schema) writeFileSync('schemas/moa.schema.json', schema);

@@ -1,22 +1,15 @@
-import { deviceLabel } from '../core/trainer/device';
 import * as vscode from 'vscode';
 import { unwatchFile, watchFile } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
 import { EventTail } from '../core/trainer/eventTail';
+import { receiver } from '../core/util/channel';
 import type { TrainerEvent } from '../core/trainer/events';
-import { listRuns, readRunEvents, runStatus } from '../core/trainer/runs';
-import { parseWebviewMessage, type DashboardEval, type DashboardStep, type HostMessage } from '../../webview/dashboard/protocol';
+import { readRunEvents, runInfo, runStatus } from '../core/trainer/runs';
+import { ELSEWHERE, latestRunId, runUpdate, viewOf } from '../core/trainer/runView';
+import { DASHBOARD_BODY } from '../../webview/dashboard/page';
+import { parseWebviewMessage, type HostMessage } from '../../webview/dashboard/protocol';
 import type { TrainingController } from './training';
 import type { MoaWorkspace } from './workspace';
 import { webviewHtml, webviewOptions } from './webviewHtml';
-
-function toStep(e: TrainerEvent & { type: 'step' }): DashboardStep {
-  return { expert: e.expert, stage: e.stage, step: e.step, steps: e.steps, loss: e.loss, lr: e.lr, tokensPerS: e.tokens_per_s, elapsedS: e.elapsed_s };
-}
-
-function toEval(e: TrainerEvent & { type: 'eval' }): DashboardEval {
-  return { stage: e.stage, expert: e.expert, step: e.step ?? 0, loss: e.loss };
-}
 
 /** The training dashboard's host: one panel, fed from the live run or, after a reload, from events.jsonl. */
 export class DashboardPanel implements vscode.Disposable {
@@ -50,18 +43,14 @@ export class DashboardPanel implements vscode.Disposable {
     panel.webview.html = this.html(context);
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
-      panel.webview.onDidReceiveMessage((raw: unknown) => {
-        const msg = parseWebviewMessage(raw);
-        if (!msg) return void ws.log.warn(`dashboard: ignored an invalid message ${JSON.stringify(raw)?.slice(0, 200)}`);
-        if (msg.type === 'ready') this.post(this.snapshot());
-        else if (msg.type === 'stop') training.stop();
-      }),
+      panel.webview.onDidReceiveMessage(
+        receiver('dashboard', parseWebviewMessage, (msg) => (msg.type === 'ready' ? this.post(this.snapshot()) : training.stop()), (line) => ws.log.warn(line)),
+      ),
       training.onEvent((e) => {
         if (this.runId && this.runId !== training.runId) return;
-        if (e.type === 'step') this.post({ type: 'step', step: toStep(e) });
-        else if (e.type === 'eval') this.post({ type: 'eval', eval: toEval(e) });
-        else if (e.type === 'hello') this.post({ type: 'status', status: training.status, device: deviceLabel(e) });
-        else if (e.type === 'plan' && e.world_size) this.post({ type: 'status', status: training.status, worldSize: e.world_size });
+        // The run's end is told by onStatus below, which knows the process's exit too.
+        const u = e.type === 'done' || e.type === 'error' ? undefined : runUpdate(e, training.status);
+        if (u) this.post(u);
       }),
       training.onStatus((status) => {
         if (status === 'running') {
@@ -75,25 +64,15 @@ export class DashboardPanel implements vscode.Disposable {
     );
   }
 
-  /** The whole history of the current (or latest) run, read from its events.jsonl. */
+  /** The whole history of the chosen, the live or else the latest run, from its events.jsonl. */
   private snapshot(): HostMessage {
     const live = !this.runId || this.runId === this.training.runId;
-    const file = !live ? join(this.ws.layout.runsDir, this.runId!, 'events.jsonl') : (this.training.runEventsFile ?? this.latestRunEvents());
+    const id = live ? (this.training.runId ?? latestRunId(this.ws.layout)) : this.runId!;
+    const liveRunning = live && this.training.running;
     // Not this window's run, and still running: the CLI in a terminal, or `--print-launch` elsewhere.
-    const foreign = file !== null && !(live && this.training.running) && runStatus(this.ws.layout, basename(dirname(file))) === 'running';
-    const events = foreign ? this.follow(file) : (this.unfollow(), file ? readRunEvents(file) : []);
-    const hello = events.find((e): e is TrainerEvent & { type: 'hello' } => e.type === 'hello');
-    const done = events.find((e): e is TrainerEvent & { type: 'done' } => e.type === 'done');
-    const status = live && this.training.running ? this.training.status : foreign ? 'running (elsewhere)' : done ? (done.stopped ? 'stopped' : 'done') : events.length ? 'ended' : 'idle';
-    return {
-      type: 'reset',
-      runId: live ? this.training.runId : this.runId!,
-      status,
-      device: hello ? deviceLabel(hello) : null,
-      worldSize: events.filter((e): e is TrainerEvent & { type: 'plan' } => e.type === 'plan').pop()?.world_size ?? 1,
-      steps: events.filter((e): e is TrainerEvent & { type: 'step' } => e.type === 'step').map(toStep),
-      evals: events.filter((e): e is TrainerEvent & { type: 'eval' } => e.type === 'eval').map(toEval),
-    };
+    if (id && !liveRunning && runStatus(this.ws.layout, id) === 'running') return { type: 'reset', ...viewOf(id, this.follow(runInfo(this.ws.layout, id).eventsFile), ELSEWHERE) };
+    this.unfollow();
+    return { type: 'reset', ...viewOf(id, id ? readRunEvents(runInfo(this.ws.layout, id).eventsFile) : [], liveRunning ? this.training.status : undefined) };
   }
 
   /**
@@ -105,14 +84,9 @@ export class DashboardPanel implements vscode.Disposable {
     const tail = new EventTail(file);
     const listener = () => {
       for (const e of tail.read()) {
-        if (e.type === 'step') this.post({ type: 'step', step: toStep(e) });
-        else if (e.type === 'eval') this.post({ type: 'eval', eval: toEval(e) });
-        else if (e.type === 'hello') this.post({ type: 'status', status: 'running (elsewhere)', device: deviceLabel(e) });
-        else if (e.type === 'plan' && e.world_size) this.post({ type: 'status', status: 'running (elsewhere)', worldSize: e.world_size });
-        else if (e.type === 'done' || e.type === 'error') {
-          this.post({ type: 'status', status: e.type === 'error' ? 'failed' : e.stopped ? 'stopped' : 'done' });
-          this.unfollow();
-        }
+        const u = runUpdate(e, ELSEWHERE);
+        if (u) this.post(u);
+        if (e.type === 'done' || e.type === 'error') this.unfollow();
       }
     };
     const events = tail.read();
@@ -126,32 +100,12 @@ export class DashboardPanel implements vscode.Disposable {
     this.following = undefined;
   }
 
-  private latestRunEvents(): string | null {
-    const runs = listRuns(this.ws.layout);
-    const last = runs[runs.length - 1];
-    return last ? join(this.ws.layout.runsDir, last, 'events.jsonl') : null;
-  }
-
   private post(m: HostMessage): void {
     void this.panel.webview.postMessage(m);
   }
 
   private html(context: vscode.ExtensionContext): string {
-    return webviewHtml(this.panel.webview, context.extensionUri, 'dashboard', 'MoA Training', { bundledCss: true }, `<header>
-  <h1>MoA training</h1>
-  <vscode-button id="stop" appearance="secondary" disabled>Stop</vscode-button>
-</header>
-<section class="stats">
-  <div><label>Status</label><span id="status">idle</span></div>
-  <div><label>Device</label><span id="device">—</span></div>
-  <div><label>Stage</label><span id="stage">—</span></div>
-  <div><label>Step</label><span id="progress">—</span></div>
-  <div><label>Learning rate</label><span id="lr">—</span></div>
-  <div><label>Tokens/s</label><span id="tps">—</span></div>
-  <div><label>ETA</label><span id="eta">—</span></div>
-</section>
-<div id="legend"></div>
-<div id="chart" aria-label="Loss per expert"></div>`);
+    return webviewHtml(this.panel.webview, context.extensionUri, 'dashboard', 'MoA Training', { bundledCss: true }, DASHBOARD_BODY);
   }
 
   dispose(): void {

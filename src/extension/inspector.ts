@@ -1,6 +1,8 @@
 import * as vscode from 'vscode';
 import { inspectExpert } from '../core/adapters/inspection';
+import { receiver } from '../core/util/channel';
 import { errorMessage } from '../core/util/errors';
+import { INSPECTOR_BODY } from '../../webview/inspector/page';
 import { parseInspectorMessage, type InspectorHostMessage } from '../../webview/inspector/protocol';
 import { webviewHtml, webviewOptions } from './webviewHtml';
 import type { MoaWorkspace } from './workspace';
@@ -29,20 +31,9 @@ export class InspectorPanel {
     expert: string,
   ) {
     this.expert = expert;
-    panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'inspector', 'MoA Expert', { bundledCss: false }, `<h1 id="title">Expert</h1>
-<vscode-data-grid id="facts" grid-template-columns="160px 1fr" aria-label="Expert facts"></vscode-data-grid>
-<h2>Update norm per layer</h2><div class="legend" id="norms-legend"></div><canvas id="norms"></canvas>
-<h2>Singular-value spectrum</h2><div class="legend" id="spectrum-legend"></div><canvas id="spectrum"></canvas>
-<h2>Training loss</h2><canvas id="curve"></canvas>
-<section id="similarity-section" hidden><h2>Cosine similarity of expert updates</h2><canvas id="similarity"></canvas></section>
-<section id="confusion-section" hidden><h2>Router confusion on held-out data, domain (rows) → routed expert (columns)</h2><canvas id="confusion"></canvas></section>
-<section id="completions-section" hidden><h2>Completions on this domain's held-out files, from the last "moa eval --completions"</h2><vscode-data-grid id="completions" aria-label="Completion scores"></vscode-data-grid></section>
-<section id="eval-section" hidden><h2>Held-out loss, domain (rows) × expert (columns), from the last "moa eval"</h2><canvas id="eval"></canvas></section>`);
+    panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'inspector', 'MoA Expert', { bundledCss: false }, INSPECTOR_BODY);
     const subs = [
-      panel.webview.onDidReceiveMessage((raw: unknown) => {
-        if (parseInspectorMessage(raw)) this.send();
-        else ws.log.warn(`inspector: ignored an invalid message ${JSON.stringify(raw)?.slice(0, 200)}`);
-      }),
+      panel.webview.onDidReceiveMessage(receiver('inspector', parseInspectorMessage, () => this.send(), (line) => ws.log.warn(line))),
     ];
     panel.onDidDispose(() => {
       InspectorPanel.current = undefined;

@@ -65,7 +65,7 @@ export class TrainingController implements vscode.Disposable {
     try {
       python = await this.ws.python();
       // A first build runs in a child process, as MoA: Build Datasets does: never on the host's thread.
-      manifest = datasetsForTraining(this.ws.layout) ?? (await buildDatasetsInChild({ node: process.execPath, cli: join(this.ws.product.root, 'dist', 'cli.js'), root: this.ws.layout.root }));
+      manifest = datasetsForTraining(this.ws.layout) ?? (await buildDatasetsInChild({ node: process.execPath, builder: join(this.ws.product.root, 'dist', 'dataBuild.js'), productRoot: this.ws.product.root, root: this.ws.layout.root }));
     } finally {
       this.starting = false;
     }

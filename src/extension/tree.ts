@@ -1,7 +1,6 @@
 import * as vscode from 'vscode';
-import { expertFreshness, listExperts, type ExpertSummary } from '../core/adapters/store';
+import { expertCatalog, type CatalogEntry } from '../core/adapters/catalog';
 import { leftOutCount, readManifest } from '../core/data/shards';
-import { readExpertState, type ExpertState } from '../core/adapters/state';
 import { meanAccuracy, readRouterInfo, type RouterInfo } from '../core/adapters/router';
 import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
 import { errorMessage } from '../core/util/errors';
@@ -10,8 +9,8 @@ import type { MoaWorkspace } from './workspace';
 
 type Node =
   | { kind: 'base'; label: string; description: string; tooltip: string }
-  | { kind: 'domain'; name: string; description: string; expert?: ExpertSummary }
-  | { kind: 'expert'; expert?: ExpertSummary; domain: string; training: boolean }
+  | { kind: 'domain'; name: string; description: string; expert?: CatalogEntry }
+  | { kind: 'expert'; expert?: CatalogEntry; domain: string; training: boolean }
   | { kind: 'router'; info?: RouterInfo }
   | { kind: 'message'; label: string; icon: string; tooltip?: string }
   | { kind: 'files'; label: string; files: { path: string; why: string }[]; more: number };
@@ -65,11 +64,8 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
     return [];
   }
 
-  private state: ExpertState = { detached: [], pinned: null };
-
   private roots(): Node[] {
     if (!this.ws.hasConfig()) return [];
-    this.state = readExpertState(this.ws.layout);
     let config;
     try {
       config = this.ws.config();
@@ -85,16 +81,17 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
       nodes.push({ kind: 'message', label: `Base model ${config.baseModel} unavailable`, icon: 'error', tooltip: errorMessage(e) });
     }
     const manifest = readManifest(this.ws.layout);
-    const experts = new Map(listExperts(this.ws.layout.expertsDir).map((e) => [e.name, e]));
+    const catalog = expertCatalog(this.ws.layout, config.baseModel);
+    const experts = new Map(catalog.experts.map((e) => [e.name, e]));
     for (const d of config.domains) {
       const stats = manifest?.domains.find((s) => s.domain === d.name);
       const expert = experts.get(d.name);
-      const freshness = expertFreshness(expert, stats?.fingerprint, config.baseModel);
-      const description = stats ? `${stats.files} files · ${compact(stats.trainTokens + stats.valTokens)} tokens${freshness === 'stale' ? ' · stale' : ''}` : 'no dataset yet';
+      const stale = expert?.staleBecause === 'base' ? ' · stale (other base)' : expert?.staleBecause === 'data' ? ' · stale' : '';
+      const description = stats ? `${stats.files} files · ${compact(stats.trainTokens + stats.valTokens)} tokens${stale}` : 'no dataset yet';
       nodes.push({ kind: 'domain', name: d.name, description, expert });
     }
     if (config.domains.length > 1) nodes.push({ kind: 'router', info: readRouterInfo(this.ws.layout.routerDir) });
-    if (this.state.problem) nodes.push({ kind: 'message', label: 'Expert state unreadable', icon: 'warning', tooltip: this.state.problem });
+    if (catalog.problem) nodes.push({ kind: 'message', label: 'Expert state unreadable', icon: 'warning', tooltip: catalog.problem });
     if (manifest) {
       // What the datasets left out, by name: skipped for what the file is, or in no domain.
       const skipped = (manifest.skippedFiles ?? []).map((f) => ({ path: f.path, why: `skipped: ${f.reason}` }));
@@ -137,7 +134,7 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
           item.iconPath = new vscode.ThemeIcon('error', new vscode.ThemeColor('errorForeground'));
         } else {
           const loss = e.meta.val_loss ?? e.meta.train_loss;
-          const state = this.state.pinned === e.name ? 'pinned' : this.state.detached.includes(e.name) ? 'detached' : 'attached';
+          const state = e.state;
           item.description = `${state} · r=${e.r} α=${e.alpha}${e.parameters ? ` · ${compact(e.parameters)} params` : ''}${loss !== undefined ? ` · loss ${loss.toFixed(3)}` : ''}`;
           item.contextValue = `moa.expert.ok.${state}`;
           item.tooltip = `${e.dir}\ntargets: ${e.targetModules?.join(', ')}\n${e.sizeBytes} bytes\nsteps: ${e.meta.steps ?? '?'}, run ${e.meta.run_id ?? '?'}`;

@@ -9,6 +9,7 @@ import { BuildCancelled, buildDatasetsInChild } from '../../src/core/data/buildP
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const cli = join(repoRoot(), 'dist', 'cli.js');
+const builder = { node: process.execPath, builder: join(repoRoot(), 'dist', 'dataBuild.js'), productRoot: repoRoot() };
 
 test('moa data --watch re-tokenizes a changed file, follows a rename and stops cleanly on SIGINT', async () => {
   const files: Record<string, string> = {
@@ -84,7 +85,7 @@ test('a dataset build in a child process can be cancelled and loses nothing', as
       // Each file different: byte-identical copies would be left out of the datasets.
       for (let i = 0; i < 20; i++) writeFileSync(join(ws.root, `src/d${d}/m${i}.py`), `def f${i}():\n    return ${d * 1000 + i}\n`);
     }
-    const first = await buildDatasetsInChild({ node: process.execPath, cli, root: ws.root });
+    const first = await buildDatasetsInChild({ ...builder, root: ws.root });
     assert.equal(first.domains[0]!.files, 2000);
     const manifestFile = join(ws.root, '.moa/cache/data/manifest.json');
     const before = readFileSync(manifestFile, 'utf8');
@@ -98,26 +99,29 @@ test('a dataset build in a child process can be cancelled and loses nothing', as
     const abort = new AbortController();
     const started = Date.now();
     setTimeout(() => abort.abort(), 300);
-    await assert.rejects(buildDatasetsInChild({ node: process.execPath, cli, root: ws.root, signal: abort.signal }), BuildCancelled);
+    await assert.rejects(buildDatasetsInChild({ ...builder, root: ws.root, signal: abort.signal }), BuildCancelled);
     assert.ok(Date.now() - started < 5_000, 'cancelling returns at once');
     assert.equal(readFileSync(manifestFile, 'utf8'), before, 'the previous datasets are kept');
     rmSync(lock);
     // Timed: cancelled while writing shards (on a fast machine it may finish first; both must be whole).
     const timed = new AbortController();
     setTimeout(() => timed.abort(), 250);
-    const outcome = await buildDatasetsInChild({ node: process.execPath, cli, root: ws.root, signal: timed.signal }).then(
+    const outcome = await buildDatasetsInChild({ ...builder, root: ws.root, signal: timed.signal }).then(
       () => 'finished',
       (e: unknown) => (e instanceof BuildCancelled ? 'cancelled' : e),
     );
     assert.ok(outcome === 'finished' || outcome === 'cancelled', String(outcome));
     if (outcome === 'cancelled') assert.equal(readFileSync(manifestFile, 'utf8'), before, 'a build killed mid-write keeps the previous datasets');
 
-    const after = await buildDatasetsInChild({ node: process.execPath, cli, root: ws.root });
+    const after = await buildDatasetsInChild({ ...builder, root: ws.root });
     assert.equal(after.domains[0]!.files, 12_000, 'the next build is not stuck on the killed one\'s lock');
     const leftovers = readdirSync(join(ws.root, '.moa/cache/data/python')).filter((n) => n.includes('.tmp-'));
     assert.deepEqual(leftovers, [], 'temp files of the killed build are gone');
 
-    await assert.rejects(buildDatasetsInChild({ node: process.execPath, cli, root: join(ws.root, 'nowhere') }), /dataset build failed/);
+    await assert.rejects(buildDatasetsInChild({ ...builder, root: join(ws.root, 'nowhere') }), /dataset build failed: .*nowhere/);
+    // A builder that dies without answering is named with its exit and its last words.
+    writeFileSync(join(ws.root, 'dies.js'), "console.error('the builder broke'); process.exit(3);");
+    await assert.rejects(buildDatasetsInChild({ ...builder, builder: join(ws.root, 'dies.js'), root: ws.root }), /dataset build failed \(exit 3\): the builder broke/);
   } finally {
     ws.cleanup();
   }

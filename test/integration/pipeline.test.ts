@@ -43,6 +43,24 @@ before(() => {
 
 after(() => ws.cleanup());
 
+/**
+ * Runs a test that changes the shared workspace's experts or their state, then puts back what the
+ * later tests read (state.json, moa.json, the set of experts), pass or fail: one failing test then
+ * fails alone instead of leaving a detached expert or a pinned route to the next.
+ */
+async function restoring(fn: () => void | Promise<void>): Promise<void> {
+  const files = ['state.json', 'moa.json'].map((f) => join(ws.root, '.moa', f));
+  const saved = files.map((f) => (existsSync(f) ? readFileSync(f) : undefined));
+  const expertsDir = join(ws.root, '.moa', 'experts');
+  const experts = new Set(readdirSync(expertsDir));
+  try {
+    await fn();
+  } finally {
+    files.forEach((f, i) => (saved[i] ? writeFileSync(f, saved[i]!) : rmSync(f, { force: true })));
+    for (const n of readdirSync(expertsDir)) if (!experts.has(n)) rmSync(join(expertsDir, n), { recursive: true, force: true });
+  }
+}
+
 test('moa init suggests one domain per language and the built-in base model', () => {
   const r = moa(['init', '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -264,7 +282,7 @@ test('moa eval --completions completes held-out lines under every way of serving
   assert.match(moa(['eval', '--completions', '--positions', '2', '--windows', '1']).stdout, /completions to the end of the line at 2 held-out positions per domain/);
 });
 
-test('moa experts detach/attach/pin change routing; export and import round-trip a PEFT folder', () => {
+test('moa experts detach/attach/pin change routing; export and import round-trip a PEFT folder', () => restoring(() => {
   const route = () => JSON.parse(moa(['route', join(ws.root, 'src', 'mod3.py'), '--json']).stdout);
   assert.deepEqual(route().experts, [{ name: 'python', weight: 1 }]);
   assert.equal(moa(['experts', 'detach', 'python']).code, 0);
@@ -308,9 +326,9 @@ test('moa experts detach/attach/pin change routing; export and import round-trip
   assert.deepEqual(md.experts, [{ name: 'python-copy', weight: 1 }]);
   assert.equal(moa(['experts', 'unpin']).code, 0);
   assert.equal(mode(), 'label', 'unpinning goes back to labels');
-});
+}));
 
-test('stopping a run (SIGINT) checkpoints, keeps the existing experts byte for byte, and --resume finishes it', async () => {
+test('stopping a run (SIGINT) checkpoints, keeps the existing experts byte for byte, and --resume finishes it', () => restoring(async () => {
   const expertFiles = () => ['python', 'markdown'].map((d) => readFileSync(join(ws.root, '.moa', 'experts', d, 'adapter_model.safetensors')));
   const before = expertFiles();
   const child = spawn(process.execPath, [cli, 'train', '--steps', '40', '--json', '--workspace', ws.root], { cwd: ws.root });
@@ -352,7 +370,7 @@ test('stopping a run (SIGINT) checkpoints, keeps the existing experts byte for b
   assert.equal(moa(['experts', 'list']).stdout.match(/^python\s+attached/m)?.length, 1, 'the rolled-back expert is whole and listed');
   assert.equal(moa(['experts', 'rollback', 'python']).code, 0, 'a second rollback undoes the first');
   assert.deepEqual(expertFiles()[0], current[0]);
-});
+}));
 
 test('every event the real trainer wrote in this workspace keeps schemas/trainer-events.schema.json', () => {
   const kinds = new Set<string>();
@@ -369,7 +387,7 @@ test('every event the real trainer wrote in this workspace keeps schemas/trainer
   for (const k of ['hello', 'plan', 'step', 'eval', 'checkpoint', 'artifact', 'done']) assert.ok(kinds.has(k), `a ${k} event was written`);
 });
 
-test('moa experts merge: a cat merge is exactly the weighted sum of the updates, as our reader serves it', () => {
+test('moa experts merge: a cat merge is exactly the weighted sum of the updates, as our reader serves it', () => restoring(() => {
   const layout = workspaceLayout(ws.root);
   const base = readBaseModel(loadConfig(layout.configFile).config.baseModel, join(root, 'models', 'moa-tiny'));
   const merged = moa(['experts', 'merge', 'both', 'python', 'markdown', '--method', 'cat', '--weights', '0.75,-0.5', '--json']);
@@ -396,8 +414,7 @@ test('moa experts merge: a cat merge is exactly the weighted sum of the updates,
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /needs --density/);
   assert.equal(moa(['experts', 'merge', 'both', 'python', 'markdown']).code, 1, 'an existing name needs --force');
-  rmSync(join(layout.expertsDir, 'both'), { recursive: true });
-});
+}));
 
 /** `moa serve` in this workspace; resolves with its URL once it listens. */
 function serve(args: string[] = []): Promise<{ url: string; child: ChildProcess; exited: Promise<number | null>; log: () => string }> {

@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
-import { describeBase, expertsOfOtherBase, formatBytes, setBaseModel, trainingMemory } from '../../src/core/models/choice';
-import { expertFreshness, type ExpertSummary } from '../../src/core/adapters/store';
+import { describeBase, formatBytes, setBaseModel, trainingMemory } from '../../src/core/models/choice';
+import { expertFreshness } from '../../src/core/adapters/catalog';
 import { productLayout } from '../../src/core/paths';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
@@ -41,9 +41,10 @@ test('changing the base keeps the other keys and makes experts of the old base s
   } finally {
     ws.cleanup();
   }
-  const expert = (name: string, base?: string): ExpertSummary => ({ name, dir: `/x/${name}`, status: 'ok', meta: { fingerprint: 'f', ...(base ? { base_model: base } : {}) } });
-  assert.deepEqual(expertsOfOtherBase([expert('a', 'builtin:moa-tiny'), expert('b', 'models/qwen'), expert('c')], 'models/qwen'), ['a']);
-  assert.equal(expertFreshness(expert('a', 'builtin:moa-tiny'), 'f', 'models/qwen'), 'stale');
-  assert.equal(expertFreshness(expert('a', 'models/qwen'), 'f', 'models/qwen'), 'fresh');
-  assert.equal(expertFreshness(expert('a'), 'f', 'models/qwen'), 'fresh', 'no base recorded: judged by its data');
+  const meta = (base?: string) => ({ meta: { fingerprint: 'f', ...(base ? { base_model: base } : {}) } });
+  assert.deepEqual(expertFreshness(meta('builtin:moa-tiny'), 'f', 'models/qwen'), { freshness: 'stale', staleBecause: 'base' });
+  assert.deepEqual(expertFreshness(meta('models/qwen'), 'f', 'models/qwen'), { freshness: 'fresh' });
+  assert.deepEqual(expertFreshness(meta('models/qwen'), 'g', 'models/qwen'), { freshness: 'stale', staleBecause: 'data' });
+  assert.deepEqual(expertFreshness(meta(), 'f', 'models/qwen'), { freshness: 'fresh' }, 'no base recorded: judged by its data');
+  assert.deepEqual(expertFreshness(meta(), undefined), { freshness: 'unknown' }, 'no dataset: unknown');
 });

@@ -1,5 +1,5 @@
 import { test } from 'node:test';
-import { SAFE_NAME } from '../../src/core/names';
+import type { Field } from '../../src/core/config/table';
 import assert from 'node:assert/strict';
 import { validateConfig, formatProblems } from '../../src/core/config/validate';
 import { loadConfig } from '../../src/core/config/load';
@@ -50,23 +50,48 @@ test('loadConfig names the file for broken JSON and for a missing config', () =>
   }
 });
 
-test('the shipped JSON Schema names the same keys and defaults as the validator', async () => {
+test('the validator holds every field of the one table: its default, bounds, kind and closed list', async () => {
+  const { SECTIONS } = await import('../../src/core/config/table');
+  const domains = [{ name: 'a', include: ['*'] }];
+  const defaults = validateConfig({ domains }).config! as unknown as Record<string, Record<string, unknown>>;
+  let checked = 0;
+  for (const [name, section] of Object.entries(SECTIONS)) {
+    for (const [key, f] of Object.entries(section.fields as Record<string, Field>)) {
+      const at = (v: unknown) => validateConfig({ domains, [name]: { [key]: v } });
+      const ok = (v: unknown) => assert.deepEqual((at(v).config as unknown as Record<string, Record<string, unknown>> | undefined)?.[name]?.[key], v, `${name}.${key} = ${JSON.stringify(v)} accepted`);
+      const bad = (v: unknown) => assert.deepEqual(at(v).errors.map((e) => e.path), [`$.${name}.${key}`], `${name}.${key} = ${JSON.stringify(v)} refused`);
+      assert.deepEqual(defaults[name]![key], f.default, `${name}.${key} default`);
+      if (f.kind === 'enum') {
+        f.oneOf.forEach(ok);
+        bad('nope');
+      } else if (f.kind !== 'strings') {
+        ok(f.min);
+        ok(f.max);
+        bad(f.min - (f.kind === 'integer' ? 1 : 1e-3));
+        bad(f.max * 2 + 1);
+        bad(String(f.default));
+        if (f.kind === 'integer') bad(f.min + 0.5);
+      } else {
+        ok(f.oneOf ? [f.oneOf[f.oneOf.length - 1]] : ['x']);
+        if (f.oneOf) bad(['not_a_module']);
+        bad(['']);
+      }
+      checked++;
+    }
+  }
+  assert.ok(checked >= 20, `${checked} fields checked`);
+  // Whatever the table does not name is an unknown key: a warning, never an error.
+  assert.deepEqual(validateConfig({ domains, lora: { rank: 4 } }).warnings.map((w) => w.path), ['$.lora.rank']);
+});
+
+test('the shipped JSON Schema is the table, written by the build, and names what the validator reads', async () => {
   const { readFileSync } = await import('node:fs');
   const { repoRoot } = await import('../helpers/tmp');
-  const schema = JSON.parse(readFileSync(join(repoRoot(), 'schemas', 'moa.schema.json'), 'utf8'));
-  const config = validateConfig({ domains: [{ name: 'a', include: ['*'] }] }).config!;
-  // One name rule: the schema's, the editor's, and the trainer's (trainer/tests/test_event_contract.py).
-  assert.equal(SAFE_NAME.source, schema.properties.domains.items.properties.name.pattern);
-  for (const section of ['lora', 'training', 'data', 'router'] as const) {
-    const props = schema.properties[section].properties;
-    assert.deepEqual(Object.keys(props).sort(), Object.keys(config[section]).sort(), section);
-    for (const [k, v] of Object.entries(config[section])) assert.deepEqual(props[k].default, v, `${section}.${k} default`);
-  }
-  assert.equal(schema.properties.baseModel.default, config.baseModel);
-  assert.deepEqual(schema.properties.routing.properties.mode.enum, ['label', 'learned', 'auto', 'pinned', 'off']);
-  // Every key the validator warns about as unknown is absent from the schema, and vice versa.
-  const r = validateConfig(Object.fromEntries(Object.keys(schema.properties).map((k) => [k, k === 'domains' ? [] : undefined])));
-  assert.deepEqual(r.warnings, []);
+  const { configJsonSchema } = await import('../../src/core/config/jsonSchema');
+  const shipped = JSON.parse(readFileSync(join(repoRoot(), 'schemas', 'moa.schema.json'), 'utf8')) as { properties: Record<string, unknown> };
+  assert.deepEqual(shipped, configJsonSchema(), 'scripts/build.mjs writes schemas/moa.schema.json from the table');
+  const r = validateConfig(Object.fromEntries(Object.keys(shipped.properties).map((k) => [k, k === 'domains' ? [] : undefined])));
+  assert.deepEqual(r.warnings, [], 'every top-level key of the schema is one the validator knows');
 });
 
 test('"make a domain of these" adds one domain per language of the loose files, keeping the rest of the config', async () => {

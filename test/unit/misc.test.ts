@@ -103,7 +103,7 @@ test('the train config carries the router and mixed stages only when asked, with
   const layout = workspaceLayout('/ws');
   const config = validateConfig({ domains: [{ name: 'a', include: ['*'] }, { name: 'b', include: ['*'] }], router: { steps: 7 } }).config!;
   const manifest = { v: 1 as const, tokenizer: 't', created: '', skipped: {}, unassigned: 0, domains: ['a', 'b'].map((d) => ({ domain: d, files: 1, bytes: 1, trainFiles: 1, valFiles: 0, trainTokens: 500, valTokens: 0, fingerprint: d, trainPath: `/ws/${d}/train.bin`, valPath: `/ws/${d}/val.bin` })) };
-  const run = { id: 'r', dir: '/ws/.moa/runs/r', eventsFile: '' };
+  const run = { id: 'r', dir: '/ws/.moa/runs/r', eventsFile: '', metaFile: '', evalFile: '' };
   const req = { layout, product: productLayout('/p'), config, manifest, baseModelDir: '/m', python: 'python3' };
   assert.deepEqual(defaultStages(2), ['experts', 'router']);
   assert.deepEqual(defaultStages(1), ['experts']);

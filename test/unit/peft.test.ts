@@ -8,6 +8,7 @@ import { listExperts, loadExpertWeights } from '../../src/core/adapters/store';
 import { readBaseModel } from '../../src/core/models/base';
 import { setAttached, setPinned, readExpertState } from '../../src/core/adapters/state';
 import { workspaceLayout } from '../../src/core/paths';
+import { expertCatalog, staleForBase } from '../../src/core/adapters/catalog';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const base = readBaseModel('builtin:moa-tiny', join(repoRoot(), 'models', 'moa-tiny'));
@@ -176,6 +177,32 @@ test('an explicit head_dim in config.json shapes the LoRA (Gemma / Mistral-Nemo 
     const w = loadExpertWeights(adapter(2), 'a', wide);
     assert.equal(w.modules.get('q_proj')!.outFeatures, 128, 'q_proj out = heads × head_dim, not hidden');
     assert.throws(() => importPeftAdapter(adapter(3), layout.expertsDir, wide, 'three'), /adapter has 3 layers but the base model wide has 2/);
+  } finally {
+    ws.cleanup();
+  }
+});
+
+test('the catalogue gives every expert one state and freshness, from its folder, state.json and the base', () => {
+  const ws = tempWorkspace();
+  try {
+    const layout = workspaceLayout(ws.root);
+    for (const name of ['a', 'b', 'c']) {
+      peftFolder(join(ws.root, 'src', name));
+      importPeftAdapter(join(ws.root, 'src', name), layout.expertsDir, base);
+    }
+    writeFileSync(join(layout.expertsDir, 'c', 'adapter_model.safetensors'), 'not safetensors');
+    setAttached(layout, 'b', false);
+    const states = () => expertCatalog(layout, base.name).experts.map((e) => [e.name, e.state, e.freshness]);
+    assert.deepEqual(states(), [['a', 'attached', 'unknown'], ['b', 'detached', 'unknown'], ['c', 'broken', 'unknown']]);
+    assert.match(expertCatalog(layout, base.name).experts[2]!.reason ?? '', /adapter_model\.safetensors/);
+    setPinned(layout, 'a');
+    assert.deepEqual(states()[0], ['a', 'pinned', 'unknown']);
+    // A broken expert is never counted among those a base change leaves stale: it serves nothing.
+    assert.deepEqual(staleForBase(layout, 'models/other'), ['a', 'b']);
+    assert.deepEqual(staleForBase(layout, base.name), []);
+    assert.equal(expertCatalog(layout, 'models/other').experts[0]!.staleBecause, 'base');
+    writeFileSync(join(layout.moaDir, 'state.json'), '{broken');
+    assert.match(expertCatalog(layout, base.name).problem ?? '', /state\.json/);
   } finally {
     ws.cleanup();
   }

@@ -1,33 +1,17 @@
 /** Messages between the training dashboard webview and its host. Both sides import this file. */
+import type { CurveEval, CurveStep, RunUpdate, RunView } from '../../src/core/trainer/runView';
+
 export interface SeriesPoint {
   step: number;
   loss: number;
 }
 
-export interface DashboardStep {
-  expert: string;
-  stage: string;
-  step: number;
-  steps: number;
-  loss: number;
-  lr: number;
-  tokensPerS: number;
-  elapsedS: number;
-}
-
-export interface DashboardEval {
-  stage: string;
-  expert: string;
-  step: number;
-  loss: number;
-}
+/** The points and updates are core's own types (core/trainer/runView.ts): shared, not copied. */
+export type DashboardStep = CurveStep;
+export type DashboardEval = CurveEval;
 
 /** Host → webview. */
-export type HostMessage =
-  | { type: 'reset'; runId: string | null; status: string; device: string | null; worldSize: number; steps: DashboardStep[]; evals: DashboardEval[] }
-  | { type: 'step'; step: DashboardStep }
-  | { type: 'eval'; eval: DashboardEval }
-  | { type: 'status'; status: string; device?: string | null; worldSize?: number };
+export type HostMessage = ({ type: 'reset' } & RunView) | RunUpdate;
 
 /** Webview → host. */
 export type WebviewMessage = { type: 'ready' } | { type: 'stop' };

@@ -1,7 +1,7 @@
 import { totalmem } from 'node:os';
 import { loadConfig } from '../../core/config/load';
-import { listExperts } from '../../core/adapters/store';
-import { describeBase, expertsOfOtherBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
+import { staleForBase } from '../../core/adapters/catalog';
+import { describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
 import type { MoaConfig } from '../../core/config/schema';
 import { EXIT, UsageError, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
@@ -32,7 +32,7 @@ export async function cmdBase(values: Values, positionals: string[]): Promise<nu
   // Read it first: a folder that is not a model never reaches the config.
   const d = describeBase(name, product, layout.root);
   setBaseModel(layout.configFile, name);
-  const stale = expertsOfOtherBase(listExperts(layout.expertsDir).filter((e) => e.status === 'ok'), name);
+  const stale = staleForBase(layout, name);
   const d2 = describe(d, { ...config, baseModel: name });
   const note = stale.length ? `\n${stale.length} expert(s) were trained on another base and are now stale: ${stale.join(', ')}; retrain with "moa train"` : '';
   print(values, `base model set to ${name}\n${d2.text}${note}`, { ...d2.json, stale });

@@ -3,11 +3,11 @@ import { inspectExpert } from '../../core/adapters/inspection';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
 import { MERGE_METHODS, mergeExperts, type MergeMethod } from '../../core/adapters/merge';
 import { choosePython } from '../../core/trainer/python';
-import { readExpertState, setAttached } from '../../core/adapters/state';
+import { setAttached } from '../../core/adapters/state';
+import { expertCatalog } from '../../core/adapters/catalog';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
-import { expertFreshness, listExperts, usableExperts } from '../../core/adapters/store';
+import { usableExperts } from '../../core/adapters/store';
 import { loadConfig } from '../../core/config/load';
-import { readManifest } from '../../core/data/shards';
 import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
 import { workspaceLayout } from '../../core/paths';
 import { MoaError } from '../../core/util/errors';
@@ -34,25 +34,18 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
   };
   switch (sub) {
     case 'list': {
-      const state = readExpertState(layout);
-      if (state.problem && !values.json) process.stderr.write(`warning: ${state.problem}\n`);
-      const manifest = readManifest(layout);
       let baseModel: string | undefined;
       try {
         baseModel = loadConfig(layout.configFile).config.baseModel;
       } catch {
         baseModel = undefined; // no readable config: freshness by data alone
       }
-      const experts = listExperts(layout.expertsDir).map((e) => ({
-        ...e,
-        attached: e.status === 'ok' && !state.detached.includes(e.name),
-        pinned: state.pinned === e.name,
-        freshness: expertFreshness(e, manifest?.domains.find((d) => d.domain === e.name)?.fingerprint, baseModel),
-      }));
+      const { experts, problem } = expertCatalog(layout, baseModel);
+      if (problem && !values.json) process.stderr.write(`warning: ${problem}\n`);
       const loss = (x: unknown) => (typeof x === 'number' ? x.toFixed(3) : '—');
       const lines = experts.map((e) =>
         e.status === 'ok'
-          ? `${e.name.padEnd(14)} ${(e.pinned ? 'pinned' : e.attached ? 'attached' : 'detached').padEnd(9)} ${e.freshness.padEnd(7)} ${String(e.r).padStart(4)} ${String(e.alpha).padStart(6)}  ${loss(e.meta.val_loss).padStart(8)} ${loss(e.meta.train_loss).padStart(8)}  ${e.targetModules?.join(',')}`
+          ? `${e.name.padEnd(14)} ${e.state.padEnd(9)} ${e.freshness.padEnd(7)} ${String(e.r).padStart(4)} ${String(e.alpha).padStart(6)}  ${loss(e.meta.val_loss).padStart(8)} ${loss(e.meta.train_loss).padStart(8)}  ${e.targetModules?.join(',')}`
           : `${e.name.padEnd(14)} broken    ${e.reason}`,
       );
       const header = `${'expert'.padEnd(14)} ${'state'.padEnd(9)} ${'data'.padEnd(7)} ${'rank'.padStart(4)} ${'alpha'.padStart(6)}  ${'held-out'.padStart(8)} ${'train'.padStart(8)}  targets`;

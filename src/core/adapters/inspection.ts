@@ -3,7 +3,7 @@ import type { MoaConfig } from '../config/schema';
 import { readManifest } from '../data/shards';
 import { readBaseModel, resolveBaseModelDir } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
-import { listRuns, readRunEvents } from '../trainer/runs';
+import { listRuns, readRunEvents, runInfo } from '../trainer/runs';
 import { MoaError } from '../util/errors';
 import type { EvalReport } from '../eval/evaluate';
 import { readEvalReport } from '../eval/evalFile';
@@ -98,7 +98,7 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
 function trainingCurve(layout: WorkspaceLayout, name: string, runId: string | undefined): { step: number; loss: number }[] {
   const runs = runId ? [runId] : listRuns(layout).reverse();
   for (const run of runs) {
-    const points = readRunEvents(join(layout.runsDir, run, 'events.jsonl'))
+    const points = readRunEvents(runInfo(layout, run).eventsFile)
       .filter((e) => e.type === 'step' && e.expert === name)
       .map((e) => (e.type === 'step' ? { step: e.step, loss: e.loss } : { step: 0, loss: 0 }));
     if (points.length) return points;

@@ -172,7 +172,6 @@ function expertFolders(expertsDir: string): string[] {
   return readdirSync(expertsDir).filter((n) => !n.startsWith('.')).sort();
 }
 
-/** Lists experts; a broken one is reported with its reason instead of breaking the list. */
 /** The projections an adapter folder targets (the mixed baseline's, say); undefined when it has no readable config. */
 export function adapterTargets(dir: string): string[] | undefined {
   const file = join(dir, 'adapter_config.json');
@@ -194,6 +193,7 @@ export function usableExperts(expertsDir: string): ExpertSummary[] {
   return listExperts(expertsDir).filter((e) => e.status === 'ok');
 }
 
+/** Lists experts; a broken one is reported with its reason instead of breaking the list. */
 export function listExperts(expertsDir: string): ExpertSummary[] {
   if (!existsSync(expertsDir)) return [];
   const out: ExpertSummary[] = [];
@@ -268,14 +268,4 @@ export function loadExpertWeights(dir: string, name: string, base: BaseModelInfo
   }
   const scaling = cfg.useRslora ? cfg.alpha / Math.sqrt(cfg.r) : cfg.alpha / cfg.r;
   return { name, r: cfg.r, scaling, modules };
-}
-
-export type Freshness = 'fresh' | 'stale' | 'unknown';
-
-/** An expert is stale when its domain's data changed since it was trained (fingerprints differ). */
-export function expertFreshness(expert: ExpertSummary | undefined, datasetFingerprint: string | undefined, baseModel?: string): Freshness {
-  // Trained on another base: whatever its data, it does not belong to this model.
-  if (baseModel && typeof expert?.meta.base_model === 'string' && expert.meta.base_model !== baseModel) return 'stale';
-  if (!expert?.meta.fingerprint || !datasetFingerprint) return 'unknown';
-  return expert.meta.fingerprint === datasetFingerprint ? 'fresh' : 'stale';
 }

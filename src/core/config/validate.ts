@@ -1,16 +1,7 @@
 import { SAFE_NAME } from '../names';
 import { KNOWN_LANGUAGES, nearest } from '../domains/languages';
-import {
-  DEFAULT_BASE_MODEL,
-  ROUTING_MODES,
-  defaultData,
-  defaultRouter,
-  defaultLora,
-  defaultTraining,
-  type DomainConfig,
-  type MoaConfig,
-  type RoutingMode,
-} from './schema';
+import type { DomainConfig, MoaConfig } from './schema';
+import { DEFAULT_BASE_MODEL, SECTIONS, type ConfigSections, type Field, type Section } from './table';
 
 export interface ConfigProblem {
   path: string;
@@ -76,8 +67,30 @@ class Reader {
     }
     return v as string[];
   }
+
+  /** One field of the table: its value, or its default with the problem noted. */
+  field(obj: Json, key: string, path: string, f: Field): unknown {
+    if (f.kind === 'enum') {
+      const v = this.string(obj, key, path, f.default);
+      if (f.oneOf.includes(v)) return v;
+      this.errors.push({ path: `${path}.${key}`, message: `expected one of ${f.oneOf.join(', ')}, got "${v}"` });
+      return f.default;
+    }
+    if (f.kind === 'strings') {
+      const v = this.strings(obj, key, path, [...f.default]);
+      const bad = f.oneOf ? v.filter((x) => !f.oneOf!.includes(x)) : [];
+      if (!bad.length) return v;
+      this.errors.push({ path: `${path}.${key}`, message: `${bad.map((b) => `"${b}"`).join(', ')}: expected some of ${f.oneOf!.join(', ')}` });
+      return [...f.default];
+    }
+    return this.number(obj, key, path, f.default, f.min, f.max, f.kind === 'integer');
+  }
 }
 
+function readSection(r: Reader, raw: unknown, path: string, s: Section): Record<string, unknown> {
+  const obj = r.section(raw, path, Object.keys(s.fields));
+  return Object.fromEntries(Object.entries(s.fields).map(([k, f]) => [k, r.field(obj, k, path, f)]));
+}
 
 function readDomain(r: Reader, raw: unknown, path: string): DomainConfig | undefined {
   const obj = r.section(raw, path, ['name', 'include', 'exclude', 'languages']);
@@ -110,7 +123,7 @@ export function validateConfig(raw: unknown): ValidationResult {
   const warnings: ConfigProblem[] = [];
   const r = new Reader(errors, warnings);
   if (!isObject(raw)) return { errors: [{ path: '$', message: 'expected a JSON object' }], warnings };
-  const top = r.section(raw, '$', ['$schema', 'version', 'baseModel', 'domains', 'lora', 'training', 'data', 'router', 'routing']);
+  const top = r.section(raw, '$', ['$schema', 'version', 'baseModel', 'domains', ...Object.keys(SECTIONS)]);
   if (top['version'] !== undefined && top['version'] !== 1) {
     errors.push({ path: '$.version', message: `unsupported version ${JSON.stringify(top['version'])} (this MoA Studio reads version 1)` });
   }
@@ -126,57 +139,12 @@ export function validateConfig(raw: unknown): ValidationResult {
       } else domains.push(domain);
     });
   }
-  const l = r.section(top['lora'], '$.lora', ['r', 'alpha', 'dropout', 'targetModules']);
-  const dl = defaultLora();
-  const lora = {
-    r: r.number(l, 'r', '$.lora', dl.r, 1, 1024, true),
-    alpha: r.number(l, 'alpha', '$.lora', dl.alpha, 0, 1e6),
-    dropout: r.number(l, 'dropout', '$.lora', dl.dropout, 0, 0.99),
-    targetModules: r.strings(l, 'targetModules', '$.lora', dl.targetModules),
-  };
-  const t = r.section(top['training'], '$.training', ['steps', 'batchSize', 'seqLen', 'lr', 'warmupSteps', 'seed', 'minutes', 'maxEpochs', 'patience', 'evalWindows', 'fimRate']);
-  const dt = defaultTraining();
-  const training = {
-    steps: r.number(t, 'steps', '$.training', dt.steps, 1, 1e9, true),
-    batchSize: r.number(t, 'batchSize', '$.training', dt.batchSize, 1, 4096, true),
-    seqLen: r.number(t, 'seqLen', '$.training', dt.seqLen, 8, 1 << 20, true),
-    lr: r.number(t, 'lr', '$.training', dt.lr, 0, 10),
-    warmupSteps: r.number(t, 'warmupSteps', '$.training', dt.warmupSteps, 0, 1e9, true),
-    seed: r.number(t, 'seed', '$.training', dt.seed, 0, 2 ** 31 - 1, true),
-    minutes: r.number(t, 'minutes', '$.training', dt.minutes, 0, 60 * 24 * 30),
-    maxEpochs: r.number(t, 'maxEpochs', '$.training', dt.maxEpochs, 0, 1e6),
-    patience: r.number(t, 'patience', '$.training', dt.patience, 0, 1e6, true),
-    evalWindows: r.number(t, 'evalWindows', '$.training', dt.evalWindows, 1, 4096, true),
-    fimRate: r.number(t, 'fimRate', '$.training', dt.fimRate, 0, 1),
-  };
-  const d = r.section(top['data'], '$.data', ['maxFileBytes', 'valFraction']);
-  const dd = defaultData();
-  const data = {
-    maxFileBytes: r.number(d, 'maxFileBytes', '$.data', dd.maxFileBytes, 1, 1 << 30, true),
-    valFraction: r.number(d, 'valFraction', '$.data', dd.valFraction, 0, 0.9),
-  };
-  const rt = r.section(top['router'], '$.router', ['steps', 'eta', 'expertLrMult', 'topK']);
-  const dr = defaultRouter();
-  const router = {
-    steps: r.number(rt, 'steps', '$.router', dr.steps, 1, 1e9, true),
-    eta: r.number(rt, 'eta', '$.router', dr.eta, 0, 1e3),
-    expertLrMult: r.number(rt, 'expertLrMult', '$.router', dr.expertLrMult, 0, 10),
-    topK: r.number(rt, 'topK', '$.router', dr.topK, 1, 64, true),
-  };
-  const ro = r.section(top['routing'], '$.routing', ['mode']);
-  const mode = r.string(ro, 'mode', '$.routing', 'label');
-  if (!ROUTING_MODES.includes(mode as RoutingMode)) {
-    errors.push({ path: '$.routing.mode', message: `expected one of ${ROUTING_MODES.join(', ')}, got "${mode}"` });
-  }
+  const sections = Object.fromEntries(Object.entries(SECTIONS).map(([name, sec]) => [name, readSection(r, top[name], `$.${name}`, sec)])) as ConfigSections;
   const config: MoaConfig = {
     version: 1,
     baseModel: r.string(top, 'baseModel', '$', DEFAULT_BASE_MODEL),
     domains,
-    lora,
-    training,
-    data,
-    router,
-    routing: { mode: ROUTING_MODES.includes(mode as RoutingMode) ? (mode as RoutingMode) : 'label' },
+    ...sections,
   };
   return errors.length ? { errors, warnings } : { config, errors, warnings };
 }

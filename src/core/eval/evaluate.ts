@@ -10,7 +10,7 @@ import { OnnxEngine } from '../inference/engine';
 import { stackExperts, type ExpertStack } from '../inference/expertStack';
 import { DEFAULT_VARIANT, ensureOnnxExport, graphTargets } from '../inference/export';
 import { readOnnxModelInfo } from '../inference/modelInfo';
-import { listRuns, readRunEvents, runStatus } from '../trainer/runs';
+import { listRuns, readRunEvents, runInfo, runStatus } from '../trainer/runs';
 import { MoaError, throwIfCancelled } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { evenWindows } from './windows';
@@ -101,7 +101,7 @@ export function evalColumns(r: EvalReport): EvalColumn[] {
 /** The learned router's held-out loss per domain, from the latest run's stage-2 eval events. */
 function learnedFromRuns(layout: WorkspaceLayout): PerDomain | null {
   for (const run of listRuns(layout).reverse()) {
-    const evals = readRunEvents(join(layout.runsDir, run, 'events.jsonl')).filter((e) => e.type === 'eval' && e.stage === 'router');
+    const evals = readRunEvents(runInfo(layout, run).eventsFile).filter((e) => e.type === 'eval' && e.stage === 'router');
     if (evals.length === 0) continue;
     const out: PerDomain = {};
     for (const e of evals) if (e.type === 'eval') out[e.domain] = e.loss;
@@ -225,7 +225,7 @@ export async function evaluate(
 export function saveEvalReport(layout: WorkspaceLayout, report: EvalReport): string[] {
   const written = [join(layout.moaDir, 'eval.json')];
   const last = listRuns(layout).pop();
-  if (last && runStatus(layout, last) === 'done') written.push(join(layout.runsDir, last, 'eval.json'));
+  if (last && runStatus(layout, last) === 'done') written.push(runInfo(layout, last).evalFile);
   for (const f of written) writeJsonAtomic(f, report);
   return written;
 }

@@ -1,13 +1,8 @@
 import { Worker } from 'node:worker_threads';
+import { Pending, receiver } from '../util/channel';
 import { MoaError } from '../util/errors';
 import type { CompleteOptions, Completion } from './service';
 import { parseFromWorker, type FromWorker, type ToWorker, type WorkerInit } from './workerProtocol';
-
-interface Pending {
-  worker: Worker;
-  resolve: (c: Completion) => void;
-  reject: (e: Error) => void;
-}
 
 /**
  * CompletionService.complete() run on a worker thread (completionWorker.ts): the extension host's
@@ -16,8 +11,7 @@ interface Pending {
  */
 export class CompletionClient {
   private worker?: Worker;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
+  private readonly pending = new Pending<Completion, Worker>();
   /** Workers being disposed, and what to call once each one's last request has answered. */
   private readonly retiring = new Map<Worker, () => void>();
 
@@ -31,19 +25,11 @@ export class CompletionClient {
 
   private start(): Worker {
     const w = new Worker(this.workerFile, { workerData: this.init });
-    w.on('message', (raw: unknown) => {
-      const m = parseFromWorker(raw);
-      if (m) this.onMessage(w, m);
-      else this.onLog?.(`completion worker: dropped a malformed message ${JSON.stringify(raw)?.slice(0, 200)}`);
-    });
+    w.on('message', receiver('completion worker', parseFromWorker, (m) => this.onMessage(w, m), (line) => this.onLog?.(line)));
     // A crash (or a failed start) fails what was waiting; the next request starts a new worker.
     const fail = (why: string) => {
       if (this.worker === w) this.worker = undefined;
-      for (const [id, p] of this.pending) {
-        if (p.worker !== w) continue;
-        this.pending.delete(id);
-        p.reject(new MoaError(`the completion worker stopped: ${why}`));
-      }
+      this.pending.rejectAll(w, new MoaError(`the completion worker stopped: ${why}`));
       this.settled(w);
     };
     w.on('error', (e) => fail(e.message));
@@ -52,14 +38,9 @@ export class CompletionClient {
     return w;
   }
 
-  private busy(w: Worker): boolean {
-    for (const p of this.pending.values()) if (p.worker === w) return true;
-    return false;
-  }
-
   /** After a request of `w` answered: let the process exit when idle, finish a disposal. */
   private settled(w: Worker): void {
-    if (this.busy(w)) return;
+    if (this.pending.has(w)) return;
     w.unref();
     this.retiring.get(w)?.();
   }
@@ -73,25 +54,20 @@ export class CompletionClient {
       );
       return;
     }
-    const p = this.pending.get(m.id);
-    this.pending.delete(m.id);
+    if (m.type === 'done') this.pending.resolve(m.id, m.completion);
+    else this.pending.reject(m.id, new MoaError(m.message, m.hint));
     this.settled(w);
-    if (m.type === 'done') p?.resolve(m.completion);
-    else p?.reject(new MoaError(m.message, m.hint));
   }
 
   complete(relPath: string, prefix: string, opts: CompleteOptions, suffix = ''): Promise<Completion> {
     const w = (this.worker ??= this.start());
-    const id = ++this.nextId;
+    const { id, answer } = this.pending.open(w);
     const { signal, ...rest } = opts;
     const cancel = () => w.postMessage({ type: 'cancel', id } satisfies ToWorker);
-    return new Promise<Completion>((resolve, reject) => {
-      const settle = () => signal?.removeEventListener('abort', cancel);
-      this.pending.set(id, { worker: w, resolve: (c) => (settle(), resolve(c)), reject: (e) => (settle(), reject(e)) });
-      w.ref();
-      signal?.addEventListener('abort', cancel, { once: true });
-      w.postMessage({ type: 'complete', id, relPath, prefix, suffix, opts: rest, aborted: signal?.aborted ?? false } satisfies ToWorker);
-    });
+    w.ref();
+    signal?.addEventListener('abort', cancel, { once: true });
+    w.postMessage({ type: 'complete', id, relPath, prefix, suffix, opts: rest, aborted: signal?.aborted ?? false } satisfies ToWorker);
+    return answer.finally(() => signal?.removeEventListener('abort', cancel));
   }
 
   /**
@@ -103,7 +79,7 @@ export class CompletionClient {
     const w = this.worker;
     this.worker = undefined;
     if (!w) return;
-    if (this.busy(w)) await new Promise<void>((drained) => this.retiring.set(w, drained));
+    if (this.pending.has(w)) await new Promise<void>((drained) => this.retiring.set(w, drained));
     this.retiring.delete(w);
     await w.terminate();
   }

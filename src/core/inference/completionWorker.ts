@@ -5,36 +5,30 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { MoaError, errorMessage } from '../util/errors';
 import { CompletionService } from './service';
-import { parseToWorker, type FromWorker, type WorkerInit } from './workerProtocol';
+import { Pending, receiver } from '../util/channel';
+import { parseToWorker, type FromWorker, type ToWorker, type WorkerInit } from './workerProtocol';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
 const send = (m: FromWorker) => port.postMessage(m);
 const running = new Map<number, AbortController>();
-const pythonAsked = new Map<number, { resolve: (p: string) => void; reject: (e: Error) => void }>();
-let pythonId = 0;
+const pythonAsked = new Pending<string>();
 
 /** The interpreter is the host's to choose (a machine-scoped setting, workspace trust): asked for once, when the export needs it. */
 function askPython(): Promise<string> {
-  const id = ++pythonId;
-  return new Promise((resolve, reject) => {
-    pythonAsked.set(id, { resolve, reject });
-    send({ type: 'python', id });
-  });
+  const { id, answer } = pythonAsked.open(undefined);
+  send({ type: 'python', id });
+  return answer;
 }
 
 const service = new CompletionService(init.layout, init.product, init.config, askPython, (line) => send({ type: 'log', line }));
 
-port.on('message', (raw: unknown) => {
-  const m = parseToWorker(raw);
-  if (!m) return send({ type: 'log', line: `completion worker: dropped a malformed message ${JSON.stringify(raw)?.slice(0, 200)}` });
+function onMessage(m: ToWorker): void {
   if (m.type === 'cancel') {
     running.get(m.id)?.abort();
   } else if (m.type === 'python') {
-    const waiting = pythonAsked.get(m.id);
-    pythonAsked.delete(m.id);
-    if (m.path !== undefined) waiting?.resolve(m.path);
-    else waiting?.reject(new MoaError(m.error ?? 'no Python interpreter'));
+    if (m.path !== undefined) pythonAsked.resolve(m.id, m.path);
+    else pythonAsked.reject(m.id, new MoaError(m.error ?? 'no Python interpreter'));
   } else {
     const abort = new AbortController();
     if (m.aborted) abort.abort(); // cancelled before it was sent: answer as the in-process service would
@@ -45,4 +39,6 @@ port.on('message', (raw: unknown) => {
       .catch((e: unknown) => send({ type: 'failed', id: m.id, message: errorMessage(e), hint: e instanceof MoaError ? e.hint : undefined }))
       .finally(() => running.delete(m.id));
   }
-});
+}
+
+port.on('message', receiver('completion worker', parseToWorker, onMessage, (line) => send({ type: 'log', line })));

@@ -74,8 +74,3 @@ export function setBaseModel(file: string, name: string): void {
   const raw = readJsonObject(file);
   writeJsonAtomic(file, { ...raw, baseModel: name });
 }
-
-/** Experts trained on another base than `baseModel` (they cannot serve it: retrain them). */
-export function expertsOfOtherBase(experts: readonly { name: string; meta: { base_model?: unknown } }[], baseModel: string): string[] {
-  return experts.filter((e) => typeof e.meta.base_model === 'string' && e.meta.base_model !== baseModel).map((e) => e.name);
-}

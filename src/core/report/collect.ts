@@ -5,7 +5,7 @@ import { manifestPath, readManifest, type DatasetManifest } from '../data/shards
 import type { EvalReport } from '../eval/evaluate';
 import type { WorkspaceLayout } from '../paths';
 import type { TrainerEvent } from '../trainer/events';
-import { listRuns, readRunLog, runStatus, type RunLog } from '../trainer/runs';
+import { listRuns, readRunLog, runInfo, runStatus, type RunLog } from '../trainer/runs';
 import { MoaError, errorMessage } from '../util/errors';
 import { readJsonObjectOr } from '../util/json';
 import { lossCurves, routerResultsFromEvents, runFacts, type RouterResults, type RunFacts, type StageCurves } from './curves';
@@ -41,7 +41,7 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
  */
 function chooseRun(layout: WorkspaceLayout, runId: string | undefined, problems: string[]): { id: string; events: TrainerEvent[] } | undefined {
   const runs = listRuns(layout);
-  const file = (id: string) => join(layout.runsDir, id, 'events.jsonl');
+  const file = (id: string) => runInfo(layout, id).eventsFile;
   const noteUnreadable = (id: string, log: RunLog) => {
     if (log.problem) problems.push(log.problem);
     else if (log.unreadable) problems.push(`${file(id)}: ${log.unreadable} line${log.unreadable > 1 ? 's' : ''} could not be read as trainer events`);
@@ -90,15 +90,15 @@ export function collectReport(layout: WorkspaceLayout, opts: { runId?: string; n
   let runRouter: RouterResults | undefined;
   if (chosen && id !== undefined) {
     const { events } = chosen;
-    const dir = join(layout.runsDir, id);
-    const meta = readJsonObjectOr(join(dir, 'run.json'));
-    if (!meta) problems.push(`${join(dir, 'run.json')}: missing or not a JSON object`);
+    const run = runInfo(layout, id);
+    const meta = readJsonObjectOr(run.metaFile);
+    if (!meta) problems.push(`${run.metaFile}: missing or not a JSON object`);
     input.run = { id, status: runStatus(layout, id, meta), created: str(meta?.['created']), finished: str(meta?.['finished']), ...runFacts(events) };
     input.stages = lossCurves(events);
     runRouter = routerResultsFromEvents(events);
   }
 
-  const runEval = id ? join(layout.runsDir, id, 'eval.json') : undefined;
+  const runEval = id ? runInfo(layout, id).evalFile : undefined;
   const evalFile = runEval && existsSync(runEval) ? runEval : join(layout.moaDir, 'eval.json');
   if (existsSync(evalFile)) {
     try {

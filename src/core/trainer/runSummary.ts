@@ -1,7 +1,6 @@
 import { readJsonObjectOr } from '../util/json';
-import { join } from 'node:path';
 import type { WorkspaceLayout } from '../paths';
-import { listRuns, readRunEvents, runStatus } from './runs';
+import { listRuns, readRunEvents, runInfo, runStatus } from './runs';
 
 export interface RunSummary {
   id: string;
@@ -15,12 +14,12 @@ export interface RunSummary {
 
 /** A run as the Runs view and `moa` show it: status, duration and the last loss of each expert. */
 export function summarizeRun(layout: WorkspaceLayout, id: string): RunSummary {
-  const dir = join(layout.runsDir, id);
-  const meta = readJsonObjectOr(join(dir, 'run.json')) ?? { status: 'unreadable' };
+  const run = runInfo(layout, id);
+  const meta = readJsonObjectOr(run.metaFile) ?? { status: 'unreadable' };
   const finalLoss: Record<string, number> = {};
   let elapsed: number | undefined;
   let steps: number | undefined;
-  for (const e of readRunEvents(join(dir, 'events.jsonl'))) {
+  for (const e of readRunEvents(run.eventsFile)) {
     if (e.type === 'step') {
       finalLoss[e.expert] = e.loss;
       elapsed = e.elapsed_s;

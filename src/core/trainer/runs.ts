@@ -19,6 +19,10 @@ export interface RunInfo {
   id: string;
   dir: string;
   eventsFile: string;
+  /** run.json: status, created, finished, the request's facts. */
+  metaFile: string;
+  /** eval.json: the `moa eval` made on this run's experts, when it ended done. */
+  evalFile: string;
 }
 
 export type RunStatus = 'running' | 'done' | 'stopped' | 'failed' | 'interrupted' | 'unknown';
@@ -34,22 +38,21 @@ export function newRunId(now = new Date()): string {
 export function runInfo(layout: WorkspaceLayout, id: string): RunInfo {
   if (!RUN_ID.test(id)) throw new MoaError(`"${id}" is not a run id (YYYYMMDD-HHMMSS-xxxx)`, 'See the Runs view or .moa/runs/.');
   const dir = join(layout.runsDir, id);
-  return { id, dir, eventsFile: join(dir, 'events.jsonl') };
+  return { id, dir, eventsFile: join(dir, 'events.jsonl'), metaFile: join(dir, 'run.json'), evalFile: join(dir, 'eval.json') };
 }
 
 export const trainConfigPath = (run: RunInfo): string => join(run.dir, 'train-config.json');
-const runJsonPath = (run: RunInfo): string => join(run.dir, 'run.json');
 
 export function createRun(layout: WorkspaceLayout, id: string, meta: Record<string, unknown>): RunInfo {
   const run = runInfo(layout, id);
   mkdirSync(join(run.dir, 'checkpoints'), { recursive: true });
-  writeJsonAtomic(runJsonPath(run), { v: 1, id: run.id, created: new Date().toISOString(), status: 'running', pid: process.pid, ...meta });
+  writeJsonAtomic(run.metaFile, { v: 1, id: run.id, created: new Date().toISOString(), status: 'running', pid: process.pid, ...meta });
   return run;
 }
 
 export function updateRun(run: RunInfo, fields: Record<string, unknown>): void {
-  const prev = readJsonObjectOr(runJsonPath(run)) ?? {};
-  writeJsonAtomic(runJsonPath(run), { ...prev, ...fields });
+  const prev = readJsonObjectOr(run.metaFile) ?? {};
+  writeJsonAtomic(run.metaFile, { ...prev, ...fields });
 }
 
 export function finishRun(run: RunInfo, status: 'done' | 'stopped' | 'failed', extra: Record<string, unknown> = {}): void {
@@ -154,7 +157,7 @@ const lockFile = (layout: WorkspaceLayout) => join(layout.runsDir, 'train.lock')
  * A run's true status. run.json says "running" from the start; if no live process holds the run
  * lock for it any more (the CLI and its trainer were killed), the run was interrupted.
  */
-export function runStatus(layout: WorkspaceLayout, id: string, meta = readJsonObjectOr(runJsonPath(runInfo(layout, id)))): RunStatus {
+export function runStatus(layout: WorkspaceLayout, id: string, meta = readJsonObjectOr(runInfo(layout, id).metaFile)): RunStatus {
   const status = meta?.['status'];
   if (status === 'running') {
     const holder = lockHolder(lockFile(layout));

@@ -250,7 +250,7 @@ function launch(req: { layout: WorkspaceLayout; product: ProductLayout; python: 
     } catch (e) {
       // The run's own record cannot be written (the disk is full, say): a run we cannot record
       // has not succeeded, whatever the trainer said.
-      return { ...exit, hostError: `${exit.hostError ? `${exit.hostError}; ` : ''}${join(run.dir, 'run.json')} could not be written: ${errorMessage(e)}` };
+      return { ...exit, hostError: `${exit.hostError ? `${exit.hostError}; ` : ''}${run.metaFile} could not be written: ${errorMessage(e)}` };
     }
     return exit;
   });

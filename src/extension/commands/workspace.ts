@@ -9,8 +9,8 @@ import { MoaError } from '../../core/util/errors';
 import { abortOn } from '../abort';
 import { deviceKind, deviceLabel } from '../../core/trainer/device';
 import { nvidiaGpus, setupTrainerEnv, trainerEnvDir } from '../../core/trainer/setup';
-import { describeBase, expertsOfOtherBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
-import { listExperts } from '../../core/adapters/store';
+import { describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
+import { staleForBase } from '../../core/adapters/catalog';
 import { initWorkspace } from '../../core/workspace';
 import { buildDatasetsInChild } from '../../core/data/buildProcess';
 import type { App } from './app';
@@ -36,7 +36,7 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
     vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: building datasets', cancellable: true }, async (_p, token) => {
       const abort = abortOn(token);
       try {
-        const m = await buildDatasetsInChild({ node: process.execPath, cli: join(ws.product.root, 'dist', 'cli.js'), root: ws.layout.root, signal: abort.signal });
+        const m = await buildDatasetsInChild({ node: process.execPath, builder: join(ws.product.root, 'dist', 'dataBuild.js'), productRoot: ws.product.root, root: ws.layout.root, signal: abort.signal });
         tree.refresh();
         void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
       } finally {
@@ -134,7 +134,7 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
     if (name === config.baseModel) return;
     const chosen = describeBase(name, ws.product, ws.layout.root); // refuses what is not a model, before the config changes
     setBaseModel(ws.layout.configFile, name);
-    const stale = expertsOfOtherBase(listExperts(ws.layout.expertsDir).filter((e) => e.status === 'ok'), name);
+    const stale = staleForBase(ws.layout, name);
     tree.refresh();
     inline.reset();
     ws.log.info(`base model: ${name}: ${fmt(chosen)}`);
