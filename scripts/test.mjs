@@ -47,6 +47,7 @@ const count = (re, s) => {
 
 step('python environment', process.execPath, ['scripts/python-env.mjs', '--test']);
 step('end-to-end tools (code-server, chromium)', process.execPath, ['scripts/e2e-tools.mjs']);
+step('llama.cpp (node-llama-cpp, CPU binary)', process.execPath, ['scripts/llama-cpp.mjs']);
 step('build', process.execPath, ['scripts/build.mjs']);
 step('typecheck', process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.', '--noEmit']);
 

@@ -50,6 +50,8 @@ export const OPTIONS = {
   cpu: { type: 'boolean' },
   cuda: { type: 'boolean' },
   venv: { type: 'string' },
+  format: { type: 'string' },
+  type: { type: 'string' },
 } as const;
 
 export type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };

@@ -298,6 +298,15 @@ test('moa experts detach/attach/pin change routing; export and import round-trip
   const out = join(ws.root, 'exported-python');
   assert.equal(moa(['experts', 'export', 'python', out]).code, 0);
   assert.ok(existsSync(join(out, 'adapter_model.safetensors')));
+  // For llama.cpp and Ollama (test/integration/gguf.test.ts runs such files in llama.cpp itself).
+  const ollama = join(ws.root, 'ollama-python');
+  const o = moa(['experts', 'export', 'python', ollama, '--format', 'ollama', '--json']);
+  assert.equal(o.code, 0, o.stderr);
+  assert.deepEqual(readdirSync(ollama).sort(), ['Modelfile', 'moa-tiny.gguf', 'python.gguf']);
+  assert.match(readFileSync(join(ollama, 'Modelfile'), 'utf8'), /^FROM \.\/moa-tiny\.gguf\nADAPTER \.\/python\.gguf\n/m);
+  assert.match(JSON.parse(o.stdout).create, /^ollama create moa-python -f /);
+  assert.equal(readFileSync(join(ollama, 'python.gguf')).subarray(0, 4).toString(), 'GGUF');
+  assert.equal(moa(['experts', 'export', 'python', ollama, '--format', 'gguf']).code, 1, 'an existing file needs --force');
   const imp = moa(['experts', 'import', out, 'python-copy', '--json']);
   assert.equal(imp.code, 0, imp.stderr);
   const listed = JSON.parse(moa(['experts', 'list', '--json']).stdout);

@@ -3,6 +3,9 @@ import { loadConfig } from '../../core/config/load';
 import { staleForBase } from '../../core/adapters/catalog';
 import { describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
 import type { MoaConfig } from '../../core/config/schema';
+import { resolve } from 'node:path';
+import { exportBase, GGUF_TYPES } from '../../core/gguf/export';
+import type { GgmlType } from '../../core/gguf/write';
 import { EXIT, UsageError, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
@@ -18,6 +21,12 @@ function describe(d: BaseDescription, config: MoaConfig): { text: string; json: 
   return { text, json: { ...d, memory: { gpuBf16: gpu, cpuFp32: cpu, machineBytes: totalmem() } } };
 }
 
+export function ggufType(values: Values): GgmlType {
+  const t = values.type ?? 'f16';
+  if (!(GGUF_TYPES as readonly string[]).includes(t)) throw new UsageError(`--type must be one of ${GGUF_TYPES.join(', ')}; got "${t}"`);
+  return t as GgmlType;
+}
+
 /** `moa base [set NAME]`: what the base model is and what training it needs; or choose another. */
 export async function cmdBase(values: Values, positionals: string[]): Promise<number> {
   const [sub = 'show', name] = positionals;
@@ -28,7 +37,13 @@ export async function cmdBase(values: Values, positionals: string[]): Promise<nu
     print(values, d.text, d.json);
     return EXIT.ok;
   }
-  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER');
+  if (sub === 'export-gguf') {
+    if (!name) throw new UsageError('moa base export-gguf needs a destination folder');
+    const file = exportBase(describeBase(config.baseModel, product, layout.root).info, resolve(name), ggufType(values), values.force);
+    print(values, `wrote ${file}`, { file });
+    return EXIT.ok;
+  }
+  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER | moa base export-gguf DIR [--type f32|f16]');
   // Read it first: a folder that is not a model never reaches the config.
   const d = describeBase(name, product, layout.root);
   setBaseModel(layout.configFile, name);

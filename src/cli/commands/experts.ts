@@ -1,6 +1,8 @@
 import { join, resolve } from 'node:path';
 import { inspectExpert } from '../../core/adapters/inspection';
 import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
+import { exportExpertAsGguf, exportForOllama } from '../../core/gguf/export';
+import { ggufType } from './base';
 import { MERGE_METHODS, mergeExperts, type MergeMethod } from '../../core/adapters/merge';
 import { choosePython } from '../../core/trainer/python';
 import { setAttached } from '../../core/adapters/state';
@@ -85,8 +87,18 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
     case 'export': {
       const name = known(need('an expert name'));
       if (!arg2) throw new UsageError('moa experts export needs a destination folder');
-      const files = exportExpert(join(layout.expertsDir, name), resolve(arg2), values.force);
-      print(values, files.map((f) => `wrote ${f}`).join('\n'), { files });
+      const format = values.format ?? 'peft';
+      const dir = join(layout.expertsDir, name);
+      if (format === 'peft') {
+        const files = exportExpert(dir, resolve(arg2), values.force);
+        print(values, files.map((f) => `wrote ${f}`).join('\n'), { files });
+      } else if (format === 'gguf') {
+        const file = exportExpertAsGguf(dir, name, baseOf(layout).base, resolve(arg2), values.force);
+        print(values, `wrote ${file} (a llama.cpp LoRA adapter; the base: moa base export-gguf DIR)`, { files: [file] });
+      } else if (format === 'ollama') {
+        const { files, create } = exportForOllama(dir, name, baseOf(layout).base, resolve(arg2), ggufType(values), values.force);
+        print(values, `${files.map((f) => `wrote ${f}`).join('\n')}\nthen: ${create}\n(Ollama takes one adapter per model: routing among experts stays in MoA Studio)`, { files, create });
+      } else throw new UsageError(`--format must be peft, gguf or ollama; got "${format}"`);
       return EXIT.ok;
     }
     case 'merge': {

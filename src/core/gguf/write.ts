@@ -1,0 +1,180 @@
+import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+
+/**
+ * GGUF version 3 (llama.cpp's model and adapter file; ggml's docs/gguf.md): a header, typed
+ * metadata, tensor descriptions, then each tensor's data at an offset aligned to 32 bytes.
+ */
+
+const ALIGNMENT = 32;
+
+/** GGUF metadata value types. */
+const T = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 } as const;
+
+export type MetaValue =
+  | { u32: number }
+  | { i32: number }
+  | { f32: number }
+  | { bool: boolean }
+  | string
+  | { strings: readonly string[] }
+  | { i32s: readonly number[] };
+
+/** ggml tensor types this writer produces. */
+export const GGML_TYPE = { f32: 0, f16: 1 } as const;
+export type GgmlType = keyof typeof GGML_TYPE;
+
+export interface GgufTensor {
+  name: string;
+  /** Row-major shape as torch and safetensors give it (outermost first); GGUF stores it reversed. */
+  shape: readonly number[];
+  type: GgmlType;
+  data: Float32Array;
+}
+
+class Bytes {
+  private chunks: Buffer[] = [];
+  size = 0;
+  push(b: Buffer): void {
+    this.chunks.push(b);
+    this.size += b.length;
+  }
+  u32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v);
+    this.push(b);
+  }
+  i32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeInt32LE(v);
+    this.push(b);
+  }
+  u64(v: number): void {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    this.push(b);
+  }
+  f32(v: number): void {
+    const b = Buffer.alloc(4);
+    b.writeFloatLE(v);
+    this.push(b);
+  }
+  str(s: string): void {
+    const b = Buffer.from(s, 'utf8');
+    this.u64(b.length);
+    this.push(b);
+  }
+  pad(): void {
+    const n = (ALIGNMENT - (this.size % ALIGNMENT)) % ALIGNMENT;
+    if (n) this.push(Buffer.alloc(n));
+  }
+  take(): Buffer {
+    const b = Buffer.concat(this.chunks);
+    this.chunks = [];
+    return b;
+  }
+}
+
+function writeValue(out: Bytes, v: MetaValue): void {
+  if (typeof v === 'string') {
+    out.u32(T.string);
+    return out.str(v);
+  }
+  if ('u32' in v) return out.u32(T.u32), out.u32(v.u32);
+  if ('i32' in v) return out.u32(T.i32), out.i32(v.i32);
+  if ('f32' in v) return out.u32(T.f32), out.f32(v.f32);
+  if ('bool' in v) return out.u32(T.bool), out.push(Buffer.from([v.bool ? 1 : 0]));
+  out.u32(T.array);
+  if ('strings' in v) {
+    out.u32(T.string);
+    out.u64(v.strings.length);
+    v.strings.forEach((s) => out.str(s));
+  } else {
+    out.u32(T.i32);
+    out.u64(v.i32s.length);
+    v.i32s.forEach((x) => out.i32(x));
+  }
+}
+
+/** IEEE half from a float, rounded to nearest even (as numpy's astype(float16)). */
+export function toHalf(f: number): number {
+  const buf = new DataView(new ArrayBuffer(4));
+  buf.setFloat32(0, f);
+  const x = buf.getUint32(0);
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
+function tensorBytes(t: GgufTensor): Buffer {
+  if (t.type === 'f32') return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  const out = Buffer.alloc(t.data.length * 2);
+  for (let i = 0; i < t.data.length; i++) out.writeUInt16LE(toHalf(t.data[i]!), i * 2);
+  return out;
+}
+
+/**
+ * Writes a GGUF file, tensors produced one at a time by `tensors` (a base model's weights need
+ * not all be in memory). Written beside `file` and renamed into place when whole.
+ */
+export function writeGguf(file: string, metadata: Record<string, MetaValue>, infos: readonly Omit<GgufTensor, 'data'>[], tensor: (name: string) => Float32Array): void {
+  const head = new Bytes();
+  head.push(Buffer.from('GGUF', 'ascii'));
+  head.u32(3);
+  head.u64(infos.length);
+  const entries = Object.entries({ 'general.alignment': { u32: ALIGNMENT }, ...metadata });
+  head.u64(entries.length);
+  for (const [k, v] of entries) {
+    head.str(k);
+    writeValue(head, v);
+  }
+  let offset = 0;
+  for (const t of infos) {
+    head.str(t.name);
+    head.u32(t.shape.length);
+    [...t.shape].reverse().forEach((d) => head.u64(d));
+    head.u32(GGML_TYPE[t.type]);
+    head.u64(offset);
+    const n = t.shape.reduce((a, b) => a * b, 1) * (t.type === 'f32' ? 4 : 2);
+    offset += n + ((ALIGNMENT - (n % ALIGNMENT)) % ALIGNMENT);
+  }
+  head.pad();
+  const tmp = `${file}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w');
+  try {
+    try {
+      writeSync(fd, head.take());
+      for (const t of infos) {
+        const data = tensor(t.name);
+        const n = t.shape.reduce((x, y) => x * y, 1);
+        if (data.length !== n) throw new Error(`${t.name}: ${data.length} values for shape [${t.shape}]`);
+        const bytes = tensorBytes({ ...t, data });
+        writeSync(fd, bytes);
+        const pad = (ALIGNMENT - (bytes.length % ALIGNMENT)) % ALIGNMENT;
+        if (pad) writeSync(fd, Buffer.alloc(pad));
+      }
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,171 @@
+// Our GGUF files in llama.cpp itself, all real: the built-in base and an expert written by
+// src/core/gguf, loaded by node-llama-cpp (llama.cpp's prebuilt CPU binary, installed by
+// scripts/llama-cpp.mjs into bench/llama-cpp/), against our onnxruntime engine on the same
+// weights: the same greedy tokens, with the expert and without it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
+import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
+import { exportExpertGguf } from '../../src/core/gguf/adapter';
+import { exportBaseGguf, interleaveRows } from '../../src/core/gguf/llama';
+import { toHalf } from '../../src/core/gguf/write';
+import { OnnxEngine } from '../../src/core/inference/engine';
+import { stackExperts, type ExpertStack } from '../../src/core/inference/expertStack';
+import { ensureOnnxExport } from '../../src/core/inference/export';
+import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
+import { readBaseModel } from '../../src/core/models/base';
+import { productLayout, workspaceLayout } from '../../src/core/paths';
+import { seededRandom } from '../../src/core/inference/sampling';
+import { choosePython } from '../../src/core/trainer/python';
+import { repoRoot, tempWorkspace } from '../helpers/tmp';
+
+const root = repoRoot();
+const baseDir = join(root, 'models', 'moa-tiny');
+const llamaCpp = join(root, 'bench', 'llama-cpp', 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
+const MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
+const STEPS = 32;
+const EOS = 257;
+const PROMPTS = [
+  'import os\n\n\ndef read_lines(path):\n    with open(path) as f:\n        return f.',
+  '# Install\n\nRun the installer and follow the ',
+  'class Store:\n    def __init__(self, name):\n        self.',
+].map((p) => [256, ...Buffer.from(p)]);
+
+// node-llama-cpp's own types stay in its folder (installed on demand): the slice used here.
+interface Sequence {
+  evaluate(tokens: number[], opts: { temperature: number }): AsyncIterable<number>;
+}
+interface Context {
+  getSequence(): Sequence;
+  dispose(): Promise<void>;
+}
+interface Model {
+  createContext(opts: Record<string, unknown>): Promise<Context>;
+  tokenize(text: string): number[];
+  dispose(): Promise<void>;
+}
+
+let ws: { root: string; cleanup: () => void };
+let engine: OnnxEngine;
+let model: Model;
+let llama: { loadModel(o: Record<string, unknown>): Promise<Model> };
+let stack: ExpertStack;
+let empty: ExpertStack;
+let adapterFile: string;
+
+before(async () => {
+  ws = tempWorkspace();
+  const layout = workspaceLayout(ws.root);
+  const base = readBaseModel('builtin:moa-tiny', baseDir);
+  // An expert on every projection (queries and keys are the ones llama.cpp reorders), rsLoRA
+  // scaled so that the alpha written for llama.cpp is not the adapter's own.
+  const dir = join(layout.expertsDir, 'probe');
+  mkdirSync(dir, { recursive: true });
+  const rand = seededRandom(7);
+  const r = 4;
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (let l = 0; l < base.numLayers; l++) {
+    for (const m of MODULES) {
+      const [inF, outF] = moduleDims(base)[m]!;
+      const p = `base_model.model.model.layers.${l}.${m.endsWith('_proj') && ['q', 'k', 'v', 'o'].includes(m[0]!) ? 'self_attn' : 'mlp'}.${m}`;
+      tensors.set(`${p}.lora_A.weight`, { shape: [r, inF], data: Float32Array.from({ length: r * inF }, () => (rand() - 0.5) * 0.3) });
+      tensors.set(`${p}.lora_B.weight`, { shape: [outF, r], data: Float32Array.from({ length: outF * r }, () => (rand() - 0.5) * 0.3) });
+    }
+  }
+  writeSafetensorsF32(join(dir, 'adapter_model.safetensors'), tensors);
+  writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 6, use_rslora: true, target_modules: MODULES }));
+  const weights = loadExpertWeights(dir, 'probe', base);
+
+  const exp = await ensureOnnxExport(layout, productLayout(root), baseDir, choosePython(root).command, undefined, { learnedRouting: false, topK: 1, targets: MODULES });
+  engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath), 1);
+  stack = stackExperts(engine.info, [weights]);
+  empty = stackExperts(engine.info, []);
+
+  const baseFile = join(ws.root, 'moa-tiny.gguf');
+  exportBaseGguf(base, baseFile, 'f32');
+  adapterFile = join(ws.root, 'probe.gguf');
+  exportExpertGguf(dir, 'probe', base, adapterFile);
+  const { getLlama } = (await import(llamaCpp)) as { getLlama(o: Record<string, unknown>): Promise<{ loadModel(o: Record<string, unknown>): Promise<Model> }> };
+  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  model = await llama.loadModel({ modelPath: baseFile });
+});
+
+after(async () => {
+  await engine?.release();
+  await model?.dispose();
+  ws?.cleanup();
+});
+
+async function theirs(prompt: number[], scale?: number): Promise<number[]> {
+  // f32 KV cache: llama.cpp's default f16 cache would round what our engine keeps in f32.
+  const ctx = await model.createContext({
+    contextSize: 256, threads: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
+    ...(scale === undefined ? {} : { lora: { adapters: [{ filePath: adapterFile, scale }] } }),
+  });
+  try {
+    const out: number[] = [];
+    for await (const t of ctx.getSequence().evaluate(prompt, { temperature: 0 })) {
+      if (t === EOS) break; // our engine ends there too, without it
+      out.push(t);
+      if (out.length === STEPS) break;
+    }
+    return out;
+  } finally {
+    await ctx.dispose();
+  }
+}
+
+async function ours(prompt: number[], s: ExpertStack): Promise<number[]> {
+  const r = await engine.generate(prompt, { stack: s, expertWeights: s.names.length ? [1] : [0], maxNewTokens: STEPS, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
+  return r.tokens;
+}
+
+test('llama.cpp runs our base GGUF: the same 32 greedy tokens as our engine on every prompt, and our tokenizer\'s ids', async () => {
+  for (const p of PROMPTS) assert.deepEqual(await theirs(p), await ours(p, empty), Buffer.from(p.slice(1)).toString());
+  assert.deepEqual(model.tokenize('déf f(x):\n  return x'), [...Buffer.from('déf f(x):\n  return x')], 'bytes in, the same byte ids out');
+});
+
+test('llama.cpp runs our expert GGUF as a LoRA: the same 32 greedy tokens as our engine with that expert; at scale 0, the base\'s', async () => {
+  let differs = 0;
+  for (const p of PROMPTS) {
+    const withExpert = await ours(p, stack);
+    assert.deepEqual(await theirs(p, 1), withExpert, Buffer.from(p.slice(1)).toString());
+    const plain = await ours(p, empty);
+    assert.deepEqual(await theirs(p, 0), plain, 'scale 0 is the base alone');
+    if (withExpert.join() !== plain.join()) differs++;
+  }
+  assert.ok(differs >= 2, `the expert changes the continuation (${differs} of ${PROMPTS.length} prompts): the comparison is not vacuous`);
+});
+
+test('an f16 base (what Ollama gets by default) is half the size, loads in llama.cpp and starts as the f32 base does', async () => {
+  const base = readBaseModel('builtin:moa-tiny', baseDir);
+  const file = join(ws.root, 'half.gguf');
+  exportBaseGguf(base, file, 'f16');
+  const f32 = statSync(join(ws.root, 'moa-tiny.gguf')).size;
+  assert.ok(Math.abs(statSync(file).size / f32 - 0.5) < 0.02, `${statSync(file).size} vs ${f32} bytes`);
+  const half = await llama.loadModel({ modelPath: file });
+  try {
+    const ctx = await half.createContext({ contextSize: 256, threads: 1 });
+    const got: number[] = [];
+    for await (const t of ctx.getSequence().evaluate(PROMPTS[0]!, { temperature: 0 })) if (got.push(t) === 8) break;
+    await ctx.dispose();
+    const want = (await ours(PROMPTS[0]!, empty)).slice(0, 8);
+    const same = got.findIndex((t, i) => t !== want[i]);
+    console.log(`# f16 vs f32: the first ${same === -1 ? 8 : same} of 8 greedy tokens agree`);
+    assert.equal(got[0], want[0], 'the first greedy token');
+  } finally {
+    await half.dispose();
+  }
+});
+
+test('GGUF pieces: half floats round to nearest even, query rows interleave per head, files are GGUF v3', () => {
+  assert.deepEqual([1, -2, 0.1, 65504, 1e-8, 70000].map(toHalf), [0x3c00, 0xc000, 0x2e66, 0x7bff, 0, 0x7c00]);
+  // Two heads of four rows (one column): halves [a0 a1 | b0 b1] become pairs [a0 b0 a1 b1].
+  assert.deepEqual([...interleaveRows(Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), 8, 1, 4)], [0, 2, 1, 3, 4, 6, 5, 7]);
+  const head = readFileSync(adapterFile).subarray(0, 8);
+  assert.equal(head.subarray(0, 4).toString('ascii'), 'GGUF');
+  assert.equal(head.readUInt32LE(4), 3);
+  assert.ok(existsSync(adapterFile));
+});
