@@ -19,6 +19,9 @@ import { stackExperts } from '../../src/core/inference/expertStack';
 import { DEFAULT_VARIANT, ensureOnnxExport, graphTargets } from '../../src/core/inference/export';
 import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
 import { errorMessage } from '../../src/core/util/errors';
+import { exportExpertGguf } from '../../src/core/gguf/adapter';
+import { exportBaseGguf } from '../../src/core/gguf/llama';
+import { llamaGreedy, loadLlamaCpp, type LlamaModel } from '../helpers/llamaCpp';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const root = repoRoot();
@@ -100,6 +103,8 @@ function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 type Outcome = { kind: 'exact'; diff: number } | { kind: 'refused'; message: string } | { kind: 'WRONG'; detail: string };
 
 const engines = new Map<string, { base: BaseModelInfo; engine: OnnxEngine }>();
+/** The cells our path imported exactly: their expert folders, for the GGUF column. */
+const imported = new Map<number, { dir: string; base: BaseModelInfo }>();
 
 async function baseFor(dir: string): Promise<{ base: BaseModelInfo; engine: OnnxEngine }> {
   let e = engines.get(dir);
@@ -117,9 +122,10 @@ async function run(cell: Cell, i: number): Promise<Outcome> {
   if (cell.peft_refused) return { kind: 'refused', message: `peft itself refuses it (${cell.peft_refused.split('\n')[0]!.slice(0, 120)})` };
   let loaded: { base: BaseModelInfo; engine: OnnxEngine };
   let stack;
+  let dir: string;
   try {
     loaded = await baseFor(cell.base);
-    const { dir } = importPeftAdapter(cell.adapter!, workspaceLayout(ws.root).expertsDir, loaded.base, `cell-${i}`);
+    dir = importPeftAdapter(cell.adapter!, workspaceLayout(ws.root).expertsDir, loaded.base, `cell-${i}`).dir;
     stack = stackExperts(loaded.engine.info, [loadExpertWeights(dir, `cell-${i}`, loaded.base)]);
   } catch (e) {
     return { kind: 'refused', message: errorMessage(e) };
@@ -132,6 +138,7 @@ async function run(cell: Cell, i: number): Promise<Outcome> {
   const greedy = await engine.generate(ids, { stack, expertWeights: [1], maxNewTokens: cell.greedy!.length, temperature: 0, topP: 1, seed: 0 });
   if (diff > TOL) return { kind: 'WRONG', detail: `logits differ by ${diff.toExponential(2)}` };
   if (greedy.tokens.join() !== cell.greedy!.join()) return { kind: 'WRONG', detail: `greedy ${greedy.tokens} ≠ ${cell.greedy}` };
+  imported.set(i, { dir, base: loaded.base });
   return { kind: 'exact', diff };
 }
 
@@ -156,4 +163,54 @@ test('every cell is imported and exact, or refused naming the file and the optio
   for (const e of engines.values()) await e.engine.release();
   assert.deepEqual(problems, []);
   assert.equal(cells.length, Object.keys(EXPECT).length, 'every declared cell was generated');
+});
+
+/** What llama.cpp must do with each base's GGUF: the reference's greedy tokens, or a refusal naming the option. */
+const EXPECT_GGUF: Record<string, 'same' | RegExp> = {
+  'llama mlp_bias': /"mlp_bias"/,
+  'mistral sliding_window': /"sliding_window" 8/,
+};
+/** moa-tiny's byte tokenizer's end of text, which the conformance bases share. */
+const EOS = 257;
+
+test('through GGUF in llama.cpp: every cell our path takes exactly gives transformers + peft\'s greedy tokens, or its base is refused naming the option', async () => {
+  const llama = await loadLlamaCpp();
+  const bases = new Map<string, LlamaModel | string>();
+  const rows: string[] = ['| kind | cell | llama.cpp on our GGUF |', '|---|---|---|'];
+  const problems: string[] = [];
+  for (const [i, { dir, base }] of imported) {
+    const cell = cells[i]!;
+    let model = bases.get(cell.base);
+    if (model === undefined) {
+      const file = join(ws.root, `base-${bases.size}.gguf`);
+      try {
+        exportBaseGguf(base, file, 'f32');
+        model = await llama.loadModel({ modelPath: file });
+      } catch (e) {
+        model = errorMessage(e);
+      }
+      bases.set(cell.base, model);
+    }
+    const expected = cell.kind === 'base' ? (EXPECT_GGUF[cell.name] ?? 'same') : 'same';
+    let shown: string;
+    if (typeof model === 'string') {
+      shown = `refused: ${model.split(ws.root).join('…').slice(0, 140)}`;
+      if (!(expected instanceof RegExp) || !expected.test(model) || !model.includes(base.dir)) problems.push(`${cell.name}: ${shown}`);
+    } else {
+      const adapter = join(ws.root, `cell-${i}.gguf`);
+      exportExpertGguf(dir, `cell-${i}`, base, adapter);
+      // llama.cpp ends at the end-of-text token; the reference decodes on past it.
+      const eos = cell.greedy!.indexOf(EOS);
+      const want = eos === -1 ? cell.greedy! : cell.greedy!.slice(0, eos);
+      const got = await llamaGreedy(model, cell.ids!, want.length, EOS, { file: adapter, scale: 1 });
+      const same = got.join() === want.join();
+      shown = same ? `same greedy tokens${eos === -1 ? '' : ` (up to the end-of-text token, ${eos} of ${cell.greedy!.length})`}` : `**DIFFERENT**: ${got} ≠ ${want}`;
+      if (!same || expected !== 'same') problems.push(`${cell.name}: ${shown} (expected ${expected})`);
+    }
+    rows.push(`| ${cell.kind} | ${cell.name} | ${shown} |`);
+  }
+  console.log(`GGUF column (llama.cpp ${'via'} node-llama-cpp vs transformers + peft):\n${rows.join('\n')}`);
+  for (const m of bases.values()) if (typeof m !== 'string') await m.dispose();
+  assert.deepEqual(problems, []);
+  assert.ok(imported.size >= 20, `${imported.size} cells through llama.cpp`);
 });

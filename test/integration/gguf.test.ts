@@ -19,11 +19,11 @@ import { readBaseModel } from '../../src/core/models/base';
 import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { seededRandom } from '../../src/core/inference/sampling';
 import { choosePython } from '../../src/core/trainer/python';
+import { llamaGreedy, loadLlamaCpp, type Llama, type LlamaModel } from '../helpers/llamaCpp';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const root = repoRoot();
 const baseDir = join(root, 'models', 'moa-tiny');
-const llamaCpp = join(root, 'bench', 'llama-cpp', 'node_modules', 'node-llama-cpp', 'dist', 'index.js');
 const MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 const STEPS = 32;
 const EOS = 257;
@@ -33,24 +33,10 @@ const PROMPTS = [
   'class Store:\n    def __init__(self, name):\n        self.',
 ].map((p) => [256, ...Buffer.from(p)]);
 
-// node-llama-cpp's own types stay in its folder (installed on demand): the slice used here.
-interface Sequence {
-  evaluate(tokens: number[], opts: { temperature: number }): AsyncIterable<number>;
-}
-interface Context {
-  getSequence(): Sequence;
-  dispose(): Promise<void>;
-}
-interface Model {
-  createContext(opts: Record<string, unknown>): Promise<Context>;
-  tokenize(text: string): number[];
-  dispose(): Promise<void>;
-}
-
 let ws: { root: string; cleanup: () => void };
 let engine: OnnxEngine;
-let model: Model;
-let llama: { loadModel(o: Record<string, unknown>): Promise<Model> };
+let model: LlamaModel;
+let llama: Llama;
 let stack: ExpertStack;
 let empty: ExpertStack;
 let adapterFile: string;
@@ -87,8 +73,7 @@ before(async () => {
   exportBaseGguf(base, baseFile, 'f32');
   adapterFile = join(ws.root, 'probe.gguf');
   exportExpertGguf(dir, 'probe', base, adapterFile);
-  const { getLlama } = (await import(llamaCpp)) as { getLlama(o: Record<string, unknown>): Promise<{ loadModel(o: Record<string, unknown>): Promise<Model> }> };
-  llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  llama = await loadLlamaCpp();
   model = await llama.loadModel({ modelPath: baseFile });
 });
 
@@ -98,24 +83,7 @@ after(async () => {
   ws?.cleanup();
 });
 
-async function theirs(prompt: number[], scale?: number): Promise<number[]> {
-  // f32 KV cache: llama.cpp's default f16 cache would round what our engine keeps in f32.
-  const ctx = await model.createContext({
-    contextSize: 256, threads: 1, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32',
-    ...(scale === undefined ? {} : { lora: { adapters: [{ filePath: adapterFile, scale }] } }),
-  });
-  try {
-    const out: number[] = [];
-    for await (const t of ctx.getSequence().evaluate(prompt, { temperature: 0 })) {
-      if (t === EOS) break; // our engine ends there too, without it
-      out.push(t);
-      if (out.length === STEPS) break;
-    }
-    return out;
-  } finally {
-    await ctx.dispose();
-  }
-}
+const theirs = (prompt: number[], scale?: number) => llamaGreedy(model, prompt, STEPS, EOS, scale === undefined ? undefined : { file: adapterFile, scale });
 
 async function ours(prompt: number[], s: ExpertStack): Promise<number[]> {
   const r = await engine.generate(prompt, { stack: s, expertWeights: s.names.length ? [1] : [0], maxNewTokens: STEPS, temperature: 0, topP: 1, seed: 0, stopTokens: [] });
@@ -147,10 +115,7 @@ test('an f16 base (what Ollama gets by default) is half the size, loads in llama
   assert.ok(Math.abs(statSync(file).size / f32 - 0.5) < 0.02, `${statSync(file).size} vs ${f32} bytes`);
   const half = await llama.loadModel({ modelPath: file });
   try {
-    const ctx = await half.createContext({ contextSize: 256, threads: 1 });
-    const got: number[] = [];
-    for await (const t of ctx.getSequence().evaluate(PROMPTS[0]!, { temperature: 0 })) if (got.push(t) === 8) break;
-    await ctx.dispose();
+    const got = await llamaGreedy(half, PROMPTS[0]!, 8, EOS);
     const want = (await ours(PROMPTS[0]!, empty)).slice(0, 8);
     const same = got.findIndex((t, i) => t !== want[i]);
     console.log(`# f16 vs f32: the first ${same === -1 ? 8 : same} of 8 greedy tokens agree`);

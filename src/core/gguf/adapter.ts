@@ -1,6 +1,6 @@
 import type { BaseModelInfo } from '../models/base';
 import { loadExpertWeights } from '../adapters/store';
-import { ggufModuleName, interleaveRows, llamaMetadata, reordered } from './llama';
+import { ggufArch, ggufModuleName, interleaveRows } from './llama';
 import { writeGguf, type GgufTensor } from './write';
 
 /**
@@ -11,6 +11,7 @@ import { writeGguf, type GgufTensor } from './write';
  */
 export function exportExpertGguf(expertDir: string, name: string, base: BaseModelInfo, file: string): void {
   const w = loadExpertWeights(expertDir, name, base);
+  const arch = ggufArch(base);
   const infos: Omit<GgufTensor, 'data'>[] = [];
   const data = new Map<string, Float32Array>();
   for (const [module, m] of w.modules) {
@@ -19,9 +20,8 @@ export function exportExpertGguf(expertDir: string, name: string, base: BaseMode
       infos.push({ name: `${target}.lora_a`, shape: [w.r, m.inFeatures], type: 'f32' }, { name: `${target}.lora_b`, shape: [m.outFeatures, w.r], type: 'f32' });
       data.set(`${target}.lora_a`, m.A[l]!);
       // The output rows follow the base weight's reordering (llama.ts).
-      data.set(`${target}.lora_b`, reordered(module) ? interleaveRows(m.B[l]!, m.outFeatures, w.r, base.headDim) : m.B[l]!);
+      data.set(`${target}.lora_b`, arch.reorderQK && (module === 'q_proj' || module === 'k_proj') ? interleaveRows(m.B[l]!, m.outFeatures, w.r, base.headDim) : m.B[l]!);
     }
   }
-  const arch = llamaMetadata(base)['general.architecture']!;
-  writeGguf(file, { 'general.architecture': arch, 'general.type': 'adapter', 'general.name': name, 'adapter.type': 'lora', 'adapter.lora.alpha': { f32: w.scaling * w.r } }, infos, (n) => data.get(n)!);
+  writeGguf(file, { 'general.architecture': arch.name, 'general.type': 'adapter', 'general.name': name, 'adapter.type': 'lora', 'adapter.lora.alpha': { f32: w.scaling * w.r } }, infos, (n) => data.get(n)!);
 }

@@ -8,10 +8,10 @@ import { readJsonObject } from '../util/json';
 import { writeGguf, type GgmlType, type GgufTensor, type MetaValue } from './write';
 
 /**
- * A Llama-architecture base model (the built-in moa-tiny, Hugging Face Llama, Mistral and SmolLM
- * folders) as llama.cpp reads it: its `llama.*` metadata, tensors renamed to llama.cpp's names,
- * and the rows of the query and key projections reordered as llama.cpp's converter does (its
- * rotary embedding pairs neighbouring dimensions; transformers pairs the two halves of a head).
+ * A base model (the built-in moa-tiny, Hugging Face Llama, Mistral, SmolLM and Qwen2 folders) as
+ * llama.cpp reads it: its `<arch>.*` metadata, tensors renamed to llama.cpp's names, and for the
+ * llama architecture the rows of the query and key projections reordered as llama.cpp's converter
+ * does (its rotary embedding pairs neighbouring dimensions; transformers pairs a head's halves).
  */
 
 const LAYER_TENSORS: Record<string, string> = {
@@ -51,36 +51,96 @@ export function interleaveRows(w: Float32Array, rows: number, cols: number, head
   return out;
 }
 
-/** Rows a projection's weights are reordered by for llama.cpp: queries and keys only. */
-export const reordered = (module: string): boolean => module === 'q_proj' || module === 'k_proj';
-
-function num(c: Record<string, unknown>, k: string, fallback: number): number {
+function num(c: Record<string, unknown>, k: string, fallback: number, file: string): number {
   const v = c[k] ?? fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new MoaError(`config.json: "${k}" must be a number`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new MoaError(`${file}: "${k}" must be a number`);
   return v;
 }
 
-/** The `llama.*` metadata of a base. */
-export function llamaMetadata(base: BaseModelInfo): Record<string, MetaValue> {
-  const c = readJsonObject(join(base.dir, 'config.json'));
-  if (base.modelType !== 'llama' && base.modelType !== 'mistral') throw new MoaError(`${join(base.dir, 'config.json')}: model_type "${base.modelType}" has no GGUF export yet (llama and mistral do)`);
-  for (const k of ['attention_bias', 'mlp_bias']) if (c[k] === true) throw new MoaError(`${join(base.dir, 'config.json')}: "${k}": llama.cpp's llama architecture has no biases`);
-  const rope = c['rope_scaling'];
-  if (rope !== undefined && rope !== null) throw new MoaError(`${join(base.dir, 'config.json')}: rope_scaling is not exported to GGUF yet`);
+interface Rope {
+  type: string;
+  theta: number;
+  factor?: number;
+  [k: string]: unknown;
+}
+
+/** RoPE as config.json gives it: `rope_scaling` (transformers 4) or `rope_parameters` (5), as the trainer reads it. */
+function ropeOf(c: Record<string, unknown>): Rope {
+  const obj = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
+  const r = obj(c['rope_scaling']) ?? obj(c['rope_parameters']) ?? {};
+  const type = typeof r['rope_type'] === 'string' ? r['rope_type'] : typeof r['type'] === 'string' ? r['type'] : 'default';
+  const theta = typeof c['rope_theta'] === 'number' ? c['rope_theta'] : typeof r['rope_theta'] === 'number' ? r['rope_theta'] : 10000;
+  return { ...r, type, theta, factor: typeof r['factor'] === 'number' ? r['factor'] : undefined };
+}
+
+/**
+ * Llama 3's RoPE as llama.cpp takes it: one factor per rotary frequency in a `rope_freqs.weight`
+ * tensor (1 for short wavelengths, `factor` for long ones, smoothed between), as its converter
+ * computes them.
+ */
+export function llama3RopeFactors(rope: Rope, headDim: number): Float32Array {
+  const factor = rope.factor ?? 8;
+  const low = typeof rope['low_freq_factor'] === 'number' ? rope['low_freq_factor'] : 1;
+  const high = typeof rope['high_freq_factor'] === 'number' ? rope['high_freq_factor'] : 4;
+  const old = typeof rope['original_max_position_embeddings'] === 'number' ? rope['original_max_position_embeddings'] : 8192;
+  const lowWavelen = old / low;
+  const highWavelen = old / high;
+  return Float32Array.from({ length: headDim / 2 }, (_, i) => {
+    const wavelen = (2 * Math.PI) / rope.theta ** (-(2 * i) / headDim);
+    if (wavelen < highWavelen) return 1;
+    if (wavelen > lowWavelen) return factor;
+    const smooth = (old / wavelen - low) / (high - low);
+    return 1 / ((1 - smooth) / factor + smooth);
+  });
+}
+
+/** How a base maps onto a llama.cpp architecture. */
+export interface GgufArch {
+  name: 'llama' | 'qwen2';
+  /** llama: query and key rows interleaved per head (llama.cpp's rotary pairing); qwen2: as they are. */
+  reorderQK: boolean;
+  metadata: Record<string, MetaValue>;
+  /** Llama 3 RoPE's per-frequency factors (the `rope_freqs.weight` tensor), when the base uses it. */
+  ropeFactors?: Float32Array;
+}
+
+/**
+ * The llama.cpp architecture of a base, with its hyperparameters as `<arch>.*` metadata; what
+ * llama.cpp would compute differently is refused by name (the file and the option).
+ */
+export function ggufArch(base: BaseModelInfo): GgufArch {
+  const file = join(base.dir, 'config.json');
+  const c = readJsonObject(file);
+  const name = base.modelType === 'qwen2' ? 'qwen2' : base.modelType === 'llama' || base.modelType === 'mistral' ? 'llama' : undefined;
+  if (!name) throw new MoaError(`${file}: model_type "${base.modelType}" has no GGUF export yet (llama, mistral and qwen2 do)`);
+  if (c['mlp_bias'] === true) throw new MoaError(`${file}: "mlp_bias": llama.cpp's ${name} architecture has no MLP biases`);
+  const window = c['sliding_window'];
+  const windowed = name === 'qwen2' ? c['use_sliding_window'] === true : typeof window === 'number' && window < num(c, 'max_position_embeddings', 2048, file);
+  if (windowed) throw new MoaError(`${file}: "sliding_window" ${JSON.stringify(window)}: llama.cpp's ${name} architecture attends to the whole context`);
+  const rope = ropeOf(c);
+  if (rope.type !== 'default' && rope.type !== 'linear' && rope.type !== 'llama3') throw new MoaError(`${file}: rope_scaling "${rope.type}" is not exported to GGUF yet (default, linear and llama3 are)`);
+  if (rope.type !== 'default' && typeof rope.factor !== 'number') throw new MoaError(`${file}: rope_scaling "${rope.type}" needs a numeric "factor"`);
+  const k = (key: string) => `${name}.${key}`;
   return {
-    'general.architecture': 'llama',
-    'llama.context_length': { u32: num(c, 'max_position_embeddings', 2048) },
-    'llama.embedding_length': { u32: base.hiddenSize },
-    'llama.block_count': { u32: base.numLayers },
-    'llama.feed_forward_length': { u32: base.intermediateSize },
-    'llama.attention.head_count': { u32: base.numHeads },
-    'llama.attention.head_count_kv': { u32: base.numKvHeads },
-    'llama.attention.key_length': { u32: base.headDim },
-    'llama.attention.value_length': { u32: base.headDim },
-    'llama.rope.dimension_count': { u32: base.headDim },
-    'llama.rope.freq_base': { f32: num(c, 'rope_theta', 10000) },
-    'llama.attention.layer_norm_rms_epsilon': { f32: num(c, 'rms_norm_eps', 1e-6) },
-    'llama.vocab_size': { u32: base.vocabSize },
+    name,
+    reorderQK: name === 'llama',
+    ...(rope.type === 'llama3' ? { ropeFactors: llama3RopeFactors(rope, base.headDim) } : {}),
+    metadata: {
+      'general.architecture': name,
+      [k('context_length')]: { u32: num(c, 'max_position_embeddings', 2048, file) },
+      [k('embedding_length')]: { u32: base.hiddenSize },
+      [k('block_count')]: { u32: base.numLayers },
+      [k('feed_forward_length')]: { u32: base.intermediateSize },
+      [k('attention.head_count')]: { u32: base.numHeads },
+      [k('attention.head_count_kv')]: { u32: base.numKvHeads },
+      [k('attention.key_length')]: { u32: base.headDim },
+      [k('attention.value_length')]: { u32: base.headDim },
+      [k('rope.dimension_count')]: { u32: base.headDim },
+      [k('rope.freq_base')]: { f32: rope.theta },
+      [k('attention.layer_norm_rms_epsilon')]: { f32: num(c, 'rms_norm_eps', 1e-6, file) },
+      [k('vocab_size')]: { u32: base.vocabSize },
+      ...(rope.type === 'linear' ? { [k('rope.scaling.type')]: 'linear', [k('rope.scaling.factor')]: { f32: rope.factor! } } : {}),
+    },
   };
 }
 
@@ -158,18 +218,27 @@ export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType
     infos.push({ name, shape: info.shape, type: info.shape.length === 1 ? 'f32' : type });
     source.set(name, { key, reorder });
   };
+  const arch = ggufArch(base);
   add('token_embd.weight', 'model.embed_tokens.weight');
   for (let l = 0; l < base.numLayers; l++) {
-    for (const [hf, gg] of Object.entries(LAYER_TENSORS)) add(`blk.${l}.${gg}`, `model.layers.${l}.${hf}`, hf === 'self_attn.q_proj.weight' || hf === 'self_attn.k_proj.weight');
+    for (const [hf, gg] of Object.entries(LAYER_TENSORS)) {
+      const qk = arch.reorderQK && (hf.startsWith('self_attn.q_proj') || hf.startsWith('self_attn.k_proj'));
+      add(`blk.${l}.${gg}`, `model.layers.${l}.${hf}`, qk);
+      // Attention biases (Qwen2's q, k, v; Llama's attention_bias), reordered as their rows are.
+      const bias = `model.layers.${l}.${hf.replace(/\.weight$/, '.bias')}`;
+      if (hf.startsWith('self_attn.') && st.tensors.has(bias)) add(`blk.${l}.${gg.replace(/\.weight$/, '.bias')}`, bias, qk);
+    }
   }
   add('output_norm.weight', 'model.norm.weight');
+  if (arch.ropeFactors) infos.push({ name: 'rope_freqs.weight', shape: [arch.ropeFactors.length], type: 'f32' });
   if (!base.tiedEmbeddings) add('output.weight', 'lm_head.weight');
   const fileType = type === 'f32' ? 0 : 1;
   const name = base.name.replace(/^builtin:/, '');
-  writeGguf(file, { ...llamaMetadata(base), 'general.type': 'model', 'general.name': name, 'general.file_type': { u32: fileType }, ...tokenizerMetadata(base) }, infos, (n) => {
+  writeGguf(file, { ...arch.metadata, 'general.type': 'model', 'general.name': name, 'general.file_type': { u32: fileType }, ...tokenizerMetadata(base) }, infos, (n) => {
+    if (n === 'rope_freqs.weight') return arch.ropeFactors!;
     const src = source.get(n)!;
     const data = tensorToFloat32(st, src.key);
     const shape = st.tensors.get(src.key)!.shape;
-    return src.reorder ? interleaveRows(data, shape[0]!, shape[1]!, base.headDim) : data;
+    return src.reorder ? interleaveRows(data, shape[0]!, shape[1] ?? 1, base.headDim) : data;
   });
 }
