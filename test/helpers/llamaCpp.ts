@@ -6,7 +6,8 @@ import { repoRoot } from './tmp';
 
 export interface LlamaModel {
   createContext(opts: Record<string, unknown>): Promise<{ getSequence(): { evaluate(tokens: number[], opts: { temperature: number }): AsyncIterable<number> }; dispose(): Promise<void> }>;
-  tokenize(text: string): number[];
+  /** `specialTokens`: text that spells a special token becomes its id (as Hugging Face tokenizers do). */
+  tokenize(text: string, specialTokens?: boolean): number[];
   dispose(): Promise<void>;
 }
 export interface Llama {

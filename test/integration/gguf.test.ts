@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
 import { exportExpertGguf } from '../../src/core/gguf/adapter';
-import { exportBaseGguf, interleaveRows } from '../../src/core/gguf/llama';
+import { exportBaseGguf, interleaveRows, preTokenizerName } from '../../src/core/gguf/llama';
 import { toHalf } from '../../src/core/gguf/write';
 import { OnnxEngine } from '../../src/core/inference/engine';
 import { stackExperts, type ExpertStack } from '../../src/core/inference/expertStack';
@@ -125,10 +125,45 @@ test('an f16 base (what Ollama gets by default) is half the size, loads in llama
   }
 });
 
+test('a Hugging Face byte-level BPE tokenizer in our GGUF tokenizes in llama.cpp as the tokenizers package does', async () => {
+  // A tiny Llama folder around the GPT-2-style fixture tokenizer (random weights: only the vocabulary matters here).
+  const fixture = join(root, 'test', 'fixtures', 'tokenizers', 'bytelevel-bpe');
+  const dir = join(ws.root, 'bpe-model');
+  mkdirSync(dir, { recursive: true });
+  const cfg = { model_type: 'llama', vocab_size: 600, hidden_size: 16, intermediate_size: 32, num_hidden_layers: 1, num_attention_heads: 2, num_key_value_heads: 2, max_position_embeddings: 128, rms_norm_eps: 1e-5, tie_word_embeddings: true, bos_token_id: null, eos_token_id: 0 };
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(cfg));
+  writeFileSync(join(dir, 'tokenizer.json'), readFileSync(join(fixture, 'tokenizer.json')));
+  writeFileSync(join(dir, 'tokenizer_config.json'), readFileSync(join(fixture, 'tokenizer_config.json')));
+  const rand = seededRandom(3);
+  const t = (shape: number[]) => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rand() - 0.5) });
+  const w = new Map([['model.embed_tokens.weight', t([600, 16])], ['model.norm.weight', t([16])]]);
+  for (const [k, shape] of Object.entries({ 'input_layernorm.weight': [16], 'post_attention_layernorm.weight': [16], 'self_attn.q_proj.weight': [16, 16], 'self_attn.k_proj.weight': [16, 16], 'self_attn.v_proj.weight': [16, 16], 'self_attn.o_proj.weight': [16, 16], 'mlp.gate_proj.weight': [32, 16], 'mlp.up_proj.weight': [32, 16], 'mlp.down_proj.weight': [16, 32] })) w.set(`model.layers.0.${k}`, t(shape));
+  writeSafetensorsF32(join(dir, 'model.safetensors'), w);
+  const file = join(ws.root, 'bpe.gguf');
+  exportBaseGguf(readBaseModel(dir, dir), file, 'f32');
+  const m = await llama.loadModel({ modelPath: file });
+  try {
+    const reference = JSON.parse(readFileSync(join(fixture, 'reference.json'), 'utf8')) as { text: string; ids: number[] }[];
+    for (const r of reference) assert.deepEqual(m.tokenize(r.text, true), r.ids, JSON.stringify(r.text));
+    assert.ok(reference.length >= 5 && reference.some((r) => r.ids.length < Buffer.byteLength(r.text) / 2), 'merges are in play: not byte per byte');
+  } finally {
+    await m.dispose();
+  }
+});
+
 test('GGUF pieces: half floats round to nearest even, query rows interleave per head, files are GGUF v3', () => {
   assert.deepEqual([1, -2, 0.1, 65504, 1e-8, 70000].map(toHalf), [0x3c00, 0xc000, 0x2e66, 0x7bff, 0, 0x7c00]);
   // Two heads of four rows (one column): halves [a0 a1 | b0 b1] become pairs [a0 b0 a1 b1].
   assert.deepEqual([...interleaveRows(Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7]), 8, 1, 4)], [0, 2, 1, 3, 4, 6, 5, 7]);
+  // The split rule by name, or a refusal naming the file: llama.cpp would tokenize otherwise.
+  const llama3 = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+  const seq = (...p: unknown[]) => ({ type: 'Sequence', pretokenizers: p });
+  const byteLevel = { type: 'ByteLevel', add_prefix_space: false, use_regex: false };
+  assert.equal(preTokenizerName({ type: 'ByteLevel', use_regex: true }, 'f'), 'gpt-2');
+  assert.equal(preTokenizerName(seq({ type: 'Split', pattern: { Regex: llama3 }, behavior: 'Isolated' }, byteLevel), 'f'), 'llama-bpe');
+  assert.equal(preTokenizerName(seq({ type: 'Split', pattern: { Regex: llama3.replace('\\p{N}{1,3}', '\\p{N}') } }, byteLevel), 'f'), 'qwen2');
+  assert.equal(preTokenizerName(seq({ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', use_regex: true }), 'f'), 'starcoder');
+  assert.throws(() => preTokenizerName(seq({ type: 'Split', pattern: { Regex: '\\s+' } }, byteLevel), '/x/tokenizer.json'), /\/x\/tokenizer\.json: pre_tokenizer .* has no llama\.cpp equivalent/);
   const head = readFileSync(adapterFile).subarray(0, 8);
   assert.equal(head.subarray(0, 4).toString('ascii'), 'GGUF');
   assert.equal(head.readUInt32LE(4), 3);

@@ -154,6 +154,28 @@ export function byteChars(): string[] {
   return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(keep.has(b) ? b : 256 + extra++));
 }
 
+/** The split rules of Llama 3's and Qwen2's tokenizers (they differ in how digits group). */
+const LLAMA3_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+const QWEN2_SPLIT = LLAMA3_SPLIT.replace(String.raw`\p{N}{1,3}`, String.raw`\p{N}`);
+
+/**
+ * llama.cpp's name for how a byte-level BPE tokenizer splits text before its merges
+ * (`tokenizer.ggml.pre`): GPT-2's rule, Llama 3's, Qwen2's, or GPT-2's with single digits
+ * (StarCoder, SmolLM). Another rule would tokenize differently in llama.cpp: refused.
+ */
+export function preTokenizerName(pre: unknown, file: string): string {
+  const j = JSON.stringify(pre ?? null);
+  const byteLevel = (p: unknown) => typeof p === 'object' && p !== null && (p as { type?: unknown }).type === 'ByteLevel';
+  if (byteLevel(pre) && (pre as { use_regex?: unknown }).use_regex !== false) return 'gpt-2';
+  const seq = (pre as { type?: unknown; pretokenizers?: unknown[] } | null)?.type === 'Sequence' ? ((pre as { pretokenizers?: unknown[] }).pretokenizers ?? []) : [];
+  const split = seq.find((p) => (p as { type?: unknown }).type === 'Split') as { pattern?: { Regex?: string } } | undefined;
+  if (split?.pattern?.Regex === LLAMA3_SPLIT) return 'llama-bpe';
+  if (split?.pattern?.Regex === QWEN2_SPLIT) return 'qwen2';
+  const digits = seq.find((p) => (p as { type?: unknown }).type === 'Digits') as { individual_digits?: boolean } | undefined;
+  if (seq.length === 2 && digits?.individual_digits === true && seq.some(byteLevel)) return 'starcoder';
+  throw new MoaError(`${file}: pre_tokenizer ${j.slice(0, 160)} has no llama.cpp equivalent this export knows (GPT-2, Llama 3, Qwen2, StarCoder/SmolLM): llama.cpp would split text differently`);
+}
+
 const TOKEN_NORMAL = 1;
 const TOKEN_CONTROL = 3;
 
@@ -170,13 +192,17 @@ export function tokenizerMetadata(base: BaseModelInfo): Record<string, MetaValue
   const tok = loadTokenizer(base.dir);
   let tokens: string[];
   let merges: string[] = [];
+  // moa-tiny has no merges: every byte is its own token, whatever the split.
+  let pre = 'default';
   const moa = t['moa'] as { type?: string } | undefined;
   if (moa?.type === 'bytes') {
     tokens = byteChars();
   } else {
     const model = t['model'] as { type?: string; vocab?: Record<string, number>; merges?: (string | string[])[]; byte_fallback?: boolean } | undefined;
-    const pre = JSON.stringify(t['pre_tokenizer'] ?? null);
-    if (model?.type !== 'BPE' || model.byte_fallback || !model.vocab || !pre.includes('ByteLevel')) throw new MoaError(`${file}: only byte-level BPE tokenizers (GPT-2 style) are exported to GGUF yet`);
+    if (model?.type !== 'BPE' || model.byte_fallback || !model.vocab || !JSON.stringify(t['pre_tokenizer'] ?? null).includes('ByteLevel')) {
+      throw new MoaError(`${file}: only byte-level BPE tokenizers (GPT-2, Llama 3, Qwen2, SmolLM style) are exported to GGUF yet; SentencePiece-style ones (Llama 2, Mistral) are not`);
+    }
+    pre = preTokenizerName(t['pre_tokenizer'], file);
     tokens = [];
     for (const [s, id] of Object.entries(model.vocab)) tokens[id] = s;
     merges = (model.merges ?? []).map((m) => (Array.isArray(m) ? m.join(' ') : m));
@@ -194,7 +220,7 @@ export function tokenizerMetadata(base: BaseModelInfo): Record<string, MetaValue
   }
   return {
     'tokenizer.ggml.model': 'gpt2',
-    'tokenizer.ggml.pre': 'default',
+    'tokenizer.ggml.pre': pre,
     'tokenizer.ggml.tokens': { strings: tokens.slice(0, base.vocabSize) },
     'tokenizer.ggml.token_type': { i32s: types.slice(0, base.vocabSize) },
     'tokenizer.ggml.merges': { strings: merges },
