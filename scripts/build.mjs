@@ -36,6 +36,8 @@ const jobs = [
   esbuild.build({ ...node, entryPoints: ['src/core/inference/completionWorker.ts'], outfile: 'dist/completionWorker.js' }),
   // The dataset builder (a child process, so a large workspace never blocks the host): its own bundle.
   esbuild.build({ ...node, entryPoints: ['src/core/data/buildChild.ts'], outfile: 'dist/dataBuild.js' }),
+  // GGUF export for the editor (a base's weights take seconds): a worker thread's bundle.
+  esbuild.build({ ...node, entryPoints: ['src/core/gguf/exportWorker.ts'], outfile: 'dist/ggufExport.js' }),
   esbuild.build({
     ...node,
     entryPoints: ['src/cli/main.ts'],

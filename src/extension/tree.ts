@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import { expertCatalog, type CatalogEntry } from '../core/adapters/catalog';
 import { leftOutCount, readManifest } from '../core/data/shards';
 import { meanAccuracy, readRouterInfo, type RouterInfo } from '../core/adapters/router';
-import { readBaseModel, resolveBaseModelDir } from '../core/models/base';
+import { configuredBase } from '../core/models/base';
 import { errorMessage } from '../core/util/errors';
 import type { TrainingController } from './training';
 import type { MoaWorkspace } from './workspace';
@@ -74,7 +74,7 @@ export class ExpertsTree implements vscode.TreeDataProvider<Node> {
     }
     const nodes: Node[] = [];
     try {
-      const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, this.ws.product, this.ws.layout.root));
+      const base = configuredBase(config.baseModel, this.ws.product, this.ws.layout.root);
       const device = this.device ? ` · ${this.device.label}` : '';
       nodes.push({ kind: 'base', label: config.baseModel, description: `${compact(base.parameters)} params · ${base.modelType}${device}`, tooltip: `${base.dir}\n${base.numLayers} layers, hidden ${base.hiddenSize}, vocab ${base.vocabSize}${this.device ? `\n${this.device.detail}${this.device.checked ? ` (checked ${new Date(this.device.checked).toLocaleString()})` : ''}` : '\nRun "MoA: Check Environment" to see the device.'}` });
     } catch (e) {

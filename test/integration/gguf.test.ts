@@ -11,6 +11,7 @@ import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
 import { exportExpertGguf } from '../../src/core/gguf/adapter';
 import { exportBaseGguf, interleaveRows, preTokenizerName } from '../../src/core/gguf/llama';
 import { toHalf } from '../../src/core/gguf/write';
+import { exportGgufOffThread } from '../../src/core/gguf/exportProtocol';
 import { OnnxEngine } from '../../src/core/inference/engine';
 import { stackExperts, type ExpertStack } from '../../src/core/inference/expertStack';
 import { ensureOnnxExport } from '../../src/core/inference/export';
@@ -149,6 +150,18 @@ test('a Hugging Face byte-level BPE tokenizer in our GGUF tokenizes in llama.cpp
   } finally {
     await m.dispose();
   }
+});
+
+test('the editor\'s export runs off its thread: an Ollama folder (base, adapter, Modelfile), and a refusal comes back as the error', async () => {
+  const dir = join(ws.root, 'ollama');
+  const req = { format: 'ollama' as const, expertDir: join(ws.root, '.moa', 'experts', 'probe'), name: 'probe', baseName: 'builtin:moa-tiny', baseDir, dir, type: 'f16' as const, force: false };
+  const worker = join(root, 'dist', 'ggufExport.js');
+  const out = await exportGgufOffThread(worker, req);
+  assert.deepEqual(out.files.map((f) => f.slice(dir.length + 1)), ['moa-tiny.gguf', 'probe.gguf', 'Modelfile']);
+  assert.equal(readFileSync(join(dir, 'Modelfile'), 'utf8').split('\n').filter((l) => /^(FROM|ADAPTER) /.test(l)).join('|'), 'FROM ./moa-tiny.gguf|ADAPTER ./probe.gguf');
+  assert.match(out.create ?? '', /^ollama create moa-probe -f /);
+  await assert.rejects(exportGgufOffThread(worker, req), /Modelfile: already there/);
+  await assert.rejects(exportGgufOffThread(worker, { ...req, expertDir: join(ws.root, 'nowhere'), force: true }), /nowhere/);
 });
 
 test('GGUF pieces: half floats round to nearest even, query rows interleave per head, files are GGUF v3', () => {

@@ -10,7 +10,7 @@ import { expertCatalog } from '../../core/adapters/catalog';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
 import { usableExperts } from '../../core/adapters/store';
 import { loadConfig } from '../../core/config/load';
-import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
+import { configuredBase } from '../../core/models/base';
 import { workspaceLayout } from '../../core/paths';
 import { MoaError } from '../../core/util/errors';
 import { swapWithPrevious } from '../../core/util/atomic';
@@ -20,7 +20,7 @@ import type { Values } from '../args';
 
 function baseOf(layout: ReturnType<typeof workspaceLayout>) {
   const { config } = loadConfig(layout.configFile);
-  return { config, base: readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, product, layout.root)) };
+  return { config, base: configuredBase(config.baseModel, product, layout.root) };
 }
 
 export async function cmdExperts(values: Values, positionals: string[]): Promise<number> {

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { readManifest } from '../data/shards';
-import { readBaseModel, resolveBaseModelDir } from '../models/base';
+import { configuredBase } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { listRuns, readRunEvents, runInfo } from '../trainer/runs';
 import { MoaError } from '../util/errors';
@@ -67,7 +67,7 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
   const experts = usableExperts(layout.expertsDir);
   const summary = experts.find((e) => e.name === name);
   if (!summary) throw new MoaError(`${join(layout.expertsDir, name)}: no usable expert "${name}"`);
-  const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, product, layout.root));
+  const base = configuredBase(config.baseModel, product, layout.root);
   const loaded = new Map<string, ExpertWeights>(experts.map((e) => [e.name, loadExpertWeights(e.dir, e.name, base)]));
   const w = loaded.get(name)!;
   let parameters = 0;

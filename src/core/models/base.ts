@@ -67,3 +67,8 @@ export function readBaseModel(name: string, dir: string): BaseModelInfo {
     parameters,
   };
 }
+
+/** The base model a workspace's config names, read from where that name resolves. */
+export function configuredBase(baseModel: string, product: ProductLayout, workspaceRoot: string): BaseModelInfo {
+  return readBaseModel(baseModel, resolveBaseModelDir(baseModel, product, workspaceRoot));
+}

@@ -5,7 +5,8 @@ import { MERGE_METHODS, mergeExperts, type MergeMethod } from '../../core/adapte
 import { readExpertState, setAttached } from '../../core/adapters/state';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
 import { listExperts, usableExperts } from '../../core/adapters/store';
-import { readBaseModel, resolveBaseModelDir } from '../../core/models/base';
+import { configuredBase, resolveBaseModelDir } from '../../core/models/base';
+import { exportGgufOffThread } from '../../core/gguf/exportProtocol';
 import { MoaError } from '../../core/util/errors';
 import { InspectorPanel } from '../inspector';
 import { SAFE_NAME } from '../../core/names';
@@ -59,7 +60,7 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'MoA: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)', openLabel: 'Import' });
     if (!picked?.[0]) return;
     const config = ws.config();
-    const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root));
+    const base = configuredBase(config.baseModel, ws.product, ws.layout.root);
     const { dir, warnings } = importPeftAdapter(picked[0].fsPath, ws.layout.expertsDir, base);
     stateChanged();
     void vscode.window.showInformationMessage(`MoA: imported ${dir}`);
@@ -68,10 +69,30 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
   cmd('moa.exportExpert', async (node?: unknown) => {
     const name = await pickExpert(node, 'MoA: export which expert?');
     if (!name) return;
-    const dest = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: `MoA: folder to write ${name} into (PEFT layout)`, openLabel: 'Export here' });
+    const format = await vscode.window.showQuickPick(
+      [
+        { label: 'PEFT folder', description: 'adapter_config.json + adapter_model.safetensors: peft, LoRAX, vLLM', value: 'peft' as const },
+        { label: 'GGUF LoRA adapter', description: `${name}.gguf for llama.cpp (with the base from "moa base export-gguf")`, value: 'gguf' as const },
+        { label: 'Ollama', description: 'the base and the expert as GGUF, and a Modelfile (one adapter per Ollama model: no routing)', value: 'ollama' as const },
+      ],
+      { title: `MoA: export ${name} as` },
+    );
+    if (!format) return;
+    const dest = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: `MoA: folder to write ${name} into (${format.label})`, openLabel: 'Export here' });
     if (!dest?.[0]) return;
-    const files = exportExpert(join(ws.layout.expertsDir, name), dest[0].fsPath);
-    void vscode.window.showInformationMessage(`MoA: wrote ${files.length} files to ${dest[0].fsPath}`);
+    const expertDir = join(ws.layout.expertsDir, name);
+    if (format.value === 'peft') {
+      const files = exportExpert(expertDir, dest[0].fsPath);
+      return void vscode.window.showInformationMessage(`MoA: wrote ${files.length} files to ${dest[0].fsPath}`);
+    }
+    const config = ws.config();
+    const baseDir = resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root);
+    const out = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoA: writing ${name} as ${format.label}…` }, () =>
+      exportGgufOffThread(join(ws.product.root, 'dist', 'ggufExport.js'), { format: format.value, expertDir, name, baseName: config.baseModel, baseDir, dir: dest[0]!.fsPath, type: 'f16', force: false }),
+    );
+    ws.log.info(`export ${name}: ${out.files.join(', ')}${out.create ? `; then: ${out.create}` : ''}`);
+    const copy = out.create ? await vscode.window.showInformationMessage(`MoA: wrote ${out.files.length} files. Then: ${out.create}`, 'Copy Command') : void vscode.window.showInformationMessage(`MoA: wrote ${out.files[0]}`);
+    if (copy && out.create) await vscode.env.clipboard.writeText(out.create);
   });
   cmd('moa.mergeExperts', async (node?: unknown) => {
     if (!vscode.workspace.isTrusted) throw new MoaError('merging runs the Python trainer, which a restricted workspace does not allow');
@@ -102,7 +123,7 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     const name = await vscode.window.showInputBox({ title: 'MoA: name of the merged expert', value: picked.map((p) => p.label).join('-').slice(0, 60), validateInput: (v) => (SAFE_NAME.test(v) ? (ok.includes(v) ? `"${v}" exists` : undefined) : 'lowercase letters, digits, "-", "_"') });
     if (!name) return;
     const config = ws.config();
-    const base = readBaseModel(config.baseModel, resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root));
+    const base = configuredBase(config.baseModel, ws.product, ws.layout.root);
     const python = await ws.python();
     const dir = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoA: merging ${picked.length} experts (${method.label})`, cancellable: true }, async (_p, token) => {
       const abort = abortOn(token);
