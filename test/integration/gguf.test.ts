@@ -10,7 +10,7 @@ import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
 import { exportExpertGguf } from '../../src/core/gguf/adapter';
 import { exportBaseGguf, interleaveRows, preTokenizerName } from '../../src/core/gguf/llama';
-import { toHalf } from '../../src/core/gguf/write';
+import { quantizeQ8_0, toHalf } from '../../src/core/gguf/write';
 import { exportGgufOffThread } from '../../src/core/gguf/exportProtocol';
 import { OnnxEngine } from '../../src/core/inference/engine';
 import { stackExperts, type ExpertStack } from '../../src/core/inference/expertStack';
@@ -108,22 +108,31 @@ test('llama.cpp runs our expert GGUF as a LoRA: the same 32 greedy tokens as our
   assert.ok(differs >= 2, `the expert changes the continuation (${differs} of ${PROMPTS.length} prompts): the comparison is not vacuous`);
 });
 
-test('an f16 base (what Ollama gets by default) is half the size, loads in llama.cpp and starts as the f32 base does', async () => {
+test('f16 and q8_0 bases (Ollama\'s usual types) are the size they should be, load in llama.cpp and start as the f32 base does', async () => {
   const base = readBaseModel('builtin:moa-tiny', baseDir);
-  const file = join(ws.root, 'half.gguf');
-  exportBaseGguf(base, file, 'f16');
   const f32 = statSync(join(ws.root, 'moa-tiny.gguf')).size;
-  assert.ok(Math.abs(statSync(file).size / f32 - 0.5) < 0.02, `${statSync(file).size} vs ${f32} bytes`);
-  const half = await llama.loadModel({ modelPath: file });
-  try {
-    const got = await llamaGreedy(half, PROMPTS[0]!, 8, EOS);
-    const want = (await ours(PROMPTS[0]!, empty)).slice(0, 8);
-    const same = got.findIndex((t, i) => t !== want[i]);
-    console.log(`# f16 vs f32: the first ${same === -1 ? 8 : same} of 8 greedy tokens agree`);
-    assert.equal(got[0], want[0], 'the first greedy token');
-  } finally {
-    await half.dispose();
+  for (const [type, ratio] of [['f16', 0.5], ['q8_0', 34 / 128]] as const) {
+    const file = join(ws.root, `${type}.gguf`);
+    exportBaseGguf(base, file, type);
+    // Norms stay f32 (a few KB): the size is the type's share of the weights.
+    assert.ok(Math.abs(statSync(file).size / f32 - ratio) < 0.02, `${type}: ${statSync(file).size} vs ${f32} bytes`);
+    const m = await llama.loadModel({ modelPath: file });
+    try {
+      const got = await llamaGreedy(m, PROMPTS[0]!, 8, EOS);
+      const want = (await ours(PROMPTS[0]!, empty)).slice(0, 8);
+      const same = got.findIndex((t, i) => t !== want[i]);
+      console.log(`# ${type} vs f32: the first ${same === -1 ? 8 : same} of 8 greedy tokens agree`);
+      assert.equal(got[0], want[0], `${type}: the first greedy token`);
+    } finally {
+      await m.dispose();
+    }
   }
+  // ggml's q8_0 block: an f16 scale of max|x| / 127, then the values rounded (halves away from zero).
+  const x = new Float32Array(32);
+  x.set([-254, -127, 63, 0.5, 238]);
+  const block = quantizeQ8_0(x);
+  assert.equal(block.readUInt16LE(0), 0x4000, 'd = 254 / 127 = 2');
+  assert.deepEqual([0, 1, 2, 3, 4].map((i) => block.readInt8(2 + i)), [-127, -64, 32, 0, 119]);
 });
 
 test('a Hugging Face byte-level BPE tokenizer in our GGUF tokenizes in llama.cpp as the tokenizers package does', async () => {

@@ -43,7 +43,7 @@ export async function cmdBase(values: Values, positionals: string[]): Promise<nu
     print(values, `wrote ${file}`, { file });
     return EXIT.ok;
   }
-  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER | moa base export-gguf DIR [--type f32|f16]');
+  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0]');
   // Read it first: a folder that is not a model never reaches the config.
   const d = describeBase(name, product, layout.root);
   setBaseModel(layout.configFile, name);

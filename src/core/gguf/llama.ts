@@ -241,7 +241,9 @@ export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType
     const info = st.tensors.get(key);
     if (!info) throw new MoaError(`${weights}: missing ${key}`);
     // 1-D tensors (norms) stay f32, as llama.cpp's converter keeps them.
-    infos.push({ name, shape: info.shape, type: info.shape.length === 1 ? 'f32' : type });
+    // Rows that do not split into q8_0's blocks of 32 fall back to f16, as llama.cpp's converter does.
+    const t = info.shape.length === 1 ? 'f32' : type === 'q8_0' && info.shape[info.shape.length - 1]! % 32 !== 0 ? 'f16' : type;
+    infos.push({ name, shape: info.shape, type: t });
     source.set(name, { key, reorder });
   };
   const arch = ggufArch(base);
@@ -258,7 +260,7 @@ export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType
   add('output_norm.weight', 'model.norm.weight');
   if (arch.ropeFactors) infos.push({ name: 'rope_freqs.weight', shape: [arch.ropeFactors.length], type: 'f32' });
   if (!base.tiedEmbeddings) add('output.weight', 'lm_head.weight');
-  const fileType = type === 'f32' ? 0 : 1;
+  const fileType = { f32: 0, f16: 1, q8_0: 7 }[type];
   const name = base.name.replace(/^builtin:/, '');
   writeGguf(file, { ...arch.metadata, 'general.type': 'model', 'general.name': name, 'general.file_type': { u32: fileType }, ...tokenizerMetadata(base) }, infos, (n) => {
     if (n === 'rope_freqs.weight') return arch.ropeFactors!;

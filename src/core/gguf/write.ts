@@ -20,7 +20,7 @@ export type MetaValue =
   | { i32s: readonly number[] };
 
 /** ggml tensor types this writer produces. */
-export const GGML_TYPE = { f32: 0, f16: 1 } as const;
+export const GGML_TYPE = { f32: 0, f16: 1, q8_0: 8 } as const;
 export type GgmlType = keyof typeof GGML_TYPE;
 
 export interface GgufTensor {
@@ -122,8 +122,31 @@ export function toHalf(f: number): number {
   return sign | h;
 }
 
+/** Bytes a tensor of `n` values takes: q8_0 packs 32 values as an f16 scale and 32 int8s. */
+export function typeBytes(type: GgmlType, n: number): number {
+  return type === 'f32' ? n * 4 : type === 'f16' ? n * 2 : (n / 32) * 34;
+}
+
+/** ggml's reference q8_0: per block of 32, d = max|x| / 127 (stored as f16), q = round(x / d). */
+export function quantizeQ8_0(x: Float32Array): Buffer {
+  const out = Buffer.alloc(typeBytes('q8_0', x.length));
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]!));
+    const d = amax / 127;
+    const id = d ? 1 / d : 0;
+    out.writeUInt16LE(toHalf(d), b * 34);
+    for (let i = 0; i < 32; i++) {
+      const v = x[b * 32 + i]! * id;
+      out.writeInt8(Math.sign(v) * Math.round(Math.abs(v)), b * 34 + 2 + i); // C's roundf: halves away from zero
+    }
+  }
+  return out;
+}
+
 function tensorBytes(t: GgufTensor): Buffer {
   if (t.type === 'f32') return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  if (t.type === 'q8_0') return quantizeQ8_0(t.data);
   const out = Buffer.alloc(t.data.length * 2);
   for (let i = 0; i < t.data.length; i++) out.writeUInt16LE(toHalf(t.data[i]!), i * 2);
   return out;
@@ -151,7 +174,8 @@ export function writeGguf(file: string, metadata: Record<string, MetaValue>, inf
     [...t.shape].reverse().forEach((d) => head.u64(d));
     head.u32(GGML_TYPE[t.type]);
     head.u64(offset);
-    const n = t.shape.reduce((a, b) => a * b, 1) * (t.type === 'f32' ? 4 : 2);
+    if (t.type === 'q8_0' && t.shape[t.shape.length - 1]! % 32 !== 0) throw new Error(`${t.name}: rows of ${t.shape[t.shape.length - 1]} values cannot be q8_0 (blocks of 32)`);
+    const n = typeBytes(t.type, t.shape.reduce((a, b) => a * b, 1));
     offset += n + ((ALIGNMENT - (n % ALIGNMENT)) % ALIGNMENT);
   }
   head.pad();
