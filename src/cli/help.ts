@@ -74,10 +74,12 @@ merge: a new expert NEW from A, B… with peft's add_weighted_adapter semantics 
 weights 1 each; cat and svd take experts of different ranks, --rank sets svd's; ties, dare_* and
 magnitude_prune need --density; dare draws its masks from --seed). For runtimes that take one
 adapter, and as a baseline beside routing; needs the trainer's Python (torch).`,
-  base: `usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0] [--force] [--workspace DIR] [--json]
+  base: `usage: moa base [show] | moa base list | moa base set builtin:moa-tiny|hf:ORG/NAME[@REV]|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0] [--force] [--workspace DIR] [--json]
 show: the workspace's base model (architecture, parameters, weight size, fill-in-the-middle tokens)
 and an estimate of the memory stage 1 needs for the current domains, LoRA rank, batch and sequence
-length, on a GPU (bf16) and on the CPU (fp32), beside this machine's memory. set: checks the folder
+length, on a GPU (bf16) and on the CPU (fp32), beside this machine's memory. list: the built-in
+model and the supported ones in the Hugging Face cache (HF_HUB_CACHE, HF_HOME/hub or
+~/.cache/huggingface/hub; hf:ORG/NAME names them, never downloaded). set: checks the folder
 is a model this reader takes, writes baseModel into .moa/moa.json (other keys kept), and names the
 experts trained on another base, which are stale from then on. export-gguf: writes the base as one
 GGUF file that llama.cpp and Ollama load: weights at --type (f32, f16 by default, or q8_0), norms in

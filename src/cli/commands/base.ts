@@ -1,10 +1,11 @@
 import { totalmem } from 'node:os';
 import { loadConfig } from '../../core/config/load';
 import { staleForBase } from '../../core/adapters/catalog';
-import { describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
+import { baseChoices, describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
 import type { MoaConfig } from '../../core/config/schema';
 import { resolve } from 'node:path';
 import { exportBase, GGUF_TYPES } from '../../core/gguf/export';
+import { hubCacheDir } from '../../core/models/hfCache';
 import type { GgmlType } from '../../core/gguf/write';
 import { EXIT, UsageError, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
@@ -37,13 +38,19 @@ export async function cmdBase(values: Values, positionals: string[]): Promise<nu
     print(values, d.text, d.json);
     return EXIT.ok;
   }
+  if (sub === 'list') {
+    const choices = baseChoices(product, layout.root);
+    const lines = choices.map((c) => `${c.name === config.baseModel ? '*' : ' '} ${c.name.padEnd(40)} ${c.description.info.modelType.padEnd(8)} ${`${(c.description.info.parameters / 1e6).toFixed(1)}M`.padStart(9)} ${formatBytes(c.description.sizeBytes).padStart(9)}  ${c.description.fim ? `FIM (${c.description.fim})` : 'no FIM'}`);
+    print(values, [...lines, `(${hubCacheDir()}: Hugging Face cache; "moa base set hf:ORG/NAME" picks one)`].join('\n'), choices.map((c) => ({ name: c.name, ...c.description })));
+    return EXIT.ok;
+  }
   if (sub === 'export-gguf') {
     if (!name) throw new UsageError('moa base export-gguf needs a destination folder');
     const file = exportBase(describeBase(config.baseModel, product, layout.root).info, resolve(name), ggufType(values), values.force);
     print(values, `wrote ${file}`, { file });
     return EXIT.ok;
   }
-  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base set builtin:moa-tiny|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0]');
+  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base list | moa base set builtin:moa-tiny|hf:ORG/NAME|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0]');
   // Read it first: a folder that is not a model never reaches the config.
   const d = describeBase(name, product, layout.root);
   setBaseModel(layout.configFile, name);

@@ -28,7 +28,7 @@ export function configJsonSchema(): Json {
     properties: {
       $schema: { type: 'string' },
       version: { const: 1, description: 'Config format version.' },
-      baseModel: { type: 'string', minLength: 1, default: DEFAULT_BASE_MODEL, description: 'builtin:moa-tiny, or a Hugging Face model folder (config.json, model.safetensors, tokenizer.json), absolute or relative to the workspace.' },
+      baseModel: { type: 'string', minLength: 1, default: DEFAULT_BASE_MODEL, description: 'builtin:moa-tiny; hf:ORG/NAME[@REVISION], a model in the Hugging Face cache (never downloaded); or a Hugging Face model folder (config.json, model.safetensors, tokenizer.json), absolute or relative to the workspace.' },
       domains: {
         type: 'array',
         description: 'One LoRA expert per domain; a file belongs to the first domain that matches it.',

@@ -2,6 +2,7 @@ import { readJsonObject } from '../util/json';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { ProductLayout } from '../paths';
 import { MoaError } from '../util/errors';
+import { HF_PREFIX, resolveHfModel } from './hfCache';
 
 export interface BaseModelInfo {
   /** As written in the config: `builtin:moa-tiny` or a path. */
@@ -29,6 +30,7 @@ export function resolveBaseModelDir(name: string, product: ProductLayout, worksp
     if (!/^[a-z0-9-]+$/.test(id)) throw new MoaError(`unknown built-in model "${name}"`);
     return join(product.modelsDir, id);
   }
+  if (name.startsWith(HF_PREFIX)) return resolveHfModel(name);
   return isAbsolute(name) ? name : resolve(workspaceRoot, name);
 }
 

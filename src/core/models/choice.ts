@@ -7,6 +7,7 @@ import { readJsonObject } from '../util/json';
 import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from './base';
 import type { ProductLayout } from '../paths';
 import { moduleDims } from '../adapters/store';
+import { cachedHfModels } from './hfCache';
 
 /**
  * Choosing the base model (issue #19): what each candidate is, what training it would need, and
@@ -26,6 +27,25 @@ export function describeBase(name: string, product: ProductLayout, workspaceRoot
   const info = readBaseModel(name, dir);
   const sizeBytes = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
   return { info, sizeBytes, fim: baseFim(dir)?.family ?? null };
+}
+
+const SUPPORTED = new Set(['llama', 'qwen2', 'mistral']);
+
+/**
+ * The base models one can pick without a folder dialog: the built-in one, then every model in
+ * the Hugging Face cache whose architecture the trainer takes (others are left out, not offered).
+ */
+export function baseChoices(product: ProductLayout, workspaceRoot: string): { name: string; description: BaseDescription }[] {
+  const out = [{ name: 'builtin:moa-tiny', description: describeBase('builtin:moa-tiny', product, workspaceRoot) }];
+  for (const m of cachedHfModels()) {
+    try {
+      const d = describeBase(m.name, product, workspaceRoot);
+      if (SUPPORTED.has(d.info.modelType)) out.push({ name: m.name, description: d });
+    } catch {
+      // unreadable or not a causal LM of ours: not offered
+    }
+  }
+  return out;
 }
 
 export interface MemoryEstimate {

@@ -9,7 +9,7 @@ import { MoaError } from '../../core/util/errors';
 import { abortOn } from '../abort';
 import { deviceKind, deviceLabel } from '../../core/trainer/device';
 import { nvidiaGpus, setupTrainerEnv, trainerEnvDir } from '../../core/trainer/setup';
-import { describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
+import { baseChoices, describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
 import { staleForBase } from '../../core/adapters/catalog';
 import { initWorkspace } from '../../core/workspace';
 import { buildDatasetsInChild } from '../../core/data/buildProcess';
@@ -117,9 +117,9 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
       const mem = workspaceTrainingMemory(d.info, config, tree.device?.label.includes('cuda') ? 2 : 4);
       return `${d.info.modelType} · ${(d.info.parameters / 1e6).toFixed(1)}M params · ${formatBytes(d.sizeBytes)} · ${d.fim ? `FIM (${d.fim})` : 'no FIM tokens'} · training ≈ ${formatBytes(mem.total)} for ${config.domains.length} experts`;
     };
-    const builtin = describeBase('builtin:moa-tiny', ws.product, ws.layout.root);
     const items: (vscode.QuickPickItem & { value: string })[] = [
-      { label: 'builtin:moa-tiny', description: config.baseModel === 'builtin:moa-tiny' ? '(current)' : '', detail: fmt(builtin), value: 'builtin:moa-tiny' },
+      // The built-in model, then the supported models already in the Hugging Face cache.
+      ...baseChoices(ws.product, ws.layout.root).map((c) => ({ label: c.name, description: config.baseModel === c.name ? '(current)' : '', detail: fmt(c.description), value: c.name })),
       { label: 'A Hugging Face model folder…', detail: 'config.json, model.safetensors (or shards) and tokenizer.json: Llama, Qwen2 or Mistral', value: '' },
     ];
     const pick = await vscode.window.showQuickPick(items, { title: `MoA: base model (now ${config.baseModel})` });
