@@ -9,6 +9,7 @@ import { registerWorkspaceCommands } from './commands/workspace';
 import { deviceKind, deviceLabel } from '../core/trainer/device';
 import { DatasetSync } from './dataSync';
 import { MoaInlineProvider } from './inline';
+import { ServeController } from './serve';
 import { RunsTree } from './runsTree';
 import { TrainingController } from './training';
 import { ExpertsTree } from './tree';
@@ -47,7 +48,8 @@ export function activate(context: vscode.ExtensionContext): void {
   const tree = new ExpertsTree(ws, training, context.workspaceState);
   const inline = new MoaInlineProvider(ws);
   const runs = new RunsTree(ws);
-  context.subscriptions.push(training, inline, vscode.window.registerTreeDataProvider('moa.experts', tree), vscode.window.registerTreeDataProvider('moa.runs', runs));
+  const serve = new ServeController(ws);
+  context.subscriptions.push(training, inline, serve, vscode.window.registerTreeDataProvider('moa.experts', tree), vscode.window.registerTreeDataProvider('moa.runs', runs));
 
   const dataSync = new DatasetSync(ws);
   context.subscriptions.push(dataSync);
@@ -56,6 +58,7 @@ export function activate(context: vscode.ExtensionContext): void {
     dataSync.sync();
     tree.refresh();
     inline.reset();
+    serve.reset();
     inline.showActiveRoute();
   });
   context.subscriptions.push({ dispose: () => watcher.dispose() });
@@ -86,7 +89,7 @@ export function activate(context: vscode.ExtensionContext): void {
   );
 
   const cmd = (id: string, fn: (...args: never[]) => unknown) => void context.subscriptions.push(vscode.commands.registerCommand(id, guarded(log, fn)));
-  const app: App = { context, ws, training, tree, runs, inline, cmd };
+  const app: App = { context, ws, training, tree, runs, inline, serve, cmd };
   registerWorkspaceCommands(app);
   registerTrainingCommands(app);
   registerRoutingCommands(app);

@@ -16,6 +16,8 @@ export interface MoaSettings {
   trainMinutes: number;
   /** Data-parallel trainer processes on this machine (torchrun); machine scope. */
   trainProcesses: number;
+  /** moa serve from the editor: its port on loopback (0: any free port). */
+  servePort: number;
   inline: { enabled: boolean; maxTokens: number; promptTokens: number; debounceMs: number; stopAt: StopMode; disabledDomains: string[] };
 }
 
@@ -35,6 +37,7 @@ export function moaSettings(): MoaSettings {
     trainSteps: read<number>(c, 'trainSteps'),
     trainMinutes: read<number>(c, 'trainMinutes'),
     trainProcesses: read<number>(c, 'train.processes'),
+    servePort: read<number>(c, 'serve.port'),
     inline: {
       enabled: read<boolean>(c, 'inline.enabled'),
       maxTokens: read<number>(c, 'inline.maxTokens'),
@@ -47,4 +50,4 @@ export function moaSettings(): MoaSettings {
 }
 
 /** The setting keys this module reads (a test holds them equal to package.json's). */
-export const SETTING_KEYS = ['pythonPath', 'data.watch', 'trainSteps', 'trainMinutes', 'train.processes', 'inline.enabled', 'inline.maxTokens', 'inline.promptTokens', 'inline.debounceMs', 'inline.stopAt', 'inline.disabledDomains'];
+export const SETTING_KEYS = ['pythonPath', 'data.watch', 'trainSteps', 'trainMinutes', 'train.processes', 'serve.port', 'inline.enabled', 'inline.maxTokens', 'inline.promptTokens', 'inline.debounceMs', 'inline.stopAt', 'inline.disabledDomains'];

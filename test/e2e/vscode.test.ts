@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
+import OpenAI from 'openai';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
 import { tools, VsCode } from './harness';
 
@@ -15,6 +17,17 @@ const t = tools(root);
 const log = (m: string) => console.log(`[e2e ${new Date().toISOString().slice(11, 19)}] ${m}`);
 let ws: { root: string; cleanup: () => void };
 let vs: VsCode;
+/** The port the editor's completion server is set to (moa.serve.port): free when the run starts. */
+let servePort = 0;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    }).on('error', reject);
+  });
+}
 
 function moaJson(steps: number): string {
   return JSON.stringify({
@@ -50,6 +63,7 @@ function settings(trust: boolean): Record<string, unknown> {
     'workbench.secondarySideBar.defaultVisibility': 'hidden',
     'chat.disableAIFeatures': true,
     'editor.inlineSuggest.enabled': true,
+    'moa.serve.port': servePort,
   };
 }
 
@@ -65,6 +79,7 @@ before(async () => {
   assert.equal(pkg.status, 0, `vsce package failed:\n${pkg.stdout}\n${pkg.stderr}`);
   log('packaged the .vsix');
   ws = tempWorkspace(fixture());
+  servePort = await freePort();
   vs = new VsCode(t, { vsix, folder: ws.root, settings: settings(false), artifacts, log });
   await vs.start();
 });
@@ -188,6 +203,24 @@ test('4. routing commands and the status-bar menu (pin, unpin) change the routin
     assert.ok(drawn, `#${id} chart has pixels`);
   }
   await vs.shot('4-inspector');
+});
+
+test('8. Start Completion Server serves this window\'s experts to the openai client; Stop closes the port', async () => {
+  await vs.command('MoA: Start Completion Server (OpenAI-compatible)');
+  await statusItem(`MoA serve :${servePort}`).waitFor({ timeout: 30_000 });
+  await vs.shot('8-serving');
+  const client = new OpenAI({ baseURL: `http://127.0.0.1:${servePort}/v1`, apiKey: 'not-needed-on-loopback', maxRetries: 0 });
+  assert.deepEqual((await client.models.list()).data.map((m) => m.id).sort(), ['base', 'markdown', 'moa', 'python', 'typescript']);
+  const prompt = 'import os\n\n\nclass Store9:\n    def __init__(self, name):\n        ';
+  const routed = await client.completions.create({ model: 'moa', prompt, max_tokens: 12, temperature: 0, file: 'src/store9.py' } as OpenAI.CompletionCreateParamsNonStreaming & { file: string });
+  assert.deepEqual((routed as unknown as { moa: { experts: unknown } }).moa.experts, [{ name: 'python', weight: 1 }], 'file: routed by its domain');
+  let streamed = '';
+  for await (const chunk of await client.completions.create({ model: 'python', prompt, max_tokens: 12, temperature: 0, stream: true })) streamed += chunk.choices[0]?.text ?? '';
+  assert.ok(streamed.length > 0);
+  assert.equal(streamed, routed.choices[0]!.text, 'the same expert streamed gives the same greedy text');
+  await vs.command('MoA: Stop Completion Server');
+  await statusItem(`MoA serve :${servePort}`).waitFor({ state: 'detached', timeout: 30_000 });
+  await assert.rejects(client.models.list(), (e: unknown) => e instanceof OpenAI.APIConnectionError, 'the port is closed');
 });
 
 test('6. webviews load no remote content and run only the nonce script (the CSP the page got)', async () => {

@@ -45,6 +45,11 @@ test('the worker completes as the in-process service does, asks the host for Pyt
   const again = await client.complete('src/a.py', PREFIX, opts);
   assert.equal(again.text, viaWorker.text, 'greedy: the same text');
   assert.equal(asked, 1, 'the export is cached: Python is not asked again');
+  // Streaming (moa serve from the editor): the text after each token crosses the thread as it grows.
+  const seen: string[] = [];
+  const streamed = await client.complete('src/a.py', PREFIX, { ...opts, stopStrings: ['@@never@@'], onText: (t) => seen.push(t) });
+  assert.equal(streamed.text, viaWorker.text);
+  assert.ok(seen.length >= 2 && seen.at(-1) === streamed.text && seen.every((t, i) => i === 0 || t.startsWith(seen[i - 1]!)), JSON.stringify(seen));
   const service = new CompletionService(workspaceLayout(ws.root), productLayout(root), config, python);
   try {
     const here = await service.complete('src/a.py', PREFIX, opts);

@@ -11,6 +11,9 @@ test('a completions body takes OpenAI\'s defaults and our routing fields', () =>
   });
   const r = parseCompletionRequest({ model: 'python', prompt: ['def f('], suffix: ')', max_tokens: 64, temperature: 0, top_p: 0.9, stop: '\n', stream: true, seed: 7, file: 'src/a.py', language: 'python', n: 1, logprobs: null }, models);
   assert.deepEqual(r, { model: 'python', prompt: 'def f(', suffix: ')', maxTokens: 64, temperature: 0, topP: 0.9, stop: ['\n'], stream: true, seed: 7, file: 'src/a.py', language: 'python' });
+  // Continue's autocomplete sends all its stop words (more than OpenAI's 4) to a local host.
+  const stops = ['\n\n', '\r\n\r\n', '/src/', '#- coding: utf-8', '```', '\ndef', '\nclass', '\n\"\"\"#', '<fim_prefix>', '<fim_suffix>', '<fim_middle>', '<|endoftext|>', ''];
+  assert.deepEqual(parseCompletionRequest({ model: 'moa', prompt: 'x', max_tokens: 128, temperature: 0.01, stop: stops, stream: true }, models).stop, stops.slice(0, -1), 'an empty stop string is dropped, not obeyed');
 });
 
 test('what cannot be served is refused with the status and field an OpenAI client expects', () => {
@@ -23,7 +26,8 @@ test('what cannot be served is refused with the status and field an OpenAI clien
   refused({ model: 'moa', prompt: 'x', n: 3 }, 400, 'n', /must be 1/);
   refused({ model: 'moa', prompt: 'x', logprobs: 5 }, 400, 'logprobs', /not supported/);
   refused({ model: 'moa', prompt: 'x', echo: true }, 400, 'echo', /not supported/);
-  refused({ model: 'moa', prompt: 'x', stop: ['a', 'b', 'c', 'd', 'e'] }, 400, 'stop', /up to 4/);
+  refused({ model: 'moa', prompt: 'x', stop: Array.from({ length: 65 }, (_, i) => String(i)) }, 400, 'stop', /up to 64/);
+  refused({ model: 'moa', prompt: 'x', stop: ['x'.repeat(257)] }, 400, 'stop', /at most 256/);
   refused({ model: 'moa', prompt: 'x', max_tokens: 0 }, 400, 'max_tokens', /\[1, 4096\]/);
   refused({ model: 'moa', prompt: 'x', max_tokens: 2.5 }, 400, 'max_tokens', /integer/);
   refused({ model: 'moa', prompt: 'x', temperature: 3 }, 400, 'temperature', /\[0, 2\]/);

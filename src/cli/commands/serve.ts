@@ -1,22 +1,17 @@
 import { loadConfig } from '../../core/config/load';
 import { CompletionService } from '../../core/inference/service';
 import { ApiError } from '../../core/serve/openaiApi';
-import { SERVE_DEFAULTS, startServer } from '../../core/serve/server';
+import { SERVE_DEFAULTS, servedConfig, startServer } from '../../core/serve/server';
 import { choosePython } from '../../core/trainer/python';
 import { MoaError } from '../../core/util/errors';
 import { EXIT, intOption, productRoot, product, workspaceOf } from '../args';
 import type { Values } from '../args';
 
-/**
- * `moa serve`: the workspace's experts over an OpenAI-compatible HTTP API (core/serve/server.ts).
- * Label routing needs a file or language, which a bare prompt lacks, so a workspace in `label`
- * mode is served in `auto` mode: by the request's `file`/`language` when given, else by the
- * learned router reading the prompt.
- */
+/** `moa serve`: the workspace's experts over an OpenAI-compatible HTTP API (core/serve/server.ts). */
 export async function cmdServe(values: Values): Promise<number> {
   const layout = workspaceOf(values);
   const { config } = loadConfig(layout.configFile);
-  const served = config.routing.mode === 'label' ? { ...config, routing: { ...config.routing, mode: 'auto' as const } } : config;
+  const served = servedConfig(config);
   const service = new CompletionService(layout, product, served, choosePython(productRoot, values.python).command, (l) => process.stderr.write(l + '\n'));
   await service.ready();
   let server;

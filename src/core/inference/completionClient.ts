@@ -14,6 +14,8 @@ export class CompletionClient {
   private readonly pending = new Pending<Completion, Worker>();
   /** Workers being disposed, and what to call once each one's last request has answered. */
   private readonly retiring = new Map<Worker, () => void>();
+  /** Streaming requests' `onText`, by request id. */
+  private readonly streams = new Map<number, (text: string) => void>();
 
   constructor(
     /** dist/completionWorker.js: the worker's own bundle. */
@@ -54,6 +56,7 @@ export class CompletionClient {
       );
       return;
     }
+    if (m.type === 'text') return this.streams.get(m.id)?.(m.text);
     if (m.type === 'done') this.pending.resolve(m.id, m.completion);
     else this.pending.reject(m.id, new MoaError(m.message, m.hint));
     this.settled(w);
@@ -62,12 +65,16 @@ export class CompletionClient {
   complete(relPath: string, prefix: string, opts: CompleteOptions, suffix = ''): Promise<Completion> {
     const w = (this.worker ??= this.start());
     const { id, answer } = this.pending.open(w);
-    const { signal, ...rest } = opts;
+    const { signal, onText, ...rest } = opts;
     const cancel = () => w.postMessage({ type: 'cancel', id } satisfies ToWorker);
     w.ref();
     signal?.addEventListener('abort', cancel, { once: true });
-    w.postMessage({ type: 'complete', id, relPath, prefix, suffix, opts: rest, aborted: signal?.aborted ?? false } satisfies ToWorker);
-    return answer.finally(() => signal?.removeEventListener('abort', cancel));
+    if (onText) this.streams.set(id, onText);
+    w.postMessage({ type: 'complete', id, relPath, prefix, suffix, opts: rest, aborted: signal?.aborted ?? false, stream: onText !== undefined } satisfies ToWorker);
+    return answer.finally(() => {
+      signal?.removeEventListener('abort', cancel);
+      this.streams.delete(id);
+    });
   }
 
   /**

@@ -34,7 +34,7 @@ function onMessage(m: ToWorker): void {
     if (m.aborted) abort.abort(); // cancelled before it was sent: answer as the in-process service would
     running.set(m.id, abort);
     service
-      .complete(m.relPath, m.prefix, { ...m.opts, signal: abort.signal }, m.suffix)
+      .complete(m.relPath, m.prefix, { ...m.opts, signal: abort.signal, ...(m.stream ? { onText: (text: string) => send({ type: 'text', id: m.id, text }) } : {}) }, m.suffix)
       .then((completion) => send({ type: 'done', id: m.id, completion }))
       .catch((e: unknown) => send({ type: 'failed', id: m.id, message: errorMessage(e), hint: e instanceof MoaError ? e.hint : undefined }))
       .finally(() => running.delete(m.id));

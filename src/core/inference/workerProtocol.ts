@@ -9,15 +9,19 @@ export interface WorkerInit {
   config: MoaConfig;
 }
 
-/** Host → worker. `signal` stays behind: cancellation travels as its own message. */
+/**
+ * Host → worker. Functions stay behind: cancellation travels as its own message, and `stream`
+ * asks for the text after each token as `text` messages (what `onText` sees in process).
+ */
 export type ToWorker =
-  | { type: 'complete'; id: number; relPath: string; prefix: string; suffix: string; opts: Omit<CompleteOptions, 'signal'>; aborted: boolean }
+  | { type: 'complete'; id: number; relPath: string; prefix: string; suffix: string; opts: Omit<CompleteOptions, 'signal' | 'onText'>; aborted: boolean; stream: boolean }
   | { type: 'cancel'; id: number }
   | { type: 'python'; id: number; path?: string; error?: string };
 
 /** Worker → host. A failure carries MoaError's message and hint. */
 export type FromWorker =
   | { type: 'done'; id: number; completion: Completion }
+  | { type: 'text'; id: number; text: string }
   | { type: 'failed'; id: number; message: string; hint?: string }
   | { type: 'python'; id: number }
   | { type: 'log'; line: string };
@@ -37,9 +41,10 @@ export function parseToWorker(m: unknown): ToWorker | undefined {
     case 'complete': {
       const o = m['opts'];
       const ok =
-        typeof m['relPath'] === 'string' && typeof m['prefix'] === 'string' && typeof m['suffix'] === 'string' && typeof m['aborted'] === 'boolean' &&
+        typeof m['relPath'] === 'string' && typeof m['prefix'] === 'string' && typeof m['suffix'] === 'string' && typeof m['aborted'] === 'boolean' && typeof m['stream'] === 'boolean' &&
         isObj(o) && ['maxNewTokens', 'temperature', 'topP', 'seed', 'promptTokens'].every((k) => typeof o[k] === 'number' && Number.isFinite(o[k])) &&
-        (o['stop'] === 'line' || o['stop'] === 'block' || o['stop'] === 'none') && optStr(o['languageId']);
+        (o['stop'] === 'line' || o['stop'] === 'block' || o['stop'] === 'none') && optStr(o['languageId']) &&
+        (o['stopStrings'] === undefined || (Array.isArray(o['stopStrings']) && o['stopStrings'].every((x) => typeof x === 'string')));
       return ok ? (m as ToWorker) : undefined;
     }
     default:
@@ -57,6 +62,8 @@ export function parseFromWorker(m: unknown): FromWorker | undefined {
       return { type: 'python', id: m['id'] };
     case 'failed':
       return typeof m['message'] === 'string' && optStr(m['hint']) ? (m as FromWorker) : undefined;
+    case 'text':
+      return typeof m['text'] === 'string' ? { type: 'text', id: m['id'], text: m['text'] } : undefined;
     case 'done': {
       const c = m['completion'];
       return isObj(c) && typeof c['text'] === 'string' && isObj(c['route']) && typeof c['tokens'] === 'number' && typeof c['stopReason'] === 'string' ? (m as FromWorker) : undefined;

@@ -41,6 +41,7 @@ export interface CompletionRequest {
 
 /** The most tokens one request may ask for: past it a client is more likely wrong than patient. */
 export const MAX_TOKENS_LIMIT = 4096;
+const MAX_STOPS = 64;
 
 function num(body: Record<string, unknown>, key: string, fallback: number, lo: number, hi: number): number {
   const v = body[key];
@@ -73,7 +74,11 @@ export function parseCompletionRequest(body: unknown, models: readonly string[])
   if (b['echo'] === true) throw new ApiError(400, 'echo is not supported', 'echo');
   const rawStop = b['stop'];
   const stop = rawStop === undefined || rawStop === null ? [] : typeof rawStop === 'string' ? [rawStop] : rawStop;
-  if (!Array.isArray(stop) || stop.length > 4 || !stop.every((s) => typeof s === 'string')) throw new ApiError(400, 'stop must be a string or up to 4 strings', 'stop');
+  // OpenAI allows 4; Continue sends every stop word it has to any other host, and llama.cpp's
+  // server takes them all, so the bound here only guards against abuse.
+  if (!Array.isArray(stop) || stop.length > MAX_STOPS || !stop.every((s) => typeof s === 'string' && s.length <= 256)) {
+    throw new ApiError(400, `stop must be a string or up to ${MAX_STOPS} strings of at most 256 characters`, 'stop');
+  }
   if (b['stream'] !== undefined && typeof b['stream'] !== 'boolean') throw new ApiError(400, 'stream must be a boolean', 'stream');
   const seed = b['seed'] === undefined || b['seed'] === null ? undefined : num(b, 'seed', 0, 0, 2 ** 32 - 1);
   if (seed !== undefined && !Number.isInteger(seed)) throw new ApiError(400, 'seed must be an integer', 'seed');
@@ -90,7 +95,8 @@ export function parseCompletionRequest(body: unknown, models: readonly string[])
     maxTokens,
     temperature: num(b, 'temperature', 1, 0, 2),
     topP: num(b, 'top_p', 1, 0, 1),
-    stop: stop as string[],
+    // An empty stop string would end every completion before its first character.
+    stop: (stop as string[]).filter((s) => s !== ''),
     stream: b['stream'] === true,
     ...(seed !== undefined ? { seed } : {}),
     ...(file !== undefined ? { file } : {}),

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { CompleteOptions, Completion } from '../inference/service';
+import type { MoaConfig } from '../config/schema';
 import { errorMessage } from '../util/errors';
 import { ApiError, completionBody, errorBody, finishReason, parseCompletionRequest, servedBy, streamable, type CompletionRequest } from './openaiApi';
 
@@ -29,6 +30,15 @@ export interface ServeOptions {
 }
 
 export const SERVE_DEFAULTS = { host: '127.0.0.1', port: 8731, maxBodyBytes: 1 << 20, timeoutMs: 120_000, maxQueue: 16, promptTokens: 1024 } as const;
+
+/**
+ * The config a workspace is served with. Label routing needs a file or a language, which a bare
+ * prompt lacks, so a workspace routing by label is served in `auto` mode: by a request's
+ * `file`/`language` when it has one, else by the learned router reading the prompt.
+ */
+export function servedConfig(config: MoaConfig): MoaConfig {
+  return config.routing.mode === 'label' ? { ...config, routing: { ...config.routing, mode: 'auto' } } : config;
+}
 
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);

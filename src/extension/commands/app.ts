@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type { MoaInlineProvider } from '../inline';
+import type { ServeController } from '../serve';
 import type { TrainingController } from '../training';
 import type { ExpertsTree } from '../tree';
 import type { RunsTree } from '../runsTree';
@@ -13,6 +14,7 @@ export interface App {
   tree: ExpertsTree;
   runs: RunsTree;
   inline: MoaInlineProvider;
+  serve: ServeController;
   /** Registers a command whose failures become notifications with a way to the log. */
   cmd: (id: string, fn: (...args: never[]) => unknown) => void;
 }

@@ -10,7 +10,17 @@ import { usableExperts } from '../../core/adapters/store';
 import type { App } from './app';
 
 /** How files are routed to experts, and what the current file gets. */
-export function registerRoutingCommands({ ws, inline, cmd }: App): void {
+export function registerRoutingCommands({ ws, inline, serve, cmd }: App): void {
+  // moa serve for other tools on this machine (Continue, scripts): the URL to paste, and a way to stop.
+  cmd('moa.startServer', async () => {
+    const url = await serve.start();
+    const copy = await vscode.window.showInformationMessage(`MoA: serving OpenAI-compatible completions at ${url} (models: moa, base, experts)`, 'Copy URL');
+    if (copy) await vscode.env.clipboard.writeText(url);
+  });
+  cmd('moa.stopServer', async () => {
+    const stopped = await serve.stop();
+    void vscode.window.showInformationMessage(stopped ? 'MoA: completion server stopped' : 'MoA: the completion server is not running');
+  });
   cmd('moa.showRouting', () => {
     if (!vscode.window.activeTextEditor) throw new MoaError('no file is open: open a file to see how it is routed');
     const route = inline.showActiveRoute();
