@@ -63,7 +63,7 @@ test('several machines need a rank and a meeting point; a bad process count is r
   assert.match(moa(['train', '--nproc-per-node', 'two']).stderr, /--nproc-per-node must be an integer/);
 });
 
-test('a stop reaches every rank and ends with one checkpoint; --resume with two processes finishes the run', { timeout: 600_000 }, async () => {
+test('a stop reaches every rank and ends with one checkpoint; --resume with one process (another world size) finishes the run', { timeout: 600_000 }, async () => {
   const child = spawn(process.execPath, [cli, 'train', '--steps', '400', '--stages', 'experts', '--minutes', '0', '--json', '--nproc-per-node', '2', '--workspace', ws.root], { cwd: ws.root });
   let out = '';
   let err = '';
@@ -83,8 +83,14 @@ test('a stop reaches every rank and ends with one checkpoint; --resume with two 
   assert.equal(done.stopped, true);
   assert.equal(events.filter((e) => e.type === 'done').length, 1, 'one done: rank 0 alone');
   assert.ok(done.checkpoint && existsSync(done.checkpoint), 'the stop left a checkpoint');
-  const resumed = moa(['train', '--resume', '--nproc-per-node', '2', '--json']);
+  // The checkpoint holds the experts and the optimizer, not the ranks: a run two processes started
+  // continues on one (the global batch is the same, so the plan is too).
+  const resumed = moa(['train', '--resume', '--nproc-per-node', '1', '--json']);
   assert.equal(resumed.code, 0, resumed.stderr.slice(-2000));
+  const revents = resumed.stdout.trim().split('\n').map((l) => JSON.parse(l) as Event);
+  assert.equal(revents.find((e) => e.type === 'plan')?.world_size, 1);
+  const firstStep = revents.find((e) => e.type === 'step')?.step ?? 0;
+  assert.ok(firstStep > 3, `resumed after the stop, not from the start: first step ${firstStep}`);
   const rdone = JSON.parse(resumed.stdout.trim().split('\n').pop()!) as { stopped: boolean; steps_done: number; resumed: boolean };
   // The run ends where the plan does: its 400 steps, or each expert's epoch cap on this small workspace.
   assert.deepEqual([rdone.stopped, rdone.resumed], [false, true]);
