@@ -38,6 +38,8 @@ export interface VsCodeOptions {
   settings: Record<string, unknown>;
   artifacts: string;
   log: (line: string) => void;
+  /** Environment changes for code-server and what it starts; undefined removes a variable. */
+  env?: Record<string, string | undefined>;
 }
 
 /** One code-server + one browser page on a folder, with the extension installed from its .vsix. */
@@ -55,7 +57,12 @@ export class VsCode {
   ) {}
 
   private env(): NodeJS.ProcessEnv {
-    return { ...process.env, PATH: `${this.t.node24Bin}:${process.env['PATH']}`, XDG_CONFIG_HOME: join(this.tmp, 'xdg'), XDG_DATA_HOME: join(this.tmp, 'xdg') };
+    const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${this.t.node24Bin}:${process.env['PATH']}`, XDG_CONFIG_HOME: join(this.tmp, 'xdg'), XDG_DATA_HOME: join(this.tmp, 'xdg') };
+    for (const [k, v] of Object.entries(this.opts.env ?? {})) {
+      if (v === undefined) delete env[k];
+      else env[k] = v;
+    }
+    return env;
   }
 
   async start(): Promise<void> {

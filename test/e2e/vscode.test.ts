@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { homedir } from 'node:os';
 import { createServer } from 'node:net';
 import OpenAI from 'openai';
 import { repoRoot, tempWorkspace } from '../helpers/tmp';
@@ -285,7 +286,7 @@ test('5. in a restricted (untrusted) workspace, training is refused with an expl
     // Everything else that could start Python, tried too; then the process list, not the code path, says.
     const seen = new Set<string>();
     const look = () => vs.descendants().forEach((p) => seen.add(p));
-    for (const title of ['MoA: Check Environment', 'MoA: Resume Training', 'MoA: Evaluate Experts', 'MoA: Train Router']) {
+    for (const title of ['MoA: Check Environment', 'MoA: Resume Training', 'MoA: Evaluate Experts', 'MoA: Train Router', 'MoA: Start Completion Server (OpenAI-compatible)', 'MoA: Set Up Trainer Environment']) {
       await vs.command(title);
       for (let i = 0; i < 10; i++, await vs.page.waitForTimeout(200)) look();
     }
@@ -299,5 +300,56 @@ test('5. in a restricted (untrusted) workspace, training is refused with an expl
   } finally {
     await vs.stop();
     restricted.cleanup();
+  }
+});
+
+test('9. first run with no trainer environment: Initialize, Build Datasets, Train fails offering Set Up, which makes one; then Train and Try a Completion show ghost text', { timeout: 1_200_000 }, async () => {
+  const fresh = tempWorkspace(Object.fromEntries(Object.entries(fixture()).filter(([f]) => !f.startsWith('.moa/'))));
+  await vs.stop();
+  const firstRun: Record<string, unknown> = { ...settings(false), 'moa.trainSteps': 30 };
+  delete firstRun['moa.pythonPath'];
+  // No interpreter chosen anywhere: python3 on PATH has no torch, and the environment the setup
+  // makes goes to this code-server's own XDG data folder.
+  // pip keeps its user configuration (this machine's package index) where the user's XDG folder
+  // says, which the harness moves for VS Code's sake: pip is told where it is, as the user's pip would find it.
+  const pipConf = [join(process.env['XDG_CONFIG_HOME'] ?? join(homedir(), '.config'), 'pip', 'pip.conf'), join(homedir(), '.pip', 'pip.conf')].find((f) => existsSync(f));
+  vs = new VsCode(t, { vsix, folder: fresh.root, settings: firstRun, artifacts, log, env: { MOA_PYTHON: undefined, MOA_HOME: undefined, ...(pipConf ? { PIP_CONFIG_FILE: pipConf } : {}) } });
+  const toast = (text: string, timeout: number) => vs.page.locator(`.notifications-toasts :text("${text}")`).first().waitFor({ timeout });
+  try {
+    await vs.start();
+    await vs.page.locator('.activitybar [aria-label^="MoA"]').first().click();
+    await vs.command('MoA: Initialize Workspace');
+    await vs.page.locator('.pane-body .monaco-list-row:has-text("builtin:moa-tiny")').waitFor({ timeout: 60_000 });
+    assert.ok(existsSync(join(fresh.root, '.moa', 'moa.json')));
+    await vs.shot('9-1-initialized');
+    await vs.command('MoA: Build Datasets');
+    await vs.page.locator('.pane-body .monaco-list-row:has-text("python"):has-text("tokens")').waitFor({ timeout: 60_000 });
+    await vs.shot('9-2-datasets');
+    await vs.command('MoA: Train All Experts');
+    const setUp = vs.page.locator('.notifications-toasts .monaco-button:has-text("Set Up Trainer Environment")').first();
+    await setUp.waitFor({ timeout: 60_000 }).catch((e: unknown) => {
+      throw new Error(`no Set Up action; the log says: ${vs.findInLogs(/training run .* failed|error/i) ?? 'nothing'}`, { cause: e });
+    });
+    await vs.shot('9-3-needs-setup');
+    await setUp.click();
+    await pick('CPU build of torch', '');
+    log('setting up the trainer environment (venv + pip)');
+    await toast('trainer environment ready', 900_000);
+    await vs.page.locator('.pane-body .monaco-list-row:has-text("cpu")').first().waitFor({ timeout: 120_000 });
+    await vs.shot('9-4-environment');
+    await vs.command('MoA: Train All Experts');
+    await vs.page.locator('.pane-body .monaco-list-row:has-text("expert python"):has-text("attached")').waitFor({ timeout: 600_000 });
+    await vs.shot('9-5-experts');
+    await vs.command('MoA: Try a Completion');
+    await vs.page.locator('.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text').first().waitFor({ timeout: 180_000 }).catch((e: unknown) => {
+      throw new Error(`no ghost text; the extension log says: ${vs.findInLogs(/inline completion failed/) ?? 'no completion failure'}`, { cause: e });
+    });
+    await vs.shot('9-6-ghost-text');
+  } catch (e) {
+    await vs.shot('9-failed');
+    throw e;
+  } finally {
+    await vs.stop();
+    fresh.cleanup();
   }
 });
