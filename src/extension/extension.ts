@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
 import { watchMoaFolders } from '../core/adapters/watch';
-import { Cancelled, errorMessage, MoaError } from '../core/util/errors';
+import { basename } from 'node:path';
+import { Cancelled, errorMessage, MoaError, type FileSpot } from '../core/util/errors';
 import type { App } from './commands/app';
 import { registerExpertCommands } from './commands/experts';
 import { registerRoutingCommands } from './commands/routing';
@@ -16,6 +17,11 @@ import { ExpertsTree } from './tree';
 import { MoaWorkspace } from './workspace';
 import { needsSetup } from '../core/trainer/setup';
 
+async function openAt(at: FileSpot): Promise<void> {
+  const pos = new vscode.Position(Math.max(0, at.line - 1), 0);
+  await vscode.window.showTextDocument(vscode.Uri.file(at.file), { selection: new vscode.Range(pos, pos) });
+}
+
 /** Runs a command body, turning any failure into a notification with a way to the log (or to the fix). */
 function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown): (...args: never[]) => Promise<void> {
   return async (...args: never[]) => {
@@ -27,8 +33,12 @@ function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown
       log.error(errorMessage(e));
       const hint = e instanceof MoaError && e.hint ? ` ${e.hint}` : '';
       const setup = needsSetup(errorMessage(e));
-      const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, ...(setup ? ['Set Up Trainer Environment'] : []), 'Open Log');
+      // One action that fixes or explains it: the file at the offending line, the setup, else the log.
+      const at = e instanceof MoaError ? e.at : undefined;
+      const open = at ? `Open ${basename(at.file)}` : undefined;
+      const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, ...(open ? [open] : []), ...(setup ? ['Set Up Trainer Environment'] : []), 'Open Log');
       if (action === 'Open Log') log.show();
+      else if (action === open && at) await openAt(at);
       else if (action) void vscode.commands.executeCommand('moa.setupEnvironment');
     }
   };

@@ -120,7 +120,7 @@ export class TrainingController implements vscode.Disposable {
         void vscode.window.showErrorMessage(`MoA training failed: ${why.split('\n')[0]}`, ...actions).then((a) => {
           if (a === 'Open Log') this.ws.log.show();
           else if (a === 'Set Up Trainer Environment') void vscode.commands.executeCommand('moa.setupEnvironment');
-          else if (a === 'Resume') this.resume(run).catch((e) => void vscode.window.showErrorMessage(`MoA: ${errorMessage(e)}`));
+          else if (a === 'Resume') this.resume(run).catch((e) => void vscode.window.showErrorMessage(`MoA: ${errorMessage(e)}`, 'Open Log').then((o) => o && this.ws.log.show()));
         });
       }
     });

@@ -4,7 +4,8 @@
 // weights: the same greedy tokens, with the expert and without it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { Cancelled } from '../../src/core/util/errors';
 import { join } from 'node:path';
 import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
@@ -171,6 +172,10 @@ test('the editor\'s export runs off its thread: an Ollama folder (base, adapter,
   assert.match(out.create ?? '', /^ollama create moa-probe -f /);
   await assert.rejects(exportGgufOffThread(worker, req), /Modelfile: already there/);
   await assert.rejects(exportGgufOffThread(worker, { ...req, expertDir: join(ws.root, 'nowhere'), force: true }), /nowhere/);
+  // Cancelled (the progress notification's Cancel): the file being written is not left half-done.
+  const cancelled = join(ws.root, 'cancelled');
+  await assert.rejects(exportGgufOffThread(worker, { ...req, dir: cancelled }, AbortSignal.abort()), (e: unknown) => e instanceof Cancelled);
+  assert.deepEqual(readdirSync(cancelled), [], 'no GGUF and no temporary file');
 });
 
 test('GGUF pieces: half floats round to nearest even, query rows interleave per head, files are GGUF v3', () => {

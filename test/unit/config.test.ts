@@ -3,6 +3,7 @@ import type { Field } from '../../src/core/config/table';
 import assert from 'node:assert/strict';
 import { validateConfig, formatProblems } from '../../src/core/config/validate';
 import { loadConfig } from '../../src/core/config/load';
+import { MoaError } from '../../src/core/util/errors';
 import { tempWorkspace } from '../helpers/tmp';
 import { join } from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -39,11 +40,13 @@ test('duplicate domain names are rejected', () => {
   assert.match(formatProblems('moa.json', r.errors), /moa\.json: \$\.domains\[1\]\.name: duplicate/);
 });
 
-test('loadConfig names the file for broken JSON and for a missing config', () => {
-  const ws = tempWorkspace({ '.moa/moa.json': '{ "domains": [' });
+test('loadConfig names the file and the line (for the editor to open) for broken JSON, a bad value and a missing config', () => {
+  const ws = tempWorkspace({ '.moa/moa.json': '{\n  "domains": [\n    {"name": "a", "include": ["*"]},\n  ]\n}\n' });
   try {
     const file = join(ws.root, '.moa/moa.json');
-    assert.throws(() => loadConfig(file), (e: Error) => e.message.includes(file) && /not valid JSON/.test(e.message));
+    assert.throws(() => loadConfig(file), (e: Error) => e.message.includes(file) && /not valid JSON at line 4/.test(e.message) && e instanceof MoaError && e.at?.file === file && e.at.line === 4);
+    writeFileSync(file, JSON.stringify({ domains: [{ name: 'a', include: ['*'] }], lora: { r: 8 }, training: { steps: -1 } }, null, 2));
+    assert.throws(() => loadConfig(file), (e: Error) => /\$\.training\.steps/.test(e.message) && e instanceof MoaError && e.at?.line === readFileSync(file, 'utf8').split('\n').findIndex((l) => l.includes('"steps"')) + 1);
     assert.throws(() => loadConfig(join(ws.root, 'nope.json')), /no MoA config/);
   } finally {
     ws.cleanup();

@@ -1,4 +1,5 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { lineOfJsonPath } from '../util/jsonLocate';
 import { readJsonObject } from '../util/json';
 import { MoaError } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
@@ -16,7 +17,11 @@ export function loadConfig(file: string): LoadedConfig {
     throw new MoaError(`${file}: no MoA config here`, 'Run "moa init" (or "MoA: Initialize Workspace") first.');
   }
   const result = validateConfig(readJsonObject(file));
-  if (!result.config) throw new MoaError(formatProblems(file, result.errors));
+  if (!result.config) {
+    // The first problem's line, for an editor to open the file there.
+    const line = lineOfJsonPath(readFileSync(file, 'utf8'), result.errors[0]?.path ?? '$');
+    throw new MoaError(formatProblems(file, result.errors), undefined, { file, line });
+  }
   return { config: result.config, warnings: result.warnings.map((w: ConfigProblem) => `${file}: ${w.path}: ${w.message}`) };
 }
 

@@ -20,11 +20,11 @@ function refuseExisting(files: string[], force: boolean): void {
 }
 
 /** `moa base export-gguf`: the base model as one GGUF file (weights and tokenizer). */
-export function exportBase(base: BaseModelInfo, dir: string, type: GgmlType, force = false): string {
+export function exportBase(base: BaseModelInfo, dir: string, type: GgmlType, force = false, stop?: () => boolean): string {
   const file = join(dir, baseGgufName(base));
   refuseExisting([file], force);
   mkdirSync(dir, { recursive: true });
-  exportBaseGguf(base, file, type);
+  exportBaseGguf(base, file, type, stop);
   return file;
 }
 
@@ -46,10 +46,10 @@ export function ollamaModelfile(base: BaseModelInfo, baseFile: string, adapterFi
 }
 
 /** `moa experts export --format ollama`: base GGUF, expert GGUF and a Modelfile in `dir`. */
-export function exportForOllama(expertDir: string, name: string, base: BaseModelInfo, dir: string, type: GgmlType, force = false): { files: string[]; create: string } {
+export function exportForOllama(expertDir: string, name: string, base: BaseModelInfo, dir: string, type: GgmlType, force = false, stop?: () => boolean): { files: string[]; create: string } {
   const modelfile = join(dir, 'Modelfile');
   refuseExisting([modelfile], force);
-  const baseFile = exportBase(base, dir, type, force);
+  const baseFile = exportBase(base, dir, type, force, stop);
   const adapter = exportExpertAsGguf(expertDir, name, base, dir, force);
   writeFileSync(modelfile, ollamaModelfile(base, baseGgufName(base), `${name}.gguf`));
   return { files: [baseFile, adapter, modelfile], create: `ollama create moa-${name} -f ${JSON.stringify(modelfile)}` };

@@ -8,11 +8,13 @@ import { exportExpertAsGguf, exportForOllama } from './export';
 import type { GgufExportReply, GgufExportRequest } from './exportProtocol';
 
 const req = workerData as GgufExportRequest;
+// The host sets the flag to cancel; the writer looks at it between tensors.
+const cancel = new Int32Array(req.cancel);
 let reply: GgufExportReply;
 try {
   const base = readBaseModel(req.baseName, req.baseDir);
   reply = req.format === 'ollama'
-    ? { type: 'done', ...exportForOllama(req.expertDir, req.name, base, req.dir, req.type, req.force) }
+    ? { type: 'done', ...exportForOllama(req.expertDir, req.name, base, req.dir, req.type, req.force, () => Atomics.load(cancel, 0) === 1) }
     : { type: 'done', files: [exportExpertAsGguf(req.expertDir, req.name, base, req.dir, req.force)] };
 } catch (e) {
   reply = { type: 'failed', message: errorMessage(e), hint: e instanceof MoaError ? e.hint : undefined };

@@ -231,7 +231,7 @@ export function tokenizerMetadata(base: BaseModelInfo): Record<string, MetaValue
 }
 
 /** Writes the base model as one GGUF file that llama.cpp (and so Ollama) loads. */
-export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType): void {
+export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType, stop?: () => boolean): void {
   const weights = join(base.dir, 'model.safetensors');
   if (!existsSync(weights)) throw new MoaError(`${weights}: missing (sharded checkpoints are not exported to GGUF yet)`);
   const st: SafetensorsFile = readSafetensors(weights, Number.MAX_SAFE_INTEGER);
@@ -268,5 +268,5 @@ export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType
     const data = tensorToFloat32(st, src.key);
     const shape = st.tensors.get(src.key)!.shape;
     return src.reorder ? interleaveRows(data, shape[0]!, shape[1] ?? 1, base.headDim) : data;
-  });
+  }, stop);
 }

@@ -1,4 +1,5 @@
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { Cancelled } from '../util/errors';
 
 /**
  * GGUF version 3 (llama.cpp's model and adapter file; ggml's docs/gguf.md): a header, typed
@@ -156,7 +157,7 @@ function tensorBytes(t: GgufTensor): Buffer {
  * Writes a GGUF file, tensors produced one at a time by `tensors` (a base model's weights need
  * not all be in memory). Written beside `file` and renamed into place when whole.
  */
-export function writeGguf(file: string, metadata: Record<string, MetaValue>, infos: readonly Omit<GgufTensor, 'data'>[], tensor: (name: string) => Float32Array): void {
+export function writeGguf(file: string, metadata: Record<string, MetaValue>, infos: readonly Omit<GgufTensor, 'data'>[], tensor: (name: string) => Float32Array, stop?: () => boolean): void {
   const head = new Bytes();
   head.push(Buffer.from('GGUF', 'ascii'));
   head.u32(3);
@@ -185,6 +186,8 @@ export function writeGguf(file: string, metadata: Record<string, MetaValue>, inf
     try {
       writeSync(fd, head.take());
       for (const t of infos) {
+        // Asked between tensors: a cancelled export ends here, and its temporary file goes below.
+        if (stop?.()) throw new Cancelled(`writing ${file}`);
         const data = tensor(t.name);
         const n = t.shape.reduce((x, y) => x * y, 1);
         if (data.length !== n) throw new Error(`${t.name}: ${data.length} values for shape [${t.shape}]`);

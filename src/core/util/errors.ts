@@ -1,8 +1,18 @@
-/** An error a user can act on: it names the file (or thing) and the problem, and may carry a hint. */
+/** A place in a file, for a front end to open (an editor at the line). */
+export interface FileSpot {
+  file: string;
+  line: number;
+}
+
+/**
+ * An error a user can act on: it names the file (or thing) and the problem, and may carry a hint
+ * and where in the file the problem is.
+ */
 export class MoaError extends Error {
   constructor(
     message: string,
     readonly hint?: string,
+    readonly at?: FileSpot,
   ) {
     super(message);
     this.name = 'MoaError';

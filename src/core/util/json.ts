@@ -1,5 +1,6 @@
 import { MoaError, errorMessage } from './errors';
 import { readFileBounded } from './fsRead';
+import { lineOfJsonError } from './jsonLocate';
 
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -19,7 +20,8 @@ export function readJsonObject(file: string, missingHint?: string, maxBytes = MA
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new MoaError(`${file}: not valid JSON (${errorMessage(e)})`);
+    const line = lineOfJsonError(text) ?? 1;
+    throw new MoaError(`${file}: not valid JSON at line ${line} (${errorMessage(e)})`, undefined, { file, line });
   }
   if (!isObject(raw)) throw new MoaError(`${file}: expected a JSON object`);
   return raw;

@@ -87,9 +87,14 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     }
     const config = ws.config();
     const baseDir = resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root);
-    const out = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoA: writing ${name} as ${format.label}…` }, () =>
-      exportGgufOffThread(join(ws.product.root, 'dist', 'ggufExport.js'), { format: format.value, expertDir, name, baseName: config.baseModel, baseDir, dir: dest[0]!.fsPath, type: 'f16', force: false }),
-    );
+    const out = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoA: writing ${name} as ${format.label}…`, cancellable: true }, async (_p, token) => {
+      const abort = abortOn(token);
+      try {
+        return await exportGgufOffThread(join(ws.product.root, 'dist', 'ggufExport.js'), { format: format.value, expertDir, name, baseName: config.baseModel, baseDir, dir: dest[0]!.fsPath, type: 'f16', force: false }, abort.signal);
+      } finally {
+        abort.dispose();
+      }
+    });
     ws.log.info(`export ${name}: ${out.files.join(', ')}${out.create ? `; then: ${out.create}` : ''}`);
     const copy = out.create ? await vscode.window.showInformationMessage(`MoA: wrote ${out.files.length} files. Then: ${out.create}`, 'Copy Command') : void vscode.window.showInformationMessage(`MoA: wrote ${out.files[0]}`);
     if (copy && out.create) await vscode.env.clipboard.writeText(out.create);
