@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
+import { totalmem } from 'node:os';
 import { watchMoaFolders } from '../core/adapters/watch';
-import { basename } from 'node:path';
-import { Cancelled, errorMessage, MoaError, type FileSpot } from '../core/util/errors';
+import { Cancelled, errorMessage, MoaError } from '../core/util/errors';
+import { errorActions } from './errorActions';
 import type { App } from './commands/app';
 import { registerExpertCommands } from './commands/experts';
 import { registerRoutingCommands } from './commands/routing';
@@ -15,12 +16,6 @@ import { RunsTree } from './runsTree';
 import { TrainingController } from './training';
 import { ExpertsTree } from './tree';
 import { MoaWorkspace } from './workspace';
-import { needsSetup } from '../core/trainer/setup';
-
-async function openAt(at: FileSpot): Promise<void> {
-  const pos = new vscode.Position(Math.max(0, at.line - 1), 0);
-  await vscode.window.showTextDocument(vscode.Uri.file(at.file), { selection: new vscode.Range(pos, pos) });
-}
 
 /** Runs a command body, turning any failure into a notification with a way to the log (or to the fix). */
 function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown): (...args: never[]) => Promise<void> {
@@ -32,14 +27,10 @@ function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown
       if (e instanceof Cancelled) return void log.info(e.hint ? `${e.message}. ${e.hint}` : e.message);
       log.error(errorMessage(e));
       const hint = e instanceof MoaError && e.hint ? ` ${e.hint}` : '';
-      const setup = needsSetup(errorMessage(e));
-      // One action that fixes or explains it: the file at the offending line, the setup, else the log.
-      const at = e instanceof MoaError ? e.at : undefined;
-      const open = at ? `Open ${basename(at.file)}` : undefined;
-      const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, ...(open ? [open] : []), ...(setup ? ['Set Up Trainer Environment'] : []), 'Open Log');
+      const { actions, run } = errorActions(e);
+      const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, ...actions);
       if (action === 'Open Log') log.show();
-      else if (action === open && at) await openAt(at);
-      else if (action) void vscode.commands.executeCommand('moa.setupEnvironment');
+      else await run(action);
     }
   };
 }
@@ -78,7 +69,7 @@ export function activate(context: vscode.ExtensionContext): void {
   context.subscriptions.push(
     trainingItem,
     training.onEvent((e) => {
-      if (e.type === 'hello') tree.setDevice({ label: deviceKind(e), detail: `torch ${e.torch}, ${deviceLabel(e)}` });
+      if (e.type === 'hello') tree.setDevice({ label: deviceKind(e), detail: `torch ${e.torch}, ${deviceLabel(e, totalmem())}` });
       if (e.type !== 'step') return;
       trainingItem.text = `$(sync~spin) MoA ${e.stage} ${e.step}/${e.steps}`;
       trainingItem.tooltip = `loss ${e.expert} ${e.loss.toFixed(3)} · ${Math.round(e.tokens_per_s)} tok/s — open the dashboard`;

@@ -7,10 +7,10 @@ import { datasetsForTraining } from '../core/data/compact';
 import { resolveBaseModelDir } from '../core/models/base';
 import { keptPrevious, type TrainerEvent } from '../core/trainer/events';
 import { describeFailure, succeeded } from '../core/trainer/process';
-import { needsSetup } from '../core/trainer/setup';
+import { errorActions } from './errorActions';
 import { hasCheckpoint, latestResumable, type RunInfo } from '../core/trainer/runs';
 import { datasetWarnings, resumeTraining, startTraining, type TrainStage, type TrainingSession } from '../core/trainer/train';
-import { MoaError, errorMessage } from '../core/util/errors';
+import { MoaError, errorMessage, throwIfCancelled } from '../core/util/errors';
 import type { MoaWorkspace } from './workspace';
 
 export type TrainingStatus = 'idle' | 'running' | 'stopping' | 'done' | 'stopped' | 'failed';
@@ -57,7 +57,7 @@ export class TrainingController implements vscode.Disposable {
     return this.follow(resumeTraining({ layout: this.ws.layout, product: this.ws.product, python, run: target, finishNow: opts.finishNow, onEvent: (e) => this.events.fire(e), onLog: (line) => this.ws.log.info(`[trainer] ${line}`) }), 'resumed');
   }
 
-  async start(steps: number, stages?: TrainStage[], domains?: string[], minutes?: number): Promise<TrainingSession> {
+  async start(steps: number, stages?: TrainStage[], domains?: string[], minutes?: number, signal?: AbortSignal): Promise<TrainingSession> {
     this.guardIdle();
     this.starting = true;
     let python: string;
@@ -65,7 +65,8 @@ export class TrainingController implements vscode.Disposable {
     try {
       python = await this.ws.python();
       // A first build runs in a child process, as MoA: Build Datasets does: never on the host's thread.
-      manifest = datasetsForTraining(this.ws.layout) ?? (await buildDatasetsInChild({ node: process.execPath, builder: join(this.ws.product.root, 'dist', 'dataBuild.js'), productRoot: this.ws.product.root, root: this.ws.layout.root }));
+      manifest = datasetsForTraining(this.ws.layout) ?? (await buildDatasetsInChild({ node: process.execPath, builder: join(this.ws.product.root, 'dist', 'dataBuild.js'), productRoot: this.ws.product.root, root: this.ws.layout.root, ...(signal ? { signal } : {}) }));
+      throwIfCancelled(signal, 'starting training');
     } finally {
       this.starting = false;
     }
@@ -115,12 +116,11 @@ export class TrainingController implements vscode.Disposable {
         this.setStatus('failed');
         const why = describeFailure(exit);
         this.ws.log.error(`training run ${run.id} failed: ${why}`);
-        const setup = needsSetup(why) ? ['Set Up Trainer Environment'] : [];
-        const actions = hasCheckpoint(run) && !exit.hostError ? ['Resume', ...setup, 'Open Log'] : [...setup, 'Open Log'];
+        const { actions, run: fix } = errorActions(new Error(why), hasCheckpoint(run) && !exit.hostError ? ['Resume'] : []);
         void vscode.window.showErrorMessage(`MoA training failed: ${why.split('\n')[0]}`, ...actions).then((a) => {
           if (a === 'Open Log') this.ws.log.show();
-          else if (a === 'Set Up Trainer Environment') void vscode.commands.executeCommand('moa.setupEnvironment');
-          else if (a === 'Resume') this.resume(run).catch((e) => void vscode.window.showErrorMessage(`MoA: ${errorMessage(e)}`, 'Open Log').then((o) => o && this.ws.log.show()));
+          else if (a !== 'Resume') void fix(a);
+          else this.resume(run).catch((e) => void vscode.window.showErrorMessage(`MoA: ${errorMessage(e)}`, 'Open Log').then((o) => o && this.ws.log.show()));
         });
       }
     });

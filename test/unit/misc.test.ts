@@ -186,4 +186,6 @@ test('the device as the tree and the dashboard show it: the GPU count when the m
   assert.deepEqual([deviceKind({ ...hello, gpu_count: 8 }), deviceLabel({ ...hello, gpu_count: 8 })], ['8 × cuda', '8 × NVIDIA H200 (140 GB)']);
   assert.deepEqual([deviceKind({ ...hello, gpu_count: 1 }), deviceLabel(hello)], ['cuda', 'NVIDIA H200 (140 GB)']);
   assert.deepEqual([deviceKind({ ...hello, device: 'cpu', gpu: null, gpu_memory_gb: null, gpu_count: 0 }), deviceLabel({ ...hello, device: 'cpu', gpu: null, gpu_memory_gb: null })], ['cpu', 'cpu']);
+  assert.equal(deviceLabel({ ...hello, device: 'cpu', gpu: null, gpu_memory_gb: null }, 24 * 2 ** 30), 'cpu (24 GB RAM)');
+  assert.equal(deviceLabel(hello, 24 * 2 ** 30), 'NVIDIA H200 (140 GB)', 'a GPU reports its own memory');
 });

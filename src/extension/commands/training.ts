@@ -3,6 +3,7 @@ import { moaSettings } from '../settings';
 import { usableExperts } from '../../core/adapters/store';
 import type { TrainStage } from '../../core/trainer/train';
 import { MoaError } from '../../core/util/errors';
+import { abortOn } from '../abort';
 import { DashboardPanel } from '../dashboard';
 import type { App } from './app';
 
@@ -16,7 +17,15 @@ export function registerTrainingCommands({ context, ws, training, tree, cmd }: A
   const train = async (stages?: TrainStage[], domains?: string[]) => {
     requireTrust();
     const { trainSteps: override, trainMinutes: minutes } = moaSettings();
-    await training.start(override > 0 ? override : ws.config().training.steps, stages, domains, minutes > 0 ? minutes : undefined);
+    // Starting may build the datasets first (a child process): shown, and cancellable until the trainer runs.
+    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: starting training', cancellable: true }, async (_p, token) => {
+      const abort = abortOn(token);
+      try {
+        await training.start(override > 0 ? override : ws.config().training.steps, stages, domains, minutes > 0 ? minutes : undefined, abort.signal);
+      } finally {
+        abort.dispose();
+      }
+    });
     DashboardPanel.show(context, ws, training);
     tree.refresh();
   };

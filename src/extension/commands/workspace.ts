@@ -1,14 +1,15 @@
 import * as vscode from 'vscode';
+import { totalmem } from 'node:os';
 import { isAbsolute, join, relative, sep } from 'node:path';
 import { evaluate, formatEvalTable, saveEvalReport } from '../../core/eval/evaluate';
 import type { TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, spawnTrainer } from '../../core/trainer/process';
 import { addDomainsFor } from '../../core/config/edit';
 import { readManifest } from '../../core/data/shards';
-import { MoaError } from '../../core/util/errors';
+import { errorMessage, MoaError } from '../../core/util/errors';
 import { abortOn } from '../abort';
 import { deviceKind, deviceLabel } from '../../core/trainer/device';
-import { nvidiaGpus, setupTrainerEnv, trainerEnvDir } from '../../core/trainer/setup';
+import { findBasePython, nvidiaGpus, setupTrainerEnv, trainerEnvDir } from '../../core/trainer/setup';
 import { baseChoices, describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
 import { staleForBase } from '../../core/adapters/catalog';
 import { initWorkspace } from '../../core/workspace';
@@ -80,13 +81,24 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
       tree.setDevice({ label: 'Python not ready', detail: `${python}: ${why}` });
       throw new MoaError(`environment check with ${python} failed: ${why}`);
     }
-    const device = hello.gpu ? deviceLabel(hello) : 'no CUDA GPU: training runs on the CPU';
+    const device = hello.gpu ? deviceLabel(hello) : `no CUDA GPU: training runs on the CPU, ${deviceLabel(hello, totalmem())}`;
     ws.log.info(`doctor: python ${hello.python} at ${python}, torch ${hello.torch}, ${device}`);
     tree.setDevice({ label: deviceKind(hello), detail: `Python ${hello.python} (${python}), torch ${hello.torch}, ${device}` });
     void vscode.window.showInformationMessage(`MoA: Python ${hello.python}, torch ${hello.torch}, ${device}.`);
   });
   cmd('moa.setupEnvironment', async () => {
     if (!vscode.workspace.isTrusted) throw new MoaError('the setup runs Python and pip, which a restricted workspace does not allow');
+    // A Python 3.10+ found on PATH, or the one the user points at when there is none.
+    let python: string | undefined;
+    try {
+      findBasePython();
+    } catch (e) {
+      const choose = await vscode.window.showWarningMessage(`MoA: ${errorMessage(e)}`, 'Choose Python…');
+      if (!choose) return;
+      const picked = await vscode.window.showOpenDialog({ canSelectFiles: true, canSelectFolders: false, title: 'MoA: a Python 3.10 or newer to make the trainer environment from', openLabel: 'Use this Python' });
+      if (!picked?.[0]) return;
+      python = findBasePython(picked[0].fsPath).python;
+    }
     const gpus = nvidiaGpus();
     const pick = await vscode.window.showQuickPick([
       { label: gpus > 0 ? 'CUDA build of torch' : 'CPU build of torch', build: 'auto' as const, detail: gpus > 0 ? `nvidia-smi lists ${gpus} NVIDIA GPU${gpus > 1 ? 's' : ''}: train on ${gpus > 1 ? 'them' : 'it'}` : 'nvidia-smi finds no NVIDIA GPU: training runs on the CPU' },
@@ -97,7 +109,7 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
       const abort = abortOn(token);
       try {
         return await setupTrainerEnv({
-          dir: trainerEnvDir(), build: pick.build, requirements: join(ws.product.trainerDir, 'requirements.txt'), signal: abort.signal,
+          dir: trainerEnvDir(), build: pick.build, requirements: join(ws.product.trainerDir, 'requirements.txt'), signal: abort.signal, ...(python ? { python } : {}),
           onLine: (l) => {
             ws.log.info(`[setup] ${l}`);
             if (/^(creating|installing|Collecting|Installing collected)/.test(l)) progress.report({ message: l.slice(0, 80) });
