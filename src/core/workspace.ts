@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './util/atomic';
 import { DEFAULT_BASE_MODEL, defaultData, defaultLora, defaultRouter, defaultTraining, type MoaConfig } from './config/schema';
+import { sectionDefaults } from './config/table';
 import { loadConfig, saveConfig } from './config/load';
 import { scanOptionsFor, scanWorkspace } from './data/scan';
 import { buildDatasets, type DatasetManifest, type BuildOptions } from './data/shards';
@@ -39,6 +40,7 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
     training: defaultTraining(),
     data: defaultData(),
     router: defaultRouter(),
+    inference: sectionDefaults('inference'),
     routing: { mode: 'label' },
   };
   saveConfig(layout.configFile, config);

@@ -35,6 +35,7 @@ from .hf_folder import load_base_model
 from .model import MODULE_PARENT, CausalLM
 from .onnx_builder import ExternalData
 from .onnx_graph import MAX_ROTARY_POSITIONS, OPSET, build_decoder
+from .onnx_quant import WEIGHT_TYPES
 from .protocol import emit
 from .runtime import hello
 
@@ -46,7 +47,7 @@ EXTERNAL_DATA_BYTES = 64 * 1024 * 1024
 
 
 def export_onnx(model: CausalLM, targets: list[str], out: Path, learned_routing: bool = False,
-                top_k: int = 1, external_data: Optional[bool] = None) -> None:
+                top_k: int = 1, external_data: Optional[bool] = None, weights: str = "f32") -> None:
     unknown = [m for m in targets if m not in MODULE_PARENT]
     if unknown:
         raise TrainerError(f"export: unknown target_modules {unknown}",
@@ -54,7 +55,8 @@ def export_onnx(model: CausalLM, targets: list[str], out: Path, learned_routing:
     if learned_routing and not targets:
         raise TrainerError("export: learned_routing needs target_modules to route", None)
     model = model.float().eval()
-    save_to(lambda ext: build_decoder(model, targets, learned_routing, top_k, external=ext), model, out, external_data)
+    save_to(lambda ext: build_decoder(model, targets, learned_routing, top_k, external=ext, weight_type=weights), model, out,
+            external_data)
 
 
 def save_to(build: Callable[[Optional[ExternalData]], onnx.ModelProto], model: CausalLM, out: Path,
@@ -204,6 +206,11 @@ def run(config_path: str) -> None:
         raise TrainerError(f"{source}: variant must be \"moa\" (expert inputs) or \"hf\" (transformers.js layout)", None)
     if variant == "hf" and learned:
         raise TrainerError(f"{source}: the hf variant is the base model alone; it has no routers", None)
+    weights = f.str("weights", "f32")
+    if weights not in WEIGHT_TYPES:
+        raise TrainerError(f"{source}: weights must be one of {', '.join(WEIGHT_TYPES)}", None)
+    if variant == "hf" and weights != "f32":
+        raise TrainerError(f"{source}: the hf variant is written in float only", None)
     hello(torch.device("cpu"))
     model = load_base_model(base)
     if variant == "hf":
@@ -213,9 +220,9 @@ def run(config_path: str) -> None:
         emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(path),
              dir=str(out), bytes=bytes_on_disk(path))
         return
-    export_onnx(model, targets, out, learned, top_k, external)
+    export_onnx(model, targets, out, learned, top_k, external, weights)
     meta_path = out.with_suffix(".json")  # model.onnx -> model.json, as PROTOCOL.md names it
-    atomic_write_json(meta_path, model_json(model, targets, opset, learned, top_k))
+    atomic_write_json(meta_path, {**model_json(model, targets, opset, learned, top_k), "weights": weights})
     emit("artifact", kind="onnx", name=out.name, path=str(out))
     emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(out),
          model_json=str(meta_path), bytes=bytes_on_disk(out))

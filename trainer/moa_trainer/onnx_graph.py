@@ -27,6 +27,7 @@ from onnx import TensorProto, helper
 from .model import CausalLM
 from .onnx_attention import GQA_HEAD_MULTIPLE, FusedAttention, PlainAttention
 from .onnx_builder import MS, NEG, ExternalData, Graph
+from .onnx_quant import ACCURACY_LEVEL, WEIGHT_TYPES, pack_nbits
 
 OPSET = 17
 # A `logits_to_keep` larger than any call's length: every row.
@@ -199,9 +200,11 @@ class Routers:
 
 
 def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, top_k: int = 1,
-                  experts: bool = True, external: Optional[ExternalData] = None) -> onnx.ModelProto:
+                  experts: bool = True, external: Optional[ExternalData] = None, weight_type: str = "f32",
+                  block: int = 32) -> onnx.ModelProto:
     """The decoder graph. `experts=False`: the base model alone (no LoRA, routing or router
-    inputs), the `hf` variant's graph."""
+    inputs), the `hf` variant's graph. `weight_type` int8 / int4: the base's projections and output
+    head as MatMulNBits in blocks of `block` (onnx_quant.py); embeddings, norms and experts float."""
     cfg = model.config
     sd = {k: _np(v) for k, v in model.state_dict().items()}
     L, H, Hkv, D = cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
@@ -246,8 +249,19 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
     eps = float(cfg.rms_norm_eps)
     qkv_split = g.ints(H * D, Hkv * D, Hkv * D)
 
+    bits = WEIGHT_TYPES[weight_type]
+
+    def matmul(x: str, weight: np.ndarray, hint: str) -> str:
+        """x @ weight ([K, N]); quantized when asked and the rows split into whole blocks."""
+        k, n = weight.shape
+        if bits == 32 or k % block:
+            return g.one("MatMul", [x, g.const(hint, weight)])
+        packed, scales = pack_nbits(weight, bits, block)
+        return g.one("MatMulNBits", [x, g.const(f"{hint}_q{bits}", packed), g.const(f"{hint}_scales", scales)], domain=MS,
+                     K=k, N=n, bits=bits, block_size=block, accuracy_level=ACCURACY_LEVEL)
+
     def linear(x: str, weight: np.ndarray, bias: Optional[np.ndarray], group: str, layer: int) -> str:
-        y = g.one("MatMul", [x, g.const(f"w_{group}", weight)])
+        y = matmul(x, weight, f"w_{group}")
         if bias is not None:
             y = g.one("Add", [y, g.const(f"b_{group}", bias)])
         d = (lora.delta_one(group, x, *sel) if sel else lora.delta(group, layer, x, w_rank)) if experts else None
@@ -303,10 +317,12 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         # (The hf variant keeps the standard inputs: transformers.js refuses unknown required ones.)
         keep = g.input("logits_to_keep", i64, [1])
         normed = g.one("Slice", [normed, g.one("Neg", [keep]), g.ints(KEEP_ALL), g.ints(1)])
-    if cfg.tie_word_embeddings:
+    if cfg.tie_word_embeddings and bits == 32:
         logits = g.one("FusedMatMul", [normed, embed], domain=MS, transB=1)
     else:
-        logits = g.one("MatMul", [normed, g.const("lm_head", sd["lm_head.weight"].T)])
+        # Quantized, a tied head gets its own packed copy (the embedding stays float for Gather).
+        head = sd["model.embed_tokens.weight"] if cfg.tie_word_embeddings else sd["lm_head.weight"]
+        logits = matmul(normed, head.T, "lm_head")
 
     g.output(logits, "logits", f32, ["batch", "seq", cfg.vocab_size])
     for i in range(L):

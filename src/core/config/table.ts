@@ -37,6 +37,7 @@ export const ROUTING_MODES = ['label', 'learned', 'auto', 'pinned', 'off'] as co
 export const ATTENTION_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const;
 export const LORA_MODULES = [...ATTENTION_MODULES, 'gate_proj', 'up_proj', 'down_proj'] as const;
 export const DEFAULT_BASE_MODEL = 'builtin:moa-tiny';
+export const WEIGHT_TYPES = ['f32', 'int8', 'int4'] as const;
 
 export const SECTIONS = {
   lora: {
@@ -75,6 +76,18 @@ export const SECTIONS = {
       eta: num(0.1, 0, 1e3, 'Weight of the routing classification loss.'),
       expertLrMult: num(0.1, 0, 10, "Experts' learning rate in stage 2 relative to stage 1; 0 freezes them."),
       topK: int(1, 1, 64, 'Experts mixed per layer.'),
+    },
+  },
+  inference: {
+    description: 'How completions and evaluation run the base model (onnxruntime).',
+    fields: {
+      weights: {
+        kind: 'enum',
+        default: 'f32',
+        oneOf: WEIGHT_TYPES,
+        description:
+          "The base's weights in the exported graph: f32, or int8 / int4 in blocks of 32 (onnxruntime's MatMulNBits, activations quantized per block). The experts stay float, so routing and switching are unchanged. int8 decodes about 1.8x faster than f32 on a 135M model on 2 cores with the same greedy tokens; int4 faster still and coarser (bench/core/RESULTS.md). moa eval reports the loss of what is served.",
+      },
     },
   },
   routing: {

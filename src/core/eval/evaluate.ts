@@ -126,7 +126,7 @@ export async function evaluate(
   const dir = resolveBaseModelDir(config.baseModel, product, layout.root);
   const base = readBaseModel(config.baseModel, dir);
   const targets = graphTargets(workspaceTargets(layout.expertsDir, layout.baselinesDir));
-  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { ...DEFAULT_VARIANT, targets }, opts.signal);
+  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { ...DEFAULT_VARIANT, targets, weights: config.inference.weights }, opts.signal);
   const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
   let learnedEngine: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack } | undefined;
   try {
@@ -155,7 +155,7 @@ export async function evaluate(
     };
     const stacks = new Map([...weights].map(([n, w]) => [n, stackExperts(engine.info, [w])]));
     if (routerInfo?.status === 'ok' && routerInfo.experts.length >= 2 && routerInfo.experts.every((e) => weights.has(e))) {
-      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK, targets }, opts.signal);
+      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK, targets, weights: config.inference.weights }, opts.signal);
       const lengine = await OnnxEngine.load(lexp.onnxPath, readOnnxModelInfo(lexp.infoPath));
       learnedEngine = {
         engine: lengine,

@@ -4,6 +4,7 @@ import { MAX_JSON_BYTES } from '../util/json';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ATTENTION_MODULES } from '../config/schema';
+import type { WEIGHT_TYPES } from '../config/table';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { MoaError, throwIfCancelled } from '../util/errors';
 import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
@@ -28,7 +29,11 @@ export interface ExportVariant {
    * targets more needs a graph with them: `graphTargets` gives the set for a group of experts.
    */
   targets?: readonly string[];
+  /** The base's weights in the graph: float, or int8 / int4 blocks (MatMulNBits); experts stay float. */
+  weights?: WeightType;
 }
+
+export type WeightType = (typeof WEIGHT_TYPES)[number];
 
 const PROJECTION_ORDER = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
@@ -46,6 +51,7 @@ export function exportKey(baseModelDir: string, variant: ExportVariant = DEFAULT
   // Attention's four alone keep the key caches from before MLP targets existed.
   const h = createHash('sha256').update(`format-${EXPORT_FORMAT}\0${targetsOf(variant).join(',')}\0`);
   if (variant.learnedRouting) h.update(`learned-top${variant.topK}\0`);
+  if (variant.weights && variant.weights !== 'f32') h.update(`weights-${variant.weights}\0`);
   h.update(readFileBounded(join(baseModelDir, 'config.json'), MAX_JSON_BYTES, 'config.json'));
   const weights = join(baseModelDir, 'model.safetensors');
   if (existsSync(weights)) {
@@ -83,6 +89,7 @@ export async function ensureOnnxExport(
     target_modules: targetsOf(variant),
     opset: 17,
     ...(variant.learnedRouting ? { learned_routing: true, top_k: variant.topK } : {}),
+    ...(variant.weights && variant.weights !== 'f32' ? { weights: variant.weights } : {}),
   });
   const proc = spawnTrainer({
     python: interpreter,

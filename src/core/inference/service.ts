@@ -105,7 +105,7 @@ export class CompletionService {
    */
   private async loadEngine(variant: ExportVariant = DEFAULT_VARIANT): Promise<OnnxEngine> {
     const targets = graphTargets(workspaceTargets(this.layout.expertsDir, this.layout.baselinesDir));
-    const exp = await ensureOnnxExport(this.layout, this.product, this.baseDir!, this.python, this.onLog, { ...variant, targets });
+    const exp = await ensureOnnxExport(this.layout, this.product, this.baseDir!, this.python, this.onLog, { ...variant, targets, weights: this.config.inference.weights });
     const info = readOnnxModelInfo(exp.infoPath);
     return OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
   }
