@@ -4,6 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { validateConfig } from '../../src/core/config/validate';
 import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { choosePython } from '../../src/core/trainer/python';
@@ -55,6 +56,18 @@ test('the worker completes as the in-process service does, asks the host for Pyt
     const here = await service.complete('src/a.py', PREFIX, opts);
     assert.equal(here.text, viaWorker.text);
     assert.deepEqual(here.route, viaWorker.route);
+  } finally {
+    await service.dispose();
+  }
+});
+
+test('inference.weights int8: the completion runs on a MatMulNBits graph in onnxruntime-node', async () => {
+  const service = new CompletionService(workspaceLayout(ws.root), productLayout(root), { ...config, inference: { weights: 'int8' } }, python);
+  try {
+    const c = await service.complete('src/a.py', PREFIX, { ...DEFAULT_COMPLETE, maxNewTokens: 24 });
+    assert.ok(c.tokens > 0 && c.text.length > 0, JSON.stringify(c));
+    const graphs = readdirSync(workspaceLayout(ws.root).onnxDir).map((d) => join(workspaceLayout(ws.root).onnxDir, d, 'model.json')).filter((f) => existsSync(f));
+    assert.ok(graphs.some((f) => JSON.parse(readFileSync(f, 'utf8')).weights === 'int8'), 'an int8 export beside the float one');
   } finally {
     await service.dispose();
   }

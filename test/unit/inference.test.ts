@@ -73,6 +73,10 @@ test('the graph takes LoRA inputs for attention and every projection the experts
   // Attention-only workspaces keep the graph they had; MLP targets are another graph.
   assert.equal(exportKey(dir, { ...DEFAULT_VARIANT, targets: ['v_proj', 'q_proj'] }), exportKey(dir));
   assert.notEqual(exportKey(dir, { ...DEFAULT_VARIANT, targets: ['down_proj'] }), exportKey(dir));
+  // Quantized weights are other graphs; f32 named or not is the one workspaces already have.
+  const keys = (['f32', 'int8', 'int4'] as const).map((weights) => exportKey(dir, { ...DEFAULT_VARIANT, weights }));
+  assert.equal(keys[0], exportKey(dir));
+  assert.equal(new Set(keys).size, 3);
 });
 
 test('completions decode on one thread for small models and leave larger ones to onnxruntime', async () => {
