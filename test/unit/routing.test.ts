@@ -7,7 +7,7 @@ import { validateConfig } from '../../src/core/config/validate';
 import { pinExpert, unpinExpert } from '../../src/core/routing/pin';
 import { readExpertState } from '../../src/core/adapters/state';
 import { loadConfig } from '../../src/core/config/load';
-import { setRoutingMode } from '../../src/core/config/edit';
+import { setInferenceWeights, setRoutingMode } from '../../src/core/config/edit';
 import { workspaceLayout } from '../../src/core/paths';
 import { tempWorkspace } from '../helpers/tmp';
 
@@ -115,6 +115,21 @@ test('pinning is one behaviour: pin sets pinned routing, unpin puts pinned back 
     setRoutingMode(layout.configFile, 'auto');
     unpinExpert(layout);
     assert.equal(mode(), 'auto', 'a mode the user chose is left alone');
+  } finally {
+    ws.cleanup();
+  }
+});
+
+test('the completion weights are set in the user\'s file with every other key as written, and an unknown type is refused', () => {
+  const ws = tempWorkspace({ '.moa/moa.json': JSON.stringify({ domains: [{ name: 'python', include: ['**/*.py'] }], inference: { note: 'mine' }, routing: { mode: 'auto' } }) });
+  try {
+    const layout = workspaceLayout(ws.root);
+    assert.equal(loadConfig(layout.configFile).config.inference.weights, 'f32', 'the default');
+    setInferenceWeights(layout.configFile, 'int8');
+    const { config, warnings } = loadConfig(layout.configFile);
+    assert.deepEqual([config.inference.weights, config.routing.mode], ['int8', 'auto']);
+    assert.ok(warnings.some((w) => /inference\.note: unknown key/.test(w)), 'the unknown key the user wrote is kept (and warned about)');
+    assert.throws(() => setInferenceWeights(layout.configFile, 'fp8' as 'int8'), /unknown weight type "fp8"/);
   } finally {
     ws.cleanup();
   }

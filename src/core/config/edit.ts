@@ -5,14 +5,25 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { realPathOf } from '../data/notebooks';
 import { suggestDomains } from '../domains/suggest';
-import { ROUTING_MODES, type DomainConfig, type RoutingMode } from './schema';
+import { ROUTING_MODES, type DomainConfig, type RoutingMode, type WeightType } from './schema';
+import { WEIGHT_TYPES } from './table';
 
-/** Changes routing.mode in the user's file, keeping every other key as they wrote it. */
+/** Sets one key of one section in the user's file, keeping every other key as they wrote it. */
+function setSectionKey(file: string, section: string, key: string, value: unknown): void {
+  const raw = readJsonObject(file);
+  const old = typeof raw[section] === 'object' && raw[section] !== null ? (raw[section] as Record<string, unknown>) : {};
+  writeJsonAtomic(file, { ...raw, [section]: { ...old, [key]: value } });
+}
+
 export function setRoutingMode(file: string, mode: RoutingMode): void {
   if (!ROUTING_MODES.includes(mode)) throw new MoaError(`unknown routing mode "${mode}"`);
-  const raw = readJsonObject(file);
-  const routing = typeof raw['routing'] === 'object' && raw['routing'] !== null ? (raw['routing'] as Record<string, unknown>) : {};
-  writeJsonAtomic(file, { ...raw, routing: { ...routing, mode } });
+  setSectionKey(file, 'routing', 'mode', mode);
+}
+
+/** The base's weight type in the exported graph (inference.weights). */
+export function setInferenceWeights(file: string, weights: WeightType): void {
+  if (!WEIGHT_TYPES.includes(weights)) throw new MoaError(`unknown weight type "${weights}"`, `Choose one of ${WEIGHT_TYPES.join(', ')}.`);
+  setSectionKey(file, 'inference', 'weights', weights);
 }
 
 /**

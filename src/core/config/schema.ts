@@ -4,6 +4,8 @@ import { sectionDefaults, type ConfigSections } from './table';
 export { ATTENTION_MODULES, DEFAULT_BASE_MODEL, ROUTING_MODES } from './table';
 
 export type RoutingMode = ConfigSections['routing']['mode'];
+/** The base's weights in the exported graph (MatMulNBits blocks for int8 / int4). */
+export type WeightType = ConfigSections['inference']['weights'];
 
 export interface DomainConfig {
   name: string;

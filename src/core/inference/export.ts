@@ -4,7 +4,7 @@ import { MAX_JSON_BYTES } from '../util/json';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ATTENTION_MODULES } from '../config/schema';
-import type { WEIGHT_TYPES } from '../config/table';
+import type { WeightType } from '../config/schema';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { MoaError, throwIfCancelled } from '../util/errors';
 import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
@@ -33,7 +33,7 @@ export interface ExportVariant {
   weights?: WeightType;
 }
 
-export type WeightType = (typeof WEIGHT_TYPES)[number];
+export type { WeightType };
 
 const PROJECTION_ORDER = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'];
 
