@@ -35,6 +35,8 @@ test('where a text stops being JSON, as JSON.parse refuses it', () => {
     assert.throws(() => JSON.parse(bad), SyntaxError, 'JSON.parse agrees it is not JSON');
     assert.equal(lineOfJsonError(bad), line, JSON.stringify(bad));
   }
+  assert.equal(lineOfJsonError('['.repeat(200_000)), undefined, 'nesting past the stack: no line, no throw');
+  assert.equal(lineOfJsonPath('['.repeat(200_000), '$.a'), 1);
   for (const good of [text, '[]', '"x"', ' {"a": [1.5e-3, -0, true, null, "\\u00e9\\n"]} ']) {
     JSON.parse(good);
     assert.equal(lineOfJsonError(good), undefined, good);

@@ -104,7 +104,7 @@ export function lineOfJsonError(text: string): number | undefined {
     walk(text, () => undefined);
     return undefined;
   } catch (e) {
-    if (e instanceof SyntaxAt) return lineAt(text, e.offset);
-    throw e;
+    // Nesting deeper than the stack: no line to give, and never an error of its own.
+    return e instanceof SyntaxAt ? lineAt(text, e.offset) : undefined;
   }
 }
