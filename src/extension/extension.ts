@@ -27,10 +27,8 @@ function guarded(log: vscode.LogOutputChannel, fn: (...args: never[]) => unknown
       if (e instanceof Cancelled) return void log.info(e.hint ? `${e.message}. ${e.hint}` : e.message);
       log.error(errorMessage(e));
       const hint = e instanceof MoaError && e.hint ? ` ${e.hint}` : '';
-      const { actions, run } = errorActions(e);
-      const action = await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, ...actions);
-      if (action === 'Open Log') log.show();
-      else await run(action);
+      const { actions, run } = errorActions(e, log);
+      await run(await vscode.window.showErrorMessage(`MoA: ${errorMessage(e).split('\n')[0]}${hint}`, ...actions));
     }
   };
 }

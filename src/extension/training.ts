@@ -116,10 +116,9 @@ export class TrainingController implements vscode.Disposable {
         this.setStatus('failed');
         const why = describeFailure(exit);
         this.ws.log.error(`training run ${run.id} failed: ${why}`);
-        const { actions, run: fix } = errorActions(new Error(why), hasCheckpoint(run) && !exit.hostError ? ['Resume'] : []);
+        const { actions, run: fix } = errorActions(new Error(why), this.ws.log, hasCheckpoint(run) && !exit.hostError ? ['Resume'] : []);
         void vscode.window.showErrorMessage(`MoA training failed: ${why.split('\n')[0]}`, ...actions).then((a) => {
-          if (a === 'Open Log') this.ws.log.show();
-          else if (a !== 'Resume') void fix(a);
+          if (a !== 'Resume') void fix(a);
           else this.resume(run).catch((e) => void vscode.window.showErrorMessage(`MoA: ${errorMessage(e)}`, 'Open Log').then((o) => o && this.ws.log.show()));
         });
       }
