@@ -25,6 +25,15 @@ sys.path.insert(0, str(REPO / "trainer"))
 from moa_trainer.hf_folder import save_model_files  # noqa: E402
 from moa_trainer.model import CausalLM, ModelConfig, init_weights  # noqa: E402
 
+def record_figure(bench: str, figure: str, ours: float, unit: str, **extra: Any) -> None:
+    """One row of `npm run bench`'s table (bench/core/figures.ts has the fields): appended to the
+    file scripts/bench.mjs names in MOA_BENCH_FIGURES; nothing when a script runs on its own."""
+    out = os.environ.get("MOA_BENCH_FIGURES")
+    if out:
+        with open(out, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"bench": bench, "figure": figure, "ours": ours, "unit": unit, **extra}) + "\n")
+
+
 # A small Llama (GQA, SwiGLU, tied embeddings), byte-level vocab like the built-in model.
 SMALL_LLAMA = ModelConfig(vocab_size=258, hidden_size=256, intermediate_size=688, num_hidden_layers=4,
                           num_attention_heads=8, num_key_value_heads=4, head_dim=32, rms_norm_eps=1e-5,

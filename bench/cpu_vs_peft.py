@@ -10,7 +10,7 @@ import json
 
 import torch
 
-from common import SMALL_LLAMA
+from common import SMALL_LLAMA, record_figure
 from speed import compare
 
 
@@ -20,7 +20,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seq", type=int, default=128)
+    ap.add_argument("--quick", action="store_true", help="1 step, 1 round: checks the bench runs")
     args = ap.parse_args()
+    if args.quick:
+        args.steps, args.rounds = 1, 1
     torch.set_num_threads(1)
     res = compare(SMALL_LLAMA, [1, 4], args.batch, args.seq, "cpu", args.steps, warmup=2, rounds=args.rounds,
                   extra={"threads": 1})
@@ -28,6 +31,10 @@ def main() -> None:
     res["lora"] = "r 8, alpha 16, q/k/v/o"
     res["torch_threads"] = torch.get_num_threads()
     print(json.dumps(res, indent=2))
+    for r in res["results"]:
+        record_figure("trainer-vs-peft", f"training tokens/s vs peft + transformers, {r['experts']} expert(s), same batches, CPU, 1 thread",
+                      r["ours_tokens_per_s"], "tok/s", comparison="peft + transformers", theirs=r["peft_tokens_per_s"],
+                      ratio=r["ratio_ours_over_peft"], target="≥ 1.0×", met=r["ratio_ours_over_peft"] >= 1.0)
 
 
 if __name__ == "__main__":

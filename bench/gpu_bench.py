@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from common import QWEN2_05B, SMALL_LLAMA
+from common import QWEN2_05B, SMALL_LLAMA, record_figure
 from speed import compare
 
 
@@ -42,7 +42,15 @@ def main() -> None:
     res["model"] = "SMALL_LLAMA (smoke)" if args.smoke else "Qwen2-0.5B shape, random init, bf16 autocast"
     res["wall_s"] = time.perf_counter() - t0
     print(json.dumps(res, indent=2))
-
+    where = f"{res['model']}, {res['gpu'] or 'CPU'}"
+    for r in res["results"]:
+        record_figure("gpu", f"training tokens/s vs peft + transformers, {r['experts']} expert(s), {where}",
+                      r["ours_tokens_per_s"], "tok/s", comparison="peft + transformers", theirs=r["peft_tokens_per_s"],
+                      ratio=r["ratio_ours_over_peft"], target="≥ 1.5× (on CUDA)", met=r["ratio_ours_over_peft"] >= 1.5)
+    if "ours_concurrent_4_over_sequential_1" in res:
+        x = res["ours_concurrent_4_over_sequential_1"]
+        record_figure("gpu", f"training tokens/s, 4 experts concurrently vs 1, {where}", x, "×",
+                      target="≥ 2× (on CUDA)", met=x >= 2)
 
 if __name__ == "__main__":
     main()

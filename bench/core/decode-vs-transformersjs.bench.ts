@@ -3,7 +3,7 @@
 // same token count, measured alternately in one process. transformers.js cannot load the MoA graph
 // (its expert inputs are required inputs it does not feed), so it runs the trainer's `hf` variant
 // of the same weights (onnx/model.onnx + config.json), and we run our own export.
-// Run: npm run bench:transformersjs. transformers.js is installed on demand into
+// Run: npm run bench:transformersjs [-- --quick]. transformers.js is installed on demand into
 // bench/transformersjs/ (its own package.json), never into the root package.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,14 +18,15 @@ import { OnnxEngine, decodeThreads } from '../../src/core/inference/engine';
 import { stackExperts } from '../../src/core/inference/expertStack';
 import { ensureOnnxExport } from '../../src/core/inference/export';
 import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
+import { atLeast, figure, quick } from './figures';
 import { median } from './stats';
 
 const root = resolve(__dirname, '..', '..');
 const tjsDir = join(root, 'bench', 'transformersjs');
 const baseDir = join(root, 'models', 'moa-tiny');
 const python = choosePython(root).command;
-const NEW_TOKENS = 128;
-const ROUNDS = 5;
+const NEW_TOKENS = quick ? 16 : 128;
+const ROUNDS = quick ? 1 : 5;
 
 // The slice of transformers.js this bench uses. Its own types live in bench/transformersjs, outside
 // the root type-check (the package is not a root dependency), so they are declared here.
@@ -88,7 +89,7 @@ async function main(): Promise<void> {
     const theirs1T = await tjs.AutoModelForCausalLM.from_pretrained('moa-tiny-hf', { local_files_only: true, dtype: 'fp32', device: 'cpu', session_options: { intraOpNumThreads: 1 } });
 
     // Prompts: 256 bytes (tokens) cut mid-file from four kinds of file in this repository, at a line start.
-    const promptFiles = ['trainer/moa_trainer/train.py', 'src/core/inference/service.ts', 'README.md', 'scripts/test.mjs'];
+    const promptFiles = ['trainer/moa_trainer/train.py', 'src/core/inference/service.ts', 'README.md', 'scripts/test.mjs'].slice(0, quick ? 1 : 4);
     const prompts = promptFiles.map((f) => {
       const text = readFileSync(join(root, f));
       const cut = text.indexOf(10, Math.floor(text.length * 0.6)) + 1;
@@ -148,6 +149,8 @@ async function main(): Promise<void> {
     const geo = (xs: number[]) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
     console.log(`\ngeometric mean over the ${prompts.length} prompts, decode tokens/s ÷ transformers.js defaults (target ≥ 1.5×) / ÷ transformers.js at 1 thread:`);
     series.forEach(([name], k) => console.log(`  ${name.padEnd(56)} ${geo(ratios[k]!).toFixed(2)}× / ${geo(ratios1T[k]!).toFixed(2)}×  (per prompt: ${ratios[k]!.map((r) => r.toFixed(2)).join(', ')})`));
+    figure({ bench: 'transformers.js', figure: `decode, moa-tiny, our defaults, ${NEW_TOKENS} tokens, geometric mean over ${prompts.length} prompt(s)`, ours: geo(ratios[0]!), unit: '× theirs', comparison: `transformers.js ${version}, defaults`, ...atLeast(geo(ratios[0]!), 1.5), note: `÷ transformers.js at 1 thread: ${geo(ratios1T[0]!).toFixed(2)}×` });
+    figure({ bench: 'transformers.js', figure: 'decode, moa-tiny, one rank-8 expert attached', ours: geo(ratios[1]!), unit: '× theirs', comparison: `transformers.js ${version}, defaults (no expert)`, ...atLeast(geo(ratios[1]!), 1.5) });
     await ours.release();
     await oursOrtThreads.release();
     await theirs.dispose();

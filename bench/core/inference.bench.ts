@@ -2,7 +2,7 @@
 // session, routing overhead as a share of time-to-first-token, TTFT p50/p95 for a 256-token
 // prompt on moa-tiny, and the engine's resident memory. Every ratio comes from figures measured
 // side by side in this one run. Run: npm run bench:inference (needs .venv for the one-time ONNX
-// export). Prints figures; writes nothing into the repository.
+// export; -- --quick for fewer rounds). Prints figures; writes nothing into the repository.
 import { mkdirSync, writeFileSync, rmSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,6 +19,7 @@ import { OnnxEngine, decodeThreads, loadOrt } from '../../src/core/inference/eng
 import { stackExperts } from '../../src/core/inference/expertStack';
 import { ensureOnnxExport } from '../../src/core/inference/export';
 import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
+import { figure, quick } from './figures';
 import { median, quantile } from './stats';
 
 // Read before onnxruntime-node (a lazy import) or any model is loaded: the engine's memory is measured from here.
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
     const routeMs: number[] = [];
     const sameExpert: number[] = [];
     const switching: number[] = [];
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < (quick ? 8 : 40); i++) {
       // Interleaved so that load on this shared machine falls on all series alike.
       let t = performance.now();
       service.route('src/a.py');
@@ -136,7 +137,7 @@ async function main(): Promise<void> {
       await plain.generate(ids, { ...gen, stack: pair, expertWeights: [0, 1] });
       await learned.generate(ids, { ...gen, stack: pair, expertWeights: [], router });
     }
-    for (let i = 0; i < 60; i++) {
+    for (let i = 0; i < (quick ? 10 : 60); i++) {
       let t = performance.now();
       await plain.generate(ids, { ...gen, stack: pair, expertWeights: [0, 1] });
       fixedT.push(performance.now() - t);
@@ -148,7 +149,7 @@ async function main(): Promise<void> {
     await learned.release();
     // (a) continued: what a design that baked the expert into the graph would pay per switch at least.
     const recreate: number[] = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < (quick ? 2 : 6); i++) {
       const t = performance.now();
       const e = await OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
       recreate.push(performance.now() - t);
@@ -165,6 +166,13 @@ async function main(): Promise<void> {
     console.log(`(b) label routing (service.route) between requests ${ms(median(routeMs))} = ${((100 * median(routeMs)) / p50).toFixed(2)}% of TTFT (target < 5%); back to back ${ms(median(routeWarm))}`);
     console.log(`    learned routing in the graph: first token ${ms(median(learnedT))} vs fixed weights ${ms(median(fixedT))}: +${((100 * (median(learnedT) - median(fixedT))) / median(fixedT)).toFixed(1)}% (2 experts, 256-token prompt)`);
     console.log(`(c) TTFT, 256-token prompt, whole request through CompletionService: p50 ${ms(p50)}, p95 ${ms(quantile(ttft, 0.95))} (${ttft.length} requests)`);
+    const b = 'inference';
+    figure({ bench: b, figure: 'switch expert between requests (stack its inputs), moa-tiny', ours: median(stackTimes), unit: 'ms', comparison: 'recreate the session', theirs: median(recreate), ratio: median(stackTimes) / median(recreate), target: '< 1 ms', met: median(stackTimes) < 1 });
+    figure({ bench: b, figure: 'label routing as a share of time to first token', ours: median(routeMs), unit: 'ms', comparison: 'TTFT p50', theirs: p50, ratio: median(routeMs) / p50, target: '< 5 %', met: median(routeMs) / p50 < 0.05 });
+    const learnedCost = (median(learnedT) - median(fixedT)) / median(fixedT);
+    figure({ bench: b, figure: 'learned routing in the graph, added time to first token (2 experts, 256 tokens)', ours: median(learnedT), unit: 'ms', comparison: 'fixed expert weights', theirs: median(fixedT), ratio: median(learnedT) / median(fixedT), target: '< 5 % added', met: learnedCost < 0.05 });
+    figure({ bench: b, figure: 'time to first token, 256-token prompt, whole request, moa-tiny (p50)', ours: p50, unit: 'ms', note: `p95 ${quantile(ttft, 0.95).toFixed(1)} ms of ${ttft.length}` });
+    figure({ bench: b, figure: 'resident memory of the completion engine (onnxruntime + session + 2 experts)', ours: (rssService - rssAtStart) / 2 ** 20, unit: 'MiB' });
     console.log(`(d) resident memory over the process before it (${mb(rssAtStart)}): +${mb(rssService - rssAtStart)} in all = onnxruntime-node's library +${mb(rssOrt - rssAtStart)}, then the service (session, tokenizer, 2 experts, warm) +${mb(rssService - rssOrt)}; two more sessions (plain + learned graph) +${mb(rssTwoMore - rssBeforeLearned)}`);
   } finally {
     rmSync(ws, { recursive: true, force: true });

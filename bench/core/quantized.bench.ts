@@ -17,12 +17,12 @@ import { seededRandom } from '../../src/core/inference/sampling';
 import { readBaseModel } from '../../src/core/models/base';
 import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { choosePython } from '../../src/core/trainer/python';
+import { figure, quick } from './figures';
 import { median } from './stats';
-import { SHAPES, ours, writeExpert, writeShape } from './shapes';
+import { QUICK_SHAPES, SHAPES, ours, writeExpert, writeShape } from './shapes';
 import { llamaCpp, theirs } from './llamaCpp';
 
 const root = resolve(__dirname, '..', '..');
-const quick = process.argv.includes('--quick');
 const python = choosePython(root).command;
 const DECODE = quick ? 16 : 32;
 const ROUNDS = quick ? 1 : 3;
@@ -35,8 +35,7 @@ async function main(): Promise<void> {
   const llama = await llamaCpp(root);
   const rows: string[] = [];
   try {
-    for (const [name, fields] of Object.entries(SHAPES)) {
-      if (quick && name.startsWith('Qwen2')) continue;
+    for (const [name, fields] of Object.entries(quick ? QUICK_SHAPES : SHAPES)) {
       const dir = join(ws, name.replace(/\W+/g, '-'));
       writeShape(dir, fields);
       const base = readBaseModel(dir, dir);
@@ -77,6 +76,7 @@ async function main(): Promise<void> {
         });
         const ref = cells.find((c) => c.w === 'llama.cpp q8_0')!;
         for (const c of cells) {
+          if (c.w === 'int8' || c.w === 'int4') figure({ bench: 'quantized', figure: `decode, ${name}, ${len}-token prompt, ${c.w} weights, one expert, ${threads} thread(s)`, ours: c.tps, unit: 'tok/s', comparison: 'llama.cpp q8_0 + the same LoRA', theirs: ref.tps, ratio: c.tps / ref.tps, target: '≥ 1.0×', met: c.tps >= ref.tps, note: `greedy tokens as f32: ${c.agree}; TTFT ${c.ttft.toFixed(0)} ms vs ${ref.ttft.toFixed(0)} ms` });
           rows.push(`| ${name} | ${threads} | ${len} | ${c.w} | ${c.ttft.toFixed(0)} ms | ${c.tps.toFixed(1)} | ${(c.tps / ref.tps).toFixed(2)} | ${c.agree} |`);
           console.log(rows.at(-1));
         }

@@ -21,6 +21,11 @@ export const SHAPES: Record<string, Record<string, unknown>> = {
   'Qwen2-0.5B shape': { vocab_size: 151936, hidden_size: 896, intermediate_size: 4864, num_hidden_layers: 24, num_attention_heads: 14, num_key_value_heads: 2, head_dim: 64, rms_norm_eps: 1e-6, rope_theta: 1000000.0, max_position_embeddings: 32768, tie_word_embeddings: true, model_type: 'qwen2', qkv_bias: true, bos_token_id: 256, eos_token_id: 257 },
 };
 
+/** What `--quick` runs instead: a small model of the same kind, so every path runs in seconds. */
+export const QUICK_SHAPES: Record<string, Record<string, unknown>> = {
+  'small shape (quick)': { vocab_size: 512, hidden_size: 128, intermediate_size: 256, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 32, rms_norm_eps: 1e-5, rope_theta: 10000.0, max_position_embeddings: 2048, tie_word_embeddings: true, bos_token_id: 256, eos_token_id: 257 },
+};
+
 export function writeShape(dir: string, fields: Record<string, unknown>): void {
   mkdirSync(dir, { recursive: true });
   const py = `import json, sys\nsys.path.insert(0, ${JSON.stringify(join(root, 'bench'))})\nfrom pathlib import Path\nfrom common import write_model\nfrom moa_trainer.model import ModelConfig\nwrite_model(Path(sys.argv[1]), ModelConfig(**json.loads(sys.argv[2])))\n`;

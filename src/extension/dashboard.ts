@@ -4,6 +4,7 @@ import { EventTail } from '../core/trainer/eventTail';
 import { receiver } from '../core/util/channel';
 import type { TrainerEvent } from '../core/trainer/events';
 import { readRunEvents, runInfo, runStatus } from '../core/trainer/runs';
+import { percentile } from '../core/util/stats';
 import { ELSEWHERE, latestRunId, runUpdate, viewOf } from '../core/trainer/runView';
 import { DASHBOARD_BODY } from '../../webview/dashboard/page';
 import { parseWebviewMessage, type HostMessage } from '../../webview/dashboard/protocol';
@@ -20,6 +21,8 @@ export class DashboardPanel implements vscode.Disposable {
   private runId?: string;
   /** A run another process is writing (the CLI, another machine): its file, read as it grows. */
   private following?: { file: string; tail: EventTail; listener: () => void };
+  /** Per live step: ms from the trainer writing it to its message being posted (logged at the run's end). */
+  private delays: number[] = [];
 
   static show(context: vscode.ExtensionContext, ws: MoaWorkspace, training: TrainingController, runId?: string): DashboardPanel {
     if (DashboardPanel.current) {
@@ -51,12 +54,18 @@ export class DashboardPanel implements vscode.Disposable {
         // The run's end is told by onStatus below, which knows the process's exit too.
         const u = e.type === 'done' || e.type === 'error' ? undefined : runUpdate(e, training.status);
         if (u) this.post(u);
+        if (u && e.type === 'step' && e.t !== undefined) this.delays.push(Date.now() - e.t * 1000);
       }),
       training.onStatus((status) => {
         if (status === 'running') {
           this.runId = undefined;
           this.post(this.snapshot());
           return;
+        }
+        if (status !== 'stopping' && this.delays.length) {
+          const ms = (p: number) => percentile(this.delays, p).toFixed(1);
+          ws.log.info(`dashboard: ${this.delays.length} steps posted; trainer wrote → posted p50 ${ms(0.5)} ms, p95 ${ms(0.95)} ms`);
+          this.delays = [];
         }
         if (this.runId && this.runId !== training.runId) return;
         else this.post({ type: 'status', status });

@@ -96,7 +96,9 @@ export function activate(context: vscode.ExtensionContext): void {
   inline.showActiveRoute();
   // After activation: the first scan of a large workspace must not delay the window.
   setTimeout(() => dataSync.sync(), 1000);
-  log.info(`activated in ${(performance.now() - started).toFixed(1)} ms`);
+  // The host thread never runs a model: onnxruntime-node belongs to the completion worker only.
+  const ort = Object.keys(require.cache).some((k) => k.includes('onnxruntime-node'));
+  log.info(`activated in ${(performance.now() - started).toFixed(1)} ms (onnxruntime-node loaded: ${ort ? 'yes' : 'no'})`);
 }
 
 export function deactivate(): void {

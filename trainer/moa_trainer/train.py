@@ -181,7 +181,7 @@ class Engine:
             for name, loss, active in zip(stage.series, result.losses, training):
                 if active:
                     emit("step", stage=stage.name, expert=name, step=step, steps=stage.steps, loss=loss, lr=lr,
-                         tokens_per_s=meter.rate(), elapsed_s=elapsed, eta_s=eta, **extra)
+                         tokens_per_s=meter.rate(), elapsed_s=elapsed, eta_s=eta, t=round(time.time(), 4), **extra)
             if stage.eval_every and step % stage.eval_every == 0 and step != stage.steps:
                 t1 = time.perf_counter()
                 if self.dist.is_main:

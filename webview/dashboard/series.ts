@@ -18,9 +18,22 @@ export interface AlignedView {
   points: number;
 }
 
+/** One series' points, in arrays that grow: 100,000 points of a long run stay cheap to hold and to scan. */
+class Points {
+  x: number[] = [];
+  y: number[] = [];
+  push(x: number, y: number): void {
+    this.x.push(x);
+    this.y.push(y);
+  }
+  get length(): number {
+    return this.x.length;
+  }
+}
+
 export class LossSeries {
-  private readonly train = new Map<string, { x: number; y: number }[]>();
-  private readonly held = new Map<string, { x: number; y: number }[]>();
+  private readonly train = new Map<string, Points>();
+  private readonly held = new Map<string, Points>();
   private readonly stageOffset = new Map<string, number>();
   private stageEnd = 0;
 
@@ -34,18 +47,19 @@ export class LossSeries {
     return offset + step;
   }
 
-  addStep(p: LossPoint): void {
+  private add(into: Map<string, Points>, p: LossPoint): void {
     if (!Number.isFinite(p.loss)) return;
-    const list = this.train.get(p.expert) ?? [];
-    list.push({ x: this.x(p.stage, p.step), y: p.loss });
-    this.train.set(p.expert, list);
+    let list = into.get(p.expert);
+    if (!list) into.set(p.expert, (list = new Points()));
+    list.push(this.x(p.stage, p.step), p.loss);
+  }
+
+  addStep(p: LossPoint): void {
+    this.add(this.train, p);
   }
 
   addEval(p: LossPoint): void {
-    if (!Number.isFinite(p.loss)) return;
-    const list = this.held.get(p.expert) ?? [];
-    list.push({ x: this.x(p.stage, p.step), y: p.loss });
-    this.held.set(p.expert, list);
+    this.add(this.held, p);
   }
 
   clear(): void {
@@ -62,32 +76,36 @@ export class LossSeries {
     return n;
   }
 
-  /** At most `maxX` x positions: each bucket of steps drawn as the mean of its losses. */
+  /**
+   * At most `maxX` x positions: each bucket of steps drawn as the mean of its losses. Redrawn every
+   * frame while a run streams, so one pass over typed sums, never a map per point.
+   */
   view(maxX: number): AlignedView {
-    const cols: { name: string; held: boolean; pts: { x: number; y: number }[] }[] = [];
+    const cols: { name: string; held: boolean; pts: Points }[] = [];
     for (const name of [...new Set([...this.train.keys(), ...this.held.keys()])].sort()) {
       if (this.train.has(name)) cols.push({ name, held: false, pts: this.train.get(name)! });
       if (this.held.has(name)) cols.push({ name: `${name} (held-out)`, held: true, pts: this.held.get(name)! });
     }
-    const xMax = Math.max(0, ...cols.flatMap((c) => (c.pts.length ? [c.pts[c.pts.length - 1]!.x] : [])));
+    let xMax = 0;
+    for (const c of cols) for (const x of c.pts.x) if (x > xMax) xMax = x;
     const bucket = Math.max(1, Math.ceil(xMax / Math.max(1, maxX)));
-    const xs = new Set<number>();
-    const sums = cols.map(() => new Map<number, { s: number; n: number }>());
-    cols.forEach((c, i) => {
-      for (const p of c.pts) {
-        const bx = bucket === 1 ? p.x : Math.ceil(p.x / bucket) * bucket;
-        xs.add(bx);
-        const acc = sums[i]!.get(bx) ?? { s: 0, n: 0 };
-        acc.s += p.y;
-        acc.n += 1;
-        sums[i]!.set(bx, acc);
+    const slots = Math.ceil(xMax / bucket) + 1;
+    const used = new Uint8Array(slots);
+    const sums = cols.map((c) => {
+      const s = new Float64Array(slots);
+      const n = new Uint32Array(slots);
+      const { x, y } = c.pts;
+      for (let i = 0; i < x.length; i++) {
+        const b = Math.ceil(x[i]! / bucket);
+        s[b] = s[b]! + y[i]!;
+        n[b] = n[b]! + 1;
+        used[b] = 1;
       }
+      return { s, n };
     });
-    const x = [...xs].sort((a, b) => a - b);
-    const data = [x, ...sums.map((m) => x.map((bx) => {
-      const acc = m.get(bx);
-      return acc ? acc.s / acc.n : null;
-    }))] as AlignedView['data'];
+    const slotsUsed: number[] = [];
+    for (let b = 0; b < slots; b++) if (used[b]) slotsUsed.push(b);
+    const data = [slotsUsed.map((b) => b * bucket), ...sums.map(({ s, n }) => slotsUsed.map((b) => (n[b] ? s[b]! / n[b]! : null)))] as AlignedView['data'];
     return { names: cols.map((c) => c.name), heldOut: cols.map((c) => c.held), data, points: this.pointCount };
   }
 }

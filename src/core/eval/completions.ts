@@ -6,6 +6,7 @@ import { editDistance } from '../domains/languages';
 import { CompletionService, DEFAULT_COMPLETE, type CompleteOptions } from '../inference/service';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { throwIfCancelled } from '../util/errors';
+import { percentile } from '../util/stats';
 import { seededRandom } from '../inference/sampling';
 import { resolveBaseModelDir } from '../models/base';
 import { baseFim } from '../trainer/train';
@@ -104,11 +105,6 @@ export function heldOutFiles(layout: WorkspaceLayout, domain: string): { relPath
   }
   return out;
 }
-
-const percentile = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))]! : 0;
-};
 
 /** Scores of one column's completions against the rests of their lines. */
 export function scoreCompletions(pairs: { predicted: string; target: string; ms: number; firstMs?: number; own?: boolean }[]): CompletionScores {

@@ -5,7 +5,7 @@ export const PROTOCOL_VERSION = 1;
 
 export interface HelloEvent { type: 'hello'; python: string; torch: string; device: string; gpu: string | null; gpu_memory_gb: number | null; gpu_count?: number; threads?: number; protocol?: number; pid?: number }
 export interface PlanEvent { type: 'plan'; stage: string; experts: string[]; steps: number; batch_size?: number; seq_len?: number; tokens?: number; params_trainable?: number; params_base?: number; world_size?: number }
-export interface StepEvent { type: 'step'; stage: string; expert: string; step: number; steps: number; loss: number; lr: number; tokens_per_s: number; elapsed_s: number; eta_s?: number; mfu?: number | null; lm_loss?: number | null; cls_loss?: number | null; router_accuracy?: number | null }
+export interface StepEvent { type: 'step'; stage: string; expert: string; step: number; steps: number; loss: number; lr: number; tokens_per_s: number; elapsed_s: number; eta_s?: number; mfu?: number | null; /** When the trainer wrote it (Unix seconds). */ t?: number; lm_loss?: number | null; cls_loss?: number | null; router_accuracy?: number | null }
 /** An expert stopped before its stage's end (its epoch cap, or no held-out gain for `patience` evaluations). */
 export interface ExpertDoneEvent { type: 'expert_done'; stage: string; expert: string; step: number; reason: string; best_val_loss?: number | null }
 export interface EvalEvent {
