@@ -249,6 +249,32 @@ test('prompt lookup drafting changes nothing but the number of passes: same toke
   assert.ok(kept > 0, 'some drafted tokens were kept: the multi-token pass was exercised');
 });
 
+test('the KV cache written in place gives what the growing cache gives: same tokens and logits, with drafts, learned routing and at the last position', async () => {
+  assert.ok(engine.info.kvInPlace && learnedEngine.info.kvInPlace, 'moa-tiny\'s graph uses GroupQueryAttention: model.json says kv_in_place');
+  const line = '    total = total + read_lines(path)\n';
+  const prompt = [256, ...Buffer.from(`def count(paths):\n    total = 0\n    for path in paths:\n${line}${line}`)];
+  const nearEnd = [256, ...Array.from({ length: engine.info.maxPositions - 6 }, (_, i) => 97 + (i % 7))];
+  const cases: [string, OnnxEngine, ExpertStack, Partial<GenerateOptions>, number[]][] = [
+    ['mix', engine, stack(['alpha', 'beta']), { expertWeights: [MIX.alpha, MIX.beta] }, prompt],
+    ['learned', learnedEngine, stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!)), { router }, prompt],
+    ['last positions', engine, stack(['alpha']), { expertWeights: [1] }, nearEnd],
+  ];
+  for (const [name, e, s, extra, p] of cases) {
+    for (const draftTokens of [0, 8]) {
+      const run = (kvCache: 'in-place' | 'grow') => {
+        const rows: Float32Array[] = [];
+        return e.generate(p, { stack: s, expertWeights: [], maxNewTokens: 24, temperature: 0, topP: 1, seed: 0, draftTokens, kvCache, ...extra, onLogits: (row) => rows.push(Float32Array.from(row)) })
+          .then((r) => ({ ...r, rows }));
+      };
+      const grow = await run('grow');
+      const inPlace = await run('in-place');
+      assert.deepEqual(inPlace.tokens, grow.tokens, `${name}, draft ${draftTokens}: tokens`);
+      assert.equal(inPlace.rows.length, grow.rows.length);
+      inPlace.rows.forEach((row, i) => assert.ok(maxDiff(row, grow.rows[i]!) < 1e-5, `${name}, draft ${draftTokens}, step ${i}: ${maxDiff(row, grow.rows[i]!)}`));
+    }
+  }
+});
+
 test('generation ends at the model\'s last position; a prompt that fills it is refused with the reason', async () => {
   const limit = engine.info.maxPositions;
   assert.equal(limit, 1024, 'moa-tiny: max_position_embeddings');

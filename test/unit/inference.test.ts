@@ -46,7 +46,7 @@ test('greedy picks the argmax; seeded sampling repeats and respects top-p', () =
 });
 
 test('stackExperts pads ranks with zeros and folds the scaling into B', () => {
-  const info: OnnxModelInfo = { numLayers: 1, numKvHeads: 1, headDim: 2, hiddenSize: 2, vocabSize: 4, targetModules: ['q_proj'], modules: { q_proj: { in: 2, out: 2 } }, bosTokenId: 0, eosTokenId: 1, learnedRouting: false, topK: 1, maxPositions: 64 };
+  const info: OnnxModelInfo = { numLayers: 1, numKvHeads: 1, headDim: 2, hiddenSize: 2, vocabSize: 4, targetModules: ['q_proj'], modules: { q_proj: { in: 2, out: 2 } }, bosTokenId: 0, eosTokenId: 1, learnedRouting: false, topK: 1, maxPositions: 64, kvInPlace: false };
   const e1: ExpertWeights = { name: 'a', r: 1, scaling: 2, modules: new Map([['q_proj', { inFeatures: 2, outFeatures: 2, A: [Float32Array.from([1, 2])], B: [Float32Array.from([3, 4])] }]]) };
   const e2: ExpertWeights = { name: 'b', r: 2, scaling: 1, modules: new Map([['q_proj', { inFeatures: 2, outFeatures: 2, A: [Float32Array.from([1, 0, 0, 1])], B: [Float32Array.from([5, 6, 7, 8])] }]]) };
   const s = stackExperts(info, [e1, e2]);

@@ -33,6 +33,7 @@ from .errors import TrainerError
 from .fsutil import FILE_MODE, atomic_write_json, temp_name
 from .hf_folder import load_base_model
 from .model import MODULE_PARENT, CausalLM
+from .onnx_attention import fused
 from .onnx_builder import ExternalData
 from .onnx_graph import MAX_ROTARY_POSITIONS, OPSET, build_decoder
 from .onnx_quant import WEIGHT_TYPES
@@ -179,7 +180,7 @@ def model_json(model: CausalLM, targets: list[str], opset: int, learned_routing:
             "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
             "max_position_embeddings": cfg.max_position_embeddings, "opset": opset,
             "max_positions": min(cfg.max_position_embeddings, MAX_ROTARY_POSITIONS),
-            "lora_scaling": "none (fold alpha/r into B)",
+            "lora_scaling": "none (fold alpha/r into B)", "kv_in_place": fused(cfg.head_dim),
             **({"learned_routing": True, "top_k": top_k} if learned_routing else {})}
 
 

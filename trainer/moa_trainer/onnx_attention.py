@@ -15,6 +15,12 @@ from .onnx_builder import MS, NEG, Graph
 GQA_HEAD_MULTIPLE = 16
 
 
+def fused(head_dim: int) -> bool:
+    """Whether the graph's attention is GroupQueryAttention, which can also append to a KV cache
+    buffer given as both input and output (model.json's `kv_in_place`)."""
+    return head_dim % GQA_HEAD_MULTIPLE == 0
+
+
 class FusedAttention:
     """onnxruntime's GroupQueryAttention: KV append, grouped heads, causal and sliding-window
     masks in one node per layer; the padding arrives as an additive bias."""

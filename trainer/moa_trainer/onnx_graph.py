@@ -25,7 +25,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from .model import CausalLM
-from .onnx_attention import GQA_HEAD_MULTIPLE, FusedAttention, PlainAttention
+from .onnx_attention import FusedAttention, PlainAttention, fused
 from .onnx_builder import MS, NEG, ExternalData, Graph
 from .onnx_quant import ACCURACY_LEVEL, WEIGHT_TYPES, pack_nbits
 
@@ -238,7 +238,7 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
     # pattern: left padding too), the future causally.
     pad_bias = g.one("Mul", [g.one("Cast", [g.one("Sub", [g.ints(1), mask])], to=f32), g.const("neg", np.array(NEG, np.float32))])
     pad_bias = g.one("Unsqueeze", [pad_bias, g.ints(1, 2)])  # [B, 1, 1, T]
-    kind = PlainAttention if D % GQA_HEAD_MULTIPLE else FusedAttention
+    kind = FusedAttention if fused(D) else PlainAttention
     attention = kind(g, ids, mask, pad_bias, H, Hkv, D, cfg.sliding_window)
 
     inv = cfg.inv_freq().double().numpy()

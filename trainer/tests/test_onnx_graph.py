@@ -108,3 +108,44 @@ def test_attention_kernel_follows_the_head_size() -> None:
            for h in (8, 16)}
     assert "GroupQueryAttention" in ops[16] and "Softmax" not in ops[16]
     assert "GroupQueryAttention" not in ops[8] and "Softmax" in ops[8]
+
+
+def test_kv_cache_in_place_matches_pytorch() -> None:
+    """`kv_in_place`: the cache as one buffer per layer, long enough for the whole request, bound as
+    both `past_key_values.*` and `present.*` (onnxruntime's IO binding: the same memory), so
+    GroupQueryAttention appends to it instead of copying it; a prompt, then token by token and a
+    two-token step, each equal to PyTorch's logits."""
+    from moa_trainer.export import model_json
+
+    assert model_json(random_model(replace(ONNX_TINY, head_dim=8)), ALL, 17)["kv_in_place"] is False
+    model = random_model(ONNX_TINY, seed=6)
+    assert model_json(model, ALL, 17)["kv_in_place"] is True
+    cfg = model.config
+    lora = StackedLoRA(cfg, LoraSpec(r=4, alpha=8.0, target_modules=tuple(ALL)), 1)
+    lora.eval()
+    session = session_for(model, ALL)
+    ids = np.random.default_rng(7).integers(0, 256, (1, 12)).astype(np.int64)
+    weights = np.ones((1, 1), np.float32)
+    with torch.no_grad():
+        ref = model(torch.tensor(ids), adapter=lora.adapter(weights=torch.tensor(weights))).logits.numpy()
+    cap = 16
+    cache = [ort.OrtValue.ortvalue_from_numpy(np.zeros((1, cfg.num_key_value_heads, cap, cfg.head_dim), np.float32))
+             for _ in range(2 * cfg.num_hidden_layers)]
+    for start, end in ((0, 7), (7, 8), (8, 10), (10, 11), (11, 12)):
+        f = feeds(model, lora, weights, ids[:, start:end], np.ones((1, end), np.int64),
+                  np.arange(start, end)[None], None)
+        binding = session.io_binding()
+        binding.bind_output("logits")  # outputs come back in the order bound
+        for name, value in f.items():
+            if not name.startswith("past_key_values."):
+                binding.bind_cpu_input(name, value)
+        for i in range(cfg.num_hidden_layers):
+            for j, kv in enumerate(("key", "value")):
+                binding.bind_ortvalue_input(f"past_key_values.{i}.{kv}", cache[2 * i + j])
+                binding.bind_ortvalue_output(f"present.{i}.{kv}", cache[2 * i + j])
+        session.run_with_iobinding(binding)
+        logits = binding.copy_outputs_to_cpu()[0]
+        assert np.abs(logits[0] - ref[0, start:end]).max() < 1e-4, (start, end)
+    # Written in place: the buffer holds every position so far, and nothing past them.
+    k0 = cache[0].numpy()
+    assert np.abs(k0[0, :, :12]).sum() > 0 and not k0[0, :, 12:].any()

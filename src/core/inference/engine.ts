@@ -34,6 +34,12 @@ export interface GenerateOptions extends SamplingOptions {
   signal?: AbortSignal;
   /** Greedy decoding only: most prompt-lookup tokens checked per pass (default DRAFT_TOKENS; 0 = off). */
   draftTokens?: number;
+  /**
+   * `in-place` (the default where the graph allows it, `kvInPlace`): one buffer per layer holds the
+   * whole cache and each pass writes its new positions into it; `grow`: each pass returns the cache
+   * one pass longer, a copy of all of it (what graphs without GroupQueryAttention do).
+   */
+  kvCache?: 'in-place' | 'grow';
 }
 
 export interface GenerateResult {
@@ -142,12 +148,24 @@ export class OnnxEngine {
     const maxNew = Math.min(opts.maxNewTokens, info.maxPositions - prompt.length);
     let held: Tensor = new ort.Tensor('float32', new Float32Array(info.numLayers * E), [info.numLayers, 1, E]);
     let routing: number[][] | undefined;
+    // In place: buffers long enough for the whole request, given as the inputs and as the outputs
+    // (the same memory), so GroupQueryAttention appends the new positions and copies nothing else.
+    // Otherwise every pass copies the whole cache twice (into `present`, then out to JS), which
+    // grows with the context: bench/core/RESULTS.md.
+    const inPlace = info.kvInPlace && opts.kvCache !== 'grow';
+    const capacity = inPlace ? prompt.length + maxNew : 0;
     const past: Record<string, Tensor> = {};
     for (let i = 0; i < info.numLayers; i++) {
       for (const kv of ['key', 'value']) {
-        past[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(0), [1, info.numKvHeads, 0, info.headDim]);
+        past[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(info.numKvHeads * capacity * info.headDim), [1, info.numKvHeads, capacity, info.headDim]);
       }
     }
+    const fetches = (): Record<string, Tensor | null> | undefined => {
+      if (!inPlace) return undefined;
+      const f: Record<string, Tensor | null> = {};
+      for (const name of this.session.outputNames) f[name] = name.startsWith('present.') ? past[`past_key_values.${name.slice('present.'.length)}`]! : null;
+      return f;
+    };
     const context = Array.from(prompt);
     const tokens: number[] = [];
     const draft = { passes: 0, proposed: 0, accepted: 0 };
@@ -184,7 +202,7 @@ export class OnnxEngine {
         feeds['router.held'] = held;
         feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(first ? 0 : 1), [1]);
       }
-      const out = await this.session.run(feeds);
+      const out = await this.session.run(feeds, fetches());
       if (first) {
         prefillMs = performance.now() - t0;
         if (learned) {
@@ -212,7 +230,8 @@ export class OnnxEngine {
       for (let i = 0; i < info.numLayers; i++) {
         for (const kv of ['key', 'value']) {
           const present = out[`present.${i}.${kv}`]!;
-          past[`past_key_values.${i}.${kv}`] = agreed < guess.length ? this.truncate(present, pastLen) : present;
+          // In place, positions past pastLen are never read: the next pass writes over them.
+          past[`past_key_values.${i}.${kv}`] = agreed < guess.length && !inPlace ? this.truncate(present, pastLen) : present;
         }
       }
       for (const [j, next] of picks.entries()) {
@@ -288,7 +307,7 @@ export class OnnxEngine {
   /** Logits at every position of one sequence, [seq × vocab], recomputed in full (no cache). */
   async logits(ids: ArrayLike<number>, stack: ExpertStack, expertWeights: number[]): Promise<Float32Array> {
     if (this.info.learnedRouting) throw new MoaError('logits() takes routing weights; this graph routes with learned routers');
-    return (await this.session.run(this.fullFeeds([ids], stack, expertWeights)))['logits']!.data as Float32Array;
+    return (await this.session.run(this.fullFeeds([ids], stack, expertWeights), ['logits']))['logits']!.data as Float32Array;
   }
 
   /**
@@ -313,7 +332,8 @@ export class OnnxEngine {
       const rows = windows.slice(b0, b0 + batch);
       const B = rows.length;
       const S = rows[0]!.length;
-      const logits = (await this.session.run(this.fullFeeds(rows, stack, routing)))['logits']!.data as Float32Array;
+      // Only the logits come back: the cache a full pass also computes is never copied out.
+      const logits = (await this.session.run(this.fullFeeds(rows, stack, routing), ['logits']))['logits']!.data as Float32Array;
       const V = info.vocabSize;
       for (let i = 0; i < B; i++) {
         let total = 0;

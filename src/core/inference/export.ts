@@ -11,7 +11,7 @@ import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
 import { describeFailure, spawnTrainer } from '../trainer/process';
 
 /** Bumped whenever the exported graph changes shape or inputs, so old caches are not reused. */
-export const EXPORT_FORMAT = 5; // 3: written node by node with onnxruntime kernels; 4: + optional logits_to_keep; 5: top-1 learned routing gathers one expert per row
+export const EXPORT_FORMAT = 6; // 3: written node by node with onnxruntime kernels; 4: + optional logits_to_keep; 5: top-1 learned routing gathers one expert per row; 6: model.json says kv_in_place
 
 export interface OnnxExport {
   dir: string;

@@ -17,6 +17,8 @@ export interface OnnxModelInfo {
   topK: number;
   /** Positions the graph takes (prompt + generated): its rotary tables' length. */
   maxPositions: number;
+  /** Attention is GroupQueryAttention, which writes the KV cache in place into a buffer given as input and output. */
+  kvInPlace: boolean;
 }
 
 export function readOnnxModelInfo(file: string): OnnxModelInfo {
@@ -43,5 +45,6 @@ export function readOnnxModelInfo(file: string): OnnxModelInfo {
     learnedRouting: j['learned_routing'] === true,
     topK: typeof j['top_k'] === 'number' ? (j['top_k'] as number) : 1,
     maxPositions: int('max_positions'),
+    kvInPlace: j['kv_in_place'] === true,
   };
 }
