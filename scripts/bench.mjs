@@ -1,4 +1,5 @@
-// `npm run bench [-- --quick] [-- --only a,b]`: every benchmark of the project in one run, one table.
+// `npm run bench [-- --quick] [-- --only a,b]`: every benchmark of the project in one run, one table
+// (--only: those benches, their rows replaced in the recorded table).
 // Each bench prints its own lines and hands its headline figures to bench/core/figures.ts (or
 // bench/common.py's record_figure), which append them to one JSON-lines file; this script adds the
 // machine (cores, CPU, load average at start and end) and writes bench/results/latest.json and
@@ -6,7 +7,7 @@
 // writes bench/results/quick.* instead, leaving the recorded full run alone. A bench that fails
 // fails the run; a target not met does not (that is a figure, not a test).
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -71,6 +72,7 @@ for (const b of chosen) {
   console.log(`\n== bench ${b.name}: ${label}${quick ? ' (quick)' : ''}`);
   const env = { ...process.env, MOA_BENCH_FIGURES: figuresFile, ...(quick ? { MOA_BENCH_QUICK: '1' } : {}) };
   const t0 = performance.now();
+  const started = { date: new Date().toISOString(), loadAverageStart: loadavg()[0] };
   let cmd;
   let args;
   if (b.ts) {
@@ -80,7 +82,7 @@ for (const b of chosen) {
   } else {
     if (b.gpu && !hasCuda && !quick) {
       console.log('skipped: no CUDA device here (the GPU bench runs where torch.cuda.is_available(); --quick runs its CPU smoke)');
-      runs.push({ bench: b.name, script: label, ok: true, skipped: 'no CUDA device', seconds: 0 });
+      runs.push({ bench: b.name, script: label, ok: true, skipped: 'no CUDA device', seconds: 0, ...started });
       continue;
     }
     const extra = b.gpu ? (hasCuda && !quick ? [] : ['--smoke']) : quick ? ['--quick'] : [];
@@ -89,7 +91,7 @@ for (const b of chosen) {
   }
   const r = spawnSync(cmd, args, { cwd: root, env, stdio: 'inherit' });
   const seconds = (performance.now() - t0) / 1000;
-  runs.push({ bench: b.name, script: label, ok: r.status === 0, seconds: Math.round(seconds * 10) / 10, ...(r.status === 0 ? {} : { error: `exit ${r.status ?? r.signal}` }) });
+  runs.push({ bench: b.name, script: label, ok: r.status === 0, seconds: Math.round(seconds * 10) / 10, ...started, loadAverageEnd: loadavg()[0], ...(r.status === 0 ? {} : { error: `exit ${r.status ?? r.signal}` }) });
 }
 machine.loadAverageEnd = loadavg()[0];
 const figures = readFileSync(figuresFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
@@ -100,11 +102,26 @@ for (const run of runs) {
   if (run.ok && !run.skipped && !figures.some((f) => f.bench === run.bench)) Object.assign(run, { ok: false, error: 'recorded no figure' });
 }
 
+// `--only` updates its benches' rows in the recorded results and keeps the others' (each run row
+// says when it ran and under what load).
+const outDir = join(root, 'bench', 'results');
+const base = join(outDir, quick ? 'quick' : 'latest');
+if (only && existsSync(`${base}.json`)) {
+  const before = JSON.parse(readFileSync(`${base}.json`, 'utf8'));
+  const ran = new Set(runs.map((r) => r.bench));
+  const whenBefore = { date: before.machine.date, loadAverageStart: before.machine.loadAverageStart, loadAverageEnd: before.machine.loadAverageEnd };
+  runs.unshift(...before.runs.filter((r) => !ran.has(r.bench)).map((r) => ({ ...whenBefore, ...r })));
+  figures.unshift(...before.figures.filter((f) => !ran.has(f.bench)));
+  const order = BENCHES.map((b) => b.name);
+  runs.sort((a, b) => order.indexOf(a.bench) - order.indexOf(b.bench));
+  figures.sort((a, b) => order.indexOf(a.bench) - order.indexOf(b.bench));
+}
+
 const fmt = (x) => (x === undefined ? '' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 1 ? x.toFixed(2) : x.toPrecision(2));
 const md = [
   `# Benchmarks${quick ? ' (quick: smallest sizes, a smoke run, not figures to quote)' : ''}`,
   '',
-  `${machine.date} · ${machine.cpus} × ${machine.cpu} · ${machine.memoryGiB} GiB · node ${machine.node} · CUDA ${machine.cuda ? 'yes' : 'no'} · load average ${machine.loadAverageStart.toFixed(2)} at start, ${machine.loadAverageEnd.toFixed(2)} at end`,
+  `${machine.date} · ${machine.cpus} × ${machine.cpu} · ${machine.memoryGiB} GiB · node ${machine.node} · CUDA ${machine.cuda ? 'yes' : 'no'} · load average ${machine.loadAverageStart.toFixed(2)} at start, ${machine.loadAverageEnd.toFixed(2)} at end${only ? ` (this run: ${[...only].join(', ')}; the other rows are from the runs their row below names)` : ''}`,
   '',
   'Every ratio is from one run with both sides measured side by side. Written by `npm run bench`; each bench prints more than its row here.',
   '',
@@ -112,14 +129,12 @@ const md = [
   '|---|---|---:|---|---:|---:|---|---|',
   ...figures.map((f) => `| ${f.bench} | ${f.figure}${f.note ? ` (${f.note})` : ''} | ${fmt(f.ours)} ${f.unit} | ${f.comparison ?? ''} | ${f.theirs === undefined ? '' : `${fmt(f.theirs)} ${f.unit === '× theirs' ? '' : f.unit}`} | ${f.ratio === undefined ? '' : `${fmt(f.ratio)}×`} | ${f.target ?? ''} | ${f.met === undefined ? '' : f.met ? 'yes' : '**no**'} |`),
   '',
-  '| bench | script | ran | seconds |',
-  '|---|---|---|---:|',
-  ...runs.map((r) => `| ${r.bench} | \`${r.script}\` | ${r.skipped ? `skipped: ${r.skipped}` : r.ok ? 'yes' : `**failed** (${r.error})`} | ${r.seconds} |`),
+  '| bench | script | ran | seconds | when | load average |',
+  '|---|---|---|---:|---|---|',
+  ...runs.map((r) => `| ${r.bench} | \`${r.script}\` | ${r.skipped ? `skipped: ${r.skipped}` : r.ok ? 'yes' : `**failed** (${r.error})`} | ${r.seconds} | ${r.date?.slice(0, 16).replace('T', ' ') ?? ''} | ${r.loadAverageStart?.toFixed(2) ?? ''} → ${r.loadAverageEnd?.toFixed(2) ?? ''} |`),
   '',
 ];
-const outDir = join(root, 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
-const base = join(outDir, quick ? 'quick' : 'latest');
 writeFileSync(`${base}.json`, JSON.stringify({ machine, runs, figures }, null, 2) + '\n');
 writeFileSync(`${base}.md`, md.join('\n'));
 console.log(`\n${md.join('\n')}`);

@@ -60,7 +60,7 @@ label routing picks for the file's domain, and prints the completion. The prompt
 before the cursor, and for a base model with fill-in-the-middle tokens (Qwen2.5-Coder, StarCoder,
 DeepSeek-Coder) also the text after it, cut to --prompt-tokens (default 512, special tokens included).
 --expert NAME serves this one request from expert NAME alone, bypassing routing (to compare experts).`,
-  experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|rollback NAME|import DIR [NAME]|export NAME DIR [--format peft|gguf|ollama] [--type f32|f16|q8_0]|inspect NAME> [--force] [--workspace DIR] [--json]
+  experts: `usage: moa experts <list|attach NAME|detach NAME|pin NAME|unpin|rollback NAME|import DIR [NAME]|export NAME DIR [--format peft|gguf|ollama] [--type f32|f16|q8_0|q4_0]|inspect NAME> [--force] [--workspace DIR] [--json]
        moa experts merge NEW A B [C…] [--method linear|cat|svd|ties|dare_linear|dare_ties|magnitude_prune|…_svd] [--weights W,W…] [--density D] [--rank R] [--majority total|frequency] [--seed S] [--force]
 list: every expert with its state (attached, detached, pinned, broken with the reason).
 attach/detach/pin/unpin: workspace state in .moa/state.json; routing skips detached experts.
@@ -74,7 +74,7 @@ merge: a new expert NEW from A, B… with peft's add_weighted_adapter semantics 
 weights 1 each; cat and svd take experts of different ranks, --rank sets svd's; ties, dare_* and
 magnitude_prune need --density; dare draws its masks from --seed). For runtimes that take one
 adapter, and as a baseline beside routing; needs the trainer's Python (torch).`,
-  base: `usage: moa base [show] | moa base list | moa base set builtin:moa-tiny|hf:ORG/NAME[@REV]|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0] [--force] [--workspace DIR] [--json]
+  base: `usage: moa base [show] | moa base list | moa base set builtin:moa-tiny|hf:ORG/NAME[@REV]|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0|q4_0] [--force] [--workspace DIR] [--json]
 show: the workspace's base model (architecture, parameters, weight size, fill-in-the-middle tokens)
 and an estimate of the memory stage 1 needs for the current domains, LoRA rank, batch and sequence
 length, on a GPU (bf16) and on the CPU (fp32), beside this machine's memory. list: the built-in
@@ -82,7 +82,7 @@ model and the supported ones in the Hugging Face cache (HF_HUB_CACHE, HF_HOME/hu
 ~/.cache/huggingface/hub; hf:ORG/NAME names them, never downloaded). set: checks the folder
 is a model this reader takes, writes baseModel into .moa/moa.json (other keys kept), and names the
 experts trained on another base, which are stale from then on. export-gguf: writes the base as one
-GGUF file that llama.cpp and Ollama load: weights at --type (f32, f16 by default, or q8_0), norms in
+GGUF file that llama.cpp and Ollama load: weights at --type (f32, f16 by default, q8_0 or q4_0), norms in
 f32, the tokenizer; Llama, Mistral, SmolLM and Qwen2 folders (moa-tiny too) with a byte-level BPE.`,
   setup: `usage: moa setup [--cpu|--cuda] [--venv DIR] [--python PATH] [--json]
 Creates the trainer's virtual environment from a Python 3.10+ (the newest on PATH, or --python),

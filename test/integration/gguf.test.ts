@@ -4,6 +4,7 @@
 // weights: the same greedy tokens, with the expert and without it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { Cancelled } from '../../src/core/util/errors';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
 import { exportExpertGguf } from '../../src/core/gguf/adapter';
 import { exportBaseGguf, interleaveRows, preTokenizerName } from '../../src/core/gguf/llama';
-import { quantizeQ8_0, toHalf } from '../../src/core/gguf/write';
+import { quantizeQ4_0, quantizeQ8_0, toHalf } from '../../src/core/gguf/write';
 import { exportGgufOffThread } from '../../src/core/gguf/exportProtocol';
 import { OnnxEngine } from '../../src/core/inference/engine';
 import { stackExperts, type ExpertStack } from '../../src/core/inference/expertStack';
@@ -109,10 +110,10 @@ test('llama.cpp runs our expert GGUF as a LoRA: the same 32 greedy tokens as our
   assert.ok(differs >= 2, `the expert changes the continuation (${differs} of ${PROMPTS.length} prompts): the comparison is not vacuous`);
 });
 
-test('f16 and q8_0 bases (Ollama\'s usual types) are the size they should be, load in llama.cpp and start as the f32 base does', async () => {
+test('f16, q8_0 and q4_0 bases (Ollama\'s usual types) are the size they should be, load in llama.cpp and start as the f32 base does', async () => {
   const base = readBaseModel('builtin:moa-tiny', baseDir);
   const f32 = statSync(join(ws.root, 'moa-tiny.gguf')).size;
-  for (const [type, ratio] of [['f16', 0.5], ['q8_0', 34 / 128]] as const) {
+  for (const [type, ratio] of [['f16', 0.5], ['q8_0', 34 / 128], ['q4_0', 18 / 128]] as const) {
     const file = join(ws.root, `${type}.gguf`);
     exportBaseGguf(base, file, type);
     // Norms stay f32 (a few KB): the size is the type's share of the weights.
@@ -134,6 +135,43 @@ test('f16 and q8_0 bases (Ollama\'s usual types) are the size they should be, lo
   const block = quantizeQ8_0(x);
   assert.equal(block.readUInt16LE(0), 0x4000, 'd = 254 / 127 = 2');
   assert.deepEqual([0, 1, 2, 3, 4].map((i) => block.readInt8(2 + i)), [-127, -64, 32, 0, 119]);
+});
+
+test('q8_0 and q4_0 blocks are byte for byte what llama.cpp\'s gguf-py quantizes; gguf-py reads our q4_0 file back as written', () => {
+  // Random rows with what the rounding rules are about: an all-zero block, a block whose largest
+  // magnitude is negative, ties of the largest magnitude, values at the rounding boundaries.
+  const rand = seededRandom(11);
+  const x = Float32Array.from({ length: 32 * 64 }, () => (rand() - 0.5) * 4);
+  x.fill(0, 0, 32);
+  x[32] = -3;
+  x[64] = 2.5;
+  x[65] = -2.5;
+  for (let i = 96; i < 128; i++) x[i] = (i - 112) / 2;
+  const raw = join(ws.root, 'blocks.f32');
+  writeFileSync(raw, Buffer.from(x.buffer));
+  const py = `import sys, numpy as np
+from gguf.quants import quantize
+from gguf.constants import GGMLQuantizationType as Q
+x = np.fromfile(sys.argv[1], dtype=np.float32).reshape(-1, 256)
+sys.stdout.write(quantize(x, Q.Q8_0).tobytes().hex() + " " + quantize(x, Q.Q4_0).tobytes().hex())`;
+  const python = choosePython(root).command;
+  const r = spawnSync(python, ['-c', py, raw], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const [q8, q4] = r.stdout.trim().split(' ');
+  assert.equal(quantizeQ8_0(x).toString('hex'), q8, 'q8_0 bytes');
+  assert.equal(quantizeQ4_0(x).toString('hex'), q4, 'q4_0 bytes');
+
+  const file = join(ws.root, 'q4_0.gguf');
+  const read = spawnSync(python, ['-c', `import sys, json
+from gguf import GGUFReader
+r = GGUFReader(sys.argv[1])
+print(json.dumps({"type": int(r.fields["general.file_type"].parts[-1][0]), "tensors": {t.name: [t.tensor_type.name, [int(d) for d in t.shape]] for t in r.tensors}}))`, file], { encoding: 'utf8' });
+  assert.equal(read.status, 0, read.stderr);
+  const got = JSON.parse(read.stdout) as { type: number; tensors: Record<string, [string, number[]]> };
+  assert.equal(got.type, 2, 'general.file_type is llama.cpp\'s MOSTLY_Q4_0');
+  const base = readBaseModel('builtin:moa-tiny', baseDir);
+  assert.deepEqual(got.tensors['blk.0.attn_q.weight'], ['Q4_0', [base.hiddenSize, base.numHeads * base.headDim]]);
+  assert.deepEqual(got.tensors['blk.0.attn_norm.weight'], ['F32', [base.hiddenSize]]);
 });
 
 test('a Hugging Face byte-level BPE tokenizer in our GGUF tokenizes in llama.cpp as the tokenizers package does', async () => {

@@ -50,7 +50,7 @@ export async function cmdBase(values: Values, positionals: string[]): Promise<nu
     print(values, `wrote ${file}`, { file });
     return EXIT.ok;
   }
-  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base list | moa base set builtin:moa-tiny|hf:ORG/NAME|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0]');
+  if (sub !== 'set' || !name) throw new UsageError('usage: moa base [show] | moa base list | moa base set builtin:moa-tiny|hf:ORG/NAME|FOLDER | moa base export-gguf DIR [--type f32|f16|q8_0|q4_0]');
   // Read it first: a folder that is not a model never reaches the config.
   const d = describeBase(name, product, layout.root);
   setBaseModel(layout.configFile, name);

@@ -6,7 +6,7 @@ import { exportExpertGguf } from './adapter';
 import { exportBaseGguf } from './llama';
 import type { GgmlType } from './write';
 
-export const GGUF_TYPES: readonly GgmlType[] = ['f32', 'f16', 'q8_0'];
+export const GGUF_TYPES: readonly GgmlType[] = ['f32', 'f16', 'q8_0', 'q4_0'];
 
 /** The base's file name in an export folder: `moa-tiny.gguf`, or the model folder's name. */
 export function baseGgufName(base: BaseModelInfo): string {

@@ -5,7 +5,7 @@ import type { BaseModelInfo } from '../models/base';
 import { MoaError } from '../util/errors';
 import { loadTokenizer } from '../tokenizer/load';
 import { readJsonObject } from '../util/json';
-import { writeGguf, type GgmlType, type GgufTensor, type MetaValue } from './write';
+import { blockQuantized, writeGguf, type GgmlType, type GgufTensor, type MetaValue } from './write';
 
 /**
  * A base model (the built-in moa-tiny, Hugging Face Llama, Mistral, SmolLM and Qwen2 folders) as
@@ -242,7 +242,7 @@ export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType
     if (!info) throw new MoaError(`${weights}: missing ${key}`);
     // 1-D tensors (norms) stay f32, as llama.cpp's converter keeps them.
     // Rows that do not split into q8_0's blocks of 32 fall back to f16, as llama.cpp's converter does.
-    const t = info.shape.length === 1 ? 'f32' : type === 'q8_0' && info.shape[info.shape.length - 1]! % 32 !== 0 ? 'f16' : type;
+    const t = info.shape.length === 1 ? 'f32' : blockQuantized(type) && info.shape[info.shape.length - 1]! % 32 !== 0 ? 'f16' : type;
     infos.push({ name, shape: info.shape, type: t });
     source.set(name, { key, reorder });
   };
@@ -260,7 +260,7 @@ export function exportBaseGguf(base: BaseModelInfo, file: string, type: GgmlType
   add('output_norm.weight', 'model.norm.weight');
   if (arch.ropeFactors) infos.push({ name: 'rope_freqs.weight', shape: [arch.ropeFactors.length], type: 'f32' });
   if (!base.tiedEmbeddings) add('output.weight', 'lm_head.weight');
-  const fileType = { f32: 0, f16: 1, q8_0: 7 }[type];
+  const fileType = { f32: 0, f16: 1, q4_0: 2, q8_0: 7 }[type]; // llama.cpp's llama_ftype
   const name = base.name.replace(/^builtin:/, '');
   writeGguf(file, { ...arch.metadata, 'general.type': 'model', 'general.name': name, 'general.file_type': { u32: fileType }, ...tokenizerMetadata(base) }, infos, (n) => {
     if (n === 'rope_freqs.weight') return arch.ropeFactors!;

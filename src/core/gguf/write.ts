@@ -21,7 +21,7 @@ export type MetaValue =
   | { i32s: readonly number[] };
 
 /** ggml tensor types this writer produces. */
-export const GGML_TYPE = { f32: 0, f16: 1, q8_0: 8 } as const;
+export const GGML_TYPE = { f32: 0, f16: 1, q4_0: 2, q8_0: 8 } as const;
 export type GgmlType = keyof typeof GGML_TYPE;
 
 export interface GgufTensor {
@@ -123,24 +123,56 @@ export function toHalf(f: number): number {
   return sign | h;
 }
 
-/** Bytes a tensor of `n` values takes: q8_0 packs 32 values as an f16 scale and 32 int8s. */
+/** Bytes a tensor of `n` values takes: a q8_0 block is an f16 scale and 32 int8s, a q4_0 block an f16 scale and 32 nibbles. */
 export function typeBytes(type: GgmlType, n: number): number {
-  return type === 'f32' ? n * 4 : type === 'f16' ? n * 2 : (n / 32) * 34;
+  return type === 'f32' ? n * 4 : type === 'f16' ? n * 2 : type === 'q8_0' ? (n / 32) * 34 : (n / 32) * 18;
 }
 
-/** ggml's reference q8_0: per block of 32, d = max|x| / 127 (stored as f16), q = round(x / d). */
+/** The types quantized in blocks of 32 along a row. */
+export const blockQuantized = (type: GgmlType): boolean => type === 'q8_0' || type === 'q4_0';
+
+// ggml computes its reference quantizations in float32: every step is rounded to float32 here too,
+// so the bytes are ggml's (held to llama.cpp's gguf-py in the GGUF tests).
+const f = Math.fround;
+
+/** ggml's reference q8_0: per block of 32, d = max|x| / 127 (stored as f16), q = round(x / d), halves away from zero. */
 export function quantizeQ8_0(x: Float32Array): Buffer {
   const out = Buffer.alloc(typeBytes('q8_0', x.length));
   for (let b = 0; b < x.length / 32; b++) {
     let amax = 0;
     for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]!));
-    const d = amax / 127;
-    const id = d ? 1 / d : 0;
+    const d = f(amax / 127);
+    const id = d ? f(1 / d) : 0;
     out.writeUInt16LE(toHalf(d), b * 34);
     for (let i = 0; i < 32; i++) {
-      const v = x[b * 32 + i]! * id;
+      const v = f(x[b * 32 + i]! * id);
       out.writeInt8(Math.sign(v) * Math.round(Math.abs(v)), b * 34 + 2 + i); // C's roundf: halves away from zero
     }
+  }
+  return out;
+}
+
+/**
+ * ggml's reference q4_0: per block of 32, d = (the value of largest magnitude) / -8 (stored as
+ * f16), q = min(15, trunc(x / d + 8.5)); the first 16 values in the low nibbles, the last 16 in the high.
+ */
+export function quantizeQ4_0(x: Float32Array): Buffer {
+  const out = Buffer.alloc(typeBytes('q4_0', x.length));
+  for (let b = 0; b < x.length / 32; b++) {
+    let amax = 0;
+    let max = 0;
+    for (let i = 0; i < 32; i++) {
+      const v = x[b * 32 + i]!;
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = f(max / -8);
+    const id = d ? f(1 / d) : 0;
+    out.writeUInt16LE(toHalf(d), b * 18);
+    const q = (v: number) => Math.min(15, Math.trunc(f(f(v * id) + 8.5)));
+    for (let i = 0; i < 16; i++) out.writeUInt8(q(x[b * 32 + i]!) | (q(x[b * 32 + 16 + i]!) << 4), b * 18 + 2 + i);
   }
   return out;
 }
@@ -148,6 +180,7 @@ export function quantizeQ8_0(x: Float32Array): Buffer {
 function tensorBytes(t: GgufTensor): Buffer {
   if (t.type === 'f32') return Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
   if (t.type === 'q8_0') return quantizeQ8_0(t.data);
+  if (t.type === 'q4_0') return quantizeQ4_0(t.data);
   const out = Buffer.alloc(t.data.length * 2);
   for (let i = 0; i < t.data.length; i++) out.writeUInt16LE(toHalf(t.data[i]!), i * 2);
   return out;
@@ -175,7 +208,7 @@ export function writeGguf(file: string, metadata: Record<string, MetaValue>, inf
     [...t.shape].reverse().forEach((d) => head.u64(d));
     head.u32(GGML_TYPE[t.type]);
     head.u64(offset);
-    if (t.type === 'q8_0' && t.shape[t.shape.length - 1]! % 32 !== 0) throw new Error(`${t.name}: rows of ${t.shape[t.shape.length - 1]} values cannot be q8_0 (blocks of 32)`);
+    if (blockQuantized(t.type) && t.shape[t.shape.length - 1]! % 32 !== 0) throw new Error(`${t.name}: rows of ${t.shape[t.shape.length - 1]} values cannot be ${t.type} (blocks of 32)`);
     const n = typeBytes(t.type, t.shape.reduce((a, b) => a * b, 1));
     offset += n + ((ALIGNMENT - (n % ALIGNMENT)) % ALIGNMENT);
   }
