@@ -51,7 +51,8 @@ prepare('build', ['scripts/build.mjs']);
 if (chosen.some((b) => b.needs === 'llama')) prepare('llama.cpp (node-llama-cpp, CPU binary)', ['scripts/llama-cpp.mjs']);
 if (chosen.some((b) => b.needs === 'e2e')) prepare('end-to-end tools (code-server, chromium)', ['scripts/e2e-tools.mjs']);
 
-const hasCuda = spawnSync(py, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)']).status === 0;
+// Asked only when the GPU bench is chosen: importing torch takes seconds.
+const hasCuda = chosen.some((b) => b.gpu) ? spawnSync(py, ['-c', 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)']).status === 0 : undefined;
 const tmp = mkdtempSync(join(tmpdir(), 'moa-bench-run-'));
 const figuresFile = join(tmp, 'figures.jsonl');
 writeFileSync(figuresFile, '');
@@ -70,7 +71,7 @@ const runs = [];
 for (const b of chosen) {
   const label = b.ts ?? b.py.join(' ');
   console.log(`\n== bench ${b.name}: ${label}${quick ? ' (quick)' : ''}`);
-  const env = { ...process.env, MOA_BENCH_FIGURES: figuresFile, ...(quick ? { MOA_BENCH_QUICK: '1' } : {}) };
+  const env = { ...process.env, MOA_BENCH_FIGURES: figuresFile };
   const t0 = performance.now();
   const started = { date: new Date().toISOString(), loadAverageStart: loadavg()[0] };
   let cmd;
@@ -123,7 +124,7 @@ const fmt = (x) => (x === undefined ? '' : Math.abs(x) >= 100 ? x.toFixed(0) : M
 const md = [
   `# Benchmarks${quick ? ' (quick: smallest sizes, a smoke run, not figures to quote)' : ''}`,
   '',
-  `${machine.date} · ${machine.cpus} × ${machine.cpu} · ${machine.memoryGiB} GiB · node ${machine.node} · CUDA ${machine.cuda ? 'yes' : 'no'} · load average ${machine.loadAverageStart.toFixed(2)} at start, ${machine.loadAverageEnd.toFixed(2)} at end${only ? ` (this run: ${[...only].join(', ')}; the other rows are from the runs their row below names)` : ''}`,
+  `${machine.date} · ${machine.cpus} × ${machine.cpu} · ${machine.memoryGiB} GiB · node ${machine.node} · CUDA ${machine.cuda === undefined ? 'not asked' : machine.cuda ? 'yes' : 'no'} · load average ${machine.loadAverageStart.toFixed(2)} at start, ${machine.loadAverageEnd.toFixed(2)} at end${only ? ` (this run: ${[...only].join(', ')}; the other rows are from the runs their row below names)` : ''}`,
   '',
   'Every ratio is from one run with both sides measured side by side. Written by `npm run bench`; each bench prints more than its row here.',
   '',

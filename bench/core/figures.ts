@@ -23,7 +23,7 @@ export interface Figure {
 }
 
 /** True when the bench runs as `npm run bench -- --quick`: the smallest sizes that still run every path. */
-export const quick = process.argv.includes('--quick') || process.env['MOA_BENCH_QUICK'] === '1';
+export const quick = process.argv.includes('--quick');
 
 export function figure(f: Figure): void {
   if (!Number.isFinite(f.ours)) throw new Error(`bench ${f.bench}: "${f.figure}" is not a number (${f.ours})`);

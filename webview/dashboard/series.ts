@@ -86,8 +86,7 @@ export class LossSeries {
       if (this.train.has(name)) cols.push({ name, held: false, pts: this.train.get(name)! });
       if (this.held.has(name)) cols.push({ name: `${name} (held-out)`, held: true, pts: this.held.get(name)! });
     }
-    let xMax = 0;
-    for (const c of cols) for (const x of c.pts.x) if (x > xMax) xMax = x;
+    const xMax = this.stageEnd; // every point's x went through x(), which keeps the largest
     const bucket = Math.max(1, Math.ceil(xMax / Math.max(1, maxX)));
     const slots = Math.ceil(xMax / bucket) + 1;
     const used = new Uint8Array(slots);

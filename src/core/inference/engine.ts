@@ -160,12 +160,11 @@ export class OnnxEngine {
         past[`past_key_values.${i}.${kv}`] = new ort.Tensor('float32', new Float32Array(info.numKvHeads * capacity * info.headDim), [1, info.numKvHeads, capacity, info.headDim]);
       }
     }
-    const fetches = (): Record<string, Tensor | null> | undefined => {
-      if (!inPlace) return undefined;
-      const f: Record<string, Tensor | null> = {};
-      for (const name of this.session.outputNames) f[name] = name.startsWith('present.') ? past[`past_key_values.${name.slice('present.'.length)}`]! : null;
-      return f;
-    };
+    // In place, the buffers stay ours for the whole request (onnxruntime-node also returns a copy
+    // of each; it is not needed), so what to fetch is the same every pass.
+    const fetches = inPlace
+      ? Object.fromEntries(this.session.outputNames.map((name) => [name, name.startsWith('present.') ? past[`past_key_values.${name.slice('present.'.length)}`]! : null]))
+      : undefined;
     const context = Array.from(prompt);
     const tokens: number[] = [];
     const draft = { passes: 0, proposed: 0, accepted: 0 };
@@ -202,7 +201,7 @@ export class OnnxEngine {
         feeds['router.held'] = held;
         feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(first ? 0 : 1), [1]);
       }
-      const out = await this.session.run(feeds, fetches());
+      const out = await this.session.run(feeds, fetches);
       if (first) {
         prefillMs = performance.now() - t0;
         if (learned) {
@@ -227,11 +226,12 @@ export class OnnxEngine {
         budget = agreed === guess.length ? Math.min(draftMax, budget * 2) : agreed + 1;
       }
       pastLen = total - (guess.length - agreed);
-      for (let i = 0; i < info.numLayers; i++) {
+      // In place, the buffers already hold this pass's positions, and those past pastLen (a rejected
+      // draft's) are never read: the next pass writes over them.
+      for (let i = 0; i < info.numLayers && !inPlace; i++) {
         for (const kv of ['key', 'value']) {
           const present = out[`present.${i}.${kv}`]!;
-          // In place, positions past pastLen are never read: the next pass writes over them.
-          past[`past_key_values.${i}.${kv}`] = agreed < guess.length && !inPlace ? this.truncate(present, pastLen) : present;
+          past[`past_key_values.${i}.${kv}`] = agreed < guess.length ? this.truncate(present, pastLen) : present;
         }
       }
       for (const [j, next] of picks.entries()) {
