@@ -28,6 +28,7 @@ const BENCHES = [
   { name: 'quantized', ts: 'bench/core/quantized.bench.ts', needs: 'llama' },
   { name: 'trainer-concurrent', py: ['bench/cpu_concurrent.py'] },
   { name: 'trainer-vs-peft', py: ['bench/cpu_vs_peft.py'] },
+  { name: 'fim', py: ['bench/fim_infill.py'] },
   { name: 'gpu', py: ['bench/gpu_bench.py'], gpu: true },
   { name: 'editor', ts: 'bench/core/editor.bench.ts', needs: 'e2e' },
 ];

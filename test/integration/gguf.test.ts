@@ -120,11 +120,17 @@ test('f16, q8_0 and q4_0 bases (Ollama\'s usual types) are the size they should 
     assert.ok(Math.abs(statSync(file).size / f32 - ratio) < 0.02, `${type}: ${statSync(file).size} vs ${f32} bytes`);
     const m = await llama.loadModel({ modelPath: file });
     try {
-      const got = await llamaGreedy(m, PROMPTS[0]!, 8, EOS);
-      const want = (await ours(PROMPTS[0]!, empty)).slice(0, 8);
-      const same = got.findIndex((t, i) => t !== want[i]);
-      console.log(`# ${type} vs f32: the first ${same === -1 ? 8 : same} of 8 greedy tokens agree`);
-      assert.equal(got[0], want[0], `${type}: the first greedy token`);
+      let firstAgree = 0;
+      for (const prompt of PROMPTS) {
+        const got = await llamaGreedy(m, prompt, 8, EOS);
+        const want = (await ours(prompt, empty)).slice(0, 8);
+        const same = got.findIndex((t, i) => t !== want[i]);
+        console.log(`# ${type} vs f32: the first ${same === -1 ? 8 : same} of 8 greedy tokens agree`);
+        if (got[0] === want[0]) firstAgree++;
+      }
+      // 4-bit blocks move a 192-wide model's logits enough to swap near-tied first choices on some
+      // prompts (its bytes are gguf-py's exactly, below); 8 and 16 bits must agree on every prompt.
+      assert.ok(firstAgree >= (type === 'q4_0' ? PROMPTS.length - 1 : PROMPTS.length), `${type}: the first greedy token agrees with f32 on ${firstAgree} of ${PROMPTS.length} prompts`);
     } finally {
       await m.dispose();
     }
@@ -214,6 +220,11 @@ test('the editor\'s export runs off its thread: an Ollama folder (base, adapter,
   const cancelled = join(ws.root, 'cancelled');
   await assert.rejects(exportGgufOffThread(worker, { ...req, dir: cancelled }, AbortSignal.abort()), (e: unknown) => e instanceof Cancelled);
   assert.deepEqual(readdirSync(cancelled), [], 'no GGUF and no temporary file');
+  // A process killed mid-write (Ctrl+C on the CLI) cannot clean up: the next export there does.
+  const stale = join(cancelled, '.moa-tiny.gguf.tmp-2147483646-0badf00d');
+  writeFileSync(stale, 'half a file');
+  await exportGgufOffThread(worker, { ...req, dir: cancelled });
+  assert.deepEqual(readdirSync(cancelled).sort(), ['Modelfile', 'moa-tiny.gguf', 'probe.gguf'], 'the dead writer\'s temporary file is gone');
 });
 
 test('GGUF pieces: half floats round to nearest even, query rows interleave per head, files are GGUF v3', () => {

@@ -9,12 +9,12 @@ import { repoRoot, tempWorkspace } from '../helpers/tmp';
 
 const product = productLayout(repoRoot());
 
-test('the built-in base described: parameters from config.json, weights on disk, no FIM tokens', () => {
+test('the built-in base described: parameters from config.json, weights on disk, its FIM tokens', () => {
   const d = describeBase('builtin:moa-tiny', product, '/nowhere');
   assert.equal(d.info.modelType, 'llama');
   assert.ok(d.info.parameters > 1e6 && d.info.parameters < 3e6, String(d.info.parameters));
   assert.ok(Math.abs(d.sizeBytes - d.info.parameters * 4) < 0.01 * d.sizeBytes, 'fp32 weights: 4 bytes a parameter');
-  assert.equal(d.fim, null);
+  assert.equal(d.fim, 'starcoder');
 });
 
 test('the training memory estimate: weights by precision, adapters by rank and domains, activations by tokens', () => {

@@ -129,10 +129,10 @@ test('the train config carries the router and mixed stages only when asked, with
   assert.equal(buildTrainConfig({ ...req, config: off, fim }, run)['fim'], undefined);
 });
 
-test('a base model\'s FIM sentinels come from its tokenizer; the built-in byte-level base has none', async () => {
+test('a base model\'s FIM sentinels come from its tokenizer, the built-in byte-level base\'s included', async () => {
   const { baseFim } = await import('../../src/core/trainer/train');
   const { repoRoot } = await import('../helpers/tmp');
-  assert.equal(baseFim(join(repoRoot(), 'models', 'moa-tiny')), null);
+  assert.deepEqual(baseFim(join(repoRoot(), 'models', 'moa-tiny')), { family: 'starcoder', layout: 'spm', prefix: 258, suffix: 260, middle: 259, stop: [258, 260, 259] });
   const star = baseFim(join(repoRoot(), 'test', 'fixtures', 'tokenizers', 'starcoder-fim-bpe'));
   assert.equal(star?.family, 'starcoder');
   assert.ok(star && new Set([star.prefix, star.suffix, star.middle]).size === 3);

@@ -31,9 +31,13 @@ test('FIM tokens are found by the names each family uses, with that family\'s st
   assert.ok(!fs.stop.includes(s.eosId), 'EOS is the engine\'s own stop, not repeated here');
 });
 
-test('no FIM tokens: the byte-level moa-tiny and a BPE tokenizer without them get prefix-only prompts', () => {
+test('no FIM tokens: a byte tokenizer with no added sentinels and a BPE tokenizer without them get prefix-only prompts; moa-tiny puts the suffix first', () => {
+  assert.equal(detectFim(new ByteTokenizer()), undefined);
   const tiny = loadTokenizer(join(repoRoot(), 'models', 'moa-tiny'));
-  assert.equal(detectFim(tiny), undefined);
+  // Suffix first (Code Llama's SPM), as its tokenizer.json says: the prefix runs straight into the middle.
+  assert.deepEqual(Array.from(buildPrompt(tiny, 'ab', 'c', 64).ids), [256, 258, 260, 0x63, 259, 0x61, 0x62]);
+  const psm = { ...detectFim(tiny)!, layout: 'psm' as const };
+  assert.deepEqual(Array.from(buildPrompt(tiny, 'ab', 'c', 64, psm).ids), [256, 258, 0x61, 0x62, 260, 0x63, 259]);
   const ws = tempWorkspace();
   try {
     // The same BPE with its FIM markers renamed: only the names tell FIM support apart.
@@ -49,7 +53,7 @@ test('no FIM tokens: the byte-level moa-tiny and a BPE tokenizer without them ge
   } finally {
     ws.cleanup();
   }
-  const p = buildPrompt(tiny, 'ab', 'cd', 512);
+  const p = buildPrompt(new ByteTokenizer(), 'ab', 'cd', 512);
   assert.deepEqual(Array.from(p.ids), [256, 0x61, 0x62], 'BOS then the prefix; the suffix is not used');
 });
 
@@ -131,7 +135,7 @@ test('prefix-only cut: BOS counts toward the budget, the window encoding matches
 
 test('with a BOS token the FIM prompt starts with it, and a byte-level suffix cut never ends inside a character', () => {
   const tok = new ByteTokenizer();
-  const fim: FimTokens = { family: 'test', prefix: 300, suffix: 301, middle: 302, stop: [300, 301, 302] };
+  const fim: FimTokens = { family: 'test', layout: 'psm', prefix: 300, suffix: 301, middle: 302, stop: [300, 301, 302] };
   // budget 12 = BOS + 3 markers + 8 text tokens: the suffix may take 2, the prefix 6.
   const p = buildPrompt(tok, 'abcdefgh', 'aé€', 12, fim);
   assert.deepEqual(Array.from(p.ids), [256, 300, ...Buffer.from('cdefgh'), 301, 0x61, 302], '"aé" would be 3 bytes: only "a" fits whole');

@@ -38,6 +38,29 @@ test('the built-in byte tokenizer round-trips any text, bytes for ids', () => {
   assert.equal(decode(tok.decodeBytes([...tok.encode(text), 257])), text);
 });
 
+test('moa-tiny has FIM sentinels the prompt builder finds; a document that spells one stays bytes', async () => {
+  const { detectFim } = await import('../../src/core/inference/prompt');
+  const tok = loadTokenizer(join(repoRoot(), 'models', 'moa-tiny'));
+  const fim = detectFim(tok);
+  assert.deepEqual(fim && { family: fim.family, layout: fim.layout, prefix: fim.prefix, middle: fim.middle, suffix: fim.suffix }, { family: 'starcoder', layout: 'spm', prefix: 258, middle: 259, suffix: 260 });
+  assert.equal(tok.vocabSize, 261);
+  assert.deepEqual(Array.from(tok.encode('<fim_prefix>')), Array.from(Buffer.from('<fim_prefix>')));
+  assert.equal(decode(tok.decodeBytes([258, 0x61, 259, 260])), 'a', 'sentinels are never decoded into text');
+});
+
+test('a byte tokenizer\'s added tokens must be ids past the bytes and inside its vocabulary', () => {
+  const bad = (added: unknown) => JSON.stringify({ moa: { type: 'bytes', vocab_size: 259 }, added_tokens: added });
+  const ws = tempWorkspace({ 'a/tokenizer.json': bad([{ id: 259, content: '<x>' }]), 'b/tokenizer.json': bad([{ id: 65, content: 'A' }]), 'c/tokenizer.json': bad({}), 'd/tokenizer.json': bad([{ id: 258, content: '<x>' }]), 'e/tokenizer.json': JSON.stringify({ moa: { type: 'bytes', fim_layout: 'pms' } }) });
+  try {
+    for (const d of ['a', 'b']) assert.throws(() => loadTokenizer(join(ws.root, d)), (e: Error) => e.message.includes(join(ws.root, d, 'tokenizer.json')) && /added_tokens\[0\] needs an integer id from 256 to 258/.test(e.message));
+    assert.throws(() => loadTokenizer(join(ws.root, 'c')), /added_tokens must be a list/);
+    assert.equal(loadTokenizer(join(ws.root, 'd')).tokenToId?.('<x>'), 258);
+    assert.throws(() => loadTokenizer(join(ws.root, 'e')), /moa.fim_layout must be "psm" or "spm"/);
+  } finally {
+    ws.cleanup();
+  }
+});
+
 test('unsupported or broken tokenizer.json files are refused naming the file', () => {
   const ws = tempWorkspace({ 'a/tokenizer.json': '{"model":{"type":"Unigram","vocab":[]}}', 'b/tokenizer.json': '{not json', 'c/x': '' });
   try {

@@ -21,6 +21,10 @@ from .config import Fields
 from .errors import TrainerError
 
 BOS, EOS, VOCAB = 256, 257, 258
+# With FIM, three sentinels follow EOS, named as StarCoder's so every FIM-aware tool finds them.
+FIM_PREFIX, FIM_MIDDLE, FIM_SUFFIX = 258, 259, 260
+FIM_NAMES = {FIM_PREFIX: "<fim_prefix>", FIM_MIDDLE: "<fim_middle>", FIM_SUFFIX: "<fim_suffix>"}
+VOCAB_FIM = 261
 STDLIB = "$python_stdlib"
 
 

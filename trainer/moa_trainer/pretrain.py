@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .config import Fields, read_json_config
-from .corpus import BOS, EOS, VOCAB, build, parse_sources
+from .corpus import BOS, EOS, FIM_MIDDLE, FIM_NAMES, FIM_PREFIX, FIM_SUFFIX, VOCAB, VOCAB_FIM, build, parse_sources
 from .data import WindowSampler, fixed_windows
 from .errors import TrainerError
+from .fim import FimConfig, FimTransform
 from .fsutil import atomic_write_json, previous_path, publish_dir
 from .hf_folder import save_model_files
 from .model import CausalLM, ModelConfig, count_params, init_weights
@@ -30,23 +32,40 @@ from .schedule import lr_at
 STAGE = "pretrain"
 
 
-def byte_tokenizer_json() -> dict[str, Any]:
+def byte_tokenizer_json(fim: bool = False) -> dict[str, Any]:
+    """With FIM, `fim_layout` tells the prompt builder to put the suffix first: at this size the
+    model writes a middle far better right after its prefix (models/README.md, infill figures)."""
     def special(i: int, text: str) -> dict[str, Any]:
         return {"id": i, "content": text, "single_word": False, "lstrip": False, "rstrip": False,
                 "normalized": False, "special": True}
 
+    names = {BOS: "<s>", EOS: "</s>", **(FIM_NAMES if fim else {})}
     return {"version": "1.0",
-            "moa": {"type": "bytes", "vocab_size": VOCAB, "bos_token_id": BOS, "eos_token_id": EOS},
-            "added_tokens": [special(BOS, "<s>"), special(EOS, "</s>")]}
+            "moa": {"type": "bytes", "vocab_size": VOCAB_FIM if fim else VOCAB, "bos_token_id": BOS, "eos_token_id": EOS,
+                    **({"fim_layout": "spm"} if fim else {})},
+            "added_tokens": [special(i, text) for i, text in names.items()]}
 
 
-def _model_config(raw: dict[str, Any], source: str) -> ModelConfig:
-    d = {"model_type": "llama", "vocab_size": VOCAB, "bos_token_id": BOS, "eos_token_id": EOS,
+def _model_config(raw: dict[str, Any], source: str, vocab: int) -> ModelConfig:
+    d = {"model_type": "llama", "vocab_size": vocab, "bos_token_id": BOS, "eos_token_id": EOS,
          "tie_word_embeddings": True, **raw}
     cfg = ModelConfig.from_hf(d, f"{source}: model")
-    if cfg.vocab_size != VOCAB:
-        raise TrainerError(f"{source}: model.vocab_size must be {VOCAB} for the byte-level tokenizer", None)
+    if cfg.vocab_size != vocab:
+        raise TrainerError(f"{source}: model.vocab_size must be {vocab} for the byte-level tokenizer"
+                           f"{' with FIM sentinels' if vocab == VOCAB_FIM else ''}", None)
     return cfg
+
+
+def _fim_config(raw: Any, source: str) -> FimConfig | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise TrainerError(f"{source}: fim must be an object", None)
+    f = Fields(raw, f"{source}: fim")
+    rate, spm = f.float("rate", 0.5), f.float("spm_rate", 0.5)
+    if not (0 <= rate <= 1 and 0 <= spm <= 1):
+        raise TrainerError(f"{source}: fim rate and spm_rate are fractions from 0 to 1 (got {rate}, {spm})", None)
+    return FimConfig(prefix=FIM_PREFIX, suffix=FIM_SUFFIX, middle=FIM_MIDDLE, rate=rate, spm_rate=spm)
 
 
 @torch.no_grad()
@@ -63,11 +82,40 @@ def held_out_loss(model: CausalLM, windows: torch.Tensor, batch: int, device: to
     return total / count
 
 
-def _write_folder(out: Path, model: CausalLM, record: dict[str, Any]) -> None:
+@torch.no_grad()
+def infill_losses(model: CausalLM, windows: torch.Tensor, fim: FimConfig, seed: int,
+                  device: torch.device) -> dict[str, float]:
+    """
+    Loss (nats per token) on the middles of held-out windows cut at two random points, read three
+    ways: prefix only, prefix-suffix-middle and suffix-prefix-middle (the model sees the text after
+    the gap). The same cuts for all, so the differences are what the suffix and the layout are worth.
+    """
+    rng = np.random.default_rng([seed, 0x1F1])
+    model.eval()
+    sums, count = {"prefix_only": 0.0, "psm": 0.0, "spm": 0.0}, 0
+    p, s, m = (torch.tensor([t], dtype=windows.dtype) for t in (fim.prefix, fim.suffix, fim.middle))
+    for w in windows:
+        a, b = sorted(int(x) for x in rng.integers(1, len(w), size=2))
+        if a == b:
+            continue
+        mid = w[a:b]
+        layouts = {"prefix_only": w[:b], "psm": torch.cat([p, w[:a], s, w[b:], m, mid]),
+                   "spm": torch.cat([p, s, w[b:], m, w[:a], mid])}
+        for k, seq in layouts.items():
+            first = len(seq) - len(mid)
+            with autocast(device):
+                logits = model(seq[None, :-1].to(device)).logits[0, first - 1:]
+            sums[k] += float(F.cross_entropy(logits.float(), mid.to(device), reduction="sum"))
+        count += len(mid)
+    model.train()
+    return {k: v / count for k, v in sums.items()}
+
+
+def _write_folder(out: Path, model: CausalLM, record: dict[str, Any], fim: bool) -> None:
     """Build the folder beside `out`, then swap it in, so `out` is never half written."""
     def write(tmp: Path) -> None:
         save_model_files(model, tmp)
-        atomic_write_json(tmp / "tokenizer.json", byte_tokenizer_json())
+        atomic_write_json(tmp / "tokenizer.json", byte_tokenizer_json(fim))
         atomic_write_json(tmp / "pretrain.json", record)
     publish_dir(out, write)
     shutil.rmtree(previous_path(out), ignore_errors=True)
@@ -82,7 +130,9 @@ def run(config_path: str, stop: StopFlag) -> None:
     corpus_cfg = Fields(f.dict("corpus", required=True), f"{source}: corpus")
     sources = parse_sources(corpus_cfg.list("sources", required=True), base_dir, source)
     val_percent = corpus_cfg.int("val_percent", 5, minimum=0)
-    mcfg = _model_config(f.dict("model", required=True), source)
+    fim = _fim_config(raw.get("fim"), source)
+    vocab = VOCAB_FIM if fim else VOCAB
+    mcfg = _model_config(f.dict("model", required=True), source, vocab)
     steps = f.int("steps", required=True, minimum=1)
     batch = f.int("batch_size", 16, minimum=1)
     seq_len = f.int("seq_len", 256, minimum=1)
@@ -103,8 +153,10 @@ def run(config_path: str, stop: StopFlag) -> None:
     if len(corpus.val) < window:
         raise TrainerError(f"{source}: the held-out split has {len(corpus.val)} tokens, less than one window",
                            "raise corpus.val_percent or the byte caps")
-    sampler = WindowSampler(corpus.train, window, seed, "pretrain", "corpus (train split)", VOCAB)
-    val_quick = fixed_windows(corpus.val, window, eval_windows, "pretrain", "corpus (val split)", VOCAB)
+    sampler = WindowSampler(corpus.train, window, seed, "pretrain", "corpus (train split)", vocab)
+    val_quick = fixed_windows(corpus.val, window, eval_windows, "pretrain", "corpus (val split)", vocab)
+    # Training windows only: held-out loss stays plain text, comparable with a base without FIM.
+    transform = FimTransform(fim, seed) if fim else None
 
     torch.manual_seed(seed)
     model = CausalLM(mcfg)
@@ -135,7 +187,8 @@ def run(config_path: str, stop: StopFlag) -> None:
         lr = lr_at(pace, steps, warmup, peak_lr)
         for group in opt.param_groups:
             group["lr"] = lr
-        xy = sampler.sample(batch).to(device)
+        xy = sampler.sample(batch)
+        xy = (transform.apply(xy) if transform else xy).to(device)
         with autocast(device):
             logits = model(xy[:, :-1]).logits
         loss = F.cross_entropy(logits.float().flatten(0, 1), xy[:, 1:].flatten())
@@ -160,22 +213,26 @@ def run(config_path: str, stop: StopFlag) -> None:
     stopped = stop.is_set() and steps_done < steps
     # The reported figure uses every held-out window (non-overlapping), unless stopping early.
     val_windows = val_quick if stopped else fixed_windows(
-        corpus.val, window, len(corpus.val) // window, "pretrain", "corpus (val split)", VOCAB)
+        corpus.val, window, len(corpus.val) // window, "pretrain", "corpus (val split)", vocab)
     val_loss = held_out_loss(model, val_windows, batch, device)
     bpb = val_loss / math.log(2)
     emit("eval", stage=STAGE, expert="base", domain="held-out", loss=val_loss, step=steps_done)
+    infill: dict[str, Any] = {}
+    if fim:
+        infill = {f"infill_{k}_bits_per_byte": v / math.log(2)
+                  for k, v in infill_losses(model, val_windows, fim, seed, device).items()}
     record = {
         "v": 1, "recipe": f"python -m moa_trainer pretrain --config {config_path}",
         "config": raw, "params": params, "steps_done": steps_done, "tokens_seen": tokens,
         "train_seconds": round(train_time, 1), "tokens_per_s": round(tokens / train_time, 1),
         "final_train_loss": loss_val, "val_loss": val_loss, "val_bits_per_byte": bpb,
-        "val_tokens_evaluated": int(val_windows[:, 1:].numel()),
+        "val_tokens_evaluated": int(val_windows[:, 1:].numel()), **infill,
         "corpus": [vars(s) for s in corpus.stats], "stopped": stopped, "budget_hit": budget_hit,
         "torch": torch.__version__, "device": device.type, "threads": torch.get_num_threads(),
     }
-    _write_folder(out, model.float(), record)
+    _write_folder(out, model.float(), record, fim is not None)
     emit("artifact", kind="base", name=out.name, path=str(out))
     emit("done", stopped=stopped, elapsed_s=round(time.perf_counter() - start, 3), stage=STAGE,
          steps_done=steps_done, tokens_seen=tokens, params=params, val_loss=val_loss,
-         val_bits_per_byte=bpb, budget_hit=budget_hit, path=str(out),
+         val_bits_per_byte=bpb, budget_hit=budget_hit, path=str(out), **infill,
          corpus_bytes=sum(s.bytes for s in corpus.stats))

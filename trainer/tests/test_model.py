@@ -113,13 +113,15 @@ def test_builtin_moa_tiny() -> None:
     assert (folder / "model.safetensors").is_file(), f"{folder} missing (python -m moa_trainer pretrain --config models/moa-tiny.pretrain.json)"
     model = load_base_model(folder)
     cfg = model.config
-    assert cfg.vocab_size == 258 and cfg.bos_token_id == 256 and cfg.eos_token_id == 257
+    assert cfg.vocab_size == 261 and cfg.bos_token_id == 256 and cfg.eos_token_id == 257
     tok = json.loads((folder / "tokenizer.json").read_text())
-    assert tok["moa"] == {"type": "bytes", "vocab_size": 258, "bos_token_id": 256, "eos_token_id": 257}
+    assert tok["moa"] == {"type": "bytes", "vocab_size": 261, "bos_token_id": 256, "eos_token_id": 257, "fim_layout": "spm"}
+    # StarCoder's sentinel names after BOS and EOS: FIM-aware tools (ours, llama.cpp) find them by text.
+    assert [t["content"] for t in tok["added_tokens"]] == ["<s>", "</s>", "<fim_prefix>", "<fim_middle>", "<fim_suffix>"]
     ids = torch.tensor([[256] + list(b"def main():\n    return 0\n")])
     with torch.no_grad():
         mine = model(ids).logits
     assert (mine - hf_logits(folder, ids)).abs().max().item() < 1e-4
-    # A trained byte model predicts text far better than uniform (ln 258 = 5.55 nats).
+    # A trained byte model predicts text far better than uniform (ln 261 = 5.56 nats).
     loss = torch.nn.functional.cross_entropy(mine[0, :-1], ids[0, 1:]).item()
     assert loss < 4.0

@@ -67,6 +67,25 @@ def test_pretrain_writes_a_loadable_byte_level_base(tmp_path: Path) -> None:
     assert md["bytes"] == 4000 and py["files"] == 12 and py["val_files"] > 0
 
 
+def test_pretrain_with_fim_adds_the_sentinels_and_measures_infill(tmp_path: Path) -> None:
+    make_corpus(tmp_path)
+    config = write_config(tmp_path / "pretrain.json", pretrain_config(tmp_path, fim={"rate": 0.5}))
+    rc, events, _, stderr = run_trainer(["pretrain", "--config", config])
+    assert rc == 0, stderr
+    out = tmp_path / "out" / "base"
+    assert load_base_model(out).config.vocab_size == 261
+    tok = json.loads((out / "tokenizer.json").read_text())
+    assert tok["moa"]["vocab_size"] == 261 and tok["moa"]["fim_layout"] == "spm"
+    assert {t["id"]: t["content"] for t in tok["added_tokens"]} == {
+        256: "<s>", 257: "</s>", 258: "<fim_prefix>", 259: "<fim_middle>", 260: "<fim_suffix>"}
+    done, record = events[-1], json.loads((out / "pretrain.json").read_text())
+    for key in ("infill_psm_bits_per_byte", "infill_spm_bits_per_byte", "infill_prefix_only_bits_per_byte"):
+        assert math.isfinite(done[key]) and done[key] > 0 and record[key] == done[key]
+    bad = write_config(tmp_path / "bad.json", pretrain_config(tmp_path, fim={"rate": 2}))
+    rc, events, _, _ = run_trainer(["pretrain", "--config", bad])
+    assert rc != 0 and events[-1]["type"] == "error" and "fim rate" in events[-1]["message"]
+
+
 def test_corpus_selection_is_deterministic_and_split_by_file(tmp_path: Path) -> None:
     make_corpus(tmp_path)
     sources = parse_sources(pretrain_config(tmp_path)["corpus"]["sources"], tmp_path, "cfg")

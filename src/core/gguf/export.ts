@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BaseModelInfo } from '../models/base';
 import { MoaError } from '../util/errors';
+import { removeStaleTemps } from '../util/atomic';
 import { exportExpertGguf } from './adapter';
 import { exportBaseGguf } from './llama';
 import type { GgmlType } from './write';
@@ -24,6 +25,7 @@ export function exportBase(base: BaseModelInfo, dir: string, type: GgmlType, for
   const file = join(dir, baseGgufName(base));
   refuseExisting([file], force);
   mkdirSync(dir, { recursive: true });
+  removeStaleTemps(dir);
   exportBaseGguf(base, file, type, stop);
   return file;
 }
@@ -33,6 +35,7 @@ export function exportExpertAsGguf(expertDir: string, name: string, base: BaseMo
   const file = join(dir, `${name}.gguf`);
   refuseExisting([file], force);
   mkdirSync(dir, { recursive: true });
+  removeStaleTemps(dir);
   exportExpertGguf(expertDir, name, base, file);
   return file;
 }

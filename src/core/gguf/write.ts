@@ -1,5 +1,6 @@
 import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { Cancelled } from '../util/errors';
+import { tempPathFor } from '../util/atomic';
 
 /**
  * GGUF version 3 (llama.cpp's model and adapter file; ggml's docs/gguf.md): a header, typed
@@ -213,7 +214,8 @@ export function writeGguf(file: string, metadata: Record<string, MetaValue>, inf
     offset += n + ((ALIGNMENT - (n % ALIGNMENT)) % ALIGNMENT);
   }
   head.pad();
-  const tmp = `${file}.tmp-${process.pid}`;
+  // The shared temp name: an export killed before its rename leaves a file the next export removes.
+  const tmp = tempPathFor(file);
   const fd = openSync(tmp, 'w');
   try {
     try {

@@ -1,17 +1,21 @@
 import type { Tokenizer } from '../tokenizer/types';
 
 /**
- * A base model's fill-in-the-middle tokens. Every family listed here lays the prompt out
- * prefix-suffix-middle: `P prefix S suffix M`, and the model writes the middle after `M`.
+ * A base model's fill-in-the-middle tokens and layout: prefix-suffix-middle, `P prefix S suffix M`
+ * (every family listed here), or suffix-prefix-middle, `P S suffix M prefix` (Code Llama's SPM;
+ * what moa-tiny's tokenizer.json asks for). The model writes the middle after the last token.
  */
 export interface FimTokens {
   family: string;
+  layout: FimLayout;
   prefix: number;
   suffix: number;
   middle: number;
   /** Besides EOS, tokens that end a middle (the FIM markers and the family's padding/file separators). */
   stop: number[];
 }
+
+export type FimLayout = 'psm' | 'spm';
 
 /** The FIM token names of the families we know; the first whose three markers all exist wins. */
 const FIM_FAMILIES: readonly { family: string; prefix: string; suffix: string; middle: string; stop: string[] }[] = [
@@ -32,7 +36,7 @@ export function detectFim(tokenizer: Tokenizer): FimTokens | undefined {
     const middle = id(f.middle);
     if (prefix === undefined || suffix === undefined || middle === undefined) continue;
     const extra = f.stop.map(id).filter((x): x is number => x !== undefined);
-    return { family: f.family, prefix, suffix, middle, stop: [prefix, suffix, middle, ...extra] };
+    return { family: f.family, layout: tokenizer.fimLayout ?? 'psm', prefix, suffix, middle, stop: [prefix, suffix, middle, ...extra] };
   }
   return undefined;
 }
@@ -105,7 +109,7 @@ export interface Prompt {
  * The completion prompt within `budget` tokens, special tokens included (a budget below the
  * special tokens' count leaves no text, not fewer markers). Prefix-only for models
  * without FIM tokens: BOS, then the tokens nearest the cursor. With FIM tokens:
- * BOS? `P` prefix-tail `S` suffix-head `M`, the budget split by `splitBudget`.
+ * BOS? `P` prefix-tail `S` suffix-head `M` (or suffix first, `spm`), the budget split by `splitBudget`.
  */
 /** `fim`: the model's FIM tokens, `null` for a model without them (prefix only); found from the tokenizer when omitted. */
 export function buildPrompt(tokenizer: Tokenizer, prefix: string, suffix: string, budget: number, fim: FimTokens | null = detectFim(tokenizer) ?? null): Prompt {
@@ -122,7 +126,7 @@ export function buildPrompt(tokenizer: Tokenizer, prefix: string, suffix: string
   const split = splitBudget(available, p.length, s.length);
   const pk = keepTail(p, split.prefix, tokenizer);
   const sk = keepHead(s, split.suffix, tokenizer);
-  const ids = Uint32Array.from([...bos, fim.prefix, ...pk, fim.suffix, ...sk, fim.middle]);
+  const ids = Uint32Array.from(fim.layout === 'spm' ? [...bos, fim.prefix, fim.suffix, ...sk, fim.middle, ...pk] : [...bos, fim.prefix, ...pk, fim.suffix, ...sk, fim.middle]);
   return { ids, fim, prefixTokens: pk.length, suffixTokens: sk.length };
 }
 

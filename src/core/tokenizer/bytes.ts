@@ -1,6 +1,10 @@
 import type { Tokenizer } from './types';
 
-/** The built-in byte-level vocabulary: ids 0–255 are bytes, then BOS and EOS. */
+/**
+ * The built-in byte-level vocabulary: ids 0–255 are bytes, then BOS, EOS and any added tokens
+ * (moa-tiny's FIM sentinels). Text never encodes to an added token: only the prompt builder
+ * places them, by id, so a document that spells `<fim_prefix>` stays bytes.
+ */
 export class ByteTokenizer implements Tokenizer {
   readonly id = 'moa-bytes-v1';
   readonly vocabSize: number;
@@ -10,8 +14,14 @@ export class ByteTokenizer implements Tokenizer {
     readonly bosId = 256,
     readonly eosId = 257,
     vocabSize = 258,
+    private readonly added: ReadonlyMap<string, number> = new Map(),
+    readonly fimLayout?: 'psm' | 'spm',
   ) {
     this.vocabSize = vocabSize;
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.added.get(token);
   }
 
   encode(text: string): Uint32Array {

@@ -61,7 +61,9 @@ export function tokenizerFromJson(file: string, raw: unknown, tokConfig: Record<
     const bos = int('bos_token_id', 256);
     const eos = int('eos_token_id', 257);
     if (vocab < 256 || bos >= vocab || eos >= vocab) throw new MoaError(`${file}: moa: the byte tokenizer needs vocab_size >= 256 with bos_token_id and eos_token_id below it`);
-    return new ByteTokenizer(bos, eos, vocab);
+    const layout = moa['fim_layout'];
+    if (layout !== undefined && layout !== 'psm' && layout !== 'spm') throw new MoaError(`${file}: moa.fim_layout must be "psm" or "spm"`);
+    return new ByteTokenizer(bos, eos, vocab, byteAddedTokens(file, raw['added_tokens'], vocab), layout);
   }
   const model = raw['model'];
   const kind = isObject(model) && typeof model['type'] === 'string' ? model['type'] : 'unknown';
@@ -86,6 +88,22 @@ export function tokenizerFromJson(file: string, raw: unknown, tokConfig: Record<
   const eos = specialId(modelConfig, tokConfig, 'eos', lookup);
   if (eos === null) throw new MoaError(`${file}: no end-of-sequence token (set eos_token_id in config.json or eos_token in tokenizer_config.json)`);
   return new HfTokenizer(impl, fingerprint, vocabularySize(raw), specialId(modelConfig, tokConfig, 'bos', lookup), eos);
+}
+
+/** A byte tokenizer's added tokens by text: ids past the 256 bytes and inside the vocabulary. */
+function byteAddedTokens(file: string, raw: unknown, vocab: number): Map<string, number> {
+  const out = new Map<string, number>();
+  if (raw === undefined) return out;
+  if (!Array.isArray(raw)) throw new MoaError(`${file}: added_tokens must be a list`);
+  for (const [i, t] of raw.entries()) {
+    const id = isObject(t) ? t['id'] : undefined;
+    const content = isObject(t) ? t['content'] : undefined;
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 256 || id >= vocab || typeof content !== 'string') {
+      throw new MoaError(`${file}: added_tokens[${i}] needs an integer id from 256 to ${vocab - 1} (vocab_size) and a string content`);
+    }
+    out.set(content, id);
+  }
+  return out;
 }
 
 /**

@@ -10,4 +10,6 @@ export interface Tokenizer {
   decodeBytes(ids: ArrayLike<number>): Uint8Array;
   /** The id of one vocabulary or added token by its text (HF tokenizers); how FIM tokens are found. */
   tokenToId?(token: string): number | undefined;
+  /** The FIM layout the model was trained to be served with, when its tokenizer.json says (moa-tiny: `spm`). */
+  readonly fimLayout?: 'psm' | 'spm';
 }
