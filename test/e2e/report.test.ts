@@ -100,9 +100,10 @@ test('the report of a real run renders in headless Chromium: curves, eval table,
   // What users see: completions per domain under every way of serving, and routing at the cursor.
   const completionRows = await page.locator('table.completions tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-domain')));
   assert.deepEqual([...completionRows].sort(), DOMAINS);
-  assert.deepEqual(await page.locator('table.completions thead th').allInnerTexts(), ['domain', 'n', 'base', 'label (own expert)', 'mixed', 'learned', 'auto']);
+  assert.deepEqual(await page.locator('table.completions thead th').allInnerTexts(), ['domain', 'n', 'base', 'label (own expert)', 'label, prefix only', 'mixed', 'learned', 'auto'], 'moa-tiny has FIM sentinels: the prefix-only column is there');
   assert.ok((await page.locator('table.embedded tbody tr').count()) >= 1, 'fenced blocks in Markdown, scored');
-  assert.ok(await page.locator('.table-wrap:has(table.completions)').evaluate((el) => el.scrollWidth <= el.clientWidth), 'the completion table fits');
+  const [completionWidth, pageWidth] = await page.locator('.table-wrap:has(table.completions)').evaluate((el) => [el.scrollWidth, el.clientWidth]);
+  assert.ok(completionWidth! <= pageWidth!, `the completion table fits: ${completionWidth} px in ${pageWidth}`);
   const fits = await page.locator('.table-wrap:has(table.eval)').evaluate((el) => el.scrollWidth <= el.clientWidth);
   assert.ok(fits, 'the eval table fits without scrolling');
   // Showing one expert's curves hides the others (CSS only).

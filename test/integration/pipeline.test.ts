@@ -267,7 +267,7 @@ test('moa eval --completions completes held-out lines under every way of serving
   assert.equal(r.code, 0, r.stderr);
   const c = JSON.parse(r.stdout).completions;
   // No mixed baseline was trained here (method.test.ts has one): no column for it.
-  assert.deepEqual(c.columns, ['base', 'label', 'learned', 'auto']);
+  assert.deepEqual(c.columns, ['base', 'label', 'label-prefix-only', 'learned', 'auto']);
   assert.deepEqual(Object.keys(c.rows).sort(), ['markdown', 'python']);
   for (const [d, row] of Object.entries(c.rows) as [string, Record<string, { n: number; exact: number; editSimilarity: number; p50Ms: number; targetChars: number }>][]) {
     for (const col of c.columns) {

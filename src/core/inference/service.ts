@@ -217,7 +217,10 @@ export class CompletionService {
     // The learned graph ignores these (its routers decide); the base model alone is one zero expert.
     const weights = route.experts.length ? route.experts.map((e) => e.weight) : names.length ? names.map(() => 0) : [0];
     const tokenizer = this.tokenizer!;
-    const prompt = buildPrompt(tokenizer, prefix, opts.prefixOnly ? '' : suffix, opts.promptTokens, opts.prefixOnly ? null : this.fim);
+    // Nothing after the cursor (the end of a file, an OpenAI-style request without `suffix`): a plain
+    // prompt, as a plain completion API is expected to send; FIM markers around nothing add no text.
+    const prefixOnly = opts.prefixOnly || suffix.length === 0;
+    const prompt = buildPrompt(tokenizer, prefix, prefixOnly ? '' : suffix, opts.promptTokens, prefixOnly ? null : this.fim);
     const finished = (ids: number[]) => cutAtStopStrings(applyStop(decodeCompletion(decodeContinuation(tokenizer, prompt.ids, ids)), opts.stop), opts.stopStrings);
     const watch = opts.stop !== 'none' || opts.stopStrings?.length || opts.onText;
     const result = await (learned?.engine ?? this.engine!).generate(prompt.ids, {

@@ -28,6 +28,10 @@ td.best { font-weight: 700; background: #e6f0ff; }
 td .se { color: var(--muted); font-weight: 400; font-size: 11.5px; }
 td .sub { display: block; }
 td.n { color: var(--muted); }
+/* Up to eight serving columns (a FIM base adds the prefix-only one): headers wrap, cells pack tighter. */
+table.completions th { white-space: normal; }
+table.completions { font-size: 0.93em; }
+table.completions th, table.completions td { padding: 4px 5px; }
 tr.unscored td { color: var(--muted); text-align: left; }
 .isolate { font-size: 12.5px; display: flex; flex-wrap: wrap; gap: 2px 12px; align-items: center; }
 .isolate label { cursor: pointer; }
