@@ -60,14 +60,14 @@ before(() => {
         { name: 'prose', include: ['**/*.md'] },
         { name: 'sql', include: ['**/*.sql'] },
       ],
-      training: { steps: 80, batchSize: 4, seqLen: 128, lr: 2e-3, warmupSteps: 8, seed: 0 },
+      training: { steps: 60, batchSize: 4, seqLen: 128, lr: 2e-3, warmupSteps: 8, seed: 0 },
       router: { steps: 40, eta: 0.1, expertLrMult: 0.1, topK: 1 },
       data: { valFraction: 0.2 },
     }),
   };
-  // 40 files a domain: enough text (≥ 10k tokens after deduplication) that no expert is cut by its
-  // 4-epoch cap long before the 80 steps the mixed baseline takes; with 15, SQL's expert stopped
-  // at step 35 and the comparison was no longer "same steps".
+  // 40 files a domain: enough text that no expert is cut by its 4-epoch cap long before the 60
+  // steps the mixed baseline takes (prose, 15 distinct files, stops at 54); with 15 files SQL's
+  // expert stopped at step 35 of 80 and the comparison was no longer "same steps".
   for (let i = 0; i < 40; i++) {
     files[`app/mod${i}.py`] = python(i);
     files[`docs/note${i}.md`] = prose(i);
