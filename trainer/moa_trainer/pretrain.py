@@ -22,6 +22,7 @@ from .corpus import BOS, EOS, FIM_MIDDLE, FIM_NAMES, FIM_PREFIX, FIM_SUFFIX, VOC
 from .data import WindowSampler, fixed_windows
 from .errors import TrainerError
 from .fim import FimConfig, FimTransform
+from .train_config import parse_fim
 from .fsutil import atomic_write_json, previous_path, publish_dir
 from .hf_folder import save_model_files
 from .model import CausalLM, ModelConfig, count_params, init_weights
@@ -57,15 +58,9 @@ def _model_config(raw: dict[str, Any], source: str, vocab: int) -> ModelConfig:
 
 
 def _fim_config(raw: Any, source: str) -> FimConfig | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, dict):
-        raise TrainerError(f"{source}: fim must be an object", None)
-    f = Fields(raw, f"{source}: fim")
-    rate, spm = f.float("rate", 0.5), f.float("spm_rate", 0.5)
-    if not (0 <= rate <= 1 and 0 <= spm <= 1):
-        raise TrainerError(f"{source}: fim rate and spm_rate are fractions from 0 to 1 (got {rate}, {spm})", None)
-    return FimConfig(prefix=FIM_PREFIX, suffix=FIM_SUFFIX, middle=FIM_MIDDLE, rate=rate, spm_rate=spm)
+    """The recipe's `fim` block (rate, spm_rate) read as a train config's, with the sentinels' ids."""
+    ids = {"prefix": FIM_PREFIX, "suffix": FIM_SUFFIX, "middle": FIM_MIDDLE}
+    return parse_fim({**raw, **ids} if isinstance(raw, dict) else raw, source)
 
 
 @torch.no_grad()

@@ -116,7 +116,7 @@ def _bool(f: Fields, key: str, default: bool) -> bool:
     return v
 
 
-def _fim(raw: Any, source: str) -> Optional[FimConfig]:
+def parse_fim(raw: Any, source: str) -> Optional[FimConfig]:
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -240,7 +240,7 @@ def parse_config(path: str) -> TrainConfig:
         patience=f.int("patience", 3, minimum=0),
         keep_partial=_bool(f, "keep_partial", False),
         finish_now=_bool(f, "finish_now", False),
-        fim=_fim(raw.get("fim"), source),
+        fim=parse_fim(raw.get("fim"), source),
         fingerprint=config_fingerprint(raw),
         source=source,
     )
