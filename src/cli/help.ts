@@ -35,8 +35,9 @@ Tokenizes each domain's files into .moa/cache/data/<domain>/{train,val}.bin and 
        moa train --print-launch [--nproc-per-node N] [--nnodes M …] [same options as a run]
 Stage 1 (experts) trains every domain's expert together on the frozen base and writes
 .moa/experts/<domain>/ in PEFT layout; stage 2 (router, the default with two or more domains)
-trains the per-layer router into .moa/router/; "mixed" trains the one-LoRA baseline into
-.moa/baselines/mixed/. --stages router alone refreshes the router over the existing experts.
+trains the router (its n-gram decision and the per-layer routers) into .moa/router/; "mixed"
+trains the one-LoRA baseline into .moa/baselines/mixed/. --stages router alone refreshes the
+router over the existing experts.
 The budget: --minutes (training.minutes, default 8; 0 for none) bounds the whole run, the
 learning-rate schedule following time or steps, whichever is further along; each expert also
 stops once it has seen its domain maxEpochs times (default 4) or when its held-out loss has not

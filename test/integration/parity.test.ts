@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadExpertWeights, type ExpertWeights } from '../../src/core/adapters/store';
 import { loadRouterWeights, readRouterInfo, type RouterWeights } from '../../src/core/adapters/router';
+import { ngramExpert } from '../../src/core/routing/ngram';
 import { readBaseModel } from '../../src/core/models/base';
 import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { choosePython } from '../../src/core/trainer/python';
@@ -196,6 +197,26 @@ test('learned routing with top-2: the engine\'s per-layer decision, tokens and l
   run.routing!.forEach((row) => assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5, 'renormalised over the kept two'));
   assert.deepEqual(run.tokens, torch.tokens);
   run.rows.forEach((row, i) => assert.ok(maxDiff(row, torch.rows[i]!) < TOL, `step ${i}: ${maxDiff(row, torch.rows[i]!)}`));
+});
+
+test('an n-gram decision is made from the prompt before the first pass and held: every layer on that expert, the expert\'s own tokens and logits', async () => {
+  const s = stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!));
+  const buckets = 1 << 8;
+  const beta = router.experts.indexOf('beta');
+  // A table whose every row votes for beta: the decision does not depend on the prompt's text.
+  const weight = new Float32Array(buckets * router.experts.length);
+  for (let b = 0; b < buckets; b++) weight[b * router.experts.length + beta] = 1;
+  const table = { buckets, experts: router.experts.length, weight, bias: new Float32Array(router.experts.length) };
+  assert.equal(ngramExpert(table, PROMPT), beta);
+  const run = await greedy(learnedEngine, s, [], { router: { ...router, ngram: table } });
+  run.routing!.forEach((row, l) => assert.deepEqual(row, router.experts.map((_, e) => (e === beta ? 1 : 0)), `layer ${l}`));
+  assert.deepEqual(run.tokens, ref.greedy['beta']!.tokens, 'PyTorch\'s beta continuation');
+  run.rows.forEach((row, i) => assert.ok(maxDiff(row, ref.greedy['beta']!.rows[i]!) < TOL, `step ${i}`));
+  // Whole windows (moa eval's path) take the same decision per row.
+  const win = [Uint32Array.from([...PROMPT, ...run.tokens])];
+  const full = await learnedEngine.windowLoss(win, s, { router: { ...router, ngram: table }, promptLen: PROMPT.length });
+  const alone = await engine.windowLoss(win, stack(['beta']), [1]);
+  assert.ok(Math.abs(full - alone) < 1e-4, `window loss ${full} vs beta alone ${alone}`);
 });
 
 test('stop tokens (a FIM model\'s markers) end generation like EOS and are not returned', async () => {

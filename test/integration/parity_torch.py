@@ -92,7 +92,7 @@ def main() -> None:
                 p.mul_(r["scale"])  # sharper than the init, so top-k differs between layers and prompts
         out_dir = Path(r["dir"])
         out_dir.mkdir(parents=True, exist_ok=True)
-        router_files(made, out_dir, {"experts": router_experts, "top_k": top_k, "eta": 0.1, "accuracy": {}})
+        router_files(made, None, out_dir, {"experts": router_experts, "top_k": top_k, "eta": 0.1, "accuracy": {}})
         routers = load_router(out_dir, model.config.num_hidden_layers, model.config.hidden_size, len(router_experts))
 
     def fixed(mix: dict[str, float]) -> Optional[Adapter]:

@@ -98,7 +98,7 @@ test('kill -9 of the trainer at every kind of write: experts and router stay who
   // Every kind of write is among the points: checkpoints of both stages, experts, the router.
   assert.ok(kinds(/checkpoints\/step-/) >= 1 && kinds(/checkpoints\/router-step-/) >= 1, renames.join('\n'));
   assert.ok(kinds(/experts\/(python|markdown)$/) >= 2 && kinds(/\/router$/) >= 1, renames.join('\n'));
-  const points = killPoints(renames, 6);
+  const points = killPoints(renames, 3);
   let resumed = 0;
   for (const n of points) {
     const what = `killed before rename ${n}/${renames.length} (${renames[n - 1]!.replace(/^.*\.moa\//, '.moa/')})`;

@@ -21,6 +21,7 @@ from .errors import TrainerError
 from .fsutil import atomic_write_bytes, atomic_write_json, publish_dir
 from .lora import StackedLoRA, mixed_delta
 from .model import Adapter
+from .ngram_router import NgramRouter
 from .safetensors_io import load_file, serialize
 
 
@@ -106,12 +107,15 @@ def decision(logits: Tensor) -> Tensor:
     return logits.float().softmax(-1).mean(0).argmax(-1)
 
 
-def router_files(routers: Routers, out_dir: Path, info: dict[str, Any]) -> Path:
+def router_files(routers: Routers, ngram: Optional[NgramRouter], out_dir: Path, info: dict[str, Any]) -> Path:
     """router.safetensors and router.json (naming the weights' sha256), published together as one
     folder: a reader sees the old router or the new one, never the json of one with the other's
-    weights."""
+    weights. With `ngram`, the decision is that classifier's (`decision: "ngram"`)."""
     tensors = {f"router.layers.{i}.{k}": v.detach().float().cpu().contiguous()
                for i, lin in enumerate(routers.layers) for k, v in lin.state_dict().items()}
+    if ngram is not None:
+        tensors.update({f"ngram.{k}": v.detach().float().cpu().contiguous() for k, v in ngram.state_dict().items()})
+        info = {**info, "decision": "ngram", "ngram": ngram.info()}
     data = serialize(tensors, {"format": "pt"})
 
     def write(folder: Path) -> None:
@@ -128,7 +132,7 @@ def load_router(out_dir: Path, num_layers: int, hidden: int, num_experts: int) -
     tensors = load_file(out_dir / "router.safetensors")
     routers = Routers(num_layers, hidden, num_experts)
     try:
-        routers.load_state_dict({k.removeprefix("router."): v for k, v in tensors.items()})
+        routers.load_state_dict({k.removeprefix("router."): v for k, v in tensors.items() if k.startswith("router.")})
     except RuntimeError as e:
         raise TrainerError(f"{out_dir}: router weights do not fit {num_layers} layers × {num_experts} experts "
                            f"of width {hidden} ({e})", None) from None

@@ -34,7 +34,8 @@ from .experts_io import (check_compatible, load_into_slot, now_iso, read_expert_
 from .lora import StackedLoRA
 from .model import CausalLM
 from .protocol import emit
-from .router import RoutedAdapter, Routers, decision, fit_linear, masked_mean, router_files
+from .ngram_router import NGRAM_BATCH, NgramRouter, fit_ngram
+from .router import RoutedAdapter, Routers, fit_linear, masked_mean, router_files
 from .runtime import autocast
 from .schedule import lr_at
 from .train_config import TrainConfig
@@ -423,6 +424,9 @@ class RouterStage(Stage):
         torch.manual_seed(cfg.seed + STAGE_SEED_OFFSET["router"])
         c = ctx.model.config
         self.routers = Routers(c.num_hidden_layers, c.hidden_size, len(self.names)).to(ctx.device)
+        self.ngram = NgramRouter(len(self.names)).to(ctx.device)
+        # What fitting the n-gram classifier took (steps, seconds), for router.json.
+        self.ngram_fit: Optional[dict[str, Any]] = None
         groups: list[dict[str, Any]] = [{"params": list(self.routers.parameters()), "lr_mult": 1.0}]
         self.train_experts = self.rc.expert_lr_mult > 0
         self.lora.requires_grad_(self.train_experts)
@@ -443,6 +447,13 @@ class RouterStage(Stage):
 
     @torch.no_grad()
     def prepare(self) -> None:
+        """Before stage 2's first step: the per-layer routers' warm start, then the decision's fit."""
+        if self.rc.warm_start:
+            self.warm_start()
+        self.fit_ngram()
+
+    @torch.no_grad()
+    def warm_start(self) -> None:
         """Warm start: fit each layer's router as a logistic regression on the pooled features of
         training windows (experts routed by their labels, prompt lengths drawn as in training),
         before any gradient step. Adam on the cross-entropy alone moves a linear router slowly
@@ -450,8 +461,6 @@ class RouterStage(Stage):
         router can be (trainer/ROUTER.md). The windows are read a chunk per domain at a time, so
         every domain has as many when a time budget (a quarter of the stage's) ends it early.
         Own random stream: the training streams are unchanged."""
-        if not self.rc.warm_start:
-            return
         cfg, dist = self.cfg, self.ctx.dist
         if dist.is_main:
             rng = torch.Generator().manual_seed(cfg.seed + 7211)
@@ -495,6 +504,26 @@ class RouterStage(Stage):
         for p in self.routers.parameters():
             dist.broadcast_(p.data)
 
+    def fit_ngram(self) -> None:
+        """The decision's classifier (ngram_router.py), fitted on the training shards; an eighth
+        of the stage's time budget at most. Own random stream."""
+        cfg, dist = self.cfg, self.ctx.dist
+        if dist.is_main:
+            deadline = time.monotonic() + self.rc.max_seconds / 8 if self.rc.max_seconds else math.inf
+            domains = [s.tokens for s in self.source.samplers]
+            # More steps than read the largest domain's text 8 times over would only repeat it.
+            cap = max(20, math.ceil(8 * max(len(t) for t in domains) / (NGRAM_BATCH * cfg.seq_len)))
+            with torch.enable_grad():
+                self.ngram_fit = fit_ngram(self.ngram, domains, cfg.seq_len, min(self.rc.ngram_steps, cap),
+                                           cfg.seed + 7213, deadline)
+        for p in self.ngram.parameters():
+            dist.broadcast_(p.data)
+
+    @torch.no_grad()
+    def ngram_decision(self, rows: Tensor, lengths: Tensor) -> Tensor:
+        """Each row's expert from the n-grams of its first `lengths[i]` tokens."""
+        return self.ngram.logits(rows.cpu().numpy(), lengths.cpu().numpy()).argmax(-1).to(rows.device)
+
     def prompt_mask(self, rows: int, seq: int, lengths: Optional[Tensor] = None) -> Tensor:
         if lengths is None:
             lo = max(1, seq // 4)
@@ -522,7 +551,7 @@ class RouterStage(Stage):
             cls = F.cross_entropy(stacked.float().flatten(0, 1), ids.repeat(stacked.shape[0]))
             loss = lm + self.rc.eta * cls
             (loss / cfg.grad_accum).backward()
-            acc = (decision(stacked.detach()) == ids).float().mean()
+            acc = (self.ngram_decision(batch, mask.sum(1)) == ids).float().mean()
             sums += torch.stack([loss.detach(), lm.detach(), cls.detach(), acc]).float().cpu() / cfg.grad_accum
         dist.all_reduce_grads_(self.params)
         nn.utils.clip_grad_norm_(list(self.routers.parameters()), 1.0)
@@ -549,14 +578,16 @@ class RouterStage(Stage):
                 chunk = chunk.to(self.ctx.device)
                 rows = chunk.shape[0]
                 mask = self.prompt_mask(rows, seq, torch.full((rows,), prompt))
+                # The per-layer routers' own choices, for router_accuracy_per_layer.
                 ra = RoutedAdapter(self.lora, self.routers, mask, self.rc.top_k)
-                logits = self.forward_rows(chunk[:, :-1], ra.adapter(), ra.route)
+                self.forward_rows(chunk[:, :-1], ra.adapter(), ra.route)
+                stacked = ra.stacked_logits()
+                chosen = self.ngram_decision(chunk, torch.full((rows,), prompt))
+                logits = self.forward_rows(chunk[:, :-1], self.lora.adapter(index=chosen))
                 total += float(row_losses(logits, chunk[:, 1:]).sum())
                 index = torch.full((rows,), e, device=self.ctx.device, dtype=torch.long)
                 oracle = self.forward_rows(chunk[:, :-1], self.lora.adapter(index=index))
                 oracle_total += float(row_losses(oracle, chunk[:, 1:]).sum())
-                stacked = ra.stacked_logits()
-                chosen = decision(stacked)
                 correct += int((chosen == e).sum())
                 routed += torch.bincount(chosen.cpu(), minlength=len(self.names)).float()
                 layer_correct += (stacked.argmax(-1) == e).float().sum(1).cpu()
@@ -571,6 +602,7 @@ class RouterStage(Stage):
 
     def state_tensors(self) -> dict[str, Tensor]:
         tensors = {f"router.{k}": v.detach().float().cpu() for k, v in self.routers.state_dict().items()}
+        tensors.update({f"ngram.{k}": v.detach().float().cpu() for k, v in self.ngram.state_dict().items()})
         tensors.update({f"lora.{k}": v.detach().float().cpu() for k, v in self.lora.state_dict().items()})
         tensors.update(optimizer_tensors(self.opt, self.params))
         tensors["rng.prompt"] = self.prompt_rng.get_state()
@@ -582,6 +614,10 @@ class RouterStage(Stage):
                                           if k.startswith("router.")})
             self.lora.load_state_dict({k.removeprefix("lora."): v for k, v in tensors.items()
                                        if k.startswith("lora.")})
+            if "ngram.weight" in tensors:
+                self.ngram.load_state_dict({k.removeprefix("ngram."): v for k, v in tensors.items() if k.startswith("ngram.")})
+            else:  # a checkpoint from before the n-gram decision: fit it now
+                self.fit_ngram()
         except RuntimeError as e:
             raise TrainerError(f"{source}: checkpoint does not fit this run's router ({e})", None) from None
         load_optimizer(self.opt, self.params, tensors, source)
@@ -600,11 +636,12 @@ class RouterStage(Stage):
                     **old, "domain": d.name, "base_model": cfg.base_model_name,
                     "router_run_id": cfg.run_id, "router_steps": steps_done, "created": now_iso()})
                 emit("artifact", kind="expert", name=d.name, path=str(folder), stage=self.name)
-        router_files(self.routers, rc.out_dir, {
+        router_files(self.routers, self.ngram, rc.out_dir, {
             "experts": self.names, "eta": rc.eta, "top_k": rc.top_k, "expert_lr_mult": rc.expert_lr_mult,
             "accuracy": self.accuracy, "confusion": self.confusion, "val_loss": self.val_losses, "steps": steps_done,
             "run_id": cfg.run_id, "base_model": cfg.base_model_name, "created": now_iso(),
             **({"warm_start": self.warm} if self.warm else {}),
+            **({"ngram_fit": self.ngram_fit} if self.ngram_fit else {}),
             "lora": {"r": self.lora.spec.r, "alpha": self.lora.spec.alpha,
                      "target_modules": list(self.lora.spec.target_modules)}})
         emit("artifact", kind="router", name="router", path=str(rc.out_dir), stage=self.name)

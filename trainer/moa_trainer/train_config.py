@@ -46,6 +46,8 @@ class RouterConfig:
     # when a quarter of the stage's time budget runs out first: trainer/ROUTER.md, experiment 4).
     warm_start: bool = True
     warm_windows: int = 1024
+    # Steps of the n-gram decision's fit (ngram_router.py; trainer/ROUTER.md, experiment 7).
+    ngram_steps: int = 300
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,8 @@ def _router(raw: Any, source: str, steps: int, lr: float, eval_every: int) -> Ro
                         top_k=f.int("top_k", 1, minimum=1), out_dir=Path(f.str("out_dir", required=True)),
                         lr=f.float("lr", lr), eval_every=f.int("eval_every", default_eval, minimum=0),
                         max_seconds=f.float("max_seconds", 0.0, minimum=0),
-                        warm_start=_bool(f, "warm_start", True), warm_windows=f.int("warm_windows", 1024, minimum=1))
+                        warm_start=_bool(f, "warm_start", True), warm_windows=f.int("warm_windows", 1024, minimum=1),
+                        ngram_steps=f.int("ngram_steps", 300, minimum=1))
 
 
 def config_fingerprint(raw: dict[str, Any]) -> str:

@@ -6,6 +6,7 @@ import { readSafetensors, tensorToFloat32 } from './safetensors';
 import { isObject, readJsonObject } from '../util/json';
 import { MAX_BUFFER_BYTES, pathInside, readFileBounded } from '../util/fsRead';
 import { recoverPublished } from '../util/atomic';
+import { NGRAM_HASH, NGRAM_ORDERS, type NgramTable } from '../routing/ngram';
 
 export interface RouterInfo {
   status: 'ok' | 'broken';
@@ -21,6 +22,8 @@ export interface RouterInfo {
   weightsFile?: string;
   runId?: string;
   created?: string;
+  /** With `decision: "ngram"` in router.json: the n-gram table's bucket count (routing/ngram.ts). */
+  ngramBuckets?: number;
 }
 
 const numberOrNull = (v: unknown): v is number | null => v === null || (typeof v === 'number' && Number.isFinite(v));
@@ -69,6 +72,20 @@ export function routerInfoFrom(file: string, j: Record<string, unknown>, routerD
     ? Object.fromEntries(Object.entries(j['confusion']).map(([k, row]) => [k, isObject(row) ? (numberRecord(row) as Record<string, number>) : null]))
     : {};
   const topK = j['top_k'];
+  let ngramBuckets: number | undefined;
+  if (j['decision'] === 'ngram') {
+    const ng = isObject(j['ngram']) ? j['ngram'] : {};
+    const buckets = ng['buckets'];
+    if (ng['hash'] !== NGRAM_HASH || JSON.stringify(ng['orders']) !== JSON.stringify(NGRAM_ORDERS)) {
+      return brokenRouter(`${file}: ngram must have hash ${NGRAM_HASH} and orders ${NGRAM_ORDERS.join(', ')} (written by a newer trainer?)`);
+    }
+    if (typeof buckets !== 'number' || !Number.isInteger(buckets) || buckets < 1 || buckets > 1 << 24 || (buckets & (buckets - 1)) !== 0) {
+      return brokenRouter(`${file}: ngram.buckets must be a power of two up to 2^24`);
+    }
+    ngramBuckets = buckets;
+  } else if (j['decision'] !== undefined) {
+    return brokenRouter(`${file}: unknown decision ${JSON.stringify(j['decision'])}`);
+  }
   return {
     status: 'ok',
     experts,
@@ -79,6 +96,7 @@ export function routerInfoFrom(file: string, j: Record<string, unknown>, routerD
     runId: typeof j['run_id'] === 'string' ? (j['run_id'] as string) : undefined,
     created: typeof j['created'] === 'string' ? (j['created'] as string) : undefined,
     weightsFile: weights,
+    ngramBuckets,
   };
 }
 
@@ -89,6 +107,8 @@ export interface RouterWeights {
   bias: Float32Array;
   layers: number;
   hidden: number;
+  /** The decision's table, when the router has one; otherwise the per-layer routers decide. */
+  ngram?: NgramTable;
 }
 
 /** The per-layer router matrices, checked against the base model's shape. */
@@ -108,7 +128,15 @@ export function loadRouterWeights(routerDir: string, info: RouterInfo, layers: n
     weight.set(tensorToFloat32(st, w), l * E * hidden);
     bias.set(tensorToFloat32(st, b), l * E);
   }
-  return { experts: info.experts, weight, bias, layers, hidden };
+  let ngram: NgramTable | undefined;
+  if (info.ngramBuckets !== undefined) {
+    const tw = st.tensors.get('ngram.weight');
+    const tb = st.tensors.get('ngram.bias');
+    if (!tw || tw.shape.join() !== `${info.ngramBuckets},${E}`) throw new MoaError(`${st.file}: ngram.weight must be [${info.ngramBuckets}, ${E}] (buckets × experts)`);
+    if (!tb || tb.shape.join() !== `${E}`) throw new MoaError(`${st.file}: ngram.bias must be [${E}]`);
+    ngram = { buckets: info.ngramBuckets, experts: E, weight: tensorToFloat32(st, 'ngram.weight'), bias: tensorToFloat32(st, 'ngram.bias') };
+  }
+  return { experts: info.experts, weight, bias, layers, hidden, ngram };
 }
 
 /** Mean of the per-domain accuracies that were measured. */

@@ -250,7 +250,7 @@ export function formatEvalTable(r: EvalReport): string {
   }
   for (const [d, tokens] of Object.entries(r.tooLittleHeldOut ?? {})) lines.push(`${d.padEnd(14)}${counts ? '   0' : ''}  — too little held-out data (${tokens} tokens, a window is ${r.seqLen}): not scored`);
   lines.push('mean'.padEnd(14) + (counts ? '    ' : '') + cols.map((c) => fmt(mean(r.domains.map((d) => c.get(d))), c)).join(''));
-  if (r.learned && r.learnedSource === 'onnx') lines.push('MoA learned: the per-layer routers decide on the first half of each window and hold it, as for a completion.');
+  if (r.learned && r.learnedSource === 'onnx') lines.push('MoA learned: the learned router decides on the first half of each window (from its token n-grams) and holds it, as for a completion.');
   else if (r.learned) lines.push('MoA learned: from the trainer\'s stage-2 evaluation, on its own held-out windows (the router\'s experts are not all here to re-score it).');
   if (r.editorContext) lines.push('', formatEditorContextTable(r.editorContext));
   if (r.embedded) lines.push('', formatEmbeddedTable(r.embedded));

@@ -2,6 +2,7 @@ import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { MoaError } from '../util/errors';
 import type { ExpertStack } from './expertStack';
 import type { RouterWeights } from '../adapters/router';
+import { ngramExpert } from '../routing/ngram';
 import type { OnnxModelInfo } from './modelInfo';
 import { lookupDraft, verifyDraft } from './lookup';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling';
@@ -113,6 +114,21 @@ export class OnnxEngine {
     return feeds;
   }
 
+  /**
+   * With an n-gram decision (routing/ngram.ts): every layer's weights one-hot on the expert the
+   * table picks from positions `from` to `end` of each row, for `router.held` with `router.hold` 1.
+   */
+  private ngramHeld(router: RouterWeights, rows: ArrayLike<number>[], from: number, end: number): Tensor {
+    const E = router.experts.length;
+    const B = rows.length;
+    const held = new Float32Array(router.layers * B * E);
+    rows.forEach((ids, b) => {
+      const e = ngramExpert(router.ngram!, Array.prototype.slice.call(ids, from, end) as number[]);
+      for (let l = 0; l < router.layers; l++) held[(l * B + b) * E + e] = 1;
+    });
+    return new this.ort.Tensor('float32', held, [router.layers, B, E]);
+  }
+
   /** The LoRA stacks and the routing weights (the same row for every sequence of the batch). */
   private expertFeeds(stack: ExpertStack, weights: number[], batch = 1): Record<string, Tensor> {
     const E = Math.max(1, stack.names.length);
@@ -146,7 +162,12 @@ export class OnnxEngine {
     }
     // Generation ends at the model's last position, as at maxNewTokens.
     const maxNew = Math.min(opts.maxNewTokens, info.maxPositions - prompt.length);
-    let held: Tensor = new ort.Tensor('float32', new Float32Array(info.numLayers * E), [info.numLayers, 1, E]);
+    const routeFrom = Math.min(prompt.length - 1, Math.max(0, opts.routeFrom ?? 0));
+    // An n-gram decision is made here, before the first pass, and held from it on.
+    const decided = learned && opts.router!.ngram !== undefined;
+    let held: Tensor = decided
+      ? this.ngramHeld(opts.router!, [prompt], routeFrom, prompt.length)
+      : new ort.Tensor('float32', new Float32Array(info.numLayers * E), [info.numLayers, 1, E]);
     let routing: number[][] | undefined;
     // In place: buffers long enough for the whole request, given as the inputs and as the outputs
     // (the same memory), so GroupQueryAttention appends the new positions and copies nothing else.
@@ -196,10 +217,10 @@ export class OnnxEngine {
       if (learned) {
         // Route on the prompt once; every later pass holds that decision.
         const mask = new Float32Array(seq);
-        if (first) mask.fill(1, Math.min(seq - 1, Math.max(0, opts.routeFrom ?? 0)));
+        if (first) mask.fill(1, routeFrom);
         feeds['router.prompt_mask'] = new ort.Tensor('float32', mask, [1, seq]);
         feeds['router.held'] = held;
-        feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(first ? 0 : 1), [1]);
+        feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(first && !decided ? 0 : 1), [1]);
       }
       const out = await this.session.run(feeds, fetches);
       if (first) {
@@ -284,11 +305,12 @@ export class OnnxEngine {
       const end = Math.min(S, Math.max(1, routing.promptLen));
       const from = Math.min(end - 1, Math.max(0, routing.routeFrom ?? 0));
       for (let b = 0; b < B; b++) mask.fill(1, b * S + from, b * S + end);
+      const decided = routing.router.ngram !== undefined;
       routed = {
         ...this.routerFeeds(stack, routing.router),
         'router.prompt_mask': new ort.Tensor('float32', mask, [B, S]),
-        'router.held': new ort.Tensor('float32', new Float32Array(info.numLayers * B * E), [info.numLayers, B, E]),
-        'router.hold': new ort.Tensor('float32', Float32Array.of(0), [1]),
+        'router.held': decided ? this.ngramHeld(routing.router, rows, from, end) : new ort.Tensor('float32', new Float32Array(info.numLayers * B * E), [info.numLayers, B, E]),
+        'router.hold': new ort.Tensor('float32', Float32Array.of(decided ? 1 : 0), [1]),
       };
     }
     const feeds: Record<string, Tensor> = {

@@ -103,7 +103,7 @@ function evalSection(input: ReportInput): Html {
   if (!e) return html`<h2>Held-out evaluation</h2>${notAvailable('the eval table is', html`run <code>moa eval</code>`)}`;
   const r = e.report;
   return html`<h2>Held-out evaluation</h2>
-<p class="muted">Mean held-out loss per domain (nats/token, lower is better) on up to ${r.windows} windows of ${r.seqLen} tokens (n: how many), ± one standard error: a difference smaller than that is noise. Bold: the best figure of each row.${r.learned ? (r.learnedSource === 'onnx' ? ' “MoA learned”: the per-layer routers decide on the first half of each window and hold it, as for a completion.' : ' “MoA learned” comes from the trainer’s stage-2 evaluation on its own held-out windows.') : ''}</p>
+<p class="muted">Mean held-out loss per domain (nats/token, lower is better) on up to ${r.windows} windows of ${r.seqLen} tokens (n: how many), ± one standard error: a difference smaller than that is noise. Bold: the best figure of each row.${r.learned ? (r.learnedSource === 'onnx' ? ' “MoA learned”: the learned router decides on the first half of each window (from its token n-grams) and holds it, as for a completion.' : ' “MoA learned” comes from the trainer’s stage-2 evaluation on its own held-out windows.') : ''}</p>
 ${headline(r)}${evalTable(r)}<p class="source">from ${e.source}${r.created ? `, ${r.created}` : ''}</p>
 ${completionTable(r.completions)}${editorContextTable(r.editorContext)}${embeddedTable(r.embedded)}
 <h3>Domain × expert held-out loss</h3>

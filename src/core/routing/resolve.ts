@@ -9,7 +9,7 @@ export interface RouteDecision {
   experts: { name: string; weight: number }[];
   /** Why this route, in words a user can read in a status bar or a terminal. */
   reason: string;
-  /** The trained router will choose on the prompt (per layer); `experts` is filled in after it has. */
+  /** The trained router will choose on the prompt; `experts` is filled in after it has. */
   byRouter?: boolean;
   /** The cursor is inside a block of another language (a fenced block, a SQL string). */
   block?: EmbeddedBlock;
@@ -54,7 +54,7 @@ export function resolveRoute(config: MoaConfig, q: RouteQuery): RouteDecision {
     experts: [],
     byRouter: true,
     ...(block ? { block, routeFrom: block.start } : {}),
-    reason: `${why}the learned router chooses among ${q.router!.join(', ')} per layer, from ${block ? 'the block' : 'the prompt'}`,
+    reason: `${why}the learned router chooses among ${q.router!.join(', ')} from ${block ? 'the block' : 'the prompt'}`,
   });
   if (mode === 'learned' && q.router) return byRouter(where ? `${where}: ` : '');
   if (mode === 'auto' && block) {
