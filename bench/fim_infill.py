@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from common import record_figure
 
@@ -28,47 +27,38 @@ sys.path.insert(0, str(ROOT / "trainer"))
 
 from moa_trainer.corpus import FIM_MIDDLE, FIM_PREFIX, FIM_SUFFIX, build, parse_sources  # noqa: E402
 from moa_trainer.data import fixed_windows  # noqa: E402
+from moa_trainer.fim import FimConfig  # noqa: E402
 from moa_trainer.hf_folder import load_base_model  # noqa: E402
+from moa_trainer.pretrain import Cut, infill_sums, uniform_cut  # noqa: E402
 
 NEWLINE = 10
 
 
-def cut(w: torch.Tensor, kind: str, rng: np.random.Generator) -> tuple[int, int] | None:
-    n = len(w)
-    if kind == "random":
-        a, b = sorted(int(x) for x in rng.integers(1, n, size=2))
-        return (a, b) if a < b else None
-    if kind == "rest of line":
-        # A cursor inside a line, at least 64 bytes in; the middle runs to that line's end.
-        ends = [i for i in range(64, n - 64) if int(w[i]) == NEWLINE]
-        if len(ends) < 2:
-            return None
-        j = int(rng.integers(0, len(ends) - 1))
-        start, end = ends[j] + 1, ends[j + 1]
-        return (int(rng.integers(start, end)), end) if end - start >= 4 else None
-    length = int(rng.integers(1, 33))
-    a = int(rng.integers(64, n - length - 64))
-    return a, a + length
+def cut(kind: str) -> Cut:
+    def at(w: torch.Tensor, rng: np.random.Generator) -> tuple[int, int] | None:
+        n = len(w)
+        if kind == "random":
+            return uniform_cut(w, rng)
+        if kind == "rest of line":
+            # A cursor inside a line, at least 64 bytes in; the middle runs to that line's end.
+            ends = [i for i in range(64, n - 64) if int(w[i]) == NEWLINE]
+            if len(ends) < 2:
+                return None
+            j = int(rng.integers(0, len(ends) - 1))
+            start, end = ends[j] + 1, ends[j + 1]
+            return (int(rng.integers(start, end)), end) if end - start >= 4 else None
+        length = int(rng.integers(1, 33))
+        a = int(rng.integers(64, n - length - 64))
+        return a, a + length
+    return at
 
 
-@torch.no_grad()
 def readings(model: torch.nn.Module, windows: torch.Tensor, kind: str) -> dict[str, float]:
-    rng = np.random.default_rng(0)
-    one = lambda t: torch.tensor([t], dtype=windows.dtype)  # noqa: E731
-    p, s, m = one(FIM_PREFIX), one(FIM_SUFFIX), one(FIM_MIDDLE)
-    sums, count = {"prefix only": 0.0, "PSM": 0.0, "SPM": 0.0}, 0
-    for w in windows:
-        ab = cut(w, kind, rng)
-        if ab is None:
-            continue
-        a, b = ab
-        mid = w[a:b]
-        for name, seq in (("prefix only", w[:b]), ("PSM", torch.cat([p, w[:a], s, w[b:], m, mid])),
-                          ("SPM", torch.cat([p, s, w[b:], m, w[:a], mid]))):
-            logits = model(seq[None, :-1]).logits[0, len(seq) - len(mid) - 1:]
-            sums[name] += float(F.cross_entropy(logits.float(), mid, reduction="sum"))
-        count += len(mid)
-    return {k: v / count / math.log(2) for k, v in sums.items()} | {"bytes": count}
+    """pretrain.infill_sums on this kind of cut, in bits per byte (one token is one byte)."""
+    fim = FimConfig(prefix=FIM_PREFIX, suffix=FIM_SUFFIX, middle=FIM_MIDDLE)
+    sums, count = infill_sums(model, windows, fim, np.random.default_rng(0), torch.device("cpu"), cut(kind))
+    names = {"prefix only": "prefix_only", "PSM": "psm", "SPM": "spm"}
+    return {k: sums[v] / count / math.log(2) for k, v in names.items()} | {"bytes": count}
 
 
 def main() -> None:

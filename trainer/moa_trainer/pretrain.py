@@ -11,7 +11,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -77,22 +77,32 @@ def held_out_loss(model: CausalLM, windows: torch.Tensor, batch: int, device: to
     return total / count
 
 
+Cut = Callable[[torch.Tensor, np.random.Generator], Optional[tuple[int, int]]]
+
+
+def uniform_cut(w: torch.Tensor, rng: np.random.Generator) -> Optional[tuple[int, int]]:
+    """Two random points of the window (as the FIM transform draws them); None when they meet."""
+    a, b = sorted(int(x) for x in rng.integers(1, len(w), size=2))
+    return (a, b) if a < b else None
+
+
 @torch.no_grad()
-def infill_losses(model: CausalLM, windows: torch.Tensor, fim: FimConfig, seed: int,
-                  device: torch.device) -> dict[str, float]:
+def infill_sums(model: CausalLM, windows: torch.Tensor, fim: FimConfig, rng: np.random.Generator,
+                device: torch.device, cut: Cut = uniform_cut) -> tuple[dict[str, float], int]:
     """
-    Loss (nats per token) on the middles of held-out windows cut at two random points, read three
-    ways: prefix only, prefix-suffix-middle and suffix-prefix-middle (the model sees the text after
-    the gap). The same cuts for all, so the differences are what the suffix and the layout are worth.
+    Summed loss (nats) on the middles `cut` marks in each window, read three ways: prefix only,
+    prefix-suffix-middle and suffix-prefix-middle (the model sees the text after the gap), and the
+    middles' token count. The same cuts for all, so the differences are what the suffix and the
+    layout are worth (bench/fim_infill.py reads line ends and short middles the same way).
     """
-    rng = np.random.default_rng([seed, 0x1F1])
     model.eval()
     sums, count = {"prefix_only": 0.0, "psm": 0.0, "spm": 0.0}, 0
     p, s, m = (torch.tensor([t], dtype=windows.dtype) for t in (fim.prefix, fim.suffix, fim.middle))
     for w in windows:
-        a, b = sorted(int(x) for x in rng.integers(1, len(w), size=2))
-        if a == b:
+        ab = cut(w, rng)
+        if ab is None:
             continue
+        a, b = ab
         mid = w[a:b]
         layouts = {"prefix_only": w[:b], "psm": torch.cat([p, w[:a], s, w[b:], m, mid]),
                    "spm": torch.cat([p, s, w[b:], m, w[:a], mid])}
@@ -103,6 +113,13 @@ def infill_losses(model: CausalLM, windows: torch.Tensor, fim: FimConfig, seed: 
             sums[k] += float(F.cross_entropy(logits.float(), mid.to(device), reduction="sum"))
         count += len(mid)
     model.train()
+    return sums, count
+
+
+def infill_losses(model: CausalLM, windows: torch.Tensor, fim: FimConfig, seed: int,
+                  device: torch.device) -> dict[str, float]:
+    """Mean loss (nats per token) on the middles of held-out windows cut at two random points."""
+    sums, count = infill_sums(model, windows, fim, np.random.default_rng([seed, 0x1F1]), device)
     return {k: v / count for k, v in sums.items()}
 
 
