@@ -12,7 +12,8 @@ import { choosePython } from '../../src/core/trainer/python';
 import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { loraKey } from '../../src/core/adapters/peftKeys';
 import { loadExpertWeights, moduleDims } from '../../src/core/adapters/store';
-import type { RouterWeights } from '../../src/core/adapters/router';
+import { learnedRoute } from '../../src/core/routing/learned';
+import type { RouteDecision } from '../../src/core/routing/resolve';
 import { readBaseModel } from '../../src/core/models/base';
 import { CompletionService, DEFAULT_COMPLETE } from '../../src/core/inference/service';
 import { OnnxEngine, decodeThreads, loadOrt } from '../../src/core/inference/engine';
@@ -65,7 +66,6 @@ async function main(): Promise<void> {
     writeExpert(join(layout.expertsDir, 'markdown'), 'markdown', 2);
     // Export first, in its own step: the one-time Python export is not part of any figure below.
     const exp = await ensureOnnxExport(layout, product, baseDir, python);
-    const learnedExp = await ensureOnnxExport(layout, product, baseDir, python, undefined, { learnedRouting: true, topK: 1 });
 
     // ---- (d) resident memory: onnxruntime-node's library, then the service with its session, tokenizer and two experts, warm.
     await loadOrt();
@@ -88,7 +88,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < (quick ? 8 : 40); i++) {
       // Interleaved so that load on this shared machine falls on all series alike.
       let t = performance.now();
-      service.route('src/a.py');
+      service.routes.route('src/a.py');
       routeMs.push(performance.now() - t);
       // python after markdown (a switch), python after python (same expert), markdown after python (a switch).
       for (const [file, series] of [['src/a.py', switching], ['src/a.py', sameExpert], ['docs/a.md', switching]] as const) {
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
     const routeWarm: number[] = [];
     for (let i = 0; i < 1000; i++) {
       const t = performance.now();
-      service.route('src/a.py');
+      service.routes.route('src/a.py');
       routeWarm.push(performance.now() - t);
     }
 
@@ -120,33 +120,19 @@ async function main(): Promise<void> {
       stackTimes.push(performance.now() - t);
     }
 
-    // ---- (b) learned routing's overhead: the routers run inside the graph; same experts, same prompt, fixed weights vs learned.
-    const rssBeforeLearned = process.memoryUsage().rss;
-    const plain = await OnnxEngine.load(exp.onnxPath, info, decodeThreads(info));
-    const learned = await OnnxEngine.load(learnedExp.onnxPath, readOnnxModelInfo(learnedExp.infoPath), decodeThreads(info));
-    const rssTwoMore = process.memoryUsage().rss;
-    const pair = stackExperts(info, [md, py]);
+    // ---- (b) the learned router's decision: its n-gram table (the trainer's size, 2^16 buckets) over the 256-token prompt.
     let s = 7;
     const rand = () => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5) * 0.2;
-    const router: RouterWeights = { experts: ['markdown', 'python'], layers: info.numLayers, hidden: info.hiddenSize, weight: Float32Array.from({ length: info.numLayers * 2 * info.hiddenSize }, rand), bias: new Float32Array(info.numLayers * 2) };
+    const buckets = 1 << 16;
+    const router = { experts: ['markdown', 'python'], table: { buckets, experts: 2, weight: Float32Array.from({ length: buckets * 2 }, rand), bias: new Float32Array(2) } };
+    const undecided: RouteDecision = { mode: 'learned', experts: [], byRouter: true, reason: '' };
     const ids = [256, ...Buffer.from(prefix)];
-    const gen = { maxNewTokens: 1, temperature: 0, topP: 1, seed: 0 };
-    const fixedT: number[] = [];
-    const learnedT: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      await plain.generate(ids, { ...gen, stack: pair, expertWeights: [0, 1] });
-      await learned.generate(ids, { ...gen, stack: pair, expertWeights: [], router });
+    const decideT: number[] = [];
+    for (let i = 0; i < (quick ? 50 : 500); i++) {
+      const t = performance.now();
+      learnedRoute(undecided, router, ids);
+      decideT.push(performance.now() - t);
     }
-    for (let i = 0; i < (quick ? 10 : 60); i++) {
-      let t = performance.now();
-      await plain.generate(ids, { ...gen, stack: pair, expertWeights: [0, 1] });
-      fixedT.push(performance.now() - t);
-      t = performance.now();
-      await learned.generate(ids, { ...gen, stack: pair, expertWeights: [], router });
-      learnedT.push(performance.now() - t);
-    }
-    await plain.release();
-    await learned.release();
     // (a) continued: what a design that baked the expert into the graph would pay per switch at least.
     const recreate: number[] = [];
     for (let i = 0; i < (quick ? 2 : 6); i++) {
@@ -164,16 +150,15 @@ async function main(): Promise<void> {
     console.log(`(a) switch expert: stack the new expert's inputs ${ms(median(stackTimes))} median of ${stackTimes.length} (target < 1 ms); recreate the session ${ms(median(recreate))} median of ${recreate.length}: ${(median(recreate) / median(stackTimes)).toFixed(0)}× the switch`);
     console.log(`    whole request (TTFT) with the same expert as the request before ${ms(median(sameExpert))} (p50 of ${sameExpert.length}) vs with the other expert ${ms(median(switching))} (p50 of ${switching.length})`);
     console.log(`(b) label routing (service.route) between requests ${ms(median(routeMs))} = ${((100 * median(routeMs)) / p50).toFixed(2)}% of TTFT (target < 5%); back to back ${ms(median(routeWarm))}`);
-    console.log(`    learned routing in the graph: first token ${ms(median(learnedT))} vs fixed weights ${ms(median(fixedT))}: +${((100 * (median(learnedT) - median(fixedT))) / median(fixedT)).toFixed(1)}% (2 experts, 256-token prompt)`);
+    console.log(`    learned routing's decision (n-gram table, 256-token prompt) ${ms(median(decideT))} = ${((100 * median(decideT)) / p50).toFixed(2)}% of TTFT (target < 5%)`);
     console.log(`(c) TTFT, 256-token prompt, whole request through CompletionService: p50 ${ms(p50)}, p95 ${ms(quantile(ttft, 0.95))} (${ttft.length} requests)`);
     const b = 'inference';
     figure({ bench: b, figure: 'switch expert between requests (stack its inputs), moa-tiny', ours: median(stackTimes), unit: 'ms', comparison: 'recreate the session', theirs: median(recreate), ratio: median(stackTimes) / median(recreate), target: '< 1 ms', met: median(stackTimes) < 1 });
     figure({ bench: b, figure: 'label routing as a share of time to first token', ours: median(routeMs), unit: 'ms', comparison: 'TTFT p50', theirs: p50, ratio: median(routeMs) / p50, target: '< 5 %', met: median(routeMs) / p50 < 0.05 });
-    const learnedCost = (median(learnedT) - median(fixedT)) / median(fixedT);
-    figure({ bench: b, figure: 'learned routing in the graph, added time to first token (2 experts, 256 tokens)', ours: median(learnedT), unit: 'ms', comparison: 'fixed expert weights', theirs: median(fixedT), ratio: median(learnedT) / median(fixedT), target: '< 5 % added', met: learnedCost < 0.05 });
+    figure({ bench: b, figure: 'learned routing\'s decision (n-gram table) as a share of time to first token (256 tokens)', ours: median(decideT), unit: 'ms', comparison: 'TTFT p50', theirs: p50, ratio: median(decideT) / p50, target: '< 5 %', met: median(decideT) / p50 < 0.05 });
     figure({ bench: b, figure: 'time to first token, 256-token prompt, whole request, moa-tiny (p50)', ours: p50, unit: 'ms', note: `p95 ${quantile(ttft, 0.95).toFixed(1)} ms of ${ttft.length}` });
     figure({ bench: b, figure: 'resident memory of the completion engine (onnxruntime + session + 2 experts)', ours: (rssService - rssAtStart) / 2 ** 20, unit: 'MiB' });
-    console.log(`(d) resident memory over the process before it (${mb(rssAtStart)}): +${mb(rssService - rssAtStart)} in all = onnxruntime-node's library +${mb(rssOrt - rssAtStart)}, then the service (session, tokenizer, 2 experts, warm) +${mb(rssService - rssOrt)}; two more sessions (plain + learned graph) +${mb(rssTwoMore - rssBeforeLearned)}`);
+    console.log(`(d) resident memory over the process before it (${mb(rssAtStart)}): +${mb(rssService - rssAtStart)} in all = onnxruntime-node's library +${mb(rssOrt - rssAtStart)}, then the service (session, tokenizer, 2 experts, warm) +${mb(rssService - rssOrt)}`);
   } finally {
     rmSync(ws, { recursive: true, force: true });
   }

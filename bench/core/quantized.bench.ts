@@ -47,7 +47,7 @@ async function main(): Promise<void> {
       let threads = 1;
       for (const weights of TYPES) {
         const t0 = performance.now();
-        const exp = await ensureOnnxExport(layout, productLayout(root), dir, python, undefined, { learnedRouting: false, topK: 1, weights });
+        const exp = await ensureOnnxExport(layout, productLayout(root), dir, python, undefined, { weights });
         const info = readOnnxModelInfo(exp.infoPath);
         threads = decodeThreads(info) || cpus().length;
         engines.set(weights, await OnnxEngine.load(exp.onnxPath, info, threads));

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { productLayout, workspaceLayout, type WorkspaceLayout } from '../core/paths';
+import { choosePython } from '../core/trainer/python';
 import { TRAIN_STAGES, type TrainStage } from '../core/trainer/train';
 
 /** Exit codes: 0 ok, 1 the work failed, 2 bad usage, 3 training stopped before the end. */
@@ -88,6 +89,16 @@ export function print(values: Values, human: string, json: unknown): void {
   process.stdout.write((values.json ? JSON.stringify(json) : human) + '\n');
 }
 
+/** The trainer's interpreter: --python, else what core/trainer/python.ts chooses. */
+export const pythonOf = (values: Values): string => choosePython(productRoot, values.python).command;
+
+/** Engine and trainer log lines, on stderr when MOA_VERBOSE is set. */
+export const verboseLog = (line: string) => process.env['MOA_VERBOSE'] && process.stderr.write(line + '\n');
+
+/** Resolves at Ctrl+C or SIGTERM: how a command that keeps running (serve, data --watch) is stopped. */
+export function untilStopped(): Promise<void> {
+  return new Promise((done) => process.once('SIGINT', () => done()).once('SIGTERM', () => done()));
+}
 
 /**
  * The workspace a command works on: --workspace, else the nearest folder at or above the current

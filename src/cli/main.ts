@@ -55,13 +55,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`moa ${command}: ${errorMessage(e)}\n\n${HELP[command]}\n`);
       return EXIT.usage;
     }
-    if (e instanceof MoaError) {
-      process.stderr.write(`moa ${command}: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`);
-      return EXIT.failed;
-    }
-    if (isErrnoError(e)) {
-      // A file-system failure (a full disk, a permission): one line with the file and the errno, no stack.
-      const hint = errnoHint(e);
+    // A file-system failure (a full disk, a permission) too: one line with the file and the errno, no stack.
+    if (e instanceof MoaError || isErrnoError(e)) {
+      const hint = e instanceof MoaError ? e.hint : errnoHint(e);
       process.stderr.write(`moa ${command}: ${e.message}${hint ? `\n  hint: ${hint}` : ''}\n`);
       return EXIT.failed;
     }

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from './util/atomic';
-import { DEFAULT_BASE_MODEL, defaultData, defaultLora, defaultRouter, defaultTraining, type MoaConfig } from './config/schema';
+import { DEFAULT_BASE_MODEL, type MoaConfig } from './config/schema';
 import { sectionDefaults } from './config/table';
 import { loadConfig, saveConfig } from './config/load';
 import { scanOptionsFor, scanWorkspace } from './data/scan';
@@ -26,7 +26,7 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
   }
   let scanned = 0;
   const files = (function* () {
-    for (const f of scanWorkspace(layout.root, scanOptionsFor(layout.root, defaultData().maxFileBytes))) {
+    for (const f of scanWorkspace(layout.root, scanOptionsFor(layout.root, sectionDefaults('data').maxFileBytes))) {
       scanned++;
       yield f;
     }
@@ -36,10 +36,10 @@ export function initWorkspace(layout: WorkspaceLayout, opts: { force?: boolean; 
     version: 1,
     baseModel: DEFAULT_BASE_MODEL,
     domains,
-    lora: defaultLora(),
-    training: defaultTraining(),
-    data: defaultData(),
-    router: defaultRouter(),
+    lora: sectionDefaults('lora'),
+    training: sectionDefaults('training'),
+    data: sectionDefaults('data'),
+    router: sectionDefaults('router'),
     inference: sectionDefaults('inference'),
     routing: { mode: 'label' },
   };

@@ -43,7 +43,7 @@ export class DashboardPanel implements vscode.Disposable {
     private readonly ws: MoaWorkspace,
     private readonly training: TrainingController,
   ) {
-    panel.webview.html = this.html(context);
+    panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'dashboard', 'MoA Training', { bundledCss: true }, DASHBOARD_BODY);
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage(
@@ -67,8 +67,7 @@ export class DashboardPanel implements vscode.Disposable {
           ws.log.info(`dashboard: ${this.delays.length} steps posted; trainer wrote → posted p50 ${ms(0.5)} ms, p95 ${ms(0.95)} ms`);
           this.delays = [];
         }
-        if (this.runId && this.runId !== training.runId) return;
-        else this.post({ type: 'status', status });
+        if (!this.runId || this.runId === training.runId) this.post({ type: 'status', status });
       }),
     );
   }
@@ -111,10 +110,6 @@ export class DashboardPanel implements vscode.Disposable {
 
   private post(m: HostMessage): void {
     void this.panel.webview.postMessage(m);
-  }
-
-  private html(context: vscode.ExtensionContext): string {
-    return webviewHtml(this.panel.webview, context.extensionUri, 'dashboard', 'MoA Training', { bundledCss: true }, DASHBOARD_BODY);
   }
 
   dispose(): void {

@@ -77,8 +77,6 @@ export function activate(context: vscode.ExtensionContext): void {
         trainingItem.text = status === 'running' ? '$(sync~spin) MoA training' : '$(sync~spin) MoA stopping';
         trainingItem.show();
       } else trainingItem.hide();
-    }),
-    training.onStatus(() => {
       tree.refresh();
       runs.refresh();
     }),

@@ -3,7 +3,8 @@ import { moaSettings } from './settings';
 import { join, relative } from 'node:path';
 import { CompletionClient } from '../core/inference/completionClient';
 import { abortOn } from './abort';
-import { CompletionService, DEFAULT_COMPLETE } from '../core/inference/service';
+import { DEFAULT_COMPLETE } from '../core/inference/service';
+import { WorkspaceRouter } from '../core/routing/workspaceRouter';
 import { errorMessage } from '../core/util/errors';
 import { LruCache } from '../core/util/lru';
 import type { RouteDecision } from '../core/routing/resolve';
@@ -36,7 +37,7 @@ function sleep(ms: number, token: vscode.CancellationToken): Promise<boolean> {
  */
 export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
   /** Routing for the status bar, on this thread (no model); completions run on the worker. */
-  private service?: CompletionService;
+  private routes?: WorkspaceRouter;
   private client?: CompletionClient;
   private failedOnce = false;
   private readonly cache = new LruCache<string, string>(256);
@@ -50,24 +51,20 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
   /** New experts or a new config: drop the loaded state so the next request sees them. */
   reset(): void {
     this.cache.clear();
-    void this.service?.dispose();
     void this.client?.dispose();
-    this.service = undefined;
+    this.routes = undefined;
     this.client = undefined;
     this.failedOnce = false;
   }
 
-  private getService(): CompletionService {
-    // Python is needed only for the one-time ONNX export; it is resolved then, not per keystroke.
-    this.service ??= new CompletionService(this.ws.layout, this.ws.product, this.ws.config(), () => this.ws.python(), (l) => this.ws.log.info(`[engine] ${l}`));
-    return this.service;
+  private getRoutes(): WorkspaceRouter {
+    return (this.routes ??= new WorkspaceRouter(this.ws.layout, this.ws.config()));
   }
 
   private getClient(): CompletionClient {
     const { layout, product } = this.ws;
-    this.client ??= new CompletionClient(join(product.root, 'dist', 'completionWorker.js'), { layout, product, config: this.ws.config() },
-      () => this.ws.python(), (l) => this.ws.log.info(`[engine] ${l}`));
-    return this.client;
+    return (this.client ??= new CompletionClient(join(product.root, 'dist', 'completionWorker.js'), { layout, product, config: this.ws.config() },
+      () => this.ws.python(), (l) => this.ws.log.info(`[engine] ${l}`)));
   }
 
   /** The route at the active editor's cursor, in the status bar. */
@@ -85,7 +82,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     try {
       const rel = relative(this.ws.layout.root, doc.uri.fsPath).split('\\').join('/');
       const prefix = at ? doc.getText(new vscode.Range(new vscode.Position(0, 0), at)) : undefined;
-      const route = this.getService().route(rel, doc.languageId, prefix);
+      const route = this.getRoutes().route(rel, doc.languageId, prefix);
       this.status.text = `$(circuit-board) MoA: ${routeLabel(route)}`;
       this.status.tooltip = route.reason;
       this.status.show();
@@ -116,7 +113,7 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
     const { maxTokens: maxNewTokens, promptTokens, stopAt: stop } = settings;
     let route: RouteDecision;
     try {
-      route = this.getService().route(rel, doc.languageId, prefix);
+      route = this.getRoutes().route(rel, doc.languageId, prefix);
     } catch (e) {
       return this.fail(e);
     }
@@ -154,7 +151,6 @@ export class MoaInlineProvider implements vscode.InlineCompletionItemProvider, v
 
   dispose(): void {
     this.status.dispose();
-    void this.service?.dispose();
     void this.client?.dispose();
   }
 }

@@ -10,7 +10,6 @@ import type { MoaWorkspace } from './workspace';
 /** The expert inspector's host: computes the statistics in core and sends them to the app. */
 export class InspectorPanel {
   private static current?: InspectorPanel;
-  private expert: string;
 
   static show(context: vscode.ExtensionContext, ws: MoaWorkspace, expert: string): void {
     if (InspectorPanel.current) {
@@ -28,16 +27,13 @@ export class InspectorPanel {
     private readonly panel: vscode.WebviewPanel,
     context: vscode.ExtensionContext,
     private readonly ws: MoaWorkspace,
-    expert: string,
+    private expert: string,
   ) {
-    this.expert = expert;
     panel.webview.html = webviewHtml(panel.webview, context.extensionUri, 'inspector', 'MoA Expert', { bundledCss: false }, INSPECTOR_BODY);
-    const subs = [
-      panel.webview.onDidReceiveMessage(receiver('inspector', parseInspectorMessage, () => this.send(), (line) => ws.log.warn(line))),
-    ];
+    const sub = panel.webview.onDidReceiveMessage(receiver('inspector', parseInspectorMessage, () => this.send(), (line) => ws.log.warn(line)));
     panel.onDidDispose(() => {
       InspectorPanel.current = undefined;
-      subs.forEach((s) => s.dispose());
+      sub.dispose();
     });
   }
 

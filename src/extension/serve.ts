@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { join } from 'node:path';
 import { CompletionClient } from '../core/inference/completionClient';
-import { CompletionService } from '../core/inference/service';
+import { WorkspaceRouter } from '../core/routing/workspaceRouter';
 import { SERVE_DEFAULTS, servedConfig, startServer, type RunningServer } from '../core/serve/server';
 import { MoaError } from '../core/util/errors';
 import { moaSettings } from './settings';
@@ -14,7 +14,6 @@ import type { MoaWorkspace } from './workspace';
  */
 export class ServeController implements vscode.Disposable {
   private server?: RunningServer;
-  private listing?: CompletionService;
   private client?: CompletionClient;
   private readonly status = vscode.window.createStatusBarItem('moa.serve', vscode.StatusBarAlignment.Right, 99);
 
@@ -31,11 +30,9 @@ export class ServeController implements vscode.Disposable {
     if (this.server) return this.url!;
     // Serving may export the model, which runs Python: never in a restricted workspace.
     if (!vscode.workspace.isTrusted) throw new MoaError('a restricted workspace cannot serve completions', 'Trust the workspace first.');
-    const { layout, product } = this.ws;
     const config = servedConfig(this.ws.config());
     const log = this.log;
-    const listing = new CompletionService(layout, product, config, () => this.ws.python(), log);
-    this.listing = listing;
+    const listing = new WorkspaceRouter(this.ws.layout, config);
     try {
       this.server = await startServer(
         { experts: () => listing.attachedExperts(), complete: (rel, prompt, opts, suffix) => this.worker().complete(rel, prompt, opts, suffix), chat: false },
@@ -81,9 +78,7 @@ export class ServeController implements vscode.Disposable {
 
   private async release(): Promise<void> {
     await this.client?.dispose();
-    await this.listing?.dispose();
     this.client = undefined;
-    this.listing = undefined;
   }
 
   dispose(): void {

@@ -16,7 +16,7 @@ import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { choosePython } from '../../src/core/trainer/python';
 import { OnnxEngine } from '../../src/core/inference/engine';
 import { stackExperts } from '../../src/core/inference/expertStack';
-import { DEFAULT_VARIANT, ensureOnnxExport, graphTargets } from '../../src/core/inference/export';
+import { ensureOnnxExport, graphTargets } from '../../src/core/inference/export';
 import { readOnnxModelInfo } from '../../src/core/inference/modelInfo';
 import { errorMessage } from '../../src/core/util/errors';
 import { exportExpertGguf } from '../../src/core/gguf/adapter';
@@ -111,7 +111,7 @@ async function baseFor(dir: string): Promise<{ base: BaseModelInfo; engine: Onnx
   if (!e) {
     const base = readBaseModel(dir, dir);
     // Every projection: adapters of any target set run on the same graph.
-    const exp = await ensureOnnxExport(workspaceLayout(ws.root), productLayout(root), dir, python, undefined, { ...DEFAULT_VARIANT, targets: graphTargets([{ targetModules: ['gate_proj', 'up_proj', 'down_proj'] }]) });
+    const exp = await ensureOnnxExport(workspaceLayout(ws.root), productLayout(root), dir, python, undefined, { targets: graphTargets([{ targetModules: ['gate_proj', 'up_proj', 'down_proj'] }]) });
     e = { base, engine: await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath)) };
     engines.set(dir, e);
   }

@@ -67,7 +67,7 @@ before(async () => {
   writeFileSync(join(dir, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r, lora_alpha: 6, use_rslora: true, target_modules: MODULES }));
   const weights = loadExpertWeights(dir, 'probe', base);
 
-  const exp = await ensureOnnxExport(layout, productLayout(root), baseDir, choosePython(root).command, undefined, { learnedRouting: false, topK: 1, targets: MODULES });
+  const exp = await ensureOnnxExport(layout, productLayout(root), baseDir, choosePython(root).command, undefined, { targets: MODULES });
   engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath), 1);
   stack = stackExperts(engine.info, [weights]);
   empty = stackExperts(engine.info, []);

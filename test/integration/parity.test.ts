@@ -9,9 +9,9 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadExpertWeights, type ExpertWeights } from '../../src/core/adapters/store';
-import { loadRouterWeights, readRouterInfo, type RouterWeights } from '../../src/core/adapters/router';
-import { ngramExpert } from '../../src/core/routing/ngram';
 import { readBaseModel } from '../../src/core/models/base';
+import { gramBuckets } from '../../src/core/routing/ngram';
+import { learnedRoute } from '../../src/core/routing/learned';
 import { productLayout, workspaceLayout } from '../../src/core/paths';
 import { choosePython } from '../../src/core/trainer/python';
 import { OnnxEngine, type GenerateOptions } from '../../src/core/inference/engine';
@@ -39,7 +39,6 @@ const MIX = { alpha: 0.65, beta: 0.35 }; // a top-2 mix: two experts, renormalis
 interface Greedy {
   tokens: number[];
   rows: number[][];
-  routing: number[][];
 }
 interface Reference {
   logits: Record<string, number[]>;
@@ -49,8 +48,6 @@ interface Reference {
 let ws: { root: string; cleanup: () => void };
 let engine: OnnxEngine;
 let plainExport: OnnxExport;
-let learnedEngine: OnnxEngine;
-let router: RouterWeights;
 let ref: Reference;
 const weights = new Map<string, ExpertWeights>();
 
@@ -83,7 +80,6 @@ before(async () => {
     base: baseDir,
     experts_dir: layout.expertsDir,
     make: EXPERTS,
-    router: { dir: layout.routerDir, experts: EXPERTS.map((e) => e.name), seed: 5, scale: 20, top_k: 2 },
     logits: [
       { name: 'none', ids: PROMPT, experts: {} },
       { name: 'alpha', ids: PROMPT, experts: { alpha: 1 } },
@@ -92,7 +88,6 @@ before(async () => {
     greedy: [
       { name: 'mix', prompt: PROMPT, steps: STEPS, experts: MIX },
       { name: 'beta', prompt: PROMPT, steps: STEPS, experts: { beta: 1 } },
-      { name: 'learned', prompt: PROMPT, steps: STEPS, learned: true },
     ],
   };
   const reqFile = join(ws.root, 'parity-request.json');
@@ -107,16 +102,10 @@ before(async () => {
   engine = await OnnxEngine.load(plainExport.onnxPath, readOnnxModelInfo(plainExport.infoPath));
   const base = readBaseModel('builtin:moa-tiny', baseDir);
   for (const e of EXPERTS) weights.set(e.name, loadExpertWeights(join(layout.expertsDir, e.name), e.name, base));
-  const info = readRouterInfo(layout.routerDir)!;
-  assert.equal(info.status, 'ok', info.reason);
-  router = loadRouterWeights(layout.routerDir, info, base.numLayers, base.hiddenSize);
-  const learned = await ensureOnnxExport(layout, product, baseDir, python, undefined, { learnedRouting: true, topK: info.topK });
-  learnedEngine = await OnnxEngine.load(learned.onnxPath, readOnnxModelInfo(learned.infoPath));
 });
 
 after(async () => {
   await engine?.release();
-  await learnedEngine?.release();
   ws?.cleanup();
 });
 
@@ -184,39 +173,21 @@ test('switching expert between requests gives exactly what feeding that expert a
   });
 });
 
-test('learned routing with top-2: the engine\'s per-layer decision, tokens and logits match PyTorch\'s routers', async () => {
-  const s = stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!));
-  const run = await greedy(learnedEngine, s, [], { router });
-  const torch = ref.greedy['learned']!;
-  assert.ok(run.routing, 'the learned graph reports its routing');
-  assert.equal(run.routing!.length, engine.info.numLayers);
-  run.routing!.forEach((row, l) => {
-    assert.equal(row.filter((x) => x > 0).length, 2, `layer ${l}: top-2 keeps two experts`);
-    assert.ok(maxDiff(row, torch.routing[l]!) < 1e-5, `layer ${l}: ${row} vs ${torch.routing[l]}`);
-  });
-  run.routing!.forEach((row) => assert.ok(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-5, 'renormalised over the kept two'));
-  assert.deepEqual(run.tokens, torch.tokens);
-  run.rows.forEach((row, i) => assert.ok(maxDiff(row, torch.rows[i]!) < TOL, `step ${i}: ${maxDiff(row, torch.rows[i]!)}`));
-});
-
-test('an n-gram decision is made from the prompt before the first pass and held: every layer on that expert, the expert\'s own tokens and logits', async () => {
-  const s = stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!));
-  const buckets = 1 << 8;
-  const beta = router.experts.indexOf('beta');
-  // A table whose every row votes for beta: the decision does not depend on the prompt's text.
-  const weight = new Float32Array(buckets * router.experts.length);
-  for (let b = 0; b < buckets; b++) weight[b * router.experts.length + beta] = 1;
-  const table = { buckets, experts: router.experts.length, weight, bias: new Float32Array(router.experts.length) };
-  assert.equal(ngramExpert(table, PROMPT), beta);
-  const run = await greedy(learnedEngine, s, [], { router: { ...router, ngram: table } });
-  run.routing!.forEach((row, l) => assert.deepEqual(row, router.experts.map((_, e) => (e === beta ? 1 : 0)), `layer ${l}`));
-  assert.deepEqual(run.tokens, ref.greedy['beta']!.tokens, 'PyTorch\'s beta continuation');
+test('a learned route is decided from the prompt\'s token n-grams before any pass and served by that expert alone: PyTorch\'s beta continuation', async () => {
+  const names = EXPERTS.map((e) => e.name);
+  const beta = names.indexOf('beta');
+  const buckets = 1 << 12;
+  // Only this prompt's n-grams vote, and for beta: the decision is the table's, not a default.
+  const weight = new Float32Array(buckets * names.length);
+  for (const b of gramBuckets(PROMPT, buckets)) weight[b * names.length + beta] = 1;
+  const router = { experts: names, table: { buckets, experts: names.length, weight, bias: new Float32Array(names.length) } };
+  const undecided = { mode: 'learned' as const, experts: [], byRouter: true, reason: 'the learned router chooses among alpha, beta, gamma from the prompt' };
+  const route = learnedRoute(undecided, router, PROMPT);
+  assert.deepEqual(route.experts, [{ name: 'beta', weight: 1 }]);
+  assert.match(route.reason, new RegExp(`^learned router \\(token n-grams of ${PROMPT.length} tokens\\): beta$`));
+  const run = await greedy(engine, stack(route.experts.map((e) => e.name)), route.experts.map((e) => e.weight));
+  assert.deepEqual(run.tokens, ref.greedy['beta']!.tokens);
   run.rows.forEach((row, i) => assert.ok(maxDiff(row, ref.greedy['beta']!.rows[i]!) < TOL, `step ${i}`));
-  // Whole windows (moa eval's path) take the same decision per row.
-  const win = [Uint32Array.from([...PROMPT, ...run.tokens])];
-  const full = await learnedEngine.windowLoss(win, s, { router: { ...router, ngram: table }, promptLen: PROMPT.length });
-  const alone = await engine.windowLoss(win, stack(['beta']), [1]);
-  assert.ok(Math.abs(full - alone) < 1e-4, `window loss ${full} vs beta alone ${alone}`);
 });
 
 test('stop tokens (a FIM model\'s markers) end generation like EOS and are not returned', async () => {
@@ -231,13 +202,13 @@ test('stop tokens (a FIM model\'s markers) end generation like EOS and are not r
   assert.deepEqual(stopped.tokens, all.slice(0, k));
 });
 
-test('prompt lookup drafting changes nothing but the number of passes: same tokens, logits within 1e-4, also with learned routing, stops and odd budgets', async () => {
+test('prompt lookup drafting changes nothing but the number of passes: same tokens, logits within 1e-4, also with stops and odd budgets', async () => {
   // Repetitive code, so that drafts exist and some are kept.
   const line = '    total = total + read_lines(path)\n';
   const prompt = [256, ...Buffer.from(`def count(paths):\n    total = 0\n    for path in paths:\n${line}${line}${line}`)];
   const cases: [string, OnnxEngine, ExpertStack, Partial<GenerateOptions>][] = [
     ['mix', engine, stack(['alpha', 'beta']), { expertWeights: [MIX.alpha, MIX.beta] }],
-    ['learned', learnedEngine, stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!)), { router }],
+    ['beta', engine, stack(['beta']), { expertWeights: [1] }],
   ];
   let kept = 0;
   for (const [name, e, s, extra] of cases) {
@@ -270,14 +241,14 @@ test('prompt lookup drafting changes nothing but the number of passes: same toke
   assert.ok(kept > 0, 'some drafted tokens were kept: the multi-token pass was exercised');
 });
 
-test('the KV cache written in place gives what the growing cache gives: same tokens and logits, with drafts, learned routing and at the last position', async () => {
-  assert.ok(engine.info.kvInPlace && learnedEngine.info.kvInPlace, 'moa-tiny\'s graph uses GroupQueryAttention: model.json says kv_in_place');
+test('the KV cache written in place gives what the growing cache gives: same tokens and logits, with drafts and at the last position', async () => {
+ assert.ok(engine.info.kvInPlace, 'moa-tiny\'s graph uses GroupQueryAttention: model.json says kv_in_place');
   const line = '    total = total + read_lines(path)\n';
   const prompt = [256, ...Buffer.from(`def count(paths):\n    total = 0\n    for path in paths:\n${line}${line}`)];
   const nearEnd = [256, ...Array.from({ length: engine.info.maxPositions - 6 }, (_, i) => 97 + (i % 7))];
   const cases: [string, OnnxEngine, ExpertStack, Partial<GenerateOptions>, number[]][] = [
     ['mix', engine, stack(['alpha', 'beta']), { expertWeights: [MIX.alpha, MIX.beta] }, prompt],
-    ['learned', learnedEngine, stackExperts(learnedEngine.info, router.experts.map((n) => weights.get(n)!)), { router }, prompt],
+    ['beta', engine, stack(['beta']), { expertWeights: [1] }, prompt],
     ['last positions', engine, stack(['alpha']), { expertWeights: [1] }, nearEnd],
   ];
   for (const [name, e, s, extra, p] of cases) {

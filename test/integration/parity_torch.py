@@ -1,7 +1,7 @@
 """PyTorch side of test/integration/parity.test.ts: the reference the TypeScript engine is held to.
 
 Reads one JSON request (path in argv[1]), prints one JSON answer on stdout. It writes the seeded
-random experts (and router) with the trainer's own writers, reads them back from those files the
+random experts with the trainer's own writers, reads them back from those files the
 way any consumer would, and computes logits with moa_trainer's model in plain PyTorch, by full
 recompute (no KV cache). Run with PYTHONPATH=trainer.
 
@@ -9,11 +9,9 @@ Request keys:
   base          base model folder
   experts_dir   where `make` writes the expert folders (and whence every case reads them)
   make          [{name, r, alpha, seed, std}]: one random LoRA expert each (q/k/v/o_proj)
-  router        {dir, experts, seed, scale, top_k}: random per-layer routers over those experts
   logits        [{name, ids, experts: {name: weight}}]: logits at every position of `ids`
-  greedy        [{name, prompt, steps, experts: {name: weight}} | {..., learned: true}]: greedy
-                decoding, recomputing the whole sequence at every step; the tokens, each step's
-                next-token logits row, and with `learned` the per-layer routing chosen on the prompt
+  greedy        [{name, prompt, steps, experts: {name: weight}}]: greedy decoding, recomputing the
+                whole sequence at every step; the tokens and each step's next-token logits row
 """
 
 from __future__ import annotations
@@ -30,7 +28,6 @@ from moa_trainer.experts_io import read_peft_spec, read_peft_tensors, write_expe
 from moa_trainer.hf_folder import load_base_model
 from moa_trainer.lora import LoraSpec, StackedLoRA
 from moa_trainer.model import CausalLM
-from moa_trainer.router import Routers, load_router, masked_mean, router_files, top_k_weights
 
 TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 Adapter = Callable[[int, str, Tensor], Optional[Tensor]]
@@ -79,22 +76,6 @@ def main() -> None:
             loaded[name] = read_expert(model, experts_dir / name)
         return loaded[name]
 
-    routers: Optional[Routers] = None
-    router_experts: list[str] = []
-    top_k = 1
-    if "router" in req:
-        r = req["router"]
-        router_experts, top_k = list(r["experts"]), int(r["top_k"])
-        torch.manual_seed(r["seed"])
-        made = Routers(model.config.num_hidden_layers, model.config.hidden_size, len(router_experts))
-        with torch.no_grad():
-            for p in made.parameters():
-                p.mul_(r["scale"])  # sharper than the init, so top-k differs between layers and prompts
-        out_dir = Path(r["dir"])
-        out_dir.mkdir(parents=True, exist_ok=True)
-        router_files(made, None, out_dir, {"experts": router_experts, "top_k": top_k, "eta": 0.1, "accuracy": {}})
-        routers = load_router(out_dir, model.config.num_hidden_layers, model.config.hidden_size, len(router_experts))
-
     def fixed(mix: dict[str, float]) -> Optional[Adapter]:
         if not mix:
             return None
@@ -111,27 +92,13 @@ def main() -> None:
             prompt: list[int] = list(case["prompt"])
             seq = list(prompt)
             rows: list[list[float]] = []
-            routing: list[list[float]] = []
             for _ in range(case["steps"]):
                 ids = torch.tensor([seq], dtype=torch.long)
-                if case.get("learned"):
-                    assert routers is not None
-                    chosen: dict[int, Tensor] = {}
-                    mask = torch.zeros(1, len(seq))
-                    mask[:, :len(prompt)] = 1  # decided on the prompt, held for the continuation
-
-                    def route(layer: int, h: Tensor) -> None:
-                        chosen[layer] = top_k_weights(routers.logits(layer, masked_mean(h, mask)), top_k)
-
-                    adapter = weighted([expert(n) for n in router_experts], lambda layer: chosen[layer])
-                    logits = model(ids, adapter=adapter, route=route).logits
-                    routing = [chosen[i][0].tolist() for i in range(model.config.num_hidden_layers)]
-                else:
-                    logits = model(ids, adapter=fixed(case["experts"])).logits
+                logits = model(ids, adapter=fixed(case["experts"])).logits
                 row = logits[0, -1]
                 rows.append(row.tolist())
                 seq.append(int(row.argmax()))
-            answer["greedy"][case["name"]] = {"tokens": seq[len(prompt):], "rows": rows, "routing": routing}
+            answer["greedy"][case["name"]] = {"tokens": seq[len(prompt):], "rows": rows}
     json.dump(answer, sys.stdout)
 
 

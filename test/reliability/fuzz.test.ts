@@ -113,7 +113,7 @@ test('router.json: its weights path never leads outside the router folder', () =
     holds('router.json', FILE, () => {
       const info = routerInfoFrom(FILE, (typeof v === 'object' && v !== null && !Array.isArray(v) ? v : {}) as Record<string, unknown>, join(ws.root, 'router'), () => 'x');
       if (info.weightsFile) assert.ok(info.weightsFile.startsWith(join(ws.root, 'router') + '/'), info.weightsFile);
-      assert.ok(info.topK >= 1);
+      if (info.status === 'ok') assert.ok(info.ngramBuckets! >= 1, 'an ok router has its decision table');
     }),
   );
 });

@@ -118,6 +118,12 @@ test('an update handles deleted folders, touched files, config and .gitignore ch
     assert.equal(updateDatasets(layout, config, tok, ['.gitignore']).kind, 'rebuilt');
     assert.ok(Object.keys(readDomainIndex(layout, 'python')!.files).every((p) => !p.startsWith('src/pkg0/')));
 
+    // A domain whose every file goes is reported as emptied (what the watcher says).
+    rmSync(join(ws.root, 'docs'), { recursive: true });
+    const none = updateDatasets(layout, config, tok, ['docs']);
+    assert.equal(none.kind, 'updated');
+    assert.deepEqual(none.emptied, ['docs']);
+
     const narrower = validateConfig({ domains: [{ name: 'docs', include: ['**/*.md'] }], data: { valFraction: 0.2 } }).config!;
     const rebuilt = updateDatasets(layout, narrower, tok, []);
     assert.equal(rebuilt.kind, 'rebuilt', 'another config rebuilds');

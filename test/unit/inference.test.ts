@@ -46,7 +46,7 @@ test('greedy picks the argmax; seeded sampling repeats and respects top-p', () =
 });
 
 test('stackExperts pads ranks with zeros and folds the scaling into B', () => {
-  const info: OnnxModelInfo = { numLayers: 1, numKvHeads: 1, headDim: 2, hiddenSize: 2, vocabSize: 4, targetModules: ['q_proj'], modules: { q_proj: { in: 2, out: 2 } }, bosTokenId: 0, eosTokenId: 1, learnedRouting: false, topK: 1, maxPositions: 64, kvInPlace: false };
+  const info: OnnxModelInfo = { numLayers: 1, numKvHeads: 1, headDim: 2, hiddenSize: 2, vocabSize: 4, targetModules: ['q_proj'], modules: { q_proj: { in: 2, out: 2 } }, bosTokenId: 0, eosTokenId: 1, maxPositions: 64, kvInPlace: false };
   const e1: ExpertWeights = { name: 'a', r: 1, scaling: 2, modules: new Map([['q_proj', { inFeatures: 2, outFeatures: 2, A: [Float32Array.from([1, 2])], B: [Float32Array.from([3, 4])] }]]) };
   const e2: ExpertWeights = { name: 'b', r: 2, scaling: 1, modules: new Map([['q_proj', { inFeatures: 2, outFeatures: 2, A: [Float32Array.from([1, 0, 0, 1])], B: [Float32Array.from([5, 6, 7, 8])] }]]) };
   const s = stackExperts(info, [e1, e2]);
@@ -64,17 +64,17 @@ test('stackExperts pads ranks with zeros and folds the scaling into B', () => {
 });
 
 test('the graph takes LoRA inputs for attention and every projection the experts target, in one order', async () => {
-  const { graphTargets, exportKey, DEFAULT_VARIANT } = await import('../../src/core/inference/export');
+  const { graphTargets, exportKey } = await import('../../src/core/inference/export');
   const { repoRoot } = await import('../helpers/tmp');
   const { join } = await import('node:path');
   assert.deepEqual(graphTargets([]), ['q_proj', 'k_proj', 'v_proj', 'o_proj']);
   assert.deepEqual(graphTargets([{ targetModules: ['down_proj', 'q_proj'] }, { targetModules: ['gate_proj'] }, {}]), ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'down_proj']);
   const dir = join(repoRoot(), 'models', 'moa-tiny');
   // Attention-only workspaces keep the graph they had; MLP targets are another graph.
-  assert.equal(exportKey(dir, { ...DEFAULT_VARIANT, targets: ['v_proj', 'q_proj'] }), exportKey(dir));
-  assert.notEqual(exportKey(dir, { ...DEFAULT_VARIANT, targets: ['down_proj'] }), exportKey(dir));
+  assert.equal(exportKey(dir, { targets: ['v_proj', 'q_proj'] }), exportKey(dir));
+  assert.notEqual(exportKey(dir, { targets: ['down_proj'] }), exportKey(dir));
   // Quantized weights are other graphs; f32 named or not is the one workspaces already have.
-  const keys = (['f32', 'int8', 'int4'] as const).map((weights) => exportKey(dir, { ...DEFAULT_VARIANT, weights }));
+  const keys = (['f32', 'int8', 'int4'] as const).map((weights) => exportKey(dir, { weights }));
   assert.equal(keys[0], exportKey(dir));
   assert.equal(new Set(keys).size, 3);
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
 import { gramBuckets, ngramExpert, NGRAM_HASH } from '../../src/core/routing/ngram';
-import { loadRouterWeights, readRouterInfo, routerInfoFrom } from '../../src/core/adapters/router';
+import { loadLearnedRouter, readRouterInfo, routerInfoFrom } from '../../src/core/adapters/router';
 import { writeSafetensorsF32 } from '../../src/core/adapters/safetensors';
 import { writeJsonAtomic } from '../../src/core/util/atomic';
 import { tempWorkspace } from '../helpers/tmp';
@@ -35,11 +35,7 @@ test('router.json with an n-gram decision: its table is loaded and checked, a ba
   const dir = join(ws.root, 'router');
   mkdirSync(dir, { recursive: true });
   const E = 2;
-  const layers = 1;
-  const hidden = 3;
   const tensors = new Map([
-    ['router.layers.0.weight', { shape: [E, hidden], data: new Float32Array(E * hidden) }],
-    ['router.layers.0.bias', { shape: [E], data: new Float32Array(E) }],
     ['ngram.weight', { shape: [16, E], data: new Float32Array(16 * E).fill(0.25) }],
     ['ngram.bias', { shape: [E], data: Float32Array.of(0, 1) }],
   ]);
@@ -48,17 +44,17 @@ test('router.json with an n-gram decision: its table is loaded and checked, a ba
   writeJsonAtomic(join(dir, 'router.json'), good);
   const info = readRouterInfo(dir)!;
   assert.equal(info.status, 'ok');
-  const weights = loadRouterWeights(dir, info, layers, hidden);
-  assert.equal(weights.ngram?.buckets, 16);
-  assert.equal(ngramExpert(weights.ngram!, [1, 2, 3]), 1);
+  const router = loadLearnedRouter(dir, info);
+  assert.equal(router.table.buckets, 16);
+  assert.deepEqual(router.experts, ['a', 'b']);
+  assert.equal(ngramExpert(router.table, [1, 2, 3]), 1);
   // A table of the wrong size is refused naming the file.
-  assert.throws(() => loadRouterWeights(dir, { ...info, ngramBuckets: 32 }, layers, hidden), /router\.safetensors: ngram\.weight must be \[32, 2\]/);
+  assert.throws(() => loadLearnedRouter(dir, { ...info, ngramBuckets: 32 }), /router\.safetensors: ngram\.weight must be \[32, 2\]/);
   const file = join(dir, 'router.json');
   const broken = (j: Record<string, unknown>) => routerInfoFrom(file, j, dir, () => 'x');
   assert.match(broken({ ...good, ngram: { ...good.ngram, hash: 'md5' } }).reason!, /router\.json: ngram must have hash/);
   assert.match(broken({ ...good, ngram: { ...good.ngram, buckets: 12 } }).reason!, /power of two/);
   assert.match(broken({ ...good, decision: 'vote' }).reason!, /unknown decision "vote"/);
-  // A router.json from before the n-gram decision still reads: the per-layer routers decide.
-  assert.equal(broken({ experts: ['a', 'b'] }).status, 'ok');
-  assert.equal(broken({ experts: ['a', 'b'] }).ngramBuckets, undefined);
+  // A router.json from before the n-gram decision is broken, saying how to refit it.
+  assert.match(broken({ experts: ['a', 'b'] }).reason!, /router\.json: written by an older trainer, without the n-gram decision; run "moa train --stages router"/);
 });

@@ -47,16 +47,14 @@ from .runtime import hello
 EXTERNAL_DATA_BYTES = 64 * 1024 * 1024
 
 
-def export_onnx(model: CausalLM, targets: list[str], out: Path, learned_routing: bool = False,
-                top_k: int = 1, external_data: Optional[bool] = None, weights: str = "f32") -> None:
+def export_onnx(model: CausalLM, targets: list[str], out: Path, external_data: Optional[bool] = None,
+                weights: str = "f32") -> None:
     unknown = [m for m in targets if m not in MODULE_PARENT]
     if unknown:
         raise TrainerError(f"export: unknown target_modules {unknown}",
                            f"choose from {', '.join(MODULE_PARENT)}")
-    if learned_routing and not targets:
-        raise TrainerError("export: learned_routing needs target_modules to route", None)
     model = model.float().eval()
-    save_to(lambda ext: build_decoder(model, targets, learned_routing, top_k, external=ext, weight_type=weights), model, out,
+    save_to(lambda ext: build_decoder(model, targets, external=ext, weight_type=weights), model, out,
             external_data)
 
 
@@ -169,8 +167,7 @@ def export_hf(model: CausalLM, base_folder: Path, out_dir: Path, external_data: 
     return out
 
 
-def model_json(model: CausalLM, targets: list[str], opset: int, learned_routing: bool = False,
-               top_k: int = 1) -> dict[str, Any]:
+def model_json(model: CausalLM, targets: list[str], opset: int) -> dict[str, Any]:
     cfg = model.config
     dims = cfg.module_dims()
     return {"v": 1, "num_layers": cfg.num_hidden_layers, "num_heads": cfg.num_attention_heads,
@@ -180,8 +177,7 @@ def model_json(model: CausalLM, targets: list[str], opset: int, learned_routing:
             "bos_token_id": cfg.bos_token_id, "eos_token_id": cfg.eos_token_id,
             "max_position_embeddings": cfg.max_position_embeddings, "opset": opset,
             "max_positions": min(cfg.max_position_embeddings, MAX_ROTARY_POSITIONS),
-            "lora_scaling": "none (fold alpha/r into B)", "kv_in_place": fused(cfg.head_dim),
-            **({"learned_routing": True, "top_k": top_k} if learned_routing else {})}
+            "lora_scaling": "none (fold alpha/r into B)", "kv_in_place": fused(cfg.head_dim)}
 
 
 def run(config_path: str) -> None:
@@ -194,10 +190,10 @@ def run(config_path: str) -> None:
     opset = f.int("opset", OPSET)
     if opset != OPSET:
         raise TrainerError(f"{source}: opset {opset}: the graph is written for opset {OPSET} (+ com.microsoft 1)", None)
-    learned = raw.get("learned_routing", False)
-    if not isinstance(learned, bool):
-        raise TrainerError(f"{source}: learned_routing must be a boolean", None)
-    top_k = f.int("top_k", 1, minimum=1)
+    if "learned_routing" in raw:
+        # The graph no longer runs routers: the learned router's decision is made by the reader.
+        raise TrainerError(f"{source}: learned_routing is no longer exported: the reader makes the learned "
+                           "router's decision (its n-gram table) and passes expert_weights (PROTOCOL.md, export)", None)
     external = raw.get("external_data")
     if external is not None and not isinstance(external, bool):
         raise TrainerError(f"{source}: external_data must be a boolean (default: only past "
@@ -205,8 +201,6 @@ def run(config_path: str) -> None:
     variant = f.str("variant", "moa")
     if variant not in ("moa", "hf"):
         raise TrainerError(f"{source}: variant must be \"moa\" (expert inputs) or \"hf\" (transformers.js layout)", None)
-    if variant == "hf" and learned:
-        raise TrainerError(f"{source}: the hf variant is the base model alone; it has no routers", None)
     weights = f.str("weights", "f32")
     if weights not in WEIGHT_TYPES:
         raise TrainerError(f"{source}: weights must be one of {', '.join(WEIGHT_TYPES)}", None)
@@ -221,9 +215,9 @@ def run(config_path: str) -> None:
         emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(path),
              dir=str(out), bytes=bytes_on_disk(path))
         return
-    export_onnx(model, targets, out, learned, top_k, external, weights)
+    export_onnx(model, targets, out, external, weights)
     meta_path = out.with_suffix(".json")  # model.onnx -> model.json, as PROTOCOL.md names it
-    atomic_write_json(meta_path, {**model_json(model, targets, opset, learned, top_k), "weights": weights})
+    atomic_write_json(meta_path, {**model_json(model, targets, opset), "weights": weights})
     emit("artifact", kind="onnx", name=out.name, path=str(out))
     emit("done", stopped=False, elapsed_s=round(time.perf_counter() - start, 3), path=str(out),
          model_json=str(meta_path), bytes=bytes_on_disk(out))

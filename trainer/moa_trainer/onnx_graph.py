@@ -58,8 +58,7 @@ class LoraInputs:
     all of the group's experts, whatever their count and rank.
     """
 
-    def __init__(self, g: Graph, targets: list[str], dims: dict[str, tuple[int, int]], layers: int,
-                 dense: bool = True) -> None:
+    def __init__(self, g: Graph, targets: list[str], dims: dict[str, tuple[int, int]], layers: int) -> None:
         self.g = g
         self.dims = dims
         self.count: dict[str, int] = {}
@@ -68,15 +67,7 @@ class LoraInputs:
         names = {m: (g.input(f"lora.{m}.A", TensorProto.FLOAT, [layers, "experts", "rank", dims[m][0]]),
                      g.input(f"lora.{m}.B", TensorProto.FLOAT, [layers, "experts", dims[m][1], "rank"]))
                  for m in targets}
-        # For one expert per row (top-1 routing): each module's A and B as [layers·experts, …] rows,
-        # so a row's own expert is gathered and nothing is computed for the others.
-        self.rows: dict[str, tuple[str, str]] = {m: (g.one("Flatten", [a], axis=2), g.one("Flatten", [b], axis=2))
-                                                 for m, (a, b) in names.items()} if not dense else {}
-        self.members = {group: [m for m in members if m in targets] for group, members in GROUPS.items()}
-        if not dense:
-            return
-        # A ones vector of the (padded) rank, to spread each expert's weight over its rank columns:
-        # built once, whether the weights come once (expert_weights) or per layer (the routers).
+        # A ones vector of the (padded) rank, to spread each expert's weight over its rank columns.
         self.ones_r: Optional[str] = None
         if targets:
             self.ones_r = g.one("ConstantOfShape", [g.one("Shape", [names[targets[0]][0]], start=2, end=3)],
@@ -121,89 +112,10 @@ class LoraInputs:
         u = g.one("Mul", [g.one("MatMul", [x, self.a[group][layer]]), w_rank[n]])
         return g.one("MatMul", [u, self.b[group][layer]])
 
-    def delta_one(self, group: str, x: str, row: str, weight: str) -> Optional[str]:
-        """The group's delta with one expert per batch row: `row` [B] indexes the flattened
-        [layers·experts] rows (layer·E + expert), `weight` [B, 1, 1] is its routing weight. Costs
-        what one expert costs, however many are attached (the dense path computes them all)."""
-        present = self.members.get(group, [])
-        if not present:
-            return None
-        g = self.g
-        width = sum(self.dims[m][1] for m in GROUPS[group])
-        a_parts, b_parts = [], []
-        for m in present:
-            a_rows, b_rows = self.rows[m]
-            inp, out = self.dims[m]
-            # [B, r·in] -> [B, r, in] -> [B, in, r]
-            a_parts.append(g.one("Transpose", [g.one("Reshape", [g.one("Gather", [a_rows, row], axis=0), g.ints(0, -1, inp)])],
-                                 perm=[0, 2, 1]))
-            # [B, out·r] -> [B, out, r] -> [B, r, out], padded to the group's columns
-            bt = g.one("Transpose", [g.one("Reshape", [g.one("Gather", [b_rows, row], axis=0), g.ints(0, out, -1)])],
-                       perm=[0, 2, 1])
-            before = sum(self.dims[x][1] for x in GROUPS[group][:GROUPS[group].index(m)])
-            after = width - before - out
-            if before or after:
-                bt = g.one("Pad", [bt, g.ints(0, 0, before, 0, 0, after)])
-            b_parts.append(bt)
-        a_sel = a_parts[0] if len(a_parts) == 1 else g.one("Concat", a_parts, axis=2)
-        b_sel = b_parts[0] if len(b_parts) == 1 else g.one("Concat", b_parts, axis=1)
-        u = g.one("Mul", [g.one("MatMul", [x, a_sel]), weight])
-        return g.one("MatMul", [u, b_sel])
-
-
-class Routers:
-    """The learned routers inside the graph (router.py's semantics): per layer, pool the layer's
-    normalised input over `router.prompt_mask`, a linear map to expert logits, softmax, top-k
-    renormalised; `router.hold` = 1 uses `router.held` instead."""
-
-    def __init__(self, g: Graph, layers: int, hidden: int, top_k: int) -> None:
-        self.g = g
-        w = g.input("router.weight", TensorProto.FLOAT, [layers, "experts", hidden])
-        b = g.input("router.bias", TensorProto.FLOAT, [layers, "experts"])
-        mask = g.input("router.prompt_mask", TensorProto.FLOAT, ["batch", "seq"])
-        held = g.input("router.held", TensorProto.FLOAT, [layers, "batch", "experts"])
-        self.hold = g.input("router.hold", TensorProto.FLOAT, [1])
-        self.keep = g.one("Sub", [g.const("one", np.array([1.0], np.float32)), self.hold])
-        self.w = g.per_layer(w, layers, "router_w")
-        self.b = g.per_layer(b, layers, "router_b")
-        self.held = g.per_layer(held, layers, "router_held")
-        self.mask = g.one("Unsqueeze", [mask, g.ints(1)])  # [B, 1, S]
-        count = g.one("ReduceSum", [mask, g.ints(1)], keepdims=1)
-        self.count = g.one("Unsqueeze", [g.one("Max", [count, g.const("one", np.array(1.0, np.float32))]), g.ints(2)])
-        self.experts = g.one("Shape", [w], start=1, end=2)
-        self.k = g.one("Min", [self.experts, g.ints(top_k)])
-        self.routed: list[str] = []
-
-    def route(self, layer: int, normed: str) -> str:
-        """The layer's routing weights [B, E]."""
-        g = self.g
-        pooled = g.one("Div", [g.one("MatMul", [self.mask, normed]), self.count])  # [B, 1, H]
-        logits = g.one("Add", [g.one("FusedMatMul", [pooled, self.w[layer]], domain=MS, transB=1), self.b[layer]])
-        probs = g.one("Softmax", [g.one("Squeeze", [logits, g.ints(1)])], axis=-1)  # [B, E]
-        top, idx = g.op("TopK", [probs, self.k], "topk", outputs=2, axis=-1)
-        top = g.one("Div", [top, g.one("ReduceSum", [top, g.ints(-1)], keepdims=1)])
-        chosen = g.one("ScatterElements", [g.one("Mul", [probs, g.const("zero", np.array(0.0, np.float32))]), idx, top],
-                       axis=-1)
-        held = g.one("Squeeze", [self.held[layer], g.ints(0)])
-        routed = g.one("Add", [g.one("Mul", [self.hold, held]), g.one("Mul", [self.keep, chosen])])
-        self.routed.append(routed)
-        return routed
-
-    def one_expert(self, layer: int, routed: str) -> tuple[str, str]:
-        """For top-1 routing, from the layer's weights [B, E]: each row's expert as a row of the
-        flattened [layers·experts] LoRA inputs (layer·E + argmax), and its weight [B, 1, 1]."""
-        g = self.g
-        best = g.one("ArgMax", [routed], axis=-1, keepdims=0)  # [B]
-        row = g.one("Add", [best, g.one("Mul", [self.experts, g.ints(layer)])])
-        weight = g.one("Unsqueeze", [g.one("ReduceMax", [routed], axes=[-1], keepdims=1), g.ints(2)])
-        return row, weight
-
-
-def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, top_k: int = 1,
-                  experts: bool = True, external: Optional[ExternalData] = None, weight_type: str = "f32",
+def build_decoder(model: CausalLM, targets: list[str], experts: bool = True, external: Optional[ExternalData] = None, weight_type: str = "f32",
                   block: int = 32) -> onnx.ModelProto:
-    """The decoder graph. `experts=False`: the base model alone (no LoRA, routing or router
-    inputs), the `hf` variant's graph. `weight_type` int8 / int4: the base's projections and output
+    """The decoder graph. `experts=False`: the base model alone (no LoRA or routing inputs), the
+    `hf` variant's graph. `weight_type` int8 / int4: the base's projections and output
     head as MatMulNBits in blocks of `block` (onnx_quant.py); embeddings, norms and experts float."""
     cfg = model.config
     sd = {k: _np(v) for k, v in model.state_dict().items()}
@@ -221,15 +133,9 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         # on a real cache.
         shape = g.one("Concat", [g.one("Shape", [ids], start=0, end=1), g.ints(Hkv, -1, D)], axis=0)
         past = [(g.one("Reshape", [k, shape]), g.one("Reshape", [v, shape])) for k, v in past]
-    # Top-1 learned routing gathers each row's expert instead of weighting all of them.
-    one = experts and learned and top_k == 1
-    lora = LoraInputs(g, targets if experts else [], cfg.module_dims(), L, dense=not one)
-    routers: Optional[Routers] = None
+    lora = LoraInputs(g, targets if experts else [], cfg.module_dims(), L)
     w_rank: dict[int, str] = {}
-    sel: Optional[tuple[str, str]] = None
-    if experts and learned:
-        routers = Routers(g, L, cfg.hidden_size, top_k)
-    elif experts:
+    if experts:
         weights = g.input("expert_weights", f32, ["batch", "experts"])
         if targets:
             w_rank[1] = lora.rank_weights(weights)
@@ -264,7 +170,7 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
         y = matmul(x, weight, f"w_{group}")
         if bias is not None:
             y = g.one("Add", [y, g.const(f"b_{group}", bias)])
-        d = (lora.delta_one(group, x, *sel) if sel else lora.delta(group, layer, x, w_rank)) if experts else None
+        d = lora.delta(group, layer, x, w_rank) if experts else None
         return g.one("Add", [y, d]) if d is not None else y
 
     def packed(layer: int, names: tuple[str, ...], parent: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -283,11 +189,6 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
     presents: list[str] = []
     for i in range(L):
         pre = f"model.layers.{i}"
-        if routers is not None and one:
-            sel = routers.one_expert(i, routers.route(i, normed))
-        elif routers is not None:
-            w_rank.clear()
-            w_rank[1] = lora.rank_weights(routers.route(i, normed))
         w, b = packed(i, GROUPS["qkv"], "self_attn")
         qkv = linear(normed, w, b, "qkv", i)
         # Rotary outside GroupQueryAttention: its own (do_rotary) takes one position for every row
@@ -328,9 +229,6 @@ def build_decoder(model: CausalLM, targets: list[str], learned: bool = False, to
     for i in range(L):
         g.output(presents[2 * i], f"present.{i}.key", f32, ["batch", Hkv, "total", D])
         g.output(presents[2 * i + 1], f"present.{i}.value", f32, ["batch", Hkv, "total", D])
-    if routers is not None:
-        stacked = g.one("Concat", [g.one("Unsqueeze", [r, g.ints(0)]) for r in routers.routed], axis=0)
-        g.output(stacked, "routing", f32, [L, "batch", "experts"])
     graph = helper.make_graph(g.nodes, "moa_decoder", g.inputs, g.outputs, g.inits)
     model_proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid(MS, 1)],
                                     producer_name="moa_trainer")

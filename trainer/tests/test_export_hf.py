@@ -106,7 +106,7 @@ def test_a_hugging_face_tokenizer_is_copied_beside_the_graph(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("extra, message", [({"variant": "onnx"}, "variant must be"),
-                                            ({"variant": "hf", "learned_routing": True}, "no routers")])
+                                            ({"learned_routing": True}, "learned_routing is no longer exported")])
 def test_bad_variants_are_refused(tmp_path: Path, onnx_model_dir: Path, extra: dict[str, Any], message: str) -> None:
     cfg = {"v": 1, "base_model": str(onnx_model_dir), "out": str(tmp_path / "x"), **extra}
     rc, events, _, _ = run_trainer(["export", "--config", write_config(tmp_path / "export.json", cfg)])

@@ -3,9 +3,8 @@ import { relative, resolve } from 'node:path';
 import { loadConfig } from '../../core/config/load';
 import { checkedOffsetAt } from '../../core/inference/prompt';
 import { CompletionService, DEFAULT_COMPLETE } from '../../core/inference/service';
-import { choosePython } from '../../core/trainer/python';
 import { MoaError } from '../../core/util/errors';
-import { EXIT, UsageError, intOption, productRoot, product, print, workspaceOf } from '../args';
+import { EXIT, UsageError, intOption, numberOption, product, print, pythonOf, verboseLog, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 export async function cmdComplete(values: Values, positionals: string[]): Promise<number> {
@@ -24,10 +23,8 @@ export async function cmdComplete(values: Values, positionals: string[]): Promis
   } catch {
     throw new MoaError(`${abs}: cannot read the file`);
   }
-  const service = new CompletionService(layout, product, config, choosePython(productRoot, values.python).command, (l) => process.env['MOA_VERBOSE'] && process.stderr.write(l + '\n'));
+  const service = new CompletionService(layout, product, config, pythonOf(values), verboseLog);
   try {
-    const temperature = values.temperature === undefined ? 0 : Number(values.temperature);
-    if (!Number.isFinite(temperature) || temperature < 0) throw new UsageError('--temperature must be a number ≥ 0');
     const at = checkedOffsetAt(text, line, col);
     if ('problem' in at) throw new MoaError(`${abs}: ${at.problem}`);
     const cursor = at.offset;
@@ -35,7 +32,7 @@ export async function cmdComplete(values: Values, positionals: string[]): Promis
       ...DEFAULT_COMPLETE,
       maxNewTokens: intOption(values, 'max-tokens', DEFAULT_COMPLETE.maxNewTokens, 1)!,
       promptTokens: intOption(values, 'prompt-tokens', DEFAULT_COMPLETE.promptTokens, 8)!,
-      temperature,
+      temperature: numberOption(values, 'temperature') ?? 0,
       seed: intOption(values, 'seed', 0)!,
       expert: values.expert,
     };

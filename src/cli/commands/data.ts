@@ -3,7 +3,7 @@ import { describeUpdate } from '../../core/data/watch';
 import { loadConfig } from '../../core/config/load';
 import { buildWorkspaceData, watchWorkspaceData } from '../../core/workspace';
 import { errorMessage } from '../../core/util/errors';
-import { EXIT, product, print, workspaceOf } from '../args';
+import { EXIT, product, print, untilStopped, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 function table(manifest: DatasetManifest, verbose = false): string {
@@ -47,10 +47,7 @@ export async function cmdData(values: Values): Promise<number> {
   });
   await watcher.ready;
   process.stderr.write('watching for changes (Ctrl+C to stop)\n');
-  await new Promise<void>((done) => {
-    process.once('SIGINT', done);
-    process.once('SIGTERM', done);
-  });
+  await untilStopped();
   await watcher.dispose();
   return EXIT.ok;
 }

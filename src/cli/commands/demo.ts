@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { setRoutingMode } from '../../core/config/edit';
 import { workspaceLayout } from '../../core/paths';
-import { choosePython } from '../../core/trainer/python';
-import { EXIT, UsageError, intOption, productRoot } from '../args';
+import { EXIT, UsageError, intOption, productRoot, pythonOf } from '../args';
 import type { Values } from '../args';
 import { assembleDemoWorkspace, demoSources, type DemoDomain } from '../demoWorkspace';
 import { formatSeconds } from '../progress';
@@ -68,7 +67,7 @@ export async function cmdDemo(values: Values): Promise<number> {
   if (values.steps === undefined && envSteps !== undefined && !/^[1-9]\d*$/.test(envSteps)) throw new UsageError(`MOA_DEMO_STEPS must be an integer ≥ 1, got "${envSteps}"`);
   const steps = intOption({ steps: values.steps ?? envSteps }, 'steps', DEMO_STEPS, 1)!;
   const routerSteps = intOption(values, 'router-steps', DEMO_ROUTER_STEPS, 1)!;
-  const python = choosePython(productRoot, values.python).command;
+  const python = pythonOf(values);
   const ws = demoFolder(values.workspace);
   const started = Date.now();
   const domains = assembleDemoWorkspace(ws, demoSources(productRoot, python));

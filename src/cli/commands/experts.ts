@@ -4,7 +4,6 @@ import { exportExpert, importPeftAdapter } from '../../core/adapters/peft';
 import { exportExpertAsGguf, exportForOllama } from '../../core/gguf/export';
 import { ggufType } from './base';
 import { MERGE_METHODS, mergeExperts, type MergeMethod } from '../../core/adapters/merge';
-import { choosePython } from '../../core/trainer/python';
 import { setAttached } from '../../core/adapters/state';
 import { expertCatalog } from '../../core/adapters/catalog';
 import { pinExpert, unpinExpert } from '../../core/routing/pin';
@@ -15,7 +14,7 @@ import { workspaceLayout } from '../../core/paths';
 import { MoaError } from '../../core/util/errors';
 import { swapWithPrevious } from '../../core/util/atomic';
 import { SAFE_NAME } from '../../core/names';
-import { EXIT, UsageError, intOption, numberOption, product, productRoot, print, workspaceOf } from '../args';
+import { EXIT, UsageError, intOption, numberOption, product, print, pythonOf, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 function baseOf(layout: ReturnType<typeof workspaceLayout>) {
@@ -112,7 +111,7 @@ export async function cmdExperts(values: Values, positionals: string[]): Promise
         if (w.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--weights takes comma-separated numbers; got "${values.weights}"`);
         return n;
       });
-      const dir = await mergeExperts(layout, product, baseOf(layout).base, choosePython(productRoot, values.python).command, {
+      const dir = await mergeExperts(layout, product, baseOf(layout).base, pythonOf(values), {
         name, experts: sources, method: method as MergeMethod, weights, density: numberOption(values, 'density'),
         svdRank: intOption(values, 'rank', undefined, 1), majority: values.majority as 'total' | 'frequency' | undefined,
         seed: intOption(values, 'seed'), force: values.force,

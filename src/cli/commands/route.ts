@@ -2,10 +2,13 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { MoaError } from '../../core/util/errors';
 import { relative, resolve } from 'node:path';
 import { loadConfig } from '../../core/config/load';
-import { CompletionService, DEFAULT_COMPLETE } from '../../core/inference/service';
-import { checkedOffsetAt } from '../../core/inference/prompt';
-import { choosePython } from '../../core/trainer/python';
-import { EXIT, UsageError, intOption, productRoot, product, print, workspaceOf } from '../args';
+import { DEFAULT_COMPLETE } from '../../core/inference/service';
+import { buildPrompt, checkedOffsetAt } from '../../core/inference/prompt';
+import { resolveBaseModelDir } from '../../core/models/base';
+import { learnedRouteOnPrompt } from '../../core/routing/learned';
+import { WorkspaceRouter } from '../../core/routing/workspaceRouter';
+import { loadTokenizer } from '../../core/tokenizer/load';
+import { EXIT, UsageError, intOption, product, print, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 /** The text before the cursor: at --line/--col (the end of the line by default), or the whole file. */
@@ -30,23 +33,17 @@ export async function cmdRoute(values: Values, positionals: string[]): Promise<n
   const abs = resolve(file);
   if (!existsSync(abs) || !statSync(abs).isFile()) throw new MoaError(`${abs}: no such file`, 'moa route takes a file of the workspace.');
   const cursor = cursorPrefix(abs, readFileSync(abs, 'utf8'), values);
-  const service = new CompletionService(layout, product, config, choosePython(productRoot, values.python).command);
+  const routes = new WorkspaceRouter(layout, config);
   const rel = relative(layout.root, abs).split('\\').join('/');
-  let route = service.route(rel, undefined, cursor.prefix);
-  let layers: { experts: string[]; weights: number[][] } | undefined;
-  try {
-    if (route.byRouter) {
-      // The learned router decides on a prompt: route the text before the cursor, as a completion there would.
-      const c = await service.complete(rel, cursor.prefix, { ...DEFAULT_COMPLETE, maxNewTokens: 1 });
-      route = c.route;
-      layers = c.layerRouting;
-    }
-  } finally {
-    await service.dispose();
+  let route = routes.route(rel, undefined, cursor.prefix);
+  if (route.byRouter) {
+    // The learned router reads the prompt a completion here would send: the tokenizer, no model.
+    const tokenizer = loadTokenizer(resolveBaseModelDir(config.baseModel, product, layout.root));
+    const prompt = buildPrompt(tokenizer, cursor.prefix, '', DEFAULT_COMPLETE.promptTokens, null);
+    route = learnedRouteOnPrompt(route, routes.learned(), tokenizer, prompt, cursor.prefix);
   }
   const who = route.experts.map((e) => `${e.name} (${e.weight.toFixed(2)})`).join(' + ') || 'base model';
   const where = cursor.line ? ` at line ${cursor.line}, column ${cursor.col}` : '';
-  const perLayer = layers ? '\n' + layers.weights.map((row, l) => `  layer ${l}: ${row.map((w, e) => `${layers!.experts[e]} ${w.toFixed(2)}`).join('  ')}`).join('\n') : '';
-  print(values, `mode: ${route.mode}\nexperts${where}: ${who}\n${route.reason}${perLayer}`, { file: rel, ...(cursor.line ? { line: cursor.line, col: cursor.col } : {}), ...route, layers });
+  print(values, `mode: ${route.mode}\nexperts${where}: ${who}\n${route.reason}`, { file: rel, ...(cursor.line ? { line: cursor.line, col: cursor.col } : {}), ...route });
   return EXIT.ok;
 }

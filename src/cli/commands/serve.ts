@@ -2,9 +2,8 @@ import { loadConfig } from '../../core/config/load';
 import { CompletionService } from '../../core/inference/service';
 import { ApiError } from '../../core/serve/openaiApi';
 import { SERVE_DEFAULTS, servedConfig, startServer } from '../../core/serve/server';
-import { choosePython } from '../../core/trainer/python';
 import { MoaError } from '../../core/util/errors';
-import { EXIT, intOption, productRoot, product, workspaceOf } from '../args';
+import { EXIT, intOption, product, pythonOf, untilStopped, workspaceOf } from '../args';
 import type { Values } from '../args';
 
 /** `moa serve`: the workspace's experts over an OpenAI-compatible HTTP API (core/serve/server.ts). */
@@ -12,12 +11,12 @@ export async function cmdServe(values: Values): Promise<number> {
   const layout = workspaceOf(values);
   const { config } = loadConfig(layout.configFile);
   const served = servedConfig(config);
-  const service = new CompletionService(layout, product, served, choosePython(productRoot, values.python).command, (l) => process.stderr.write(l + '\n'));
+  const service = new CompletionService(layout, product, served, pythonOf(values), (l) => process.stderr.write(l + '\n'));
   await service.ready();
   let server;
   try {
     server = await startServer({
-      experts: () => service.attachedExperts(),
+      experts: () => service.routes.attachedExperts(),
       complete: (rel, prompt, opts, suffix) => service.complete(rel, prompt, opts, suffix),
       chat: false,
     }, {
@@ -34,11 +33,7 @@ export async function cmdServe(values: Values): Promise<number> {
   }
   // The line a script waits for (port 0 picks a free port).
   process.stdout.write(`moa serve: listening on ${server.url}/v1 (models: moa, base, experts; routing ${served.routing.mode})\n`);
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
-  });
+  await untilStopped();
   process.stderr.write('moa serve: finishing the requests in flight, then exiting\n');
   await server.close();
   await service.dispose();

@@ -5,14 +5,13 @@ import { resolveBaseModelDir } from '../../core/models/base';
 import type { WorkspaceLayout } from '../../core/paths';
 import { keptPrevious, type TrainerEvent } from '../../core/trainer/events';
 import { describeFailure, succeeded, visibleGpus, type DistLaunch } from '../../core/trainer/process';
-import { choosePython } from '../../core/trainer/python';
 import { latestResumable, runInfo } from '../../core/trainer/runs';
-import { datasetWarnings, prepareExternalRun, resumeTraining, startTraining, type TrainingSession } from '../../core/trainer/train';
+import { datasetWarnings, prepareExternalRun, resumeTraining, startTraining, type TrainingSession, type TrainRequest } from '../../core/trainer/train';
 import { launchLine, sbatchScript, shellQuote } from '../../core/trainer/launchScript';
 import { writeFileAtomic } from '../../core/util/atomic';
 import { MoaError } from '../../core/util/errors';
 import { buildWorkspaceData } from '../../core/workspace';
-import { EXIT, UsageError, intOption, numberOption, parseStages, print, productRoot, product, workspaceOf } from '../args';
+import { EXIT, UsageError, intOption, numberOption, parseStages, print, product, pythonOf, verboseLog, workspaceOf } from '../args';
 import type { Values } from '../args';
 import { ProgressPrinter } from '../progress';
 
@@ -54,25 +53,15 @@ export function distOptions(values: Values, gpus: () => number): DistLaunch | un
   return { nprocPerNode: nproc, nnodes, nodeRank, rdzvEndpoint: endpoint };
 }
 
-function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEvent) => void): TrainingSession {
-  const python = choosePython(productRoot, values.python).command;
-  const processes = distOptions(values, () => visibleGpus(python, product.trainerDir));
-  const onLog = (line: string) => process.env['MOA_VERBOSE'] && process.stderr.write(line + '\n');
-  if (values.resume) {
-    const run = values.run ? runInfo(layout, values.run) : latestResumable(layout);
-    if (!run) throw new MoaError(`${layout.runsDir}: no stopped, failed or interrupted run with a checkpoint to resume`, 'Start a new run with "moa train".');
-    return resumeTraining({ layout, product, python, run, processes, finishNow: values['finish-now'], keepPartial: values['keep-partial'], onEvent, onLog });
-  }
-  if (values['finish-now']) throw new UsageError('--finish-now goes with --resume');
+/** A new run's request from the options: the config, the datasets (built when missing), the budget. */
+function newRun(values: Values, layout: WorkspaceLayout, python: string, processes: DistLaunch | undefined): TrainRequest {
   const { config, warnings } = loadConfig(layout.configFile);
   warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
-  const manifest = datasetsForTraining(layout) ?? buildWorkspaceData(layout, product);
-  datasetWarnings(manifest, config).forEach((w) => process.stderr.write(`warning: ${w}\n`));
-  return startTraining({
+  return {
     layout,
     product,
     config,
-    manifest,
+    manifest: datasetsForTraining(layout) ?? buildWorkspaceData(layout, product),
     baseModelDir: resolveBaseModelDir(config.baseModel, product, layout.root),
     python,
     steps: intOption(values, 'steps', undefined, 1),
@@ -82,9 +71,21 @@ function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEven
     keepPartial: values['keep-partial'],
     minutes: numberOption(values, 'minutes'),
     processes,
-    onEvent,
-    onLog,
-  });
+  };
+}
+
+function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEvent) => void): TrainingSession {
+  const python = pythonOf(values);
+  const processes = distOptions(values, () => visibleGpus(python, product.trainerDir));
+  if (values.resume) {
+    const run = values.run ? runInfo(layout, values.run) : latestResumable(layout);
+    if (!run) throw new MoaError(`${layout.runsDir}: no stopped, failed or interrupted run with a checkpoint to resume`, 'Start a new run with "moa train".');
+    return resumeTraining({ layout, product, python, run, processes, finishNow: values['finish-now'], keepPartial: values['keep-partial'], onEvent, onLog: verboseLog });
+  }
+  if (values['finish-now']) throw new UsageError('--finish-now goes with --resume');
+  const request = newRun(values, layout, python, processes);
+  datasetWarnings(request.manifest, request.config).forEach((w) => process.stderr.write(`warning: ${w}\n`));
+  return startTraining({ ...request, onEvent, onLog: verboseLog });
 }
 
 /**
@@ -93,17 +94,9 @@ function start(values: Values, layout: WorkspaceLayout, onEvent: (e: TrainerEven
  */
 function printLaunch(values: Values, layout: WorkspaceLayout): number {
   if (values.resume) throw new UsageError('--print-launch prepares a new run; it does not go with --resume');
-  const python = choosePython(productRoot, values.python).command;
+  const python = pythonOf(values);
   const processes = distOptions(values, () => visibleGpus(python, product.trainerDir));
-  const { config, warnings } = loadConfig(layout.configFile);
-  warnings.forEach((w) => process.stderr.write(`warning: ${w}\n`));
-  const manifest = datasetsForTraining(layout) ?? buildWorkspaceData(layout, product);
-  const { run, configPath } = prepareExternalRun({
-    layout, product, config, manifest, python, processes,
-    baseModelDir: resolveBaseModelDir(config.baseModel, product, layout.root),
-    steps: intOption(values, 'steps', undefined, 1), routerSteps: intOption(values, 'router-steps', undefined, 1),
-    stages: parseStages(values.stages), device: values.device, keepPartial: values['keep-partial'], minutes: numberOption(values, 'minutes'),
-  });
+  const { run, configPath } = prepareExternalRun(newRun(values, layout, python, processes));
   const plan = { python, trainerDir: product.trainerDir, configPath, eventsFile: run.eventsFile, processes };
   const command = launchLine(plan);
   const sbatch = join(run.dir, 'sbatch.sh');

@@ -70,8 +70,6 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
   const base = configuredBase(config.baseModel, product, layout.root);
   const loaded = new Map<string, ExpertWeights>(experts.map((e) => [e.name, loadExpertWeights(e.dir, e.name, base)]));
   const w = loaded.get(name)!;
-  let parameters = 0;
-  for (const m of w.modules.values()) parameters += m.A.length * w.r * (m.inFeatures + m.outFeatures);
   const stats = readManifest(layout)?.domains.find((d) => d.domain === name);
   const names = [...loaded.keys()];
   const report = readEval(layout);
@@ -81,7 +79,8 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
     r: w.r,
     alpha: summary.alpha ?? w.r,
     targetModules: summary.targetModules ?? [],
-    parameters,
+    // Counted from the header's shapes: the same matrices loadExpertWeights just checked and read.
+    parameters: summary.parameters ?? 0,
     sizeBytes: summary.sizeBytes ?? 0,
     meta: summary.meta as Record<string, unknown>,
     data: stats ? { files: stats.files, bytes: stats.bytes, trainTokens: stats.trainTokens, valTokens: stats.valTokens } : null,
@@ -98,9 +97,7 @@ export function inspectExpert(layout: WorkspaceLayout, product: ProductLayout, c
 function trainingCurve(layout: WorkspaceLayout, name: string, runId: string | undefined): { step: number; loss: number }[] {
   const runs = runId ? [runId] : listRuns(layout).reverse();
   for (const run of runs) {
-    const points = readRunEvents(runInfo(layout, run).eventsFile)
-      .filter((e) => e.type === 'step' && e.expert === name)
-      .map((e) => (e.type === 'step' ? { step: e.step, loss: e.loss } : { step: 0, loss: 0 }));
+    const points = readRunEvents(runInfo(layout, run).eventsFile).flatMap((e) => (e.type === 'step' && e.expert === name ? [{ step: e.step, loss: e.loss }] : []));
     if (points.length) return points;
   }
   return [];

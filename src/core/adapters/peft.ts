@@ -1,17 +1,16 @@
 import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import type { BaseModelInfo } from '../models/base';
 import { MoaError } from '../util/errors';
 import { readJsonObject } from '../util/json';
-import { publishDir, writeJsonAtomic } from '../util/atomic';
+import { publishDir, tempPathFor, writeJsonAtomic } from '../util/atomic';
 import { SAFE_NAME } from '../names';
-import { adapterConfigFrom, loadExpertWeights } from './store';
+import { adapterConfigFrom, loadExpertWeights, type AdapterConfig } from './store';
 
 const FILES = ['adapter_config.json', 'adapter_model.safetensors'] as const;
 
-/** What PEFT can express that a MoA expert cannot hold; refused with a message rather than half-loaded. */
-function refuseUnsupported(dir: string): Record<string, unknown> {
+/** What PEFT can express that a MoA expert cannot hold, refused rather than half-loaded; else the config, raw and as read. */
+function refuseUnsupported(dir: string): { raw: Record<string, unknown>; cfg: AdapterConfig } {
   const file = join(dir, 'adapter_config.json');
   const c = readJsonObject(file, 'A PEFT adapter folder has adapter_config.json and adapter_model.safetensors.');
   if (!existsSync(join(dir, 'adapter_model.safetensors'))) {
@@ -25,8 +24,7 @@ function refuseUnsupported(dir: string): Record<string, unknown> {
   if (Array.isArray(mts) && mts.length) throw new MoaError(`${file}: modules_to_save ${JSON.stringify(mts)} is not supported (an expert holds LoRA matrices only, not full heads)`);
   if (c['fan_in_fan_out'] === true) throw new MoaError(`${file}: fan_in_fan_out adapters (Conv1D layers, GPT-2 style) are not supported`);
   if (c['layers_to_transform'] !== undefined && c['layers_to_transform'] !== null) throw new MoaError(`${file}: layers_to_transform is not supported (an expert covers every layer)`);
-  adapterConfigFrom(file, c);
-  return c;
+  return { raw: c, cfg: adapterConfigFrom(file, c) };
 }
 
 /** The base model an adapter config names, when it plainly is not `base` (a warning, not a refusal: names vary). */
@@ -51,7 +49,7 @@ export interface ImportResult {
 export function importPeftAdapter(src: string, expertsDir: string, base: BaseModelInfo, name?: string, force = false): ImportResult {
   const expert = name ?? basename(src).toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^-+/, '');
   if (!SAFE_NAME.test(expert)) throw new MoaError(`"${expert}" is not a valid expert name (lowercase letters, digits, "-", "_")`, `Give the name as the second argument: moa experts import ${src} NAME`);
-  const config = refuseUnsupported(src);
+  const { raw: config, cfg } = refuseUnsupported(src);
   loadExpertWeights(src, expert, base);
   const target = join(expertsDir, expert);
   if (existsSync(target) && !force) throw new MoaError(`${target}: an expert named "${expert}" exists`, `Add --force to replace it (the old one is kept for "moa experts rollback ${expert}"), or give another name: moa experts import ${src} NAME`);
@@ -59,10 +57,7 @@ export function importPeftAdapter(src: string, expertsDir: string, base: BaseMod
     for (const f of FILES) copyFileSync(join(src, f), join(staging, f));
     // A pattern (a regex, "all-linear") becomes the list it selects, so the trainer reads the
     // expert as this reader did: a list is what both sides accept.
-    if (typeof config['target_modules'] === 'string') {
-      const file = join(src, 'adapter_config.json');
-      writeJsonAtomic(join(staging, 'adapter_config.json'), { ...config, target_modules: adapterConfigFrom(file, config).targetModules });
-    }
+    if (typeof config['target_modules'] === 'string') writeJsonAtomic(join(staging, 'adapter_config.json'), { ...config, target_modules: cfg.targetModules });
     writeJsonAtomic(join(staging, 'expert.json'), { v: 1, domain: expert, base_model: base.name, imported_from: src, created: new Date().toISOString() });
   });
   const warning = baseMismatch(config, base);
@@ -77,7 +72,7 @@ export function exportExpert(expertDir: string, dest: string, force = false): st
   }
   mkdirSync(dest, { recursive: true });
   return FILES.map((f) => {
-    const tmp = join(dest, `.${f}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const tmp = tempPathFor(join(dest, f));
     copyFileSync(join(expertDir, f), tmp);
     renameSync(tmp, join(dest, f));
     return join(dest, f);

@@ -17,12 +17,11 @@ export interface RouterInfo {
   /** domain → expert → share of that domain's held-out windows routed to the expert. */
   confusion: Record<string, Record<string, number> | null>;
   steps?: number;
-  topK: number;
   /** The weights file router.json names, resolved inside the router's folder. */
   weightsFile?: string;
   runId?: string;
   created?: string;
-  /** With `decision: "ngram"` in router.json: the n-gram table's bucket count (routing/ngram.ts). */
+  /** The decision's n-gram table's bucket count (routing/ngram.ts); set when the status is ok. */
   ngramBuckets?: number;
 }
 
@@ -49,7 +48,7 @@ export function readRouterInfo(routerDir: string): RouterInfo | undefined {
 }
 
 function brokenRouter(reason: string): RouterInfo {
-  return { status: 'broken', reason, experts: [], accuracy: {}, confusion: {}, topK: 1 };
+  return { status: 'broken', reason, experts: [], accuracy: {}, confusion: {} };
 }
 
 /**
@@ -71,20 +70,18 @@ export function routerInfoFrom(file: string, j: Record<string, unknown>, routerD
   const confusion = isObject(j['confusion'])
     ? Object.fromEntries(Object.entries(j['confusion']).map(([k, row]) => [k, isObject(row) ? (numberRecord(row) as Record<string, number>) : null]))
     : {};
-  const topK = j['top_k'];
-  let ngramBuckets: number | undefined;
-  if (j['decision'] === 'ngram') {
-    const ng = isObject(j['ngram']) ? j['ngram'] : {};
-    const buckets = ng['buckets'];
-    if (ng['hash'] !== NGRAM_HASH || JSON.stringify(ng['orders']) !== JSON.stringify(NGRAM_ORDERS)) {
-      return brokenRouter(`${file}: ngram must have hash ${NGRAM_HASH} and orders ${NGRAM_ORDERS.join(', ')} (written by a newer trainer?)`);
-    }
-    if (typeof buckets !== 'number' || !Number.isInteger(buckets) || buckets < 1 || buckets > 1 << 24 || (buckets & (buckets - 1)) !== 0) {
-      return brokenRouter(`${file}: ngram.buckets must be a power of two up to 2^24`);
-    }
-    ngramBuckets = buckets;
-  } else if (j['decision'] !== undefined) {
-    return brokenRouter(`${file}: unknown decision ${JSON.stringify(j['decision'])}`);
+  if (j['decision'] === undefined) {
+    // Written before the n-gram decision: only its per-layer routers decide, which nothing serves now.
+    return brokenRouter(`${file}: written by an older trainer, without the n-gram decision; run "moa train --stages router" to refit it (seconds)`);
+  }
+  if (j['decision'] !== 'ngram') return brokenRouter(`${file}: unknown decision ${JSON.stringify(j['decision'])}`);
+  const ng = isObject(j['ngram']) ? j['ngram'] : {};
+  const buckets = ng['buckets'];
+  if (ng['hash'] !== NGRAM_HASH || JSON.stringify(ng['orders']) !== JSON.stringify(NGRAM_ORDERS)) {
+    return brokenRouter(`${file}: ngram must have hash ${NGRAM_HASH} and orders ${NGRAM_ORDERS.join(', ')} (written by a newer trainer?)`);
+  }
+  if (typeof buckets !== 'number' || !Number.isInteger(buckets) || buckets < 1 || buckets > 1 << 24 || (buckets & (buckets - 1)) !== 0) {
+    return brokenRouter(`${file}: ngram.buckets must be a power of two up to 2^24`);
   }
   return {
     status: 'ok',
@@ -92,51 +89,29 @@ export function routerInfoFrom(file: string, j: Record<string, unknown>, routerD
     accuracy: numberRecord(j['accuracy']),
     confusion,
     steps: typeof j['steps'] === 'number' && Number.isFinite(j['steps']) ? (j['steps'] as number) : undefined,
-    topK: typeof topK === 'number' && Number.isInteger(topK) && topK >= 1 && topK <= Math.max(1, experts.length) ? topK : 1,
     runId: typeof j['run_id'] === 'string' ? (j['run_id'] as string) : undefined,
     created: typeof j['created'] === 'string' ? (j['created'] as string) : undefined,
     weightsFile: weights,
-    ngramBuckets,
+    ngramBuckets: buckets,
   };
 }
 
-export interface RouterWeights {
+/** The learned router as completions use it: its experts in weight-row order and its n-gram table. */
+export interface LearnedRouter {
   experts: string[];
-  /** [layers, experts, hidden] and [layers, experts], stacked from router.layers.{i}.*. */
-  weight: Float32Array;
-  bias: Float32Array;
-  layers: number;
-  hidden: number;
-  /** The decision's table, when the router has one; otherwise the per-layer routers decide. */
-  ngram?: NgramTable;
+  table: NgramTable;
 }
 
-/** The per-layer router matrices, checked against the base model's shape. */
-export function loadRouterWeights(routerDir: string, info: RouterInfo, layers: number, hidden: number): RouterWeights {
-  if (info.status !== 'ok') throw new MoaError(info.reason ?? `${routerDir}: the router is broken`);
+/** The decision's table from router.safetensors, checked against router.json. */
+export function loadLearnedRouter(routerDir: string, info: RouterInfo): LearnedRouter {
+  if (info.status !== 'ok' || info.ngramBuckets === undefined) throw new MoaError(info.reason ?? `${routerDir}: the router is broken`);
   const st = readSafetensors(info.weightsFile ?? join(routerDir, 'router.safetensors'));
   const E = info.experts.length;
-  const weight = new Float32Array(layers * E * hidden);
-  const bias = new Float32Array(layers * E);
-  for (let l = 0; l < layers; l++) {
-    const w = `router.layers.${l}.weight`;
-    const b = `router.layers.${l}.bias`;
-    const tw = st.tensors.get(w);
-    const tb = st.tensors.get(b);
-    if (!tw || tw.shape.join() !== `${E},${hidden}`) throw new MoaError(`${st.file}: ${w} must be [${E}, ${hidden}] (experts × hidden of the base model)`);
-    if (!tb || tb.shape.join() !== `${E}`) throw new MoaError(`${st.file}: ${b} must be [${E}]`);
-    weight.set(tensorToFloat32(st, w), l * E * hidden);
-    bias.set(tensorToFloat32(st, b), l * E);
-  }
-  let ngram: NgramTable | undefined;
-  if (info.ngramBuckets !== undefined) {
-    const tw = st.tensors.get('ngram.weight');
-    const tb = st.tensors.get('ngram.bias');
-    if (!tw || tw.shape.join() !== `${info.ngramBuckets},${E}`) throw new MoaError(`${st.file}: ngram.weight must be [${info.ngramBuckets}, ${E}] (buckets × experts)`);
-    if (!tb || tb.shape.join() !== `${E}`) throw new MoaError(`${st.file}: ngram.bias must be [${E}]`);
-    ngram = { buckets: info.ngramBuckets, experts: E, weight: tensorToFloat32(st, 'ngram.weight'), bias: tensorToFloat32(st, 'ngram.bias') };
-  }
-  return { experts: info.experts, weight, bias, layers, hidden, ngram };
+  const tw = st.tensors.get('ngram.weight');
+  const tb = st.tensors.get('ngram.bias');
+  if (!tw || tw.shape.join() !== `${info.ngramBuckets},${E}`) throw new MoaError(`${st.file}: ngram.weight must be [${info.ngramBuckets}, ${E}] (buckets × experts)`);
+  if (!tb || tb.shape.join() !== `${E}`) throw new MoaError(`${st.file}: ngram.bias must be [${E}]`);
+  return { experts: info.experts, table: { buckets: info.ngramBuckets, experts: E, weight: tensorToFloat32(st, 'ngram.weight'), bias: tensorToFloat32(st, 'ngram.bias') } };
 }
 
 /** Mean of the per-domain accuracies that were measured. */

@@ -79,14 +79,18 @@ function parseHeader(file: string, headerBytes: Uint8Array, dataLength: number):
   return { tensors, metadata };
 }
 
+/** The header's length from the file's first bytes (`start`, 8 when whole), checked against the cap and the file's `size`. */
+function headerLength(file: string, start: Uint8Array, size: number): number {
+  if (start.length < 8) fail(file, `file is ${size} bytes, shorter than the 8-byte header length`);
+  const n = new DataView(start.buffer, start.byteOffset, 8).getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
+  if (8 + Number(n) > size) fail(file, `header length ${n} runs past the end of the file (${size} bytes)`);
+  return Number(n);
+}
+
 /** Parses and bounds-checks a safetensors buffer; names the file in every error. */
 export function parseSafetensors(file: string, buf: Uint8Array): SafetensorsFile {
-  if (buf.length < 8) fail(file, `file is ${buf.length} bytes, shorter than the 8-byte header length`);
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const headerLen = view.getBigUint64(0, true);
-  if (headerLen > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${headerLen} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
-  const n = Number(headerLen);
-  if (8 + n > buf.length) fail(file, `header length ${n} runs past the end of the file (${buf.length} bytes)`);
+  const n = headerLength(file, buf.subarray(0, 8), buf.length);
   const data = buf.subarray(8 + n);
   return { file, ...parseHeader(file, buf.subarray(8, 8 + n), data.length), data };
 }
@@ -169,12 +173,8 @@ export function writeSafetensorsF32(file: string, tensors: Map<string, { shape: 
 export function readSafetensorsHeader(file: string): Map<string, TensorInfo> {
   const { fd, st } = openRegularFile(file);
   try {
-    const len = Buffer.alloc(8);
-    if (readSync(fd, len, 0, 8, 0) !== 8) fail(file, `file is ${st.size} bytes, shorter than the 8-byte header length`);
-    const n = len.readBigUInt64LE(0);
-    if (n > BigInt(MAX_HEADER_BYTES)) fail(file, `header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte cap`);
-    if (8 + Number(n) > st.size) fail(file, `header length ${n} runs past the end of the file (${st.size} bytes)`);
-    const header = Buffer.alloc(Number(n));
+    const start = Buffer.alloc(8);
+    const header = Buffer.alloc(headerLength(file, start.subarray(0, readSync(fd, start, 0, 8, 0)), st.size));
     if (readSync(fd, header, 0, header.length, 8) !== header.length) fail(file, 'header runs past the end of the file');
     return parseHeader(file, header, st.size - 8 - header.length).tensors;
   } finally {

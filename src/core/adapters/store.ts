@@ -3,7 +3,7 @@ import { isObject, readJsonObject, readJsonObjectOr } from '../util/json';
 import { join } from 'node:path';
 import type { BaseModelInfo } from '../models/base';
 import { MoaError, errorMessage } from '../util/errors';
-import { ATTENTION_TARGETS, MLP_TARGETS, loraKey } from './peftKeys';
+import { ATTENTION_TARGETS, MLP_TARGETS, loraKey, moduleParent } from './peftKeys';
 import { countElements, readSafetensors, readSafetensorsHeader, tensorToFloat32, type SafetensorsFile, type TensorInfo } from './safetensors';
 import { recoverPublished } from '../util/atomic';
 
@@ -118,13 +118,9 @@ export function targetsOfPattern(file: string, pattern: string): string[] {
   } catch (e) {
     throw new MoaError(`${file}: target_modules ${JSON.stringify(pattern).slice(0, 120)} is not a regular expression this reader understands (${(e as Error).message})`, 'Give target_modules as a list of module names.');
   }
-  const path = (layer: number, m: string) => `model.layers.${layer}.${ATTENTION_TARGETS.has(m) ? 'self_attn' : 'mlp'}.${m}`;
+  const path = (layer: number, m: string) => `model.layers.${layer}.${moduleParent(m)}.${m}`;
   // The layers the pattern covers are checked against the tensors (every layer, or refused).
   return PROJECTIONS.filter((m) => Array.from({ length: 128 }, (_, l) => l).some((l) => re.test(path(l, m))));
-}
-
-function readMeta(dir: string): ExpertMeta {
-  return (readJsonObjectOr(join(dir, 'expert.json')) ?? {}) as ExpertMeta;
 }
 
 const LORA_KEY = /^base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.([a-z_]+)\.lora_([AB])\.weight$/;
@@ -174,9 +170,8 @@ function expertFolders(expertsDir: string): string[] {
 
 /** The projections an adapter folder targets (the mixed baseline's, say); undefined when it has no readable config. */
 export function adapterTargets(dir: string): string[] | undefined {
-  const file = join(dir, 'adapter_config.json');
   try {
-    return existsSync(file) ? adapterConfigFrom(file, readJsonObject(file)).targetModules : undefined;
+    return existsSync(join(dir, 'adapter_config.json')) ? readAdapterConfig(dir).targetModules : undefined;
   } catch {
     return undefined; // a broken adapter is refused, with its reason, when it is loaded
   }
@@ -204,7 +199,7 @@ export function listExperts(expertsDir: string): ExpertSummary[] {
     } catch {
       continue;
     }
-    const meta = readMeta(dir);
+    const meta = (readJsonObjectOr(join(dir, 'expert.json')) ?? {}) as ExpertMeta;
     try {
       const cfg = readAdapterConfig(dir);
       const weights = join(dir, 'adapter_model.safetensors');
@@ -220,12 +215,11 @@ export function listExperts(expertsDir: string): ExpertSummary[] {
 
 /** [in, out] features of each LoRA target module of the base model. */
 export function moduleDims(base: BaseModelInfo): Record<string, [number, number]> {
-  const headDim = base.headDim;
   return {
-    q_proj: [base.hiddenSize, base.numHeads * headDim],
-    k_proj: [base.hiddenSize, base.numKvHeads * headDim],
-    v_proj: [base.hiddenSize, base.numKvHeads * headDim],
-    o_proj: [base.numHeads * headDim, base.hiddenSize],
+    q_proj: [base.hiddenSize, base.numHeads * base.headDim],
+    k_proj: [base.hiddenSize, base.numKvHeads * base.headDim],
+    v_proj: [base.hiddenSize, base.numKvHeads * base.headDim],
+    o_proj: [base.numHeads * base.headDim, base.hiddenSize],
     gate_proj: [base.hiddenSize, base.intermediateSize],
     up_proj: [base.hiddenSize, base.intermediateSize],
     down_proj: [base.intermediateSize, base.hiddenSize],

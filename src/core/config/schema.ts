@@ -1,5 +1,5 @@
 /** The shape of `.moa/moa.json` (version 1): the sections' types come from the table (table.ts). */
-import { sectionDefaults, type ConfigSections } from './table';
+import type { ConfigSections } from './table';
 
 export { ATTENTION_MODULES, DEFAULT_BASE_MODEL, ROUTING_MODES } from './table';
 
@@ -14,18 +14,8 @@ export interface DomainConfig {
   languages: string[];
 }
 
-export type LoraConfig = ConfigSections['lora'];
-export type TrainingConfig = ConfigSections['training'];
-export type RouterConfig = ConfigSections['router'];
-export type DataConfig = ConfigSections['data'];
-
 export interface MoaConfig extends ConfigSections {
   version: 1;
   baseModel: string;
   domains: DomainConfig[];
 }
-
-export const defaultLora = (): LoraConfig => sectionDefaults('lora');
-export const defaultTraining = (): TrainingConfig => sectionDefaults('training');
-export const defaultData = (): DataConfig => sectionDefaults('data');
-export const defaultRouter = (): RouterConfig => sectionDefaults('router');

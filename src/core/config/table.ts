@@ -75,7 +75,7 @@ export const SECTIONS = {
       steps: int(100, 1, 1e9),
       eta: num(0.1, 0, 1e3, 'Weight of the routing classification loss.'),
       expertLrMult: num(0.1, 0, 10, "Experts' learning rate in stage 2 relative to stage 1; 0 freezes them."),
-      topK: int(1, 1, 64, 'Experts mixed per layer.'),
+      topK: int(1, 1, 64, 'Experts the per-layer routers mix while stage 2 trains (a completion is served by the one expert the n-gram decision picks).'),
     },
   },
   inference: {

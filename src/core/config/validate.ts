@@ -1,4 +1,5 @@
 import { SAFE_NAME } from '../names';
+import { isObject } from '../util/json';
 import { KNOWN_LANGUAGES, nearest } from '../domains/languages';
 import type { DomainConfig, MoaConfig } from './schema';
 import { DEFAULT_BASE_MODEL, SECTIONS, type ConfigSections, type Field, type Section } from './table';
@@ -16,14 +17,10 @@ export interface ValidationResult {
 
 type Json = Record<string, unknown>;
 
-const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 /** Reads the fields a section knows, collecting problems with their JSON path instead of throwing. */
 class Reader {
-  constructor(
-    readonly errors: ConfigProblem[],
-    readonly warnings: ConfigProblem[],
-  ) {}
+  readonly errors: ConfigProblem[] = [];
+  readonly warnings: ConfigProblem[] = [];
 
   section(obj: unknown, path: string, known: string[]): Json {
     if (obj === undefined) return {};
@@ -119,9 +116,8 @@ function readDomain(r: Reader, raw: unknown, path: string): DomainConfig | undef
 
 /** Validates parsed JSON as a MoA config; fills defaults; never throws. */
 export function validateConfig(raw: unknown): ValidationResult {
-  const errors: ConfigProblem[] = [];
-  const warnings: ConfigProblem[] = [];
-  const r = new Reader(errors, warnings);
+  const r = new Reader();
+  const { errors, warnings } = r;
   if (!isObject(raw)) return { errors: [{ path: '$', message: 'expected a JSON object' }], warnings };
   const top = r.section(raw, '$', ['$schema', 'version', 'baseModel', 'domains', ...Object.keys(SECTIONS)]);
   if (top['version'] !== undefined && top['version'] !== 1) {

@@ -1,3 +1,4 @@
+import { isObject } from '../util/json';
 import type { DatasetManifest } from './shards';
 
 /** Parent → builder: the one request a builder process serves. */
@@ -12,15 +13,13 @@ export interface BuildRequest {
 /** Builder → parent. A failure carries MoaError's message and hint. */
 export type BuildReply = { type: 'done'; manifest: DatasetManifest } | { type: 'failed'; message: string; hint?: string };
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
 export function parseBuildRequest(m: unknown): BuildRequest | undefined {
-  return isObj(m) && m['type'] === 'build' && typeof m['root'] === 'string' && typeof m['productRoot'] === 'string' ? { type: 'build', root: m['root'], productRoot: m['productRoot'] } : undefined;
+  return isObject(m) && m['type'] === 'build' && typeof m['root'] === 'string' && typeof m['productRoot'] === 'string' ? { type: 'build', root: m['root'], productRoot: m['productRoot'] } : undefined;
 }
 
 export function parseBuildReply(m: unknown): BuildReply | undefined {
-  if (!isObj(m)) return undefined;
+  if (!isObject(m)) return undefined;
   if (m['type'] === 'failed') return typeof m['message'] === 'string' && (m['hint'] === undefined || typeof m['hint'] === 'string') ? (m as BuildReply) : undefined;
   const manifest = m['manifest'];
-  return m['type'] === 'done' && isObj(manifest) && manifest['v'] === 1 && Array.isArray(manifest['domains']) ? (m as BuildReply) : undefined;
+  return m['type'] === 'done' && isObject(manifest) && manifest['v'] === 1 && Array.isArray(manifest['domains']) ? (m as BuildReply) : undefined;
 }

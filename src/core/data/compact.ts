@@ -2,32 +2,30 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { WorkspaceLayout } from '../paths';
 import { garbageTokens, readDomainIndex, shardPaths, writeDomainIndex, type DomainIndex } from './fileIndex';
 import { withDataLock } from './lock';
-import { ShardWriter } from './shardFile';
+import { writeShardPair } from './shardFile';
 import { readManifest, type DatasetManifest } from './shards';
 
 /** Rewrites a domain's shards with only the live documents, in their current order. */
 export function compactDomain(layout: WorkspaceLayout, index: DomainIndex): DomainIndex {
   const paths = shardPaths(layout, index.domain);
   const entries = Object.entries(index.files).sort((a, b) => a[1].s - b[1].s || a[1].o - b[1].o);
-  const writers = paths.map((p) => new ShardWriter(p)) as [ShardWriter, ShardWriter];
   const readers = paths.map((p) => openSync(p, 'r'));
   const files: DomainIndex['files'] = {};
+  let stored: [number, number];
   try {
-    for (const [rel, f] of entries) {
-      const doc = new Uint32Array(f.n);
-      const bytes = new Uint8Array(doc.buffer);
-      const got = readSync(readers[f.s]!, bytes, 0, bytes.length, f.o * 4);
-      if (got !== bytes.length) throw new Error(`${paths[f.s]}: shorter than its index says (${rel})`);
-      files[rel] = { ...f, o: writers[f.s].append(doc) };
-    }
-    for (const w of writers) w.commit();
-  } catch (e) {
-    for (const w of writers) w.abort();
-    throw e;
+    stored = writeShardPair(paths, (writers) => {
+      for (const [rel, f] of entries) {
+        const doc = new Uint32Array(f.n);
+        const bytes = new Uint8Array(doc.buffer);
+        const got = readSync(readers[f.s]!, bytes, 0, bytes.length, f.o * 4);
+        if (got !== bytes.length) throw new Error(`${paths[f.s]}: shorter than its index says (${rel})`);
+        files[rel] = { ...f, o: writers[f.s].append(doc) };
+      }
+    });
   } finally {
     for (const fd of readers) closeSync(fd);
   }
-  const compacted: DomainIndex = { ...index, stored: [writers[0].tokens, writers[1].tokens], files };
+  const compacted: DomainIndex = { ...index, stored, files };
   writeDomainIndex(layout, compacted);
   return compacted;
 }

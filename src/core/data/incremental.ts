@@ -5,6 +5,7 @@ import { compileDomains } from '../domains/classify';
 import type { WorkspaceLayout } from '../paths';
 import type { Tokenizer } from '../tokenizer/types';
 import { writeJsonAtomic } from '../util/atomic';
+import { getOrSet } from '../util/maps';
 import { compactDomain } from './compact';
 import {
   addFileTotals, contentHash, domainIndexLogPath, domainIndexPath, garbageTokens, readDomainIndex, recordIndexChange, shardPaths, toggleFile, totalsOf,
@@ -173,7 +174,9 @@ export function updateDatasets(
   return withDataLock(layout, () => {
     const rels = [...new Set(paths)];
     const before = readManifest(layout);
-    const emptiedSince = (after: DatasetManifest) => after.domains.filter((d) => d.files === 0 && (before?.domains.find((b) => b.domain === d.domain)?.files ?? 0) > 0).map((d) => d.domain);
+    // Counted now: an update replaces this manifest's domains in place.
+    const filesBefore = new Map(before?.domains.map((d) => [d.domain, d.files]));
+    const emptiedSince = (after: DatasetManifest) => after.domains.filter((d) => d.files === 0 && (filesBefore.get(d.domain) ?? 0) > 0).map((d) => d.domain);
     const rebuild = (): UpdateResult => {
       cache.ignores.clear();
       const manifest = buildDatasets(layout, config, tokenizer);
@@ -193,11 +196,7 @@ export function updateDatasets(
     const scan = scanOptionsFor(layout.root, config.data.maxFileBytes);
     const dropped = new Map<string, Set<string>>();
     const added = new Map<string, Pending[]>();
-    const drop = (domain: string, rel: string) => {
-      const set = dropped.get(domain) ?? new Set();
-      set.add(rel);
-      dropped.set(domain, set);
-    };
+    const drop = (domain: string, rel: string) => getOrSet(dropped, domain, () => new Set()).add(rel);
     // A changed notebook is its parts: the ones indexed now, and the ones it has now.
     const expanded = rels.flatMap((rel) => {
       if (!isNotebook(rel)) return [rel];
@@ -220,11 +219,7 @@ export function updateDatasets(
       const hash = content ? contentHash(content) : undefined;
       if (owner && owner === target && indexes.get(owner)!.files[rel]!.h === hash) continue; // touched, not changed
       if (owner) drop(owner, rel);
-      if (target && content && hash) {
-        const list = added.get(target) ?? [];
-        list.push({ rel, content, hash });
-        added.set(target, list);
-      }
+      if (target && content && hash) getOrSet(added, target, () => []).push({ rel, content, hash });
     }
 
     // A byte-identical copy of a file that stays in the datasets (or of one added just before it)

@@ -46,3 +46,19 @@ export class ShardWriter {
     rmSync(this.tmp, { force: true });
   }
 }
+
+/**
+ * Writes a domain's train and validation shards (`paths`) through `fill`: both are renamed into
+ * place when it returns, and neither when it throws. Returns the tokens written to each.
+ */
+export function writeShardPair(paths: readonly [string, string], fill: (writers: readonly [ShardWriter, ShardWriter]) => void): [number, number] {
+  const writers = [new ShardWriter(paths[0]), new ShardWriter(paths[1])] as const;
+  try {
+    fill(writers);
+    for (const w of writers) w.commit();
+  } catch (e) {
+    for (const w of writers) w.abort();
+    throw e;
+  }
+  return [writers[0].tokens, writers[1].tokens];
+}

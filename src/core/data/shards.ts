@@ -9,12 +9,13 @@ import type { WorkspaceLayout } from '../paths';
 import { MoaError } from '../util/errors';
 import { removeStaleTemps, writeJsonAtomic } from '../util/atomic';
 import { isObject, readJsonObjectOr } from '../util/json';
+import { getOrSet } from '../util/maps';
 import { SAFE_NAME } from '../names';
 import { contentHash, EMPTY_SET_HASH, indexFingerprint, toggleFile, indexTotals, shardPaths, writeDomainIndex, type DomainIndex, type IndexTotals } from './fileIndex';
 import { withDataLock } from './lock';
 import { readDocument, realPathOf } from './notebooks';
 import { scanOptionsFor, scanWorkspace, type SkipReason } from './scan';
-import { encodeDocument, ShardWriter } from './shardFile';
+import { encodeDocument, writeShardPair } from './shardFile';
 import { chooseValidation, pathBucket } from './split';
 
 export interface DomainStats extends IndexTotals {
@@ -119,10 +120,9 @@ export function buildDomain(
   mkdirSync(join(layout.dataDir, domain), { recursive: true });
   removeStaleTemps(join(layout.dataDir, domain));
   const val = chooseValidation(files, valFraction);
-  const writers = shardPaths(layout, domain).map((p) => new ShardWriter(p)) as [ShardWriter, ShardWriter];
   const index: DomainIndex = { v: 1, domain, tokenizer: tokenizer.id, g: 0, stored: [0, 0], x: EMPTY_SET_HASH, files: {} };
   const x = Buffer.alloc(32);
-  try {
+  index.stored = writeShardPair(shardPaths(layout, domain), (writers) => {
     for (const rel of files) {
       const content = readDocument(join(layout.root, realPathOf(rel)), rel);
       if (!content) throw new MoaError(`${join(layout.root, rel)}: disappeared while the datasets were built`, 'Run "moa data" again.');
@@ -134,12 +134,7 @@ export function buildDomain(
       toggleFile(x, rel, h);
       opts.onFile?.(rel, domain);
     }
-    for (const w of writers) w.commit();
-  } catch (e) {
-    for (const w of writers) w.abort();
-    throw e;
-  }
-  index.stored = [writers[0].tokens, writers[1].tokens];
+  });
   index.x = x.toString('hex');
   writeDomainIndex(layout, index);
   return index;
@@ -219,9 +214,7 @@ export function buildDatasets(layout: WorkspaceLayout, config: MoaConfig, tokeni
         if (unassignedFiles.length < LISTED_FILES) unassignedFiles.push(f.relPath);
         continue;
       }
-      const list = byDomain.get(domain) ?? [];
-      list.push(f.relPath);
-      byDomain.set(domain, list);
+      getOrSet(byDomain, domain, () => []).push(f.relPath);
     }
     const { kept, nearDuplicates } = dedupe(layout.root, config.domains.map((d) => [d.name, byDomain.get(d.name) ?? []] as const), config.data.valFraction, onSkip);
     byDomain.clear();

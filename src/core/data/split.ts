@@ -21,10 +21,9 @@ export function minValidationFiles(n: number): number {
 
 /** `chooseValidation` on buckets already known (the dataset index keeps them). */
 export function validationFromBuckets(files: Iterable<readonly [string, number]>, valFraction: number): Set<string> {
-  const all = [...files];
-  if (valFraction <= 0 || all.length < 2) return new Set();
-  const byBucket = (a: readonly [string, number], b: readonly [string, number]) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1);
-  const sorted = all.sort(byBucket);
+  if (valFraction <= 0) return new Set();
+  const sorted = [...files].sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : 1));
+  if (sorted.length < 2) return new Set();
   const under = sorted.filter(([, b]) => b < valFraction).length;
   const want = Math.min(Math.max(under, minValidationFiles(sorted.length)), Math.ceil(sorted.length / 2) - 1 || 1);
   return new Set(sorted.slice(0, want).map(([p]) => p));

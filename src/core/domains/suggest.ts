@@ -1,4 +1,5 @@
 import type { DomainConfig } from '../config/schema';
+import { getOrSet } from '../util/maps';
 import { domainNameOfLanguage, extensionsOfLanguages, languageOfPath } from './languages';
 
 export interface FileSample {
@@ -23,11 +24,10 @@ export function suggestDomains(files: Iterable<FileSample>, opts: SuggestOptions
     const lang = languageOfPath(f.relPath);
     if (!lang || lang === 'json' || lang === 'plaintext') continue;
     const name = domainNameOfLanguage(lang);
-    const h = hist.get(name) ?? { files: 0, bytes: 0, languages: new Set<string>() };
+    const h = getOrSet(hist, name, () => ({ files: 0, bytes: 0, languages: new Set<string>() }));
     h.files += 1;
     h.bytes += f.size;
     h.languages.add(lang);
-    hist.set(name, h);
   }
   return [...hist.entries()]
     .filter(([, h]) => h.files >= opts.minFiles && h.bytes >= opts.minBytes)

@@ -1,8 +1,8 @@
 import type { DatasetManifest } from '../data/shards';
-import type { RouterWeights } from '../adapters/router';
+import type { LearnedRouter } from '../adapters/router';
 import type { OnnxEngine } from '../inference/engine';
 import type { ExpertStack } from '../inference/expertStack';
-import { learnedDecision } from '../inference/service';
+import { learnedLosses } from './learnedScore';
 import { evenStarts, readShard } from './windows';
 
 /**
@@ -51,17 +51,16 @@ export interface EditorContextInputs {
   bos: number | null;
   engine: OnnxEngine;
   stacks: Map<string, ExpertStack>;
-  learned: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack };
+  router: LearnedRouter;
   signal?: AbortSignal;
 }
 
 export async function evaluateEditorContext(x: EditorContextInputs): Promise<EditorContextReport | undefined> {
   const report: EditorContextReport = { contextTokens: x.contextTokens, meanContext: {}, label: {}, learned: {}, accuracy: {} };
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-  const { engine, router, stack } = x.learned;
   for (const d of x.manifest.domains) {
     const own = x.stacks.get(d.domain);
-    if (!own || !router.experts.includes(d.domain) || d.valTokens < x.seqLen) continue;
+    if (!own || !x.router.experts.includes(d.domain) || d.valTokens < x.seqLen) continue;
     const rows = windowsWithContext(d.valPath, x.seqLen, x.windows, x.contextTokens, x.bos);
     if (rows.length === 0) continue;
     const label: number[] = [];
@@ -72,10 +71,9 @@ export async function evaluateEditorContext(x: EditorContextInputs): Promise<Edi
       // The window's tokens after its first, as the main table scores them.
       const scoreFrom = ctx + 1;
       label.push(...(await x.engine.windowLosses([row], own, [1], { scoreFrom })));
-      const promptLen = ctx + Math.floor(x.seqLen / 2);
-      learned.push(...(await engine.windowLosses([row], stack, { router, promptLen }, { scoreFrom })));
-      const r = await engine.generate(row.subarray(0, promptLen), { stack, router, expertWeights: [], maxNewTokens: 1, temperature: 0, topP: 1, seed: 0, draftTokens: 0 });
-      if (learnedDecision(router.experts, r.routing ?? []).experts[0]?.name === d.domain) right++;
+      const r = await learnedLosses(x.engine, [row], x.stacks, x.router, () => [0, ctx + Math.floor(x.seqLen / 2)], scoreFrom);
+      learned.push(...r.losses);
+      if (r.experts[0] === d.domain) right++;
     }
     report.meanContext[d.domain] = mean(rows.map((r) => r.ctx));
     report.label[d.domain] = mean(label);

@@ -1,10 +1,10 @@
 import type { MoaConfig } from '../config/schema';
 import { compileDomains } from '../domains/classify';
 import type { DatasetManifest } from '../data/shards';
-import type { RouterWeights } from '../adapters/router';
+import type { LearnedRouter } from '../adapters/router';
 import type { OnnxEngine } from '../inference/engine';
 import type { ExpertStack } from '../inference/expertStack';
-import { learnedDecision } from '../inference/service';
+import { learnedLosses } from './learnedScore';
 import type { Tokenizer } from '../tokenizer/types';
 import { evenWindows } from './windows';
 
@@ -44,7 +44,7 @@ export interface EmbeddedInputs {
   engine: OnnxEngine;
   /** One stack per expert, for fixed routing through `engine`. */
   stacks: Map<string, ExpertStack>;
-  learned?: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack };
+  router?: LearnedRouter;
   samples: number;
 }
 
@@ -77,25 +77,18 @@ export async function evaluateEmbedded(x: EmbeddedInputs): Promise<EmbeddedRepor
     const cursor = fenceAt + fence.length + H;
     const samples = Array.from({ length: n }, (_, i) => Uint32Array.from([...bos, ...proseWindows[i]!, ...fence, ...codeWindows[i]!]));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
-    const score = async (engine: OnnxEngine, stack: ExpertStack, routing: Parameters<OnnxEngine['windowLosses']>[2]) => mean(await engine.windowLosses(samples, stack, routing, { scoreFrom: cursor }));
+    const score = async (stack: ExpertStack) => mean(await x.engine.windowLosses(samples, stack, [1], { scoreFrom: cursor }));
     const row: EmbeddedRow = {
       domain: cfg.name,
       samples: n,
-      loss: { 'file': await score(x.engine, x.stacks.get(prose)!, [1]), 'auto': await score(x.engine, x.stacks.get(cfg.name)!, [1]), 'learned-prompt': null, 'learned-block': null },
+      loss: { 'file': await score(x.stacks.get(prose)!), 'auto': await score(x.stacks.get(cfg.name)!), 'learned-prompt': null, 'learned-block': null },
       servedByBlockExpert: { 'file': 0, 'auto': 1, 'learned-prompt': null, 'learned-block': null },
     };
-    if (x.learned) {
-      const { engine, router, stack } = x.learned;
-      for (const [name, from] of [['learned-prompt', 0], ['learned-block', fenceAt]] as const) {
-        row.loss[name] = await score(engine, stack, { router, promptLen: cursor, routeFrom: from });
-        let served = 0;
-        for (const s of samples) {
-          // What a completion at the cursor would be routed to: the prompt is the text before it.
-          const r = await engine.generate(s.subarray(0, cursor), { stack, router, routeFrom: from, expertWeights: [], maxNewTokens: 1, temperature: 0, topP: 1, seed: 0, draftTokens: 0 });
-          if (learnedDecision(router.experts, r.routing ?? []).experts[0]?.name === cfg.name) served++;
-        }
-        row.servedByBlockExpert[name] = served / n;
-      }
+    for (const [name, from] of x.router ? [['learned-prompt', 0], ['learned-block', fenceAt]] as const : []) {
+      // What a completion at the cursor would be routed to: the router reads the text before it.
+      const r = await learnedLosses(x.engine, samples, x.stacks, x.router!, () => [from, cursor], cursor);
+      row.loss[name] = mean(r.losses);
+      row.servedByBlockExpert[name] = r.experts.filter((e) => e === cfg.name).length / n;
     }
     rows.push(row);
   }

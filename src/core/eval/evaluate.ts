@@ -3,17 +3,18 @@ import { join } from 'node:path';
 import type { MoaConfig } from '../config/schema';
 import { datasetsForTraining } from '../data/compact';
 import { loadExpertWeights, usableExperts, workspaceTargets, type ExpertWeights } from '../adapters/store';
-import { loadRouterWeights, readRouterInfo, type RouterWeights } from '../adapters/router';
+import { loadLearnedRouter, readRouterInfo, type LearnedRouter } from '../adapters/router';
 import { readBaseModel, resolveBaseModelDir } from '../models/base';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import { OnnxEngine } from '../inference/engine';
-import { stackExperts, type ExpertStack } from '../inference/expertStack';
-import { DEFAULT_VARIANT, ensureOnnxExport, graphTargets } from '../inference/export';
+import { stackExperts } from '../inference/expertStack';
+import { ensureOnnxExport, graphTargets } from '../inference/export';
 import { readOnnxModelInfo } from '../inference/modelInfo';
 import { listRuns, readRunEvents, runInfo, runStatus } from '../trainer/runs';
 import { MoaError, throwIfCancelled } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
 import { evenWindows } from './windows';
+import { learnedLosses } from './learnedScore';
 import { evaluateEmbedded, formatEmbeddedTable, type EmbeddedReport } from './embedded';
 import { loadTokenizer } from '../tokenizer/load';
 import { formatCompletionTable, type CompletionReport } from './completions';
@@ -126,9 +127,8 @@ export async function evaluate(
   const dir = resolveBaseModelDir(config.baseModel, product, layout.root);
   const base = readBaseModel(config.baseModel, dir);
   const targets = graphTargets(workspaceTargets(layout.expertsDir, layout.baselinesDir));
-  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { ...DEFAULT_VARIANT, targets, weights: config.inference.weights }, opts.signal);
+  const exp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { targets, weights: config.inference.weights }, opts.signal);
   const engine = await OnnxEngine.load(exp.onnxPath, readOnnxModelInfo(exp.infoPath));
-  let learnedEngine: { engine: OnnxEngine; router: RouterWeights; stack: ExpertStack } | undefined;
   try {
     const experts = usableExperts(layout.expertsDir);
     const weights = new Map<string, ExpertWeights>(experts.map((e) => [e.name, loadExpertWeights(e.dir, e.name, base)]));
@@ -136,6 +136,7 @@ export async function evaluate(
     const mixed = existsSync(join(mixedDir, 'adapter_model.safetensors')) ? loadExpertWeights(mixedDir, 'mixed', base) : undefined;
     const seqLen = opts.seqLen ?? config.training.seqLen;
     const routerInfo = readRouterInfo(layout.routerDir);
+    let router: LearnedRouter | undefined;
     // Cancelling takes effect between two scorings (each a few batches), so it answers quickly.
     const check = () => throwIfCancelled(opts.signal, 'evaluation', 'The last evaluation is kept.');
     const noExpert = stackExperts(engine.info, []);
@@ -155,13 +156,7 @@ export async function evaluate(
     };
     const stacks = new Map([...weights].map(([n, w]) => [n, stackExperts(engine.info, [w])]));
     if (routerInfo?.status === 'ok' && routerInfo.experts.length >= 2 && routerInfo.experts.every((e) => weights.has(e))) {
-      const lexp = await ensureOnnxExport(layout, product, dir, python, opts.onLog, { learnedRouting: true, topK: routerInfo.topK, targets, weights: config.inference.weights }, opts.signal);
-      const lengine = await OnnxEngine.load(lexp.onnxPath, readOnnxModelInfo(lexp.infoPath));
-      learnedEngine = {
-        engine: lengine,
-        router: loadRouterWeights(layout.routerDir, routerInfo, base.numLayers, base.hiddenSize),
-        stack: stackExperts(lengine.info, routerInfo.experts.map((e) => weights.get(e)!)),
-      };
+      router = loadLearnedRouter(layout.routerDir, routerInfo);
       report.learned = {};
       report.learnedSource = 'onnx';
     } else {
@@ -196,24 +191,22 @@ export async function evaluate(
       if (mixed && report.mixed) report.mixed[d.domain] = await scored('mixed', engine.windowLosses(windows, stackExperts(engine.info, [mixed]), [1]));
       report.label[d.domain] = report.matrix[d.domain]![d.domain] ?? report.base[d.domain]!;
       (report.stderr['MoA label'] ??= {})[d.domain] = report.stderr[weights.has(d.domain) ? d.domain : 'base']?.[d.domain] ?? null;
-      if (learnedEngine && report.learned) {
-        const { engine: le, router, stack } = learnedEngine;
-        report.learned[d.domain] = await scored('MoA learned', le.windowLosses(windows, stack, { router, promptLen: Math.floor(seqLen / 2) }));
+      if (router && report.learned) {
+        report.learned[d.domain] = await scored('MoA learned', learnedLosses(engine, windows, stacks, router, () => [0, Math.floor(seqLen / 2)]).then((r) => r.losses));
       }
     }
     check();
     const tokenizer = loadTokenizer(dir);
-    if (learnedEngine) {
-      const ctx = await evaluateEditorContext({ manifest, seqLen, windows: opts.windows, contextTokens: EDITOR_CONTEXT_TOKENS, bos: tokenizer.bosId, engine, stacks, learned: learnedEngine, signal: opts.signal });
+    if (router) {
+      const ctx = await evaluateEditorContext({ manifest, seqLen, windows: opts.windows, contextTokens: EDITOR_CONTEXT_TOKENS, bos: tokenizer.bosId, engine, stacks, router, signal: opts.signal });
       if (ctx) report.editorContext = ctx;
     }
     check();
-    const embedded = await evaluateEmbedded({ config, manifest, tokenizer, engine, stacks, learned: learnedEngine, samples: opts.windows });
+    const embedded = await evaluateEmbedded({ config, manifest, tokenizer, engine, stacks, router, samples: opts.windows });
     if (embedded) report.embedded = embedded;
     return report;
   } finally {
     await engine.release();
-    await learnedEngine?.engine.release();
   }
 }
 

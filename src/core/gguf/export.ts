@@ -15,29 +15,28 @@ export function baseGgufName(base: BaseModelInfo): string {
   return `${name.replace(/[^A-Za-z0-9._-]/g, '_')}.gguf`;
 }
 
-function refuseExisting(files: string[], force: boolean): void {
-  const there = files.filter((f) => existsSync(f));
-  if (there.length && !force) throw new MoaError(`${there.join(', ')}: already there`, 'Use --force to overwrite.');
+function refuseExisting(file: string, force: boolean): void {
+  if (existsSync(file) && !force) throw new MoaError(`${file}: already there`, 'Use --force to overwrite.');
+}
+
+/** Writes `dir/name` with `write`, refusing to overwrite without `force`; leftovers of a killed export go first. */
+function exportFile(dir: string, name: string, force: boolean, write: (file: string) => void): string {
+  const file = join(dir, name);
+  refuseExisting(file, force);
+  mkdirSync(dir, { recursive: true });
+  removeStaleTemps(dir);
+  write(file);
+  return file;
 }
 
 /** `moa base export-gguf`: the base model as one GGUF file (weights and tokenizer). */
 export function exportBase(base: BaseModelInfo, dir: string, type: GgmlType, force = false, stop?: () => boolean): string {
-  const file = join(dir, baseGgufName(base));
-  refuseExisting([file], force);
-  mkdirSync(dir, { recursive: true });
-  removeStaleTemps(dir);
-  exportBaseGguf(base, file, type, stop);
-  return file;
+  return exportFile(dir, baseGgufName(base), force, (file) => exportBaseGguf(base, file, type, stop));
 }
 
 /** `moa experts export --format gguf`: the expert as a llama.cpp LoRA adapter. */
 export function exportExpertAsGguf(expertDir: string, name: string, base: BaseModelInfo, dir: string, force = false): string {
-  const file = join(dir, `${name}.gguf`);
-  refuseExisting([file], force);
-  mkdirSync(dir, { recursive: true });
-  removeStaleTemps(dir);
-  exportExpertGguf(expertDir, name, base, file);
-  return file;
+  return exportFile(dir, `${name}.gguf`, force, (file) => exportExpertGguf(expertDir, name, base, file));
 }
 
 /**
@@ -51,7 +50,7 @@ export function ollamaModelfile(base: BaseModelInfo, baseFile: string, adapterFi
 /** `moa experts export --format ollama`: base GGUF, expert GGUF and a Modelfile in `dir`. */
 export function exportForOllama(expertDir: string, name: string, base: BaseModelInfo, dir: string, type: GgmlType, force = false, stop?: () => boolean): { files: string[]; create: string } {
   const modelfile = join(dir, 'Modelfile');
-  refuseExisting([modelfile], force);
+  refuseExisting(modelfile, force);
   const baseFile = exportBase(base, dir, type, force, stop);
   const adapter = exportExpertAsGguf(expertDir, name, base, dir, force);
   writeFileSync(modelfile, ollamaModelfile(base, baseGgufName(base), `${name}.gguf`));

@@ -4,7 +4,7 @@ import { readSafetensors, tensorToFloat32, type SafetensorsFile } from '../adapt
 import type { BaseModelInfo } from '../models/base';
 import { MoaError } from '../util/errors';
 import { loadTokenizer } from '../tokenizer/load';
-import { readJsonObject } from '../util/json';
+import { isObject, readJsonObject } from '../util/json';
 import { blockQuantized, writeGguf, type GgmlType, type GgufTensor, type MetaValue } from './write';
 
 /**
@@ -66,8 +66,7 @@ interface Rope {
 
 /** RoPE as config.json gives it: `rope_scaling` (transformers 4) or `rope_parameters` (5), as the trainer reads it. */
 function ropeOf(c: Record<string, unknown>): Rope {
-  const obj = (v: unknown) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
-  const r = obj(c['rope_scaling']) ?? obj(c['rope_parameters']) ?? {};
+  const r = [c['rope_scaling'], c['rope_parameters']].find(isObject) ?? {};
   const type = typeof r['rope_type'] === 'string' ? r['rope_type'] : typeof r['type'] === 'string' ? r['type'] : 'default';
   const theta = typeof c['rope_theta'] === 'number' ? c['rope_theta'] : typeof r['rope_theta'] === 'number' ? r['rope_theta'] : 10000;
   return { ...r, type, theta, factor: typeof r['factor'] === 'number' ? r['factor'] : undefined };

@@ -8,6 +8,8 @@ import { tempPathFor } from '../util/atomic';
  */
 
 const ALIGNMENT = 32;
+/** Zero bytes that bring `n` bytes to the next multiple of ALIGNMENT. */
+const padding = (n: number): number => (ALIGNMENT - (n % ALIGNMENT)) % ALIGNMENT;
 
 /** GGUF metadata value types. */
 const T = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9 } as const;
@@ -40,25 +42,22 @@ class Bytes {
     this.chunks.push(b);
     this.size += b.length;
   }
-  u32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v);
+  private fixed(size: number, write: (b: Buffer) => void): void {
+    const b = Buffer.alloc(size);
+    write(b);
     this.push(b);
+  }
+  u32(v: number): void {
+    this.fixed(4, (b) => b.writeUInt32LE(v));
   }
   i32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeInt32LE(v);
-    this.push(b);
+    this.fixed(4, (b) => b.writeInt32LE(v));
   }
   u64(v: number): void {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(v));
-    this.push(b);
+    this.fixed(8, (b) => b.writeBigUInt64LE(BigInt(v)));
   }
   f32(v: number): void {
-    const b = Buffer.alloc(4);
-    b.writeFloatLE(v);
-    this.push(b);
+    this.fixed(4, (b) => b.writeFloatLE(v));
   }
   str(s: string): void {
     const b = Buffer.from(s, 'utf8');
@@ -66,8 +65,7 @@ class Bytes {
     this.push(b);
   }
   pad(): void {
-    const n = (ALIGNMENT - (this.size % ALIGNMENT)) % ALIGNMENT;
-    if (n) this.push(Buffer.alloc(n));
+    this.push(Buffer.alloc(padding(this.size)));
   }
   take(): Buffer {
     const b = Buffer.concat(this.chunks);
@@ -211,7 +209,7 @@ export function writeGguf(file: string, metadata: Record<string, MetaValue>, inf
     head.u64(offset);
     if (blockQuantized(t.type) && t.shape[t.shape.length - 1]! % 32 !== 0) throw new Error(`${t.name}: rows of ${t.shape[t.shape.length - 1]} values cannot be ${t.type} (blocks of 32)`);
     const n = typeBytes(t.type, t.shape.reduce((a, b) => a * b, 1));
-    offset += n + ((ALIGNMENT - (n % ALIGNMENT)) % ALIGNMENT);
+    offset += n + padding(n);
   }
   head.pad();
   // The shared temp name: an export killed before its rename leaves a file the next export removes.
@@ -228,8 +226,7 @@ export function writeGguf(file: string, metadata: Record<string, MetaValue>, inf
         if (data.length !== n) throw new Error(`${t.name}: ${data.length} values for shape [${t.shape}]`);
         const bytes = tensorBytes({ ...t, data });
         writeSync(fd, bytes);
-        const pad = (ALIGNMENT - (bytes.length % ALIGNMENT)) % ALIGNMENT;
-        if (pad) writeSync(fd, Buffer.alloc(pad));
+        writeSync(fd, Buffer.alloc(padding(bytes.length)));
       }
     } finally {
       closeSync(fd);

@@ -1,8 +1,6 @@
 import type { InferenceSession, Tensor } from 'onnxruntime-node';
 import { MoaError } from '../util/errors';
 import type { ExpertStack } from './expertStack';
-import type { RouterWeights } from '../adapters/router';
-import { ngramExpert } from '../routing/ngram';
 import type { OnnxModelInfo } from './modelInfo';
 import { lookupDraft, verifyDraft } from './lookup';
 import { sampleToken, seededRandom, type SamplingOptions } from './sampling';
@@ -18,12 +16,8 @@ export function loadOrt(): Promise<Ort> {
 
 export interface GenerateOptions extends SamplingOptions {
   stack: ExpertStack;
-  /** Routing weight per stacked expert (graphs that take routing weights). */
+  /** Routing weight per stacked expert. */
   expertWeights: number[];
-  /** The per-layer routers, for a graph exported with learned routing; experts in `stack` order. */
-  router?: RouterWeights;
-  /** With learned routing: the routers pool the prompt from this position on (an embedded block), not all of it. */
-  routeFrom?: number;
   maxNewTokens: number;
   seed: number;
   /** Tokens that end generation as EOS does (a FIM model's markers): never part of the output. */
@@ -45,8 +39,6 @@ export interface GenerateOptions extends SamplingOptions {
 
 export interface GenerateResult {
   tokens: number[];
-  /** With learned routing: the weights each layer chose on the prompt, [layers][experts], held after. */
-  routing?: number[][];
   stopReason: 'eos' | 'max-tokens' | 'stop-rule' | 'cancelled';
   prefillMs: number;
   totalMs: number;
@@ -69,13 +61,6 @@ export const SINGLE_THREAD_BELOW_HIDDEN = 512;
 export function decodeThreads(info: Pick<OnnxModelInfo, 'hiddenSize'>): number {
   return info.hiddenSize < SINGLE_THREAD_BELOW_HIDDEN ? 1 : 0;
 }
-
-/**
- * How `windowLoss` routes: fixed weights over the stacked experts, or (for a graph exported with
- * learned routing) the routers, deciding on positions `routeFrom` (default 0) to `promptLen` of each
- * window: a completion's prompt, or the embedded block at its end.
- */
-export type WindowRouting = number[] | { router: RouterWeights; promptLen: number; routeFrom?: number };
 
 /** One onnxruntime session for a base model; experts and routing travel as inputs, never as a new session. */
 export class OnnxEngine {
@@ -100,37 +85,8 @@ export class OnnxEngine {
     return new OnnxEngine(ort, session, info);
   }
 
-  /** The LoRA stacks and the routers, for a graph with learned routing. */
-  private routerFeeds(stack: ExpertStack, router: RouterWeights): Record<string, Tensor> {
-    if (router.experts.join('\0') !== stack.names.join('\0')) throw new MoaError(`the router's experts (${router.experts.join(', ')}) must be stacked in its order`);
-    const feeds: Record<string, Tensor> = {
-      'router.weight': new this.ort.Tensor('float32', router.weight, [router.layers, router.experts.length, router.hidden]),
-      'router.bias': new this.ort.Tensor('float32', router.bias, [router.layers, router.experts.length]),
-    };
-    for (const [m, t] of stack.modules) {
-      feeds[`lora.${m}.A`] = new this.ort.Tensor('float32', t.A, t.dimsA);
-      feeds[`lora.${m}.B`] = new this.ort.Tensor('float32', t.B, t.dimsB);
-    }
-    return feeds;
-  }
-
-  /**
-   * With an n-gram decision (routing/ngram.ts): every layer's weights one-hot on the expert the
-   * table picks from positions `from` to `end` of each row, for `router.held` with `router.hold` 1.
-   */
-  private ngramHeld(router: RouterWeights, rows: ArrayLike<number>[], from: number, end: number): Tensor {
-    const E = router.experts.length;
-    const B = rows.length;
-    const held = new Float32Array(router.layers * B * E);
-    rows.forEach((ids, b) => {
-      const e = ngramExpert(router.ngram!, Array.prototype.slice.call(ids, from, end) as number[]);
-      for (let l = 0; l < router.layers; l++) held[(l * B + b) * E + e] = 1;
-    });
-    return new this.ort.Tensor('float32', held, [router.layers, B, E]);
-  }
-
   /** The LoRA stacks and the routing weights (the same row for every sequence of the batch). */
-  private expertFeeds(stack: ExpertStack, weights: number[], batch = 1): Record<string, Tensor> {
+  private expertFeeds(stack: ExpertStack, weights: readonly number[], batch = 1): Record<string, Tensor> {
     const E = Math.max(1, stack.names.length);
     if (weights.length !== E) throw new MoaError(`routing gave ${weights.length} weights for ${E} stacked experts`);
     const rows = new Float32Array(batch * E);
@@ -152,23 +108,13 @@ export class OnnxEngine {
     const t0 = performance.now();
     const { ort, info } = this;
     const random = seededRandom(opts.seed);
-    const learned = info.learnedRouting;
-    if (learned && !opts.router) throw new MoaError('this ONNX graph routes with learned routers: pass the router weights');
-    const E = Math.max(1, opts.stack.names.length);
-    const fixed = learned ? this.routerFeeds(opts.stack, opts.router!) : this.expertFeeds(opts.stack, opts.expertWeights);
+    const fixed = this.expertFeeds(opts.stack, opts.expertWeights);
     const draftMax = opts.temperature <= 0 ? Math.max(0, opts.draftTokens ?? DRAFT_TOKENS) : 0;
     if (prompt.length >= info.maxPositions) {
       throw new MoaError(`the prompt has ${prompt.length} tokens; this model takes ${info.maxPositions} positions in all`, 'Lower the prompt budget (moa.inline.promptTokens, or --prompt-tokens).');
     }
     // Generation ends at the model's last position, as at maxNewTokens.
     const maxNew = Math.min(opts.maxNewTokens, info.maxPositions - prompt.length);
-    const routeFrom = Math.min(prompt.length - 1, Math.max(0, opts.routeFrom ?? 0));
-    // An n-gram decision is made here, before the first pass, and held from it on.
-    const decided = learned && opts.router!.ngram !== undefined;
-    let held: Tensor = decided
-      ? this.ngramHeld(opts.router!, [prompt], routeFrom, prompt.length)
-      : new ort.Tensor('float32', new Float32Array(info.numLayers * E), [info.numLayers, 1, E]);
-    let routing: number[][] | undefined;
     // In place: buffers long enough for the whole request, given as the inputs and as the outputs
     // (the same memory), so GroupQueryAttention appends the new positions and copies nothing else.
     // Otherwise every pass copies the whole cache twice (into `present`, then out to JS), which
@@ -214,23 +160,8 @@ export class OnnxEngine {
         // Only the rows this pass reads: the last input token's and the drafted tokens'.
         logits_to_keep: new ort.Tensor('int64', BigInt64Array.of(BigInt(guess.length + 1)), [1]),
       };
-      if (learned) {
-        // Route on the prompt once; every later pass holds that decision.
-        const mask = new Float32Array(seq);
-        if (first) mask.fill(1, routeFrom);
-        feeds['router.prompt_mask'] = new ort.Tensor('float32', mask, [1, seq]);
-        feeds['router.held'] = held;
-        feeds['router.hold'] = new ort.Tensor('float32', Float32Array.of(first && !decided ? 0 : 1), [1]);
-      }
       const out = await this.session.run(feeds, fetches);
-      if (first) {
-        prefillMs = performance.now() - t0;
-        if (learned) {
-          held = out['routing']!;
-          const r = held.data as Float32Array;
-          routing = Array.from({ length: info.numLayers }, (_, l) => Array.from(r.subarray(l * E, (l + 1) * E)));
-        }
-      }
+      if (first) prefillMs = performance.now() - t0;
       const logits = out['logits']!.data as Float32Array;
       const V = info.vocabSize;
       const returned = logits.length / V; // the last rows of the pass
@@ -271,7 +202,7 @@ export class OnnxEngine {
       }
       input = [picks[picks.length - 1]!];
     }
-    return { tokens, stopReason: stopReason ?? 'max-tokens', prefillMs, totalMs: performance.now() - t0, routing, draft };
+    return { tokens, stopReason: stopReason ?? 'max-tokens', prefillMs, totalMs: performance.now() - t0, draft };
   }
 
   /** The cache's first `length` positions ([1, kv_heads, T, head_dim] → [1, kv_heads, length, head_dim]). */
@@ -284,7 +215,7 @@ export class OnnxEngine {
   }
 
   /** Feeds for equal-length rows with no cache: the whole sequence in one pass. */
-  private fullFeeds(rows: ArrayLike<number>[], stack: ExpertStack, routing: WindowRouting): Record<string, Tensor> {
+  private fullFeeds(rows: ArrayLike<number>[], stack: ExpertStack, weights: readonly number[]): Record<string, Tensor> {
     const { ort, info } = this;
     const B = rows.length;
     const S = rows[0]!.length;
@@ -292,29 +223,8 @@ export class OnnxEngine {
     rows.forEach((w, i) => {
       for (let j = 0; j < S; j++) ids[i * S + j] = BigInt(w[j]!);
     });
-    let routed: Record<string, Tensor>;
-    if (Array.isArray(routing)) {
-      if (info.learnedRouting) throw new MoaError('this ONNX graph routes with learned routers: pass the router weights');
-      routed = this.expertFeeds(stack, routing, B);
-    } else {
-      if (!info.learnedRouting) throw new MoaError('this ONNX graph takes routing weights, not routers');
-      // The routers pool the first `promptLen` positions of each row and route the whole row with
-      // that decision, as a completion routes on its prompt and holds it.
-      const E = Math.max(1, stack.names.length);
-      const mask = new Float32Array(B * S);
-      const end = Math.min(S, Math.max(1, routing.promptLen));
-      const from = Math.min(end - 1, Math.max(0, routing.routeFrom ?? 0));
-      for (let b = 0; b < B; b++) mask.fill(1, b * S + from, b * S + end);
-      const decided = routing.router.ngram !== undefined;
-      routed = {
-        ...this.routerFeeds(stack, routing.router),
-        'router.prompt_mask': new ort.Tensor('float32', mask, [B, S]),
-        'router.held': decided ? this.ngramHeld(routing.router, rows, from, end) : new ort.Tensor('float32', new Float32Array(info.numLayers * B * E), [info.numLayers, B, E]),
-        'router.hold': new ort.Tensor('float32', Float32Array.of(decided ? 1 : 0), [1]),
-      };
-    }
     const feeds: Record<string, Tensor> = {
-      ...routed,
+      ...this.expertFeeds(stack, weights, B),
       input_ids: new ort.Tensor('int64', ids, [B, S]),
       attention_mask: new ort.Tensor('int64', new BigInt64Array(B * S).fill(1n), [B, S]),
       position_ids: new ort.Tensor('int64', BigInt64Array.from({ length: B * S }, (_, k) => BigInt(k % S)), [B, S]),
@@ -328,7 +238,6 @@ export class OnnxEngine {
 
   /** Logits at every position of one sequence, [seq × vocab], recomputed in full (no cache). */
   async logits(ids: ArrayLike<number>, stack: ExpertStack, expertWeights: number[]): Promise<Float32Array> {
-    if (this.info.learnedRouting) throw new MoaError('logits() takes routing weights; this graph routes with learned routers');
     return (await this.session.run(this.fullFeeds([ids], stack, expertWeights), ['logits']))['logits']!.data as Float32Array;
   }
 
@@ -336,8 +245,8 @@ export class OnnxEngine {
    * Mean next-token cross-entropy (nats) of equal-length windows under one routing, computed in
    * batches through the same graph that serves completions: what `moa eval` measures.
    */
-  async windowLoss(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, batch = 8): Promise<number> {
-    const per = await this.windowLosses(windows, stack, routing, { batch });
+  async windowLoss(windows: Uint32Array[], stack: ExpertStack, weights: readonly number[], batch = 8): Promise<number> {
+    const per = await this.windowLosses(windows, stack, weights, { batch });
     return per.reduce((a, b) => a + b, 0) / Math.max(1, per.length);
   }
 
@@ -345,7 +254,7 @@ export class OnnxEngine {
    * Each window's mean next-token loss (nats/token): what a mean and its standard error come from.
    * `scoreFrom`: only the tokens from this position on are scored (what follows a cursor).
    */
-  async windowLosses(windows: Uint32Array[], stack: ExpertStack, routing: WindowRouting, opts: { batch?: number; scoreFrom?: number } = {}): Promise<number[]> {
+  async windowLosses(windows: Uint32Array[], stack: ExpertStack, weights: readonly number[], opts: { batch?: number; scoreFrom?: number } = {}): Promise<number[]> {
     const batch = opts.batch ?? 8;
     const first = Math.max(0, (opts.scoreFrom ?? 1) - 1);
     const { info } = this;
@@ -355,7 +264,7 @@ export class OnnxEngine {
       const B = rows.length;
       const S = rows[0]!.length;
       // Only the logits come back: the cache a full pass also computes is never copied out.
-      const logits = (await this.session.run(this.fullFeeds(rows, stack, routing), ['logits']))['logits']!.data as Float32Array;
+      const logits = (await this.session.run(this.fullFeeds(rows, stack, weights), ['logits']))['logits']!.data as Float32Array;
       const V = info.vocabSize;
       for (let i = 0; i < B; i++) {
         let total = 0;

@@ -19,11 +19,8 @@ export interface OnnxExport {
   infoPath: string;
 }
 
-/** The export depends only on the base weights and the graph format: experts are inputs. */
-/** The default graph takes routing weights; the learned variant runs the per-layer routers itself. */
+/** The export depends only on the base weights, the graph format and these: experts and routing weights are inputs. */
 export interface ExportVariant {
-  learnedRouting: boolean;
-  topK: number;
   /**
    * The projections the graph takes LoRA inputs for (default: attention's four). An expert that
    * targets more needs a graph with them: `graphTargets` gives the set for a group of experts.
@@ -45,12 +42,9 @@ export function graphTargets(experts: { targetModules?: readonly string[] }[]): 
 
 const targetsOf = (variant: ExportVariant) => graphTargets([{ targetModules: variant.targets ?? [] }]);
 
-export const DEFAULT_VARIANT: ExportVariant = { learnedRouting: false, topK: 1 };
-
-export function exportKey(baseModelDir: string, variant: ExportVariant = DEFAULT_VARIANT): string {
+export function exportKey(baseModelDir: string, variant: ExportVariant = {}): string {
   // Attention's four alone keep the key caches from before MLP targets existed.
   const h = createHash('sha256').update(`format-${EXPORT_FORMAT}\0${targetsOf(variant).join(',')}\0`);
-  if (variant.learnedRouting) h.update(`learned-top${variant.topK}\0`);
   if (variant.weights && variant.weights !== 'f32') h.update(`weights-${variant.weights}\0`);
   h.update(readFileBounded(join(baseModelDir, 'config.json'), MAX_JSON_BYTES, 'config.json'));
   const weights = join(baseModelDir, 'model.safetensors');
@@ -61,7 +55,7 @@ export function exportKey(baseModelDir: string, variant: ExportVariant = DEFAULT
   return h.digest('hex').slice(0, 16);
 }
 
-export function onnxExportFor(layout: WorkspaceLayout, baseModelDir: string, variant: ExportVariant = DEFAULT_VARIANT): OnnxExport {
+export function onnxExportFor(layout: WorkspaceLayout, baseModelDir: string, variant: ExportVariant = {}): OnnxExport {
   const dir = join(layout.onnxDir, exportKey(baseModelDir, variant));
   return { dir, onnxPath: join(dir, 'model.onnx'), infoPath: join(dir, 'model.json') };
 }
@@ -73,7 +67,7 @@ export async function ensureOnnxExport(
   baseModelDir: string,
   python: string | (() => Promise<string>),
   onLog?: (line: string) => void,
-  variant: ExportVariant = DEFAULT_VARIANT,
+  variant: ExportVariant = {},
   signal?: AbortSignal,
 ): Promise<OnnxExport> {
   const exp = onnxExportFor(layout, baseModelDir, variant);
@@ -88,7 +82,6 @@ export async function ensureOnnxExport(
     out: exp.onnxPath,
     target_modules: targetsOf(variant),
     opset: 17,
-    ...(variant.learnedRouting ? { learned_routing: true, top_k: variant.topK } : {}),
     ...(variant.weights && variant.weights !== 'f32' ? { weights: variant.weights } : {}),
   });
   const proc = spawnTrainer({

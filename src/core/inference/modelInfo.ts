@@ -12,9 +12,6 @@ export interface OnnxModelInfo {
   modules: Record<string, { in: number; out: number }>;
   bosTokenId: number;
   eosTokenId: number;
-  /** The graph runs the per-layer routers (inputs router.*, output routing) instead of taking expert_weights. */
-  learnedRouting: boolean;
-  topK: number;
   /** Positions the graph takes (prompt + generated): its rotary tables' length. */
   maxPositions: number;
   /** Attention is GroupQueryAttention, which writes the KV cache in place into a buffer given as input and output. */
@@ -42,8 +39,6 @@ export function readOnnxModelInfo(file: string): OnnxModelInfo {
     // A base model without BOS/EOS has null here: -1 never matches a generated token.
     bosTokenId: j['bos_token_id'] === null ? -1 : int('bos_token_id'),
     eosTokenId: j['eos_token_id'] === null ? -1 : int('eos_token_id'),
-    learnedRouting: j['learned_routing'] === true,
-    topK: typeof j['top_k'] === 'number' ? (j['top_k'] as number) : 1,
     maxPositions: int('max_positions'),
     kvInPlace: j['kv_in_place'] === true,
   };

@@ -4,7 +4,7 @@ import type { MoaConfig } from '../config/schema';
 import { baseFim } from '../trainer/train';
 import { writeJsonAtomic } from '../util/atomic';
 import { readJsonObject } from '../util/json';
-import { readBaseModel, resolveBaseModelDir, type BaseModelInfo } from './base';
+import { configuredBase, type BaseModelInfo } from './base';
 import type { ProductLayout } from '../paths';
 import { moduleDims } from '../adapters/store';
 import { cachedHfModels } from './hfCache';
@@ -23,10 +23,9 @@ export interface BaseDescription {
 }
 
 export function describeBase(name: string, product: ProductLayout, workspaceRoot: string): BaseDescription {
-  const dir = resolveBaseModelDir(name, product, workspaceRoot);
-  const info = readBaseModel(name, dir);
-  const sizeBytes = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(dir, f)).size, 0);
-  return { info, sizeBytes, fim: baseFim(dir)?.family ?? null };
+  const info = configuredBase(name, product, workspaceRoot);
+  const sizeBytes = readdirSync(info.dir).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(info.dir, f)).size, 0);
+  return { info, sizeBytes, fim: baseFim(info.dir)?.family ?? null };
 }
 
 const SUPPORTED = new Set(['llama', 'qwen2', 'mistral']);
@@ -91,6 +90,5 @@ export function formatBytes(n: number): string {
 
 /** Sets baseModel in the user's moa.json, every other key as they wrote it. */
 export function setBaseModel(file: string, name: string): void {
-  const raw = readJsonObject(file);
-  writeJsonAtomic(file, { ...raw, baseModel: name });
+  writeJsonAtomic(file, { ...readJsonObject(file), baseModel: name });
 }

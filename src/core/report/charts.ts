@@ -1,3 +1,4 @@
+import { isFiniteNumber } from '../util/json';
 import { downsample, type Point } from './downsample';
 import { html, raw, type Html } from './html';
 
@@ -140,12 +141,12 @@ export function heatmap(rows: string[], cols: string[], value: (row: string, col
   const top = 34;
   const W = left + cellW * cols.length + 4;
   const H = top + cellH * rows.length + 4;
-  const vals = rows.flatMap((r) => cols.map((c) => value(r, c))).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const vals = rows.flatMap((r) => cols.map((c) => value(r, c))).filter(isFiniteNumber);
   const [lo, hi] = o.scale ?? [Math.min(...vals), Math.max(...vals)];
   const head = cols.map((c, j) => html`<text class="col-label" x="${left + cellW * j + cellW / 2}" y="${top - 10}" text-anchor="middle"><title>${c}</title>${clip(c, 12)}</text>`);
   const body = rows.map((r, i) => {
     const rowVals = cols.map((c) => value(r, c));
-    const finite = rowVals.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    const finite = rowVals.filter(isFiniteNumber);
     const best = finite.length ? (o.lowIsStrong ? Math.min(...finite) : Math.max(...finite)) : undefined;
     const [rlo, rhi] = o.perRow && finite.length ? [Math.min(...finite), Math.max(...finite)] : [lo, hi];
     const strength = (v: number) => {
@@ -156,7 +157,7 @@ export function heatmap(rows: string[], cols: string[], value: (row: string, col
     const cells = cols.map((c, j) => {
       const v = rowVals[j];
       const x = left + cellW * j;
-      if (typeof v !== 'number' || !Number.isFinite(v)) {
+      if (!isFiniteNumber(v)) {
         return html`<g class="cell"><title>${r} × ${c}: not measured</title><rect x="${x + 1}" y="${y + 1}" width="${cellW - 2}" height="${cellH - 2}" fill="#f2f2f2"/><text x="${x + cellW / 2}" y="${y + cellH / 2 + 4}" text-anchor="middle" fill="#888">—</text></g>`;
       }
       const s = strength(v);
@@ -179,7 +180,7 @@ export function fractionBars(items: { label: string; value: number | null; color
   const bars = items.map((it, i) => {
     const y = rowH * i + 4;
     const v = it.value;
-    const bar = typeof v === 'number' && Number.isFinite(v)
+    const bar = isFiniteNumber(v)
       ? html`<rect class="bar" data-label="${it.label}" x="${left}" y="${y}" width="${f1(Math.max(1, Math.min(1, v) * barW))}" height="${rowH - 8}" fill="${it.color}"/><text x="${f1(left + Math.min(1, v) * barW + 6)}" y="${y + rowH / 2 + 1}">${(v * 100).toFixed(0)}%</text>`
       : html`<text x="${left + 6}" y="${y + rowH / 2 + 1}" fill="#888">not measured</text>`;
     return html`<g><title>${it.label}</title><text class="row-label" x="${left - 8}" y="${y + rowH / 2 + 1}" text-anchor="end">${clip(it.label, 24)}</text>${bar}</g>`;

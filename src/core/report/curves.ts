@@ -1,4 +1,6 @@
 import type { TrainerEvent } from '../trainer/events';
+import { isFiniteNumber } from '../util/json';
+import { getOrSet } from '../util/maps';
 import type { Point } from './downsample';
 
 export interface LossCurve {
@@ -33,34 +35,23 @@ export interface RunFacts {
   error?: string;
 }
 
-const finite = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-
 /** The loss curves of a run, one group per stage in the order the stages ran. */
 export function lossCurves(events: TrainerEvent[]): StageCurves[] {
   const stages = new Map<string, { steps: number; lastStep: number; curves: Map<string, LossCurve> }>();
-  const stageOf = (name: string) => {
-    let s = stages.get(name);
-    if (!s) stages.set(name, (s = { steps: 0, lastStep: 0, curves: new Map() }));
-    return s;
-  };
-  const curveOf = (s: ReturnType<typeof stageOf>, key: string, make: () => LossCurve) => {
-    let c = s.curves.get(key);
-    if (!c) s.curves.set(key, (c = make()));
-    return c;
-  };
+  const stageOf = (name: string) => getOrSet(stages, name, () => ({ steps: 0, lastStep: 0, curves: new Map() }));
   for (const e of events) {
     if (e.type === 'plan') stageOf(e.stage).steps = e.steps;
     else if (e.type === 'step') {
       const s = stageOf(e.stage);
       s.lastStep = Math.max(s.lastStep, e.step);
-      if (!finite(e.loss)) continue;
-      curveOf(s, `train\0${e.expert}`, () => ({ expert: e.expert, heldOut: false, points: [] })).points.push({ x: e.step, y: e.loss });
+      if (!isFiniteNumber(e.loss)) continue;
+      getOrSet(s.curves, `train\0${e.expert}`, () => ({ expert: e.expert, heldOut: false, points: [] })).points.push({ x: e.step, y: e.loss });
     } else if (e.type === 'eval') {
       const s = stageOf(e.stage);
-      if (!finite(e.loss)) continue;
+      if (!isFiniteNumber(e.loss)) continue;
       // An eval without a step number belongs to the end of what the stage has trained so far.
-      const x = finite(e.step) ? e.step : s.lastStep;
-      curveOf(s, `held\0${e.expert}\0${e.domain}`, () => ({ expert: e.expert, domain: e.domain, heldOut: true, points: [] })).points.push({ x, y: e.loss });
+      const x = isFiniteNumber(e.step) ? e.step : s.lastStep;
+      getOrSet(s.curves, `held\0${e.expert}\0${e.domain}`, () => ({ expert: e.expert, domain: e.domain, heldOut: true, points: [] })).points.push({ x, y: e.loss });
     }
   }
   return [...stages].map(([stage, s]) => ({
@@ -82,11 +73,11 @@ export function routerResultsFromEvents(events: TrainerEvent[]): RouterResults |
     if (e.type !== 'eval' || e.stage !== 'router') continue;
     const extra = e as unknown as { router_accuracy?: unknown; routed_to?: unknown };
     seen = true;
-    accuracy[e.domain] = finite(extra.router_accuracy) ? extra.router_accuracy : null;
+    accuracy[e.domain] = isFiniteNumber(extra.router_accuracy) ? extra.router_accuracy : null;
     const row = extra.routed_to;
     if (row && typeof row === 'object' && !Array.isArray(row)) {
       const clean: Record<string, number> = {};
-      for (const [k, v] of Object.entries(row)) if (finite(v)) (clean[k] = v), experts.add(k);
+      for (const [k, v] of Object.entries(row)) if (isFiniteNumber(v)) (clean[k] = v), experts.add(k);
       confusion[e.domain] = clean;
     } else confusion[e.domain] = null;
   }
@@ -102,7 +93,7 @@ export function runFacts(events: TrainerEvent[]): RunFacts {
     else if (e.type === 'step') facts.elapsedS = e.elapsed_s;
     else if (e.type === 'done') {
       facts.stopped = e.stopped;
-      if (finite(e.elapsed_s)) facts.elapsedS = e.elapsed_s;
+      if (isFiniteNumber(e.elapsed_s)) facts.elapsedS = e.elapsed_s;
     } else if (e.type === 'error') facts.error = e.message;
   }
   return facts;

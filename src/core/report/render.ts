@@ -1,4 +1,5 @@
 import { evalColumns, mean, type EvalReport } from '../eval/evaluate';
+import { isFiniteNumber } from '../util/json';
 import { completionTable, editorContextTable, embeddedTable } from './completionTables';
 import { colorMap, fractionBars, heatmap, lineChart, type ChartSeries } from './charts';
 import type { ReportInput } from './collect';
@@ -18,10 +19,9 @@ const STAGE_TITLES: Record<string, string> = {
   mixed: 'Baseline: one LoRA on the mixed data',
 };
 
-const isNum = (x: unknown): x is number => typeof x === 'number' && Number.isFinite(x);
-const loss = (x: unknown) => (isNum(x) ? x.toFixed(3) : '—');
-const pct = (x: unknown) => (isNum(x) ? `${(x * 100).toFixed(0)}%` : '—');
-const count = (x: unknown) => (isNum(x) ? Math.round(x).toLocaleString('en-US') : '—');
+const loss = (x: unknown) => (isFiniteNumber(x) ? x.toFixed(3) : '—');
+const pct = (x: unknown) => (isFiniteNumber(x) ? `${(x * 100).toFixed(0)}%` : '—');
+const count = (x: unknown) => (isFiniteNumber(x) ? Math.round(x).toLocaleString('en-US') : '—');
 
 const notAvailable = (what: string, how: Html | string) => html`<p class="na">${what} not available: ${how}</p>`;
 
@@ -73,7 +73,7 @@ function evalTable(r: EvalReport): Html {
     return typeof v === 'number' ? html`<span class="se"> ±${v.toFixed(3)}</span>` : '';
   };
   const rows = r.domains.map((d) => {
-    const lossVals = cols.filter((c) => c.kind === 'loss').map((c) => c.get(d)).filter(isNum);
+    const lossVals = cols.filter((c) => c.kind === 'loss').map((c) => c.get(d)).filter(isFiniteNumber);
     const best = lossVals.length ? Math.min(...lossVals) : undefined;
     return html`<tr data-domain="${d}"><td>${d}</td><td class="n">${n(d) ?? ''}</td>${cols.map((c) => {
       const v = c.get(d);
@@ -134,8 +134,8 @@ function datasetSection(input: ReportInput): Html {
   const ds = input.dataset;
   if (!ds) return html`<h2>Datasets</h2>${notAvailable('dataset statistics are', html`run <code>moa data</code>`)}`;
   const m = ds.manifest;
-  const total = (k: 'files' | 'bytes' | 'trainFiles' | 'valFiles' | 'trainTokens' | 'valTokens') => m.domains.reduce((a, d) => a + (isNum(d[k]) ? d[k] : 0), 0);
-  const skipped = Object.entries(m.skipped ?? {}).filter(([, n]) => isNum(n) && n > 0);
+  const total = (k: 'files' | 'bytes' | 'trainFiles' | 'valFiles' | 'trainTokens' | 'valTokens') => m.domains.reduce((a, d) => a + (isFiniteNumber(d[k]) ? d[k] : 0), 0);
+  const skipped = Object.entries(m.skipped ?? {}).filter(([, n]) => isFiniteNumber(n) && n > 0);
   return html`<h2>Datasets</h2>
 <p class="muted">Tokenizer ${m.tokenizer ?? '?'}; built ${m.created ?? '?'}.</p>
 <div class="table-wrap"><table class="dataset"><thead><tr><th>domain</th><th>files</th><th>train files</th><th>held-out files</th><th>bytes</th><th>train tokens</th><th>held-out tokens</th></tr></thead>
@@ -151,9 +151,9 @@ function runFactsList(input: ReportInput): Html {
   if (r) {
     rows.push(['run', `${r.id} (${r.status}${r.stopped ? ', stopped early' : ''})`]);
     if (r.created) rows.push(['started', r.created]);
-    if (isNum(r.elapsedS)) rows.push(['training time', `${r.elapsedS.toFixed(0)} s`]);
+    if (isFiniteNumber(r.elapsedS)) rows.push(['training time', `${r.elapsedS.toFixed(0)} s`]);
     if (r.device) rows.push(['device', `${r.device}${r.gpu ? ` (${r.gpu})` : ''}, torch ${r.torch ?? '?'}`]);
-    for (const p of r.plans) rows.push([`plan: ${p.stage}`, `${p.steps} steps, ${p.experts.join(', ')}${isNum(p.tokens) ? `, ${count(p.tokens)} tokens` : ''}${isNum(p.paramsTrainable) ? `, ${count(p.paramsTrainable)} trainable parameters` : ''}`]);
+    for (const p of r.plans) rows.push([`plan: ${p.stage}`, `${p.steps} steps, ${p.experts.join(', ')}${isFiniteNumber(p.tokens) ? `, ${count(p.tokens)} tokens` : ''}${isFiniteNumber(p.paramsTrainable) ? `, ${count(p.paramsTrainable)} trainable parameters` : ''}`]);
     if (r.error) rows.push(['error', r.error]);
   }
   rows.push(['generated', input.generated]);

@@ -180,9 +180,7 @@ export async function startServer(backend: ServeBackend, opts: ServeOptions): Pr
       if (req.method !== 'POST') throw new ApiError(405, `${req.method} ${path}: use POST`);
       return completions(req, res);
     }
-    if (path === '/v1/chat/completions' || path === '/chat/completions') {
-      if (!backend.chat) throw new ApiError(400, 'this base model has no chat template, so it cannot take chat messages; use POST /v1/completions with a prompt', 'messages');
-    }
+    if ((path === '/v1/chat/completions' || path === '/chat/completions') && !backend.chat) throw new ApiError(400, 'this base model has no chat template, so it cannot take chat messages; use POST /v1/completions with a prompt', 'messages');
     throw new ApiError(404, `no route ${req.method} ${path}`);
   }
 

@@ -7,18 +7,15 @@ import type { Tokenizer } from './types';
  */
 export class ByteTokenizer implements Tokenizer {
   readonly id = 'moa-bytes-v1';
-  readonly vocabSize: number;
   private readonly encoder = new TextEncoder();
 
   constructor(
     readonly bosId = 256,
     readonly eosId = 257,
-    vocabSize = 258,
+    readonly vocabSize = 258,
     private readonly added: ReadonlyMap<string, number> = new Map(),
     readonly fimLayout?: 'psm' | 'spm',
-  ) {
-    this.vocabSize = vocabSize;
-  }
+  ) {}
 
   tokenToId(token: string): number | undefined {
     return this.added.get(token);

@@ -7,18 +7,16 @@ import type { Tokenizer } from './types';
  */
 export class HfTokenizer implements Tokenizer {
   readonly id: string;
-  readonly vocabSize: number;
   private readonly encoder = new TextEncoder();
 
   constructor(
     private readonly impl: HfTokenizerImpl,
     fingerprint: string,
-    vocabSize: number,
+    readonly vocabSize: number,
     readonly bosId: number | null,
     readonly eosId: number,
   ) {
     this.id = `hf-${fingerprint}`;
-    this.vocabSize = vocabSize;
   }
 
   encode(text: string): Uint32Array {

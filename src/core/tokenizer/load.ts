@@ -30,12 +30,7 @@ const MAX_TOKENIZER_BYTES = 64 * 1024 * 1024;
 /** Loads `tokenizer.json` from a model folder: the built-in byte-level one or a Hugging Face BPE. */
 export function loadTokenizer(modelDir: string): Tokenizer {
   const file = join(modelDir, 'tokenizer.json');
-  let bytes: Buffer;
-  try {
-    bytes = readFileBounded(file, MAX_TOKENIZER_BYTES, 'tokenizer.json');
-  } catch (e) {
-    throw e instanceof MoaError && e.message.endsWith(': missing') ? new MoaError(e.message, 'A base model folder needs tokenizer.json.') : e;
-  }
+  const bytes = readFileBounded(file, MAX_TOKENIZER_BYTES, 'tokenizer.json', 'A base model folder needs tokenizer.json.');
   let raw: unknown;
   try {
     raw = JSON.parse(bytes.toString('utf8'));

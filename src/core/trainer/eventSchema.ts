@@ -1,4 +1,5 @@
 import schema from '../../../schemas/trainer-events.schema.json';
+import { isObject } from '../util/json';
 
 /**
  * The trainer's events as schemas/trainer-events.schema.json declares them: the one contract the
@@ -28,7 +29,7 @@ const TYPES: Record<string, (v: unknown) => boolean> = {
   boolean: (v) => typeof v === 'boolean',
   null: (v) => v === null,
   array: Array.isArray,
-  object: (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  object: isObject,
 };
 
 export function typeMatches(value: unknown, type: FieldSchema['type']): boolean {
@@ -40,10 +41,9 @@ function check(value: unknown, s: FieldSchema, where: string, out: string[]): vo
   if ('const' in s && value !== s.const) return void out.push(`${where}: ${JSON.stringify(value)}, expected ${JSON.stringify(s.const)}`);
   if (s.enum && !s.enum.includes(value)) return void out.push(`${where}: ${JSON.stringify(value)} is not one of ${s.enum.join(', ')}`);
   if (!typeMatches(value, s.type)) return void out.push(`${where}: ${JSON.stringify(value)?.slice(0, 60)}, expected ${[s.type].flat().join(' or ')}`);
-  if (TYPES['object']!(value)) {
-    const obj = value as Record<string, unknown>;
-    for (const key of s.required ?? []) if (!(key in obj)) out.push(`${where}: missing required field "${key}"`);
-    for (const [key, v] of Object.entries(obj)) {
+  if (isObject(value)) {
+    for (const key of s.required ?? []) if (!(key in value)) out.push(`${where}: missing required field "${key}"`);
+    for (const [key, v] of Object.entries(value)) {
       const p = s.properties?.[key];
       if (p) check(v, p, `${where}.${key}`, out);
       else if (s.additionalProperties === false) out.push(`${where}: field "${key}" is not declared in trainer-events.schema.json`);

@@ -1,3 +1,4 @@
+import { isObject } from '../util/json';
 import { EVENT_TYPES, requiredFields, typeMatches, type FieldSchema } from './eventSchema';
 
 /** The trainer's JSON-lines events (trainer/PROTOCOL.md, version 1; schemas/trainer-events.schema.json). */
@@ -20,7 +21,6 @@ export interface ErrorEvent { type: 'error'; message: string; hint: string | nul
 
 export type TrainerEvent = HelloEvent | PlanEvent | StepEvent | EvalEvent | CheckpointEvent | ArtifactEvent | ExpertDoneEvent | DoneEvent | ErrorEvent;
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): v is string => typeof v === 'string';
 
 /**

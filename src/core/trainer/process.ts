@@ -104,9 +104,7 @@ export function visibleGpus(python: string, trainerDir: string): number {
 
 /** Spawns `python -m moa_trainer <command>` without a shell and streams its protocol events. */
 export function spawnTrainer(opts: TrainerSpawnOptions): TrainerProcess {
-  const args: string[] = [opts.command];
-  if (opts.configPath) args.push('--config', opts.configPath);
-  if (opts.extraArgs) args.push(...opts.extraArgs);
+  const args = [opts.command, ...(opts.configPath ? ['--config', opts.configPath] : []), ...(opts.extraArgs ?? [])];
   const launch = trainerLaunch(opts.python, opts.trainerDir, args, opts.env ?? process.env, opts.processes);
   const child: ChildProcess = spawn(launch.command, launch.args, {
     ...launch.options,

@@ -15,7 +15,7 @@ export interface PythonChoice {
 export function choosePython(productRoot: string, explicit?: string, env: NodeJS.ProcessEnv = process.env): PythonChoice {
   if (explicit) return { command: explicit, source: 'explicit' };
   if (env['MOA_PYTHON']) return { command: env['MOA_PYTHON'], source: 'environment' };
-  const venv = process.platform === 'win32' ? join(productRoot, '.venv', 'Scripts', 'python.exe') : join(productRoot, '.venv', 'bin', 'python');
+  const venv = envPython(join(productRoot, '.venv'));
   if (existsSync(venv)) return { command: venv, source: 'bundled-venv' };
   const made = envPython(trainerEnvDir(env));
   if (existsSync(made)) return { command: made, source: 'setup-env' };

@@ -51,8 +51,7 @@ export function createRun(layout: WorkspaceLayout, id: string, meta: Record<stri
 }
 
 export function updateRun(run: RunInfo, fields: Record<string, unknown>): void {
-  const prev = readJsonObjectOr(run.metaFile) ?? {};
-  writeJsonAtomic(run.metaFile, { ...prev, ...fields });
+  writeJsonAtomic(run.metaFile, { ...readJsonObjectOr(run.metaFile), ...fields });
 }
 
 export function finishRun(run: RunInfo, status: 'done' | 'stopped' | 'failed', extra: Record<string, unknown> = {}): void {

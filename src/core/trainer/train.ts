@@ -144,16 +144,20 @@ export function buildTrainConfig(req: TrainRequest, run: RunInfo): Record<string
 export function startTraining(req: TrainRequest): TrainingSession {
   const id = newRunId();
   // The lock first: a refused start must leave no run folder behind.
-  const lock = acquireRunLock(req.layout, id);
-  let prepared: { run: RunInfo; configPath: string };
+  const [lock, { run, configPath }] = underRunLock(req.layout, id, () => createTrainRun(req, id, {}));
+  return launch(req, run, lock, configPath, []);
+}
+
+/** Takes the run lock, clears a killed writer's leftovers, then `prepare`s the run; a failure releases the lock. */
+function underRunLock<T>(layout: WorkspaceLayout, runId: string, prepare: () => T): [RunLock, T] {
+  const lock = acquireRunLock(layout, runId);
   try {
-    removeStaleTemps(req.layout.moaDir, true);
-    prepared = createTrainRun(req, id, {});
+    removeStaleTemps(layout.moaDir, true);
+    return [lock, prepare()];
   } catch (e) {
     lock.release();
     throw e;
   }
-  return launch(req, prepared.run, lock, prepared.configPath, []);
 }
 
 /** The run folder and its train-config.json; a config that cannot be written fails the run it made. */
@@ -200,19 +204,13 @@ export function resumeTraining(req: ResumeRequest): TrainingSession {
   const status = runStatus(layout, run.id);
   if (status === 'done') throw new MoaError(`${run.dir}: run ${run.id} finished; there is nothing to resume`, 'Start a new run with "moa train".');
   if (!hasCheckpoint(run)) throw new MoaError(`${run.dir}: run ${run.id} has no checkpoint to resume from`, 'Start a new run with "moa train".');
-  const lock = acquireRunLock(layout, run.id);
-  let configPath: string;
-  try {
-    removeStaleTemps(layout.moaDir, true);
-    configPath = trainConfigPath(run);
+  const configPath = trainConfigPath(run);
+  const [lock] = underRunLock(layout, run.id, () => {
     const config = readJsonObject(configPath, 'The run folder is incomplete; start a new run.');
     // Both flags leave the run's fingerprint unchanged (the trainer's RESUME_NEUTRAL fields).
     writeJsonAtomic(configPath, { ...config, keep_partial: req.keepPartial === true, finish_now: req.finishNow === true });
     updateRun(run, { status: 'running', pid: process.pid, resumed: new Date().toISOString() });
-  } catch (e) {
-    lock.release();
-    throw e;
-  }
+  });
   return launch(req, run, lock, configPath, ['--resume']);
 }
 

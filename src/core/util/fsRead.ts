@@ -8,14 +8,15 @@ export const MAX_BUFFER_BYTES = 2 ** 31 - 1;
 /**
  * Opens a file for reading only if it is a regular file: a device such as /dev/zero would be read
  * for ever, and a FIFO (opened without blocking) would wait for a writer. The caller closes `fd`.
+ * A missing file's error carries `missingHint`.
  */
-export function openRegularFile(file: string): { fd: number; st: Stats } {
+export function openRegularFile(file: string, missingHint?: string): { fd: number; st: Stats } {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new MoaError(code === 'ENOENT' ? `${file}: missing` : `${file}: cannot be read (${code ?? String(e)})`);
+    throw code === 'ENOENT' ? new MoaError(`${file}: missing`, missingHint) : new MoaError(`${file}: cannot be read (${code ?? String(e)})`);
   }
   const st = fstatSync(fd);
   if (!st.isFile()) {
@@ -30,8 +31,8 @@ export function openRegularFile(file: string): { fd: number; st: Stats } {
  * read forever, a FIFO would block) and what is larger than the format allows, before anything
  * is allocated. Every refusal names the file and the limit.
  */
-export function readFileBounded(file: string, maxBytes: number, what = 'this file'): Buffer {
-  const { fd, st } = openRegularFile(file);
+export function readFileBounded(file: string, maxBytes: number, what = 'this file', missingHint?: string): Buffer {
+  const { fd, st } = openRegularFile(file, missingHint);
   try {
     const limit = Math.min(maxBytes, MAX_BUFFER_BYTES);
     if (st.size > limit) throw new MoaError(`${file}: ${st.size} bytes is larger than the ${limit}-byte limit for ${what}`);

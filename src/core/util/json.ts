@@ -3,19 +3,14 @@ import { readFileBounded } from './fsRead';
 import { lineOfJsonError } from './jsonLocate';
 
 export const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isFiniteNumber = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** Config, state and metadata files are small; one this large is not ours (or is an attack). */
 export const MAX_JSON_BYTES = 16 * 1024 * 1024;
 
 /** A JSON object from a file; every failure is a MoaError that names the file and the problem. */
 export function readJsonObject(file: string, missingHint?: string, maxBytes = MAX_JSON_BYTES): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileBounded(file, maxBytes, 'a JSON file').toString('utf8');
-  } catch (e) {
-    if (e instanceof MoaError && e.message === `${file}: missing`) throw new MoaError(e.message, missingHint);
-    throw e;
-  }
+  const text = readFileBounded(file, maxBytes, 'a JSON file', missingHint).toString('utf8');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -10,7 +10,7 @@ import { exportGgufOffThread } from '../../core/gguf/exportProtocol';
 import { MoaError } from '../../core/util/errors';
 import { InspectorPanel } from '../inspector';
 import { SAFE_NAME } from '../../core/names';
-import { abortOn } from '../abort';
+import { withCancellableProgress } from '../abort';
 import { expertNameOf, type App } from './app';
 
 /** Inspect, attach, detach, pin, import, export and merge experts. */
@@ -36,16 +36,14 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     inline.reset();
     inline.showActiveRoute();
   };
-  cmd('moa.attachExpert', async (node?: unknown) => {
+  // Attach offers the detached experts, detach the attached ones.
+  const attachOrDetach = (attach: boolean) => async (node?: unknown) => {
     const detached = readExpertState(ws.layout).detached;
-    const name = await pickExpert(node, 'MoA: attach which expert?', (n) => detached.includes(n));
-    if (name) setAttached(ws.layout, name, true), stateChanged();
-  });
-  cmd('moa.detachExpert', async (node?: unknown) => {
-    const detached = readExpertState(ws.layout).detached;
-    const name = await pickExpert(node, 'MoA: detach which expert?', (n) => !detached.includes(n));
-    if (name) setAttached(ws.layout, name, false), stateChanged();
-  });
+    const name = await pickExpert(node, `MoA: ${attach ? 'attach' : 'detach'} which expert?`, (n) => detached.includes(n) === attach);
+    if (name) setAttached(ws.layout, name, attach), stateChanged();
+  };
+  cmd('moa.attachExpert', attachOrDetach(true));
+  cmd('moa.detachExpert', attachOrDetach(false));
   cmd('moa.pinExpert', async (node?: unknown) => {
     const name = await pickExpert(node, 'MoA: pin which expert for every file?');
     if (!name) return;
@@ -59,8 +57,7 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
   cmd('moa.importAdapter', async () => {
     const picked = await vscode.window.showOpenDialog({ canSelectFolders: true, canSelectFiles: false, title: 'MoA: a PEFT LoRA folder (adapter_config.json + adapter_model.safetensors)', openLabel: 'Import' });
     if (!picked?.[0]) return;
-    const config = ws.config();
-    const base = configuredBase(config.baseModel, ws.product, ws.layout.root);
+    const base = configuredBase(ws.config().baseModel, ws.product, ws.layout.root);
     const { dir, warnings } = importPeftAdapter(picked[0].fsPath, ws.layout.expertsDir, base);
     stateChanged();
     void vscode.window.showInformationMessage(`MoA: imported ${dir}`);
@@ -87,14 +84,8 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     }
     const config = ws.config();
     const baseDir = resolveBaseModelDir(config.baseModel, ws.product, ws.layout.root);
-    const out = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoA: writing ${name} as ${format.label}…`, cancellable: true }, async (_p, token) => {
-      const abort = abortOn(token);
-      try {
-        return await exportGgufOffThread(join(ws.product.root, 'dist', 'ggufExport.js'), { format: format.value, expertDir, name, baseName: config.baseModel, baseDir, dir: dest[0]!.fsPath, type: 'f16', force: false }, abort.signal);
-      } finally {
-        abort.dispose();
-      }
-    });
+    const out = await withCancellableProgress(`MoA: writing ${name} as ${format.label}…`, (signal) =>
+      exportGgufOffThread(join(ws.product.root, 'dist', 'ggufExport.js'), { format: format.value, expertDir, name, baseName: config.baseModel, baseDir, dir: dest[0]!.fsPath, type: 'f16', force: false }, signal));
     ws.log.info(`export ${name}: ${out.files.join(', ')}${out.create ? `; then: ${out.create}` : ''}`);
     const copy = out.create ? await vscode.window.showInformationMessage(`MoA: wrote ${out.files.length} files. Then: ${out.create}`, 'Copy Command') : void vscode.window.showInformationMessage(`MoA: wrote ${out.files[0]}`);
     if (copy && out.create) await vscode.env.clipboard.writeText(out.create);
@@ -127,19 +118,12 @@ export function registerExpertCommands({ context, ws, tree, inline, cmd }: App):
     }
     const name = await vscode.window.showInputBox({ title: 'MoA: name of the merged expert', value: picked.map((p) => p.label).join('-').slice(0, 60), validateInput: (v) => (SAFE_NAME.test(v) ? (ok.includes(v) ? `"${v}" exists` : undefined) : 'lowercase letters, digits, "-", "_"') });
     if (!name) return;
-    const config = ws.config();
-    const base = configuredBase(config.baseModel, ws.product, ws.layout.root);
+    const base = configuredBase(ws.config().baseModel, ws.product, ws.layout.root);
     const python = await ws.python();
-    const dir = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `MoA: merging ${picked.length} experts (${method.label})`, cancellable: true }, async (_p, token) => {
-      const abort = abortOn(token);
-      try {
-        return await mergeExperts(ws.layout, ws.product, base, python, {
-          name, experts: picked.map((p) => p.label), method: method.label as MergeMethod, weights: weightsText.split(',').map(Number), ...(density !== undefined ? { density } : {}),
-        }, abort.signal);
-      } finally {
-        abort.dispose();
-      }
-    });
+    const dir = await withCancellableProgress(`MoA: merging ${picked.length} experts (${method.label})`, (signal) =>
+      mergeExperts(ws.layout, ws.product, base, python, {
+        name, experts: picked.map((p) => p.label), method: method.label as MergeMethod, weights: weightsText.split(',').map(Number), ...(density !== undefined ? { density } : {}),
+      }, signal));
     stateChanged();
     void vscode.window.showInformationMessage(`MoA: merged into ${dir}`, 'Pin It').then((a) => a && (pinExpert(ws.layout, name), stateChanged()));
   });

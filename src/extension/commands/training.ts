@@ -3,7 +3,7 @@ import { moaSettings } from '../settings';
 import { usableExperts } from '../../core/adapters/store';
 import type { TrainStage } from '../../core/trainer/train';
 import { MoaError } from '../../core/util/errors';
-import { abortOn } from '../abort';
+import { withCancellableProgress } from '../abort';
 import { DashboardPanel } from '../dashboard';
 import type { App } from './app';
 
@@ -18,14 +18,8 @@ export function registerTrainingCommands({ context, ws, training, tree, cmd }: A
     requireTrust();
     const { trainSteps: override, trainMinutes: minutes } = moaSettings();
     // Starting may build the datasets first (a child process): shown, and cancellable until the trainer runs.
-    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: starting training', cancellable: true }, async (_p, token) => {
-      const abort = abortOn(token);
-      try {
-        await training.start(override > 0 ? override : ws.config().training.steps, stages, domains, minutes > 0 ? minutes : undefined, abort.signal);
-      } finally {
-        abort.dispose();
-      }
-    });
+    await withCancellableProgress('MoA: starting training', (signal) =>
+      training.start(override > 0 ? override : ws.config().training.steps, stages, domains, minutes > 0 ? minutes : undefined, signal));
     DashboardPanel.show(context, ws, training);
     tree.refresh();
   };

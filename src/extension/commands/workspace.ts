@@ -7,7 +7,7 @@ import { describeFailure, spawnTrainer } from '../../core/trainer/process';
 import { addDomainsFor } from '../../core/config/edit';
 import { readManifest } from '../../core/data/shards';
 import { errorMessage, MoaError } from '../../core/util/errors';
-import { abortOn } from '../abort';
+import { withCancellableProgress } from '../abort';
 import { deviceKind, deviceLabel } from '../../core/trainer/device';
 import { findBasePython, nvidiaGpus, setupTrainerEnv, trainerEnvDir } from '../../core/trainer/setup';
 import { baseChoices, describeBase, formatBytes, setBaseModel, workspaceTrainingMemory, type BaseDescription } from '../../core/models/choice';
@@ -39,15 +39,10 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
     else if (action === 'Open Config') await vscode.commands.executeCommand('moa.openConfig');
   });
   cmd('moa.buildData', () =>
-    vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: building datasets', cancellable: true }, async (_p, token) => {
-      const abort = abortOn(token);
-      try {
-        const m = await buildDatasetsInChild({ node: process.execPath, builder: join(ws.product.root, 'dist', 'dataBuild.js'), productRoot: ws.product.root, root: ws.layout.root, signal: abort.signal });
-        tree.refresh();
-        void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
-      } finally {
-        abort.dispose();
-      }
+    withCancellableProgress('MoA: building datasets', async (signal) => {
+      const m = await buildDatasetsInChild({ node: process.execPath, builder: join(ws.product.root, 'dist', 'dataBuild.js'), productRoot: ws.product.root, root: ws.layout.root, signal });
+      tree.refresh();
+      void vscode.window.showInformationMessage(`MoA: ${m.domains.map((d) => `${d.domain} ${d.trainTokens + d.valTokens} tokens`).join(', ')}`);
     }),
   );
   cmd('moa.refresh', () => {
@@ -57,14 +52,8 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
   cmd('moa.evaluate', async () => {
     if (!vscode.workspace.isTrusted) throw new MoaError('evaluation may export the model with Python, which a restricted workspace does not allow');
     const python = await ws.python();
-    await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: evaluating experts on held-out data', cancellable: true }, async (_p, token) => {
-      const abort = abortOn(token);
-      let report;
-      try {
-        report = await evaluate(ws.layout, ws.product, ws.config(), python, { windows: 16, onLog: (l) => ws.log.info(`[eval] ${l}`), signal: abort.signal });
-      } finally {
-        abort.dispose();
-      }
+    await withCancellableProgress('MoA: evaluating experts on held-out data', async (signal) => {
+      const report = await evaluate(ws.layout, ws.product, ws.config(), python, { windows: 16, onLog: (l) => ws.log.info(`[eval] ${l}`), signal });
       saveEvalReport(ws.layout, report);
       ws.log.info(`moa eval\n${formatEvalTable(report)}`);
       const label = report.domains.map((d) => report.label[d] ?? 0);
@@ -110,20 +99,14 @@ export function registerWorkspaceCommands({ ws, tree, runs, inline, cmd }: App):
       { label: gpus > 0 ? 'CPU build of torch' : 'CUDA build of torch', build: gpus > 0 ? 'cpu' as const : 'cuda' as const, detail: gpus > 0 ? 'smaller; training ignores the GPU' : 'for a GPU this machine does not show yet' },
     ], { title: `MoA: set up the trainer's Python environment in ${trainerEnvDir()}` });
     if (!pick) return;
-    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'MoA: setting up the trainer environment (pip output in the log)', cancellable: true }, async (progress, token) => {
-      const abort = abortOn(token);
-      try {
-        return await setupTrainerEnv({
-          dir: trainerEnvDir(), build: pick.build, requirements: join(ws.product.trainerDir, 'requirements.txt'), signal: abort.signal, ...(python ? { python } : {}),
-          onLine: (l) => {
-            ws.log.info(`[setup] ${l}`);
-            if (/^(creating|installing|Collecting|Installing collected)/.test(l)) progress.report({ message: l.slice(0, 80) });
-          },
-        });
-      } finally {
-        abort.dispose();
-      }
-    });
+    const result = await withCancellableProgress('MoA: setting up the trainer environment (pip output in the log)', (signal, progress) =>
+      setupTrainerEnv({
+        dir: trainerEnvDir(), build: pick.build, requirements: join(ws.product.trainerDir, 'requirements.txt'), signal, ...(python ? { python } : {}),
+        onLine: (l) => {
+          ws.log.info(`[setup] ${l}`);
+          if (/^(creating|installing|Collecting|Installing collected)/.test(l)) progress.report({ message: l.slice(0, 80) });
+        },
+      }));
     ws.log.info(`setup: ${result.python}, torch ${result.torch}: ${result.verdict}`);
     void vscode.window.showInformationMessage(`MoA: trainer environment ready, torch ${result.torch}: ${result.verdict}`);
     await vscode.commands.executeCommand('moa.doctor');
