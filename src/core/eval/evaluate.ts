@@ -13,6 +13,7 @@ import { readOnnxModelInfo } from '../inference/modelInfo';
 import { listRuns, readRunEvents, runInfo, runStatus } from '../trainer/runs';
 import { MoaError, throwIfCancelled } from '../util/errors';
 import { writeJsonAtomic } from '../util/atomic';
+import { isFiniteNumber } from '../util/json';
 import { evenWindows } from './windows';
 import { learnedLosses } from './learnedScore';
 import { evaluateEmbedded, formatEmbeddedTable, type EmbeddedReport } from './embedded';
@@ -73,7 +74,7 @@ export function standardError(xs: number[]): number | null {
 
 /** The mean of the finite numbers among `xs`; null when there are none. */
 export function mean(xs: readonly unknown[]): number | null {
-  const v = xs.filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  const v = xs.filter(isFiniteNumber);
   return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
 }
 

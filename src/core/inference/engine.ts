@@ -242,15 +242,6 @@ export class OnnxEngine {
   }
 
   /**
-   * Mean next-token cross-entropy (nats) of equal-length windows under one routing, computed in
-   * batches through the same graph that serves completions: what `moa eval` measures.
-   */
-  async windowLoss(windows: Uint32Array[], stack: ExpertStack, weights: readonly number[], batch = 8): Promise<number> {
-    const per = await this.windowLosses(windows, stack, weights, { batch });
-    return per.reduce((a, b) => a + b, 0) / Math.max(1, per.length);
-  }
-
-  /**
    * Each window's mean next-token loss (nats/token): what a mean and its standard error come from.
    * `scoreFrom`: only the tokens from this position on are scored (what follows a cursor).
    */

@@ -1,4 +1,5 @@
 import type { MoaConfig } from '../config/schema';
+import { isObject } from '../util/json';
 import type { ProductLayout, WorkspaceLayout } from '../paths';
 import type { CompleteOptions, Completion } from './service';
 
@@ -26,13 +27,12 @@ export type FromWorker =
   | { type: 'python'; id: number }
   | { type: 'log'; line: string };
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const optStr = (v: unknown) => v === undefined || typeof v === 'string';
 
 /** What the worker accepts from the host: anything else is dropped (and logged), never acted on. */
 export function parseToWorker(m: unknown): ToWorker | undefined {
-  if (!isObj(m) || !isId(m['id'])) return undefined;
+  if (!isObject(m) || !isId(m['id'])) return undefined;
   switch (m['type']) {
     case 'cancel':
       return { type: 'cancel', id: m['id'] };
@@ -42,7 +42,7 @@ export function parseToWorker(m: unknown): ToWorker | undefined {
       const o = m['opts'];
       const ok =
         typeof m['relPath'] === 'string' && typeof m['prefix'] === 'string' && typeof m['suffix'] === 'string' && typeof m['aborted'] === 'boolean' && typeof m['stream'] === 'boolean' &&
-        isObj(o) && ['maxNewTokens', 'temperature', 'topP', 'seed', 'promptTokens'].every((k) => typeof o[k] === 'number' && Number.isFinite(o[k])) &&
+        isObject(o) && ['maxNewTokens', 'temperature', 'topP', 'seed', 'promptTokens'].every((k) => typeof o[k] === 'number' && Number.isFinite(o[k])) &&
         (o['stop'] === 'line' || o['stop'] === 'block' || o['stop'] === 'none') && optStr(o['languageId']) &&
         (o['stopStrings'] === undefined || (Array.isArray(o['stopStrings']) && o['stopStrings'].every((x) => typeof x === 'string')));
       return ok ? (m as ToWorker) : undefined;
@@ -54,7 +54,7 @@ export function parseToWorker(m: unknown): ToWorker | undefined {
 
 /** What the host accepts from the worker. */
 export function parseFromWorker(m: unknown): FromWorker | undefined {
-  if (!isObj(m)) return undefined;
+  if (!isObject(m)) return undefined;
   if (m['type'] === 'log') return typeof m['line'] === 'string' ? { type: 'log', line: m['line'] } : undefined;
   if (!isId(m['id'])) return undefined;
   switch (m['type']) {
@@ -66,7 +66,7 @@ export function parseFromWorker(m: unknown): FromWorker | undefined {
       return typeof m['text'] === 'string' ? { type: 'text', id: m['id'], text: m['text'] } : undefined;
     case 'done': {
       const c = m['completion'];
-      return isObj(c) && typeof c['text'] === 'string' && isObj(c['route']) && typeof c['tokens'] === 'number' && typeof c['stopReason'] === 'string' ? (m as FromWorker) : undefined;
+      return isObject(c) && typeof c['text'] === 'string' && isObject(c['route']) && typeof c['tokens'] === 'number' && typeof c['stopReason'] === 'string' ? (m as FromWorker) : undefined;
     }
     default:
       return undefined;
