@@ -3,7 +3,8 @@
 Why not the per-layer routers' pooled hidden states: on 64-token prompts a linear map of those
 features tops out at 78-84 % accuracy, while this bag reaches 88-97 % and learned routing comes
 within 0.2 % of label routing (trainer/ROUTER.md, experiment 7). The per-layer routers stay in
-stage 2 and in the graph; the decision they are fed (`router.held`) is this one.
+stage 2 (their classification loss shapes the experts' light update); a reader serves this
+decision alone (src/core/routing/learned.ts picks the expert before any model pass).
 
 The hash is part of router.json's contract (`ngram.hash`) and is computed again in TypeScript
 (src/core/routing/ngram.ts): 32-bit FNV-1a over the n-gram's order then its token ids (each id

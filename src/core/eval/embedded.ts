@@ -84,11 +84,13 @@ export async function evaluateEmbedded(x: EmbeddedInputs): Promise<EmbeddedRepor
       loss: { 'file': await score(x.stacks.get(prose)!), 'auto': await score(x.stacks.get(cfg.name)!), 'learned-prompt': null, 'learned-block': null },
       servedByBlockExpert: { 'file': 0, 'auto': 1, 'learned-prompt': null, 'learned-block': null },
     };
-    for (const [name, from] of x.router ? [['learned-prompt', 0], ['learned-block', fenceAt]] as const : []) {
-      // What a completion at the cursor would be routed to: the router reads the text before it.
-      const r = await learnedLosses(x.engine, samples, x.stacks, x.router!, () => [from, cursor], cursor);
-      row.loss[name] = mean(r.losses);
-      row.servedByBlockExpert[name] = r.experts.filter((e) => e === cfg.name).length / n;
+    if (x.router) {
+      for (const [name, from] of [['learned-prompt', 0], ['learned-block', fenceAt]] as const) {
+        // What a completion at the cursor would be routed to: the router reads the text before it.
+        const r = await learnedLosses(x.engine, samples, x.stacks, x.router, () => [from, cursor], cursor);
+        row.loss[name] = mean(r.losses);
+        row.servedByBlockExpert[name] = r.experts.filter((e) => e === cfg.name).length / n;
+      }
     }
     rows.push(row);
   }

@@ -1,7 +1,7 @@
 import type { LearnedRouter } from '../adapters/router';
 import type { OnnxEngine } from '../inference/engine';
 import type { ExpertStack } from '../inference/expertStack';
-import { ngramExpert } from '../routing/ngram';
+import { learnedExpert } from '../routing/learned';
 
 /**
  * Each window's loss under the learned router, as a completion would be served: the router reads
@@ -16,7 +16,7 @@ export async function learnedLosses(
   span: (row: Uint32Array) => [from: number, end: number],
   scoreFrom?: number,
 ): Promise<{ losses: number[]; experts: string[] }> {
-  const experts = rows.map((row) => router.experts[ngramExpert(router.table, row.subarray(...span(row)))]!);
+  const experts = rows.map((row) => learnedExpert(router, row.subarray(...span(row))));
   const losses = new Array<number>(rows.length);
   for (const name of new Set(experts)) {
     const mine = rows.flatMap((_, i) => (experts[i] === name ? [i] : []));

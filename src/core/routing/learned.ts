@@ -21,12 +21,17 @@ export function routeStart(tokenizer: Tokenizer, prompt: PrefixPrompt, prefix: s
   return Math.max(start, prompt.ids.length - Math.max(MIN_ROUTE_TOKENS, blockTokens));
 }
 
+/** The expert the learned router's n-gram table picks for the tokens it reads. */
+export function learnedExpert(router: LearnedRouter, ids: ArrayLike<number>): string {
+  return router.experts[ngramExpert(router.table, ids)]!;
+}
+
 /**
  * A route the learned router decides (`byRouter`), decided on the tokens it reads: the expert its
  * n-gram table picks serves the request alone. This runs before any model pass and needs none.
  */
 export function learnedRoute(route: RouteDecision, router: LearnedRouter, ids: ArrayLike<number>): RouteDecision {
-  const name = router.experts[ngramExpert(router.table, ids)]!;
+  const name = learnedExpert(router, ids);
   // Keep why the router decides (a file in no domain, a block), without the "will choose" clause.
   const why = route.reason.replace(/,? ?the learned router chooses.*$/, '').trim();
   const decided = `learned router (token n-grams of ${ids.length} tokens): ${name}`;

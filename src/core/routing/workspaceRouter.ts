@@ -65,12 +65,15 @@ export class WorkspaceRouter {
     return resolveRoute(this.config, { relPath, languageId, prefix, attached, pinned: state.pinned, router: router?.experts });
   }
 
-  /** The learned router's table, for a route with `byRouter` (loaded once per router folder change). */
+  /**
+   * The learned router's table, for a route with `byRouter`: from the router.json that route was
+   * decided with (no second look at the folder), loaded once per change of it.
+   */
   learned(): LearnedRouter {
-    const info = this.routerInfo();
-    if (!info) throw new MoaError(`${this.layout.routerDir}: no router`, 'Run "moa train" first.');
-    this.routerRead!.learned ??= loadLearnedRouter(this.layout.routerDir, info);
-    return this.routerRead!.learned;
+    const read = this.routerRead;
+    if (!read?.info) throw new MoaError(`${this.layout.routerDir}: no router`, 'Run "moa train" first.');
+    read.learned ??= loadLearnedRouter(this.layout.routerDir, read.info);
+    return read.learned;
   }
 
   /** This expert alone, whatever the routing mode (e.g. to compare experts on one prompt). */
